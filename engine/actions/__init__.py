@@ -1,0 +1,1 @@
+"""Remediation actions: one module per target system, registered by hand in ``registry``."""

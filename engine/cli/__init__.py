@@ -1,0 +1,16 @@
+"""The ``remediator`` command: thin wrappers that call into the engine and return exit codes.
+
+Commands return an exit code; only :func:`main` exits.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="remediator")
+def main() -> None:
+    """Remediator: rules-driven auto-remediation for Azure data platforms."""

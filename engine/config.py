@@ -1,0 +1,209 @@
+"""Settings: where things are, which credentials to take, how the service behaves.
+
+Loaded from a TOML file, then overridden by ``REMEDIATOR_*`` environment variables. Secrets are
+never written in the file itself if it can be helped: a secret value may be ``env:NAME`` (read
+from the environment) or ``file:/path`` (read from a file, e.g. a mounted Key Vault secret).
+Every secret is held in a :class:`Secret`, which prints masked, so that a settings object can
+be logged or shown without leaking.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from engine.errors import ConfigError
+
+__all__ = [
+    "AZURE_MONITOR_APP_ID",
+    "RECEIVERS",
+    "EntraSettings",
+    "ReceiverSettings",
+    "Secret",
+    "Settings",
+    "load_settings",
+]
+
+AZURE_MONITOR_APP_ID = "461e8683-5575-4561-ac7f-899cc907d62a"
+"""The app id of Azure Monitor's service principal, the caller of a secure webhook."""
+
+RECEIVERS: tuple[str, ...] = (
+    "azure-monitor", "synapse-monitor", "azure-functions-monitor", "databricks-monitor"
+)
+AuthMethod = Literal["api_key", "basic", "entra"]
+
+
+class Secret:
+    """A credential that never prints: ``str()`` and ``repr()`` give ``'********'``.
+
+    Call :meth:`reveal` at the one place the clear value is needed (a comparison, an SDK call).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The clear value."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class EntraSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Microsoft Entra ID bearer tokens of the Azure Monitor secure webhook.
+
+    ``jwks_file`` (a JSON Web Key Set on disk) or ``jwks_url`` (fetched at start, never on the
+    request path) gives the signing keys; the token must come from ``tenant_id``, be meant for
+    ``audience``, be requested by one of ``allowed_app_ids`` and carry ``required_role``.
+    """
+
+    tenant_id: str
+    audience: str
+    jwks_file: str = ""
+    jwks_url: str = ""
+    allowed_app_ids: tuple[str, ...] = (AZURE_MONITOR_APP_ID,)
+    required_role: str = ""
+    issuers: tuple[str, ...] = ()
+
+    def accepted_issuers(self) -> tuple[str, ...]:
+        """The issuers that ``tenant_id`` signs as (v1 and v2 tokens), unless set explicitly."""
+        if self.issuers:
+            return self.issuers
+        return (
+            f"https://sts.windows.net/{self.tenant_id}/",
+            f"https://login.microsoftonline.com/{self.tenant_id}/v2.0",
+        )
+
+
+class ReceiverSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Which authentication methods one receiver takes."""
+
+    auth: tuple[AuthMethod, ...] = ("api_key", "basic")
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "remediator.db"
+    playbooks: str = "playbooks"
+    live: bool = False
+    public_url: str = ""
+    body_limit: int = 1024 * 1024
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+    api_keys: tuple[Secret, ...] = ()
+    admin_keys: tuple[Secret, ...] = ()
+    basic_users: dict[str, Secret] = msgspec.field(default_factory=dict)
+    receivers: dict[str, ReceiverSettings] = msgspec.field(default_factory=dict)
+    entra: EntraSettings | None = None
+    sync_full: bool = False
+
+    def receiver(self, name: str) -> ReceiverSettings:
+        """The auth settings of receiver ``name`` (its defaults if not configured)."""
+        return self.receivers.get(name, ReceiverSettings())
+
+
+def _resolve_secret(value: str, where: str) -> Secret:
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return Secret(os.environ[name])
+    if value.startswith("file:"):
+        path = Path(value[5:])
+        try:
+            return Secret(path.read_text().strip())
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from exc
+    return Secret(value)
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret:
+        if isinstance(obj, Secret):
+            return obj
+        if isinstance(obj, str):
+            return _resolve_secret(obj, "secret")
+        raise TypeError(f"Expected `str`, got `{type(obj).__name__}`")
+    raise NotImplementedError
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    """``REMEDIATOR_*`` variables as settings; lists are comma-separated."""
+    out: dict[str, Any] = {}
+    simple = {"host", "port", "db", "playbooks", "live", "public_url", "body_limit",
+              "log_level", "log_format", "sync_full"}
+    for field in simple:
+        key = f"REMEDIATOR_{field.upper()}"
+        if key in env:
+            out[field] = env[key]
+    if "REMEDIATOR_API_KEYS" in env:
+        out["api_keys"] = _split(env["REMEDIATOR_API_KEYS"])
+    if "REMEDIATOR_ADMIN_KEYS" in env:
+        out["admin_keys"] = _split(env["REMEDIATOR_ADMIN_KEYS"])
+    if "REMEDIATOR_BASIC_USERS" in env:
+        users: dict[str, str] = {}
+        for pair in _split(env["REMEDIATOR_BASIC_USERS"]):
+            user, sep, password = pair.partition(":")
+            if not sep or not user:
+                raise ConfigError("REMEDIATOR_BASIC_USERS: expected user:password[,user:password]")
+            users[user] = password
+        out["basic_users"] = users
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (if any), apply the environment, then explicit ``overrides``.
+
+    Raises :class:`ConfigError` naming the file and the field when anything is wrong.
+    """
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    raw.update(_env_overrides(env))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path or 'settings'}: {exc}") from exc
+    for name in settings.receivers:
+        if name not in RECEIVERS:
+            raise ConfigError(f"receivers.{name}: unknown receiver; expected one of {RECEIVERS}")
+        if "entra" in settings.receivers[name].auth and settings.entra is None:
+            raise ConfigError(f"receivers.{name}: auth 'entra' needs an [entra] section")
+    return settings

@@ -1,0 +1,136 @@
+"""The normalized failure event that every stage of the pipeline shares.
+
+A parser turns a sender's payload into ``ErrorEvent`` values; enrichment may later fill in
+``error_code``, ``message`` and ``attributes`` (the event as received and as enriched are both
+kept by the store). The struct is frozen: a stage that learns more makes a new one with
+``msgspec.structs.replace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "KINDS",
+    "SOURCES",
+    "STATUSES",
+    "ErrorEvent",
+    "Kind",
+    "Source",
+    "Status",
+    "fingerprint",
+    "mask_message",
+    "parse_severity",
+]
+
+Source = Literal["adf", "synapse", "functions", "databricks", "generic"]
+Kind = Literal[
+    "pipeline_run", "activity_run", "job_run", "task_run", "cluster", "library", "function", "alert"
+]
+Status = Literal["firing", "resolved", "info"]
+
+SOURCES: tuple[str, ...] = ("adf", "synapse", "functions", "databricks", "generic")
+KINDS: tuple[str, ...] = (
+    "pipeline_run", "activity_run", "job_run", "task_run", "cluster", "library", "function", "alert"
+)
+STATUSES: tuple[str, ...] = ("firing", "resolved", "info")
+
+
+class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
+    """One failure (or its resolution) as Remediator understands it, whatever sent it.
+
+    Only ``firing`` events are ever remediated. ``dedup_key`` is the sender's idempotency
+    key (senders.md); ``fingerprint`` groups the same failure across runs and days.
+    """
+
+    source: Source
+    kind: Kind
+    status: Status
+    dedup_key: str
+    id: str = ""
+    resource: str = ""
+    resource_id: str = ""
+    run_id: str = ""
+    error_code: str = ""
+    error_codes: tuple[str, ...] = ()
+    message: str = ""
+    failure_type: str = ""
+    severity: int | None = None
+    occurred_at: datetime | None = None
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    fingerprint: str = ""
+
+    def with_fingerprint(self) -> ErrorEvent:
+        """Return this event with its fingerprint computed from its own fields."""
+        return msgspec.structs.replace(
+            self,
+            fingerprint=fingerprint(self.source, self.resource, self.error_code, self.message),
+        )
+
+
+# Order matters: the broad patterns (URLs, GUIDs, timestamps) go before bare numbers.
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # query strings of URLs (SAS tokens, timestamps, request ids)
+    (re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*"), r"\1?<q>"),
+    # ISO timestamps and dates, with or without time and zone
+    (
+        re.compile(
+            r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+        ),
+        "<ts>",
+    ),
+    # date parts of file paths: /2025/03/14/ and yyyymmdd stamps inside names
+    (re.compile(r"(?<=/)\d{4}/\d{1,2}(?:/\d{1,2})?(?=/|\b)"), "<date>"),
+    (re.compile(r"(?<![0-9A-Za-z])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"), "<date>"),
+    # GUIDs and long hex ids (request ids, instance ids, command ids)
+    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<id>"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
+    # Databricks cluster ids such as 0314-020004-k3x9wq2e
+    (re.compile(r"\b\d{4}-\d{6}-[0-9a-z]{8}\b"), "<id>"),
+    # any other number (run ids, counts, durations, line numbers)
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+)
+_SPACES = re.compile(r"\s+")
+
+
+def mask_message(message: str) -> str:
+    """Mask what changes from one occurrence of a failure to the next.
+
+    GUIDs, run and cluster ids, numbers, timestamps, URL query strings and the date parts of
+    file paths become placeholders, so that yesterday's and today's missing blob read alike.
+    """
+    text = message
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def fingerprint(source: str, resource: str, error_code: str, message: str) -> str:
+    """A stable 16-hex-digit signature of a failure: same failure, same fingerprint."""
+    basis = "\x1f".join((source, resource.lower(), error_code, mask_message(message)[:500]))
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+_SEV = re.compile(r"^(?:sev)?\s*([0-4])$", re.IGNORECASE)
+
+
+def parse_severity(value: object) -> int | None:
+    """``Sev0``..``Sev4`` or ``"0"``..``"4"`` (or an int) to 0..4; anything else to None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= 4 else None
+    if isinstance(value, str):
+        m = _SEV.match(value.strip())
+        return int(m.group(1)) if m else None
+    return None
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,78 @@
+"""The one redactor: what it masks never reaches a log, the audit log, a stored payload or a prompt.
+
+It masks SAS signatures (``sig=``), ``AccountKey=``, passwords in connection strings, bearer
+tokens and JWTs, Databricks tokens (``dapi...``), client secrets, credentials in URLs, and the
+value of any key whose name says password, secret, token or key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["MASK", "redact", "redact_text"]
+
+MASK = "***"
+
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # JWTs (three base64url parts, the first a JSON header)
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), MASK),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {MASK}"),
+    (re.compile(r"(?i)\b(basic)\s+[A-Za-z0-9+/=]{8,}"), rf"\1 {MASK}"),
+    (re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b"), MASK),
+    (re.compile(r"\bdose[0-9a-f]{16,}\b"), MASK),
+    # user:password@ in URLs
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/:@]+:[^\s/@]+@"), rf"\1{MASK}@"),
+    # key=value secrets in query strings and connection strings
+    (
+        re.compile(
+            r"(?i)\b(sig|signature|accountkey|sharedaccesskey|password|pwd|client_secret|"
+            r"clientsecret|api[_-]?key|access_token|refresh_token|token)=([^&;\s'\"]+)"
+        ),
+        rf"\1={MASK}",
+    ),
+    # "secret": "value" in text that embeds JSON or logs
+    (
+        re.compile(
+            r"(?i)([\"']?[\w-]*(?:password|secret|token|apikey|api_key|x-api-key|accountkey)"
+            r"[\w-]*[\"']?\s*[:=]\s*[\"'])([^\"']+)([\"'])"
+        ),
+        rf"\1{MASK}\3",
+    ),
+)
+
+_SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|pwd|secret|token|api[_-]?key|apikey|accountkey|access[_-]?key|"
+    r"private[_-]?key|client[_-]?secret|authorization|credential|^sig$|^key$|_key$|-key$)"
+)
+# Keys that contain "key" but hold no secret.
+_NOT_SECRET = re.compile(r"(?i)^(task_key|job_cluster_key|dedup_key|idempotency_key|partition_key|"
+                         r"row_key|key_vault|keyvault|primary_key_column|sort_key|cache_key)$")
+
+
+def redact_text(text: str) -> str:
+    """Mask every secret-looking part of a string."""
+    for pattern, replacement in _TEXT_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.match(key)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` (JSON-like data) with secrets masked; the input is not changed."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and _is_secret_key(key) and isinstance(item, str | int | float):
+                out[key] = MASK
+            else:
+                out[key] = redact(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value

@@ -1,0 +1,1 @@
+"""Playbooks: the schema, the YAML loader, the matcher, templates and playbook tests."""
