@@ -86,9 +86,12 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # date parts of file paths: /2025/03/14/ and yyyymmdd stamps inside names
     (re.compile(r"(?<=/)\d{4}/\d{1,2}(?:/\d{1,2})?(?=/|\b)"), "<date>"),
-    (re.compile(r"(?<![0-9A-Za-z])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"), "<date>"),
+    (
+        re.compile(r"(?<![0-9A-Za-z])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"),
+        "<date>",
+    ),
     # GUIDs and long hex ids (request ids, instance ids, command ids)
-    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<id>"),
+    (re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"), "<id>"),
     (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
     # Databricks cluster ids such as 0314-020004-k3x9wq2e
     (re.compile(r"\b\d{4}-\d{6}-[0-9a-z]{8}\b"), "<id>"),

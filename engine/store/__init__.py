@@ -8,6 +8,7 @@ Azure Monitor retries). A PostgreSQL backend can follow behind the same function
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import threading
@@ -83,10 +84,9 @@ class Database:
                 raise
 
     def _rollback(self) -> None:
-        try:
+        # The transaction may already be gone: SQLite rolls back by itself on some errors.
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the transaction is already gone (SQLite rolled it back itself)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Rows of a read-only statement."""

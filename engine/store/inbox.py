@@ -237,4 +237,5 @@ def finish(db: Database, event_id: str, *, state: str = "done", error: str = "")
 
 def count_pending(db: Database) -> int:
     """How many events wait to be processed (the queue depth)."""
-    return db.query("SELECT count(*) AS n FROM events WHERE state IN ('pending', 'processing')")[0]["n"]
+    rows = db.query("SELECT count(*) AS n FROM events WHERE state IN ('pending', 'processing')")
+    return rows[0]["n"]
