@@ -21,10 +21,16 @@ from engine.errors import ConfigError
 __all__ = [
     "AZURE_MONITOR_APP_ID",
     "RECEIVERS",
+    "AdfCloudSettings",
+    "AzureCredentialSettings",
+    "CloudSettings",
+    "DatabricksCloudSettings",
     "EntraSettings",
     "ReceiverSettings",
     "Secret",
     "Settings",
+    "SynapseCloudSettings",
+    "WebhookTarget",
     "load_settings",
 ]
 
@@ -100,6 +106,96 @@ class ReceiverSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     auth: tuple[AuthMethod, ...] = ("api_key", "basic")
 
 
+CredentialType = Literal["client_secret", "managed_identity", "workload_identity", "azure_cli",
+                         "static"]
+
+
+class AzureCredentialSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                              kw_only=True):
+    """One explicit Azure credential; there is deliberately no "default" chain.
+
+    ``DefaultAzureCredential`` probes the instance metadata address and can hang for minutes,
+    so the type is always named. ``static`` sends ``token`` as it is and exists only for the
+    sandbox emulators and the tests: it is refused nowhere, but never use it against Azure.
+    """
+
+    type: CredentialType
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: Secret | None = None
+    authority: str = ""
+    token_file: str = ""
+    token: Secret | None = None
+
+
+class AdfCloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Access to the Data Factories of one subscription and resource group.
+
+    ``factories`` names the factories this entry serves; ``("*",)`` serves any factory of
+    ``subscription_id``/``resource_group``. ``ca_file`` trusts a private CA (the sandbox).
+    """
+
+    subscription_id: str
+    resource_group: str
+    credential: AzureCredentialSettings
+    factories: tuple[str, ...] = ("*",)
+    base_url: str = "https://management.azure.com"
+    ca_file: str = ""
+    timeout: float = 30.0
+    retries: int = 2
+
+
+class SynapseCloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Access to one Synapse workspace's data plane (``https://<ws>.dev.azuresynapse.net``)."""
+
+    workspace: str
+    endpoint: str
+    credential: AzureCredentialSettings
+    ca_file: str = ""
+    timeout: float = 30.0
+    retries: int = 2
+
+
+class DatabricksCloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                              kw_only=True):
+    """Access to one Databricks workspace; ``workspace_id`` routes a webhook to it.
+
+    ``auth`` is ``pat`` (``token``) or ``oauth-m2m`` (``client_id`` and ``client_secret``).
+    ``retry_timeout`` bounds the SDK's own retries; it must not be 0 (the SDK reads 0 as 300 s).
+    """
+
+    host: str
+    workspace_id: str = ""
+    auth: Literal["pat", "oauth-m2m"] = "pat"
+    token: Secret | None = None
+    client_id: str = ""
+    client_secret: Secret | None = None
+    timeout: float = 30.0
+    retry_timeout: float = 60.0
+
+
+class WebhookTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A URL that takes a JSON POST (a chat channel, a ticket system's webhook).
+
+    The URL is a :class:`Secret`: chat webhook URLs carry their credential in the path.
+    """
+
+    url: Secret
+    headers: dict[str, Secret] = msgspec.field(default_factory=dict)
+    ca_file: str = ""
+
+
+class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Every cloud the actions and the enrichment may call, each entry under its own name."""
+
+    adf: dict[str, AdfCloudSettings] = msgspec.field(default_factory=dict)
+    synapse: dict[str, SynapseCloudSettings] = msgspec.field(default_factory=dict)
+    databricks: dict[str, DatabricksCloudSettings] = msgspec.field(default_factory=dict)
+    channels: dict[str, WebhookTarget] = msgspec.field(default_factory=dict)
+    ticket: WebhookTarget | None = None
+    http_timeout: float = 10.0
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
 
@@ -118,6 +214,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     receivers: dict[str, ReceiverSettings] = msgspec.field(default_factory=dict)
     entra: EntraSettings | None = None
     sync_full: bool = False
+    clouds: CloudSettings = msgspec.field(default_factory=CloudSettings)
 
     def receiver(self, name: str) -> ReceiverSettings:
         """The auth settings of receiver ``name`` (its defaults if not configured)."""
