@@ -115,8 +115,10 @@ class AzureCredentialSettings(msgspec.Struct, frozen=True, forbid_unknown_fields
     """One explicit Azure credential; there is deliberately no "default" chain.
 
     ``DefaultAzureCredential`` probes the instance metadata address and can hang for minutes,
-    so the type is always named. ``static`` sends ``token`` as it is and exists only for the
-    sandbox emulators and the tests: it is refused nowhere, but never use it against Azure.
+    so the type is always named. ``authority`` with ``disable_instance_discovery`` points
+    ``client_secret`` at another token endpoint (a sovereign cloud, the sandbox). ``static``
+    sends ``token`` as it is and exists only for the sandbox emulators and the tests: never
+    use it against Azure.
     """
 
     type: CredentialType
@@ -124,6 +126,7 @@ class AzureCredentialSettings(msgspec.Struct, frozen=True, forbid_unknown_fields
     client_id: str = ""
     client_secret: Secret | None = None
     authority: str = ""
+    disable_instance_discovery: bool = False
     token_file: str = ""
     token: Secret | None = None
 
