@@ -1,0 +1,768 @@
+"""Azure Monitor action-group payloads to ``ErrorEvent`` values: a pure function, no HTTP.
+
+Every schema an action group posts is accepted on every Azure endpoint (senders.md):
+
+- the common alert schema (``azureMonitorCommonAlertSchema``): metric alerts
+  (``Platform``), log search alerts (``Log Alerts V2``, also ``Simple Log Alert`` with its
+  row in ``allOf[].event``), activity log alerts, and the in-house shapes whose
+  ``alertContext.properties`` carry ``PipelineName``, ``ErrorMessage`` and an ``Error``;
+- the legacy metric schema (``AzureMonitorMetricAlert``).
+
+The target resource type (a ``_ResourceId`` dimension, ``alertTargetIDs``, the legacy
+``resourceId``) decides the source; where the payload names no target, or only the Log
+Analytics workspace its query ran in, the endpoint does (``ENDPOINT_SOURCES``). Alerts
+about any other resource are kept as source ``generic``, kind ``alert``.
+
+Parsing is lenient about what is missing (any field may be null or absent) and strict
+about what is wrong: a field of the wrong type raises ``UnknownSchema`` with its JSON path.
+Nothing but ``PayloadError`` subclasses ever escapes, whatever the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple, TypeVar
+
+import msgspec
+
+from engine.errorcodes import innermost_target_failure, unwrap_adf_error
+from engine.errors import MalformedPayload, UnknownSchema
+from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
+from engine.redact import redact
+
+__all__ = ["ENDPOINT_SOURCES", "parse"]
+
+ENDPOINT_SOURCES: Final[Mapping[str, Source]] = MappingProxyType({
+    "azure-monitor": "adf",
+    "synapse-monitor": "synapse",
+    "azure-functions-monitor": "functions",
+})
+
+COMMON_SCHEMA: Final = "azureMonitorCommonAlertSchema"
+LEGACY_METRIC_SCHEMA: Final = "AzureMonitorMetricAlert"
+
+# ARM resource types (lower case) that name a source we know.
+_TYPE_SOURCES: Final[Mapping[str, Source]] = MappingProxyType({
+    "microsoft.datafactory/factories": "adf",
+    "microsoft.synapse/workspaces": "synapse",
+    "microsoft.insights/components": "functions",
+    "microsoft.web/sites": "functions",
+})
+# Where a log query runs, not what failed: such a target leaves the choice to the endpoint.
+_CONTAINER_TYPES: Final = frozenset({"microsoft.operationalinsights/workspaces"})
+# The attribute that names the top-level resource of each source.
+_OWNER_ATTRIBUTE: Final[Mapping[str, str]] = MappingProxyType({
+    "adf": "factory",
+    "synapse": "workspace",
+    "functions": "app_insights",
+})
+
+
+class _MetricShape(NamedTuple):
+    """How one pipeline metric's dimensions map to our fields."""
+
+    kind: Kind
+    status: Status  # when the alert fires: a metric of successes is news, not a failure
+    name: str  # the dimension that holds the pipeline, activity or trigger name
+    pipeline: str  # the dimension that holds the pipeline name of an activity metric
+
+
+_ADF_PIPELINE: Final = _MetricShape("pipeline_run", "firing", "Name", "")
+_ADF_ACTIVITY: Final = _MetricShape("activity_run", "firing", "Name", "PipelineName")
+_ADF_TRIGGER: Final = _MetricShape("alert", "firing", "Name", "")
+_METRICS: Final[Mapping[str, _MetricShape]] = MappingProxyType({
+    "pipelinefailedruns": _ADF_PIPELINE,
+    "pipelinesucceededruns": _ADF_PIPELINE._replace(status="info"),
+    "pipelinecancelledruns": _ADF_PIPELINE._replace(status="info"),
+    "activityfailedruns": _ADF_ACTIVITY,
+    "activitysucceededruns": _ADF_ACTIVITY._replace(status="info"),
+    "activitycancelledruns": _ADF_ACTIVITY._replace(status="info"),
+    "triggerfailedruns": _ADF_TRIGGER,
+    "triggersucceededruns": _ADF_TRIGGER._replace(status="info"),
+    "triggercancelledruns": _ADF_TRIGGER._replace(status="info"),
+    # Synapse counts ended runs and splits them by a `Result` dimension.
+    "integrationpipelinerunsended": _MetricShape("pipeline_run", "firing", "Pipeline", ""),
+    "integrationactivityrunsended": _MetricShape("activity_run", "firing", "Activity", "Pipeline"),
+    "integrationtriggerrunsended": _MetricShape("alert", "firing", "Trigger", ""),
+})
+
+_BODY_MESSAGE_LIMIT: Final = 2000
+
+
+# --- the schemas, as far as we read them (unknown keys are ignored) ---------------------
+
+_Scalar = str | int | float | bool | None
+
+
+class _Dimension(msgspec.Struct, frozen=True):
+    name: str | None = None
+    value: _Scalar = None
+
+
+class _Criterion(msgspec.Struct, frozen=True):
+    metricName: str | None = None
+    metricNamespace: str | None = None
+    metricValue: int | float | None = None
+    operator: str | None = None
+    threshold: str | int | float | None = None
+    timeAggregation: str | None = None
+    searchQuery: str | None = None
+    dimensions: list[_Dimension] | None = None
+    event: list[list[_Dimension]] | None = None  # Simple Log Alert: the matching rows
+    linkToFilteredSearchResultsAPI: str | None = None
+    linkToSearchResultsAPI: str | None = None
+
+
+class _Condition(msgspec.Struct, frozen=True):
+    windowSize: str | None = None
+    windowStartTime: str | None = None
+    windowEndTime: str | None = None
+    allOf: list[_Criterion] | None = None
+
+
+class _Essentials(msgspec.Struct, frozen=True):
+    alertId: str | None = None
+    alertRule: str | None = None
+    severity: str | int | None = None
+    signalType: str | None = None
+    monitorCondition: str | None = None
+    monitoringService: str | None = None
+    alertTargetIDs: list[str] | None = None
+    configurationItems: list[str] | None = None
+    originAlertId: str | None = None
+    firedDateTime: str | None = None
+    resolvedDateTime: str | None = None
+    description: str | None = None
+
+
+class _AlertContext(msgspec.Struct, frozen=True):
+    properties: dict[str, Any] | None = None
+    conditionType: str | None = None
+    condition: _Condition | None = None
+    # activity log alerts
+    operationName: str | None = None
+    caller: str | None = None
+    status: str | None = None
+    subStatus: str | None = None
+    eventTimestamp: str | None = None
+    correlationId: str | None = None
+    level: str | None = None
+
+
+class _CommonData(msgspec.Struct, frozen=True):
+    essentials: _Essentials
+    alertContext: _AlertContext | None = None
+    customProperties: dict[str, Any] | None = None
+
+
+class _CommonAlert(msgspec.Struct, frozen=True):
+    data: _CommonData
+
+
+class _LegacyContext(msgspec.Struct, frozen=True):
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    timestamp: str | None = None
+    severity: str | int | None = None
+    conditionType: str | None = None
+    condition: _Condition | None = None
+    subscriptionId: str | None = None
+    resourceGroupName: str | None = None
+    resourceName: str | None = None
+    resourceType: str | None = None
+    resourceId: str | None = None
+    portalLink: str | None = None
+
+
+class _LegacyData(msgspec.Struct, frozen=True):
+    context: _LegacyContext
+    status: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class _LegacyAlert(msgspec.Struct, frozen=True):
+    data: _LegacyData
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def parse(body: bytes | dict[str, Any], endpoint: str) -> list[ErrorEvent]:
+    """Turn one action-group body received on ``endpoint`` into its event (a list of one).
+
+    ``endpoint`` is the receiver's name, a key of ``ENDPOINT_SOURCES``; it decides the
+    source only where the payload names no target. ``body`` is the raw request body or an
+    already decoded JSON object. Raises ``MalformedPayload`` when the bytes are not UTF-8
+    JSON, ``UnknownSchema`` (with ``path``) for JSON of no known shape or with a field of
+    the wrong type; never anything else for any body. An unknown ``endpoint`` is the
+    caller's bug and raises ``ValueError``. Every event has its fingerprint and ``id`` "".
+    """
+    if endpoint not in ENDPOINT_SOURCES:
+        raise ValueError(
+            f"unknown Azure Monitor endpoint {endpoint!r}; known: {', '.join(ENDPOINT_SOURCES)}"
+        )
+    doc = _decode(body)
+    if not isinstance(doc, dict):
+        raise UnknownSchema(f"expected a JSON object, got `{_kind(doc)}`")
+    schema = doc.get("schemaId")
+    if schema == COMMON_SCHEMA or (schema is None and _has_essentials(doc)):
+        # A forwarder that drops `schemaId` still sends the common envelope.
+        alert = _convert(doc, _CommonAlert)
+        event = _Common(alert.data, doc, ENDPOINT_SOURCES[endpoint]).event()
+    elif schema == LEGACY_METRIC_SCHEMA:
+        legacy = _convert(doc, _LegacyAlert)
+        event = _legacy_event(legacy.data, doc, ENDPOINT_SOURCES[endpoint])
+    elif schema is None:
+        raise UnknownSchema(f"missing schemaId; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}")
+    else:
+        raise UnknownSchema(
+            f"unknown schemaId {_show(schema)}; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}",
+            "$.schemaId",
+        )
+    return [event.with_fingerprint()]
+
+
+def _decode(body: object) -> object:
+    """Bytes to a JSON value; a decoded value goes through JSON too, so both read alike."""
+    if isinstance(body, bytearray | memoryview):
+        body = bytes(body)
+    if not isinstance(body, bytes | str):
+        try:
+            body = msgspec.json.encode(body)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+            # Lone surrogates (UnicodeEncodeError is a ValueError), sets, cycles, huge ints.
+            raise MalformedPayload(f"the body cannot be read as JSON: {exc}") from exc
+    if not body.strip():
+        raise MalformedPayload("the body is empty; expected an Azure Monitor alert (JSON object)")
+    try:
+        return msgspec.json.decode(body)
+    except UnicodeError as exc:
+        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedPayload(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
+
+
+def _has_essentials(doc: dict[str, Any]) -> bool:
+    data = doc.get("data")
+    return isinstance(data, dict) and "essentials" in data
+
+
+_T = TypeVar("_T")
+
+
+def _convert(doc: dict[str, Any], schema: type[_T]) -> _T:
+    """Read ``doc`` as ``schema``; a wrong type becomes ``UnknownSchema`` at its path."""
+    try:
+        return msgspec.convert(doc, schema)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `")
+        raise UnknownSchema(message, where.rstrip("`") or "$") from exc
+
+
+# --- the common alert schema ---------------------------------------------------------------
+
+
+class _Fields:
+    """Named values from custom properties, dimensions and log rows, first source first.
+
+    Values must be scalars: an object where a name is expected is a wrong type, reported
+    at its path. Empty strings count as absent.
+    """
+
+    def __init__(self) -> None:
+        self._sources: list[tuple[str, Mapping[str, Any], bool]] = []
+
+    def add(self, path: str, values: Mapping[str, Any] | None, *, structured: bool) -> None:
+        """Add a source; only ``structured`` ones (properties, not dimensions) hold objects."""
+        if values:
+            self._sources.append((path, values, structured))
+
+    def text(self, *names: str) -> str:
+        for path, values, _ in self._sources:
+            for name in names:
+                if name in values:
+                    found = _scalar_text(values[name], f"{path}.{name}")
+                    if found:
+                        return found
+        return ""
+
+    def object(self, name: str) -> tuple[Mapping[str, Any], str] | None:
+        """The first object named ``name`` and its path (the in-house ``Error``).
+
+        A flat string is taken as the object's ``message``: custom properties of metric
+        alert rules are flat strings, and an author may well call one ``Error``.
+        """
+        for path, values, structured in self._sources:
+            value = values.get(name) if structured else None
+            if value is None or value == "":
+                continue
+            if isinstance(value, str):
+                return {"message": value}, f"{path}.{name}"
+            if not isinstance(value, dict):
+                raise UnknownSchema(f"Expected `object`, got `{_kind(value)}`", f"{path}.{name}")
+            return value, f"{path}.{name}"
+        return None
+
+
+class _Target(NamedTuple):
+    """A parsed ARM id: ``/subscriptions/S/resourceGroups/G/providers/NS/T/N[/T2/N2...]``."""
+
+    arm_id: str
+    subscription: str
+    resource_group: str
+    type: str  # lower-case `namespace/type` of the top-level resource
+    name: str
+    children: tuple[tuple[str, str], ...]  # (lower-case child type, name)
+
+
+def _arm(arm_id: str) -> _Target | None:
+    parts = [p for p in arm_id.strip().split("/") if p]
+    lower = [p.lower() for p in parts]
+
+    def after(key: str) -> str:
+        return parts[lower.index(key) + 1] if key in lower[:-1] else ""
+
+    if "providers" not in lower[:-3]:
+        return None
+    at = lower.index("providers")
+    rest = parts[at + 1 :]
+    namespace, kind, name = rest[0], rest[1], rest[2]
+    children = tuple(
+        (rest[i].lower(), rest[i + 1]) for i in range(3, len(rest) - 1, 2)
+    )
+    return _Target(
+        arm_id=arm_id,
+        subscription=after("subscriptions"),
+        resource_group=after("resourcegroups"),
+        type=f"{namespace}/{kind}".lower(),
+        name=name,
+        children=children,
+    )
+
+
+def _pick_target(candidates: list[str]) -> tuple[Source | None, _Target | None]:
+    """The first target of a known type; else the first other resource, as ``generic``.
+
+    ``(None, target)`` means the endpoint decides: no target at all, or only a Log
+    Analytics workspace (where the query ran, not what failed).
+    """
+    targets = [t for t in map(_arm, candidates) if t is not None]
+    for target in targets:
+        if target.type in _TYPE_SOURCES:
+            return _TYPE_SOURCES[target.type], target
+    for target in targets:
+        if target.type not in _CONTAINER_TYPES:
+            return "generic", target
+    return None, (targets[0] if targets else None)
+
+
+class _Common:
+    """One common-schema alert, read into one event."""
+
+    def __init__(
+        self,
+        data: _CommonData,
+        doc: dict[str, Any],
+        default: Source,
+        *,
+        properties_path: str = "$.data.alertContext.properties",
+        condition_path: str = "$.data.alertContext.condition",
+    ) -> None:
+        self.data = data
+        self.doc = doc
+        self.default = default
+        self.essentials = data.essentials
+        self.context = data.alertContext or _AlertContext()
+        condition = self.context.condition or _Condition()
+        self.condition = condition
+        self.criteria = condition.allOf or []
+        self.dimensions: dict[str, Any] = {}
+        self.row: dict[str, Any] = {}
+        for ci, criterion in enumerate(self.criteria):
+            base = f"{condition_path}.allOf[{ci}]"
+            for di, dim in enumerate(criterion.dimensions or []):
+                _put(self.dimensions, dim, f"{base}.dimensions[{di}]")
+            for ri, row in enumerate((criterion.event or [])[:1]):
+                for di, cell in enumerate(row):
+                    _put(self.row, cell, f"{base}.event[{ri}][{di}]")
+        self.custom = {**(data.customProperties or {}), **(self.context.properties or {})}
+        self.fields = _Fields()
+        self.fields.add(properties_path, self.context.properties, structured=True)
+        self.fields.add("$.data.customProperties", data.customProperties, structured=True)
+        # Dimensions and row cells are text already (checked where they were read).
+        self.fields.add(f"{condition_path}.allOf[].dimensions", self.dimensions, structured=False)
+        self.fields.add(f"{condition_path}.allOf[].event[0]", self.row, structured=False)
+
+    def event(self) -> ErrorEvent:
+        ess = self.essentials
+        service = ess.monitoringService or ""
+        activity_log = service.lower().startswith("activity log") or (
+            (ess.signalType or "").lower() == "activity log"
+        )
+        candidates = [self.fields.text("_ResourceId"), *(ess.alertTargetIDs or [])]
+        source, target = _pick_target([c for c in candidates if c])
+        source = source or self.default
+        resolved = not activity_log and (ess.monitorCondition or "").lower() == "resolved"
+
+        attrs: dict[str, Any] = {}
+        _describe_target(attrs, source, target)
+        _set(attrs, "alert_rule", ess.alertRule)
+        _set(attrs, "alert_id", ess.alertId)
+        _set(attrs, "origin_alert_id", ess.originAlertId)
+        _set(attrs, "signal_type", ess.signalType)
+        _set(attrs, "monitoring_service", ess.monitoringService)
+        _set(attrs, "monitor_condition", ess.monitorCondition)
+        _set(attrs, "description", ess.description)
+        _set(attrs, "target_ids", ess.alertTargetIDs)
+        _set(attrs, "configuration_items", ess.configurationItems)
+        _set(attrs, "fired_at", ess.firedDateTime)
+        _set(attrs, "resolved_at", ess.resolvedDateTime)
+        _set(attrs, "condition_type", self.context.conditionType)
+        _set(attrs, "window_size", self.condition.windowSize)
+        _set(attrs, "window_start", self.condition.windowStartTime)
+        _set(attrs, "window_end", self.condition.windowEndTime)
+        if self.criteria:
+            first = self.criteria[0]
+            _set(attrs, "metric_name", first.metricName)
+            _set(attrs, "metric_namespace", first.metricNamespace)
+            _set(attrs, "metric_value", first.metricValue)
+            _set(attrs, "operator", first.operator)
+            _set(attrs, "threshold", first.threshold)
+            _set(attrs, "time_aggregation", first.timeAggregation)
+            _set(attrs, "search_query", first.searchQuery)
+            _set(attrs, "search_results_api",
+                 first.linkToFilteredSearchResultsAPI or first.linkToSearchResultsAPI)
+        _set(attrs, "dimensions", self.dimensions)
+        _set(attrs, "row", self.row)
+        _set(attrs, "custom_properties", self.custom)
+        if activity_log:
+            ctx = self.context
+            _set(attrs, "operation_name", ctx.operationName)
+            _set(attrs, "caller", ctx.caller)
+            _set(attrs, "status", ctx.status)
+            _set(attrs, "sub_status", ctx.subStatus)
+            _set(attrs, "correlation_id", ctx.correlationId)
+            _set(attrs, "level", ctx.level)
+            _set(attrs, "event_timestamp", ctx.eventTimestamp)
+
+        status: Status = "resolved" if resolved else "firing"
+        if source in ("adf", "synapse"):
+            kind, resource, shape_status = self._pipeline(attrs, source, target, activity_log)
+            if not resolved:
+                status = shape_status
+        elif source == "functions":
+            kind, resource = self._function(attrs, target, activity_log)
+        else:
+            kind = "alert"
+            resource = target.name if target else next(iter(ess.configurationItems or []), "")
+
+        codes = _Codes(self.fields, source)
+        if source == "functions":
+            codes.exception(attrs)
+        message = codes.message(attrs) or ess.description or _body_text(self.doc)
+        fired = _time(ess.firedDateTime) or _time(self.context.eventTimestamp)
+        occurred = (_time(ess.resolvedDateTime) or fired) if resolved else fired
+        run_id = self.fields.text("PipelineRunId")
+        return ErrorEvent(
+            source=source,
+            kind=kind,
+            status=status,
+            dedup_key=self._dedup_key(resolved, run_id, attrs, target),
+            resource=resource,
+            resource_id=target.arm_id if target else "",
+            run_id=run_id,
+            error_code=codes.code,
+            error_codes=codes.all,
+            message=message,
+            failure_type=codes.failure_type,
+            severity=parse_severity(ess.severity),
+            occurred_at=occurred,
+            attributes=attrs,
+        )
+
+    def _pipeline(
+        self, attrs: dict[str, Any], source: Source, target: _Target | None, activity_log: bool
+    ) -> tuple[Kind, str, Status]:
+        """Pipeline, activity and trigger of an ADF or Synapse alert, and its kind."""
+        fields = self.fields
+        pipeline = fields.text("PipelineName")
+        activity = fields.text("ActivityName")
+        trigger = fields.text("TriggerName")
+        shape = None
+        if self.criteria and not activity_log:
+            shape = _METRICS.get((self.criteria[0].metricName or "").lower())
+        status: Status = "firing"
+        if shape is not None:
+            name = self.dimensions.get(shape.name, "")
+            if shape.kind == "pipeline_run":
+                pipeline = name or pipeline
+            elif shape.kind == "activity_run":
+                activity = name or activity
+                pipeline = self.dimensions.get(shape.pipeline, "") or pipeline
+            else:
+                trigger = name or trigger
+            status = shape.status
+            result = fields.text("Result")
+            if result and result.lower() != "failed":
+                status = "info"  # Synapse: runs that ended otherwise than Failed
+        for child_type, child_name in target.children if target else ():
+            if child_type == "pipelines":
+                pipeline = pipeline or child_name
+            elif child_type == "triggers":
+                trigger = trigger or child_name
+        _set(attrs, "pipeline", pipeline)
+        _set(attrs, "activity", activity)
+        _set(attrs, "activity_type", fields.text("ActivityType"))
+        _set(attrs, "activity_run_id", fields.text("ActivityRunId"))
+        _set(attrs, "trigger", trigger)
+        if activity_log:
+            kind: Kind = "alert"
+        elif shape is not None:
+            kind = shape.kind
+        elif activity:
+            kind = "activity_run"
+        elif pipeline:
+            kind = "pipeline_run"
+        else:
+            kind = "alert"
+        return kind, pipeline or trigger, status
+
+    def _function(
+        self, attrs: dict[str, Any], target: _Target | None, activity_log: bool
+    ) -> tuple[Kind, str]:
+        """The function app (Application Insights `cloud_RoleName`) and the function."""
+        app = self.fields.text("cloud_RoleName", "AppRoleName")
+        if not app and target is not None and target.type == "microsoft.web/sites":
+            app = target.name
+        _set(attrs, "function_app", app)
+        _set(attrs, "function", self.fields.text("operation_Name", "OperationName"))
+        _set(attrs, "problem_id", self.fields.text("problemId", "ProblemId"))
+        return ("alert" if activity_log else "function"), app
+
+    def _dedup_key(
+        self, resolved: bool, run_id: str, attrs: dict[str, Any], target: _Target | None
+    ) -> str:
+        """``azmon:<alertId>:Fired|Resolved``; without an alert id, a hash of what names it."""
+        condition = "Resolved" if resolved else "Fired"
+        if self.essentials.alertId:
+            return f"azmon:{self.essentials.alertId}:{condition}"
+        parts = (
+            self.essentials.alertRule or "",
+            run_id,
+            self.essentials.firedDateTime or "",
+            condition,
+            attrs.get("pipeline", ""),
+            attrs.get("activity", ""),
+            target.arm_id if target else "",
+        )
+        return f"azmon:sha256:{_digest(parts, self.doc)}"
+
+
+def _describe_target(attrs: dict[str, Any], source: Source, target: _Target | None) -> None:
+    """Subscription, resource group and the owning factory/workspace of the target."""
+    if target is None:
+        return
+    _set(attrs, "subscription", target.subscription)
+    _set(attrs, "resource_group", target.resource_group)
+    _set(attrs, "resource_type", target.type)
+    owner = _OWNER_ATTRIBUTE.get(source, "resource_name")
+    if source == "functions" and target.type == "microsoft.web/sites":
+        owner = "function_app"
+    _set(attrs, owner, target.name)
+
+
+class _Codes:
+    """Error codes, message and failure type, by the priority of senders.md."""
+
+    def __init__(self, fields: _Fields, source: Source) -> None:
+        self.fields = fields
+        found = fields.object("Error")
+        error, path = found if found is not None else ({}, "")
+        self.error_code = _scalar_text(error.get("errorCode"), f"{path}.errorCode")
+        self.error_message = _scalar_text(error.get("message"), f"{path}.message")
+        self.error_target = _scalar_text(error.get("target"), f"{path}.target")
+        self.failure_type = _scalar_text(
+            error.get("failureType"), f"{path}.failureType"
+        ) or fields.text("FailureType")
+        self.code = ""
+        self.all: tuple[str, ...] = ()
+        self.extra_message = ""
+        pairs = (
+            (self.error_code, self.error_message),
+            (fields.text("ErrorCode"), fields.text("ErrorMessage")),
+        )
+        for code, message in pairs:
+            specific, seen = unwrap_adf_error(code, message)
+            self.code = self.code or specific
+            self.all = tuple(dict.fromkeys((*self.all, *seen)))
+
+    def exception(self, attrs: dict[str, Any]) -> None:
+        """Application Insights: the exception type is the code, its message the message."""
+        exc_type = self.fields.text("type", "ExceptionType")
+        outer = self.fields.text("outerMessage", "OuterMessage")
+        innermost = self.fields.text("innermostMessage", "InnermostMessage")
+        _set(attrs, "exception_type", exc_type)
+        _set(attrs, "outer_message", outer)
+        _set(attrs, "innermost_message", innermost)
+        if exc_type:
+            self.code = exc_type
+            self.all = tuple(dict.fromkeys((exc_type, *self.all)))
+        # The innermost exception says what went wrong; the outer one often only which
+        # function threw ("Exception while executing function: ...").
+        self.extra_message = innermost or outer
+
+    def message(self, attrs: dict[str, Any]) -> str:
+        """The best message: Error.message, ErrorMessage, detailedMessage, message."""
+        message = (
+            self.extra_message
+            or self.error_message
+            or self.fields.text("ErrorMessage")
+            or self.fields.text("detailedMessage")
+            or self.fields.text("message")
+        )
+        failed = innermost_target_failure(message) if message else None
+        if self.error_target and "activity" not in attrs and "function" not in attrs:
+            attrs["activity"] = self.error_target
+        if failed is not None and "activity" not in attrs:
+            attrs["activity"] = failed.activity
+        return message
+
+
+# --- the legacy metric schema -------------------------------------------------------------
+
+
+def _legacy_event(data: _LegacyData, doc: dict[str, Any], default: Source) -> ErrorEvent:
+    """``AzureMonitorMetricAlert``: ``Activated`` fires, ``Deactivated`` resolves."""
+    ctx = data.context
+    condition = ctx.condition or _Condition()
+    # The legacy schema reads like the common one once its parts are moved into place.
+    common = _CommonData(
+        essentials=_Essentials(
+            alertId=None,
+            alertRule=ctx.name,
+            severity=ctx.severity,
+            signalType="Metric",
+            monitorCondition=None,
+            monitoringService="Platform",
+            alertTargetIDs=[ctx.resourceId] if ctx.resourceId else None,
+            firedDateTime=ctx.timestamp,
+            description=ctx.description,
+        ),
+        alertContext=_AlertContext(
+            properties=data.properties, conditionType=ctx.conditionType, condition=condition
+        ),
+    )
+    event = _Common(
+        common,
+        doc,
+        default,
+        properties_path="$.data.properties",
+        condition_path="$.data.context.condition",
+    ).event()
+    raw_status = data.status or ""
+    resolved = raw_status.lower() in ("deactivated", "resolved")
+    attrs = dict(event.attributes)
+    for key in ("signal_type", "monitoring_service", "target_ids", "fired_at"):
+        attrs.pop(key, None)
+    _set(attrs, "alert_id", ctx.id)
+    _set(attrs, "legacy_status", data.status)
+    _set(attrs, "timestamp", ctx.timestamp)
+    _set(attrs, "portal_link", ctx.portalLink)
+    if ctx.id:
+        dedup_key = f"azmon-legacy:{ctx.id}:{raw_status}:{ctx.timestamp or ''}"
+    else:
+        parts = (ctx.name or "", raw_status, ctx.timestamp or "", ctx.resourceId or "")
+        dedup_key = f"azmon-legacy:sha256:{_digest(parts, doc)}"
+    status: Status = "resolved" if resolved else event.status
+    return msgspec.structs.replace(
+        event, status=status, dedup_key=dedup_key, attributes=attrs
+    )
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _put(into: dict[str, Any], dim: _Dimension, path: str) -> None:
+    """Add one ``{name, value}`` pair; the first of a name wins."""
+    if dim.name and dim.name not in into:
+        into[dim.name] = _scalar_text(dim.value, f"{path}.value")
+
+
+def _set(attrs: dict[str, Any], key: str, value: object) -> None:
+    """Keep an attribute only when it says something."""
+    if value is not None and value != "" and value != [] and value != {}:
+        attrs[key] = value
+
+
+def _scalar_text(value: object, path: str) -> str:
+    """A scalar as text; an object or array where a scalar belongs is a wrong type."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise UnknownSchema(f"Expected `str`, got `{_kind(value)}`", path)
+
+
+def _time(value: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (7-digit fractions allowed); else None.
+
+    A time we cannot read is not worth refusing the alert for: it stays in the attributes.
+    """
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _digest(parts: tuple[str, ...], doc: dict[str, Any]) -> str:
+    """A stable hash of the identifying fields, or of the whole body if none is set."""
+    basis = "\x1f".join(parts).encode() if any(parts) else msgspec.json.encode(doc, order="sorted")
+    return hashlib.sha256(basis).hexdigest()[:32]
+
+
+def _body_text(doc: dict[str, Any]) -> str:
+    """The last resort of senders.md's message priority: the body itself, redacted, short."""
+    text = msgspec.json.encode(redact(doc), order="sorted").decode()
+    if len(text) <= _BODY_MESSAGE_LIMIT:
+        return text
+    return text[: _BODY_MESSAGE_LIMIT - 1] + "…"
+
+
+def _show(value: object) -> str:
+    """A value for an error message, quoted and kept short."""
+    text = repr(value) if isinstance(value, str) else msgspec.json.encode(value).decode()
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _kind(value: object) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
