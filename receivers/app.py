@@ -1,0 +1,229 @@
+"""The HTTP service: ``create_app(settings)`` builds the whole Litestar app, nothing at import.
+
+Routes: the four receivers (POST), ``/health`` and ``/ready`` (open), ``/api/...`` (admin keys)
+and the OpenAPI document under ``/schema`` (admin keys). Client mistakes map to 4xx with a JSON
+body ``{"error": ..., "detail": ..., "path": ...}``; a database that cannot take a write to 503
+with ``Retry-After`` (Azure Monitor retries 503, never 500).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import structlog
+from litestar import Litestar, Request, Response, Router, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+
+from engine.config import RECEIVERS, Settings
+from engine.errors import MalformedPayload, PayloadError, StorageError
+from engine.store import Database
+from receivers import intake
+from receivers.api import BadRequest, api_router
+from receivers.auth import Authenticator, Unauthorized, admin_guard, receiver_guard
+
+__all__ = ["admin_guard", "create_app"]
+
+log = structlog.get_logger("remediator.http")
+
+RETRY_AFTER_SECONDS = "5"
+
+
+class UnsupportedMediaType(Exception):
+    """The body is declared as something other than JSON (answered 415)."""
+
+
+def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
+    """A POST handler for one receiver endpoint; all of them share :mod:`receivers.intake`."""
+
+    async def receive(
+        request: Request[Any, Any, Any], db: NamedDependency[Database]
+    ) -> Response[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            intake.check_content_type(request.headers.get("content-type", ""))
+        except ValueError as exc:
+            raise UnsupportedMediaType(str(exc)) from exc
+        body = await request.body()
+        try:
+            payload = intake.decode(body)
+            events = await anyio.to_thread.run_sync(intake.normalize, endpoint, payload)
+            receipts = await anyio.to_thread.run_sync(intake.store, db, endpoint, events, payload)
+        except PayloadError as exc:
+            log.info("intake refused", endpoint=endpoint, error=_error_name(exc),
+                     detail=exc.message, path=exc.path)
+            raise
+        except StorageError:
+            log.warning("intake not stored", endpoint=endpoint)
+            raise
+        answer = intake.answer(receipts)
+        log.info(
+            "intake",
+            event_id=answer["event_id"],
+            endpoint=endpoint,
+            duplicate=answer["duplicate"],
+            status=answer["status"],
+            events=len(receipts),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return Response(answer, status_code=202)
+
+    return post(
+        f"/{endpoint}",
+        name=endpoint,
+        operation_id=f"receive_{endpoint.replace('-', '_')}",
+        summary=f"Receive a {endpoint} notification",
+        opt={"receiver": endpoint},
+        guards=[receiver_guard],
+        status_code=202,
+        tags=["receivers"],
+    )(receive)
+
+
+@get("/health", tags=["health"], sync_to_thread=False)
+def health() -> dict[str, str]:
+    """The process is up (touches no storage)."""
+    return {"status": "ok"}
+
+
+@get("/ready", tags=["health"], sync_to_thread=True)
+def ready(db: NamedDependency[Database]) -> Response[dict[str, str]]:
+    """The database answers: 200, or 503 so that a load balancer stops sending."""
+    if db.ping():
+        return Response({"status": "ready"}, status_code=200)
+    return Response({"status": "unavailable"}, status_code=503,
+                    headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def _error_name(exc: PayloadError) -> str:
+    return "malformed_payload" if isinstance(exc, MalformedPayload) else "unknown_schema"
+
+
+def _on_payload_error(_: Request[Any, Any, Any], exc: PayloadError) -> Response[dict[str, Any]]:
+    status = 400 if isinstance(exc, MalformedPayload) else 422
+    return Response({"error": _error_name(exc), "detail": exc.message, "path": exc.path},
+                    status_code=status)
+
+
+def _on_storage_error(_: Request[Any, Any, Any], exc: StorageError) -> Response[dict[str, Any]]:
+    return Response(
+        {"error": "storage_unavailable", "detail": "the event could not be stored; retry later"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _on_unauthorized(_: Request[Any, Any, Any], exc: Unauthorized) -> Response[dict[str, Any]]:
+    headers = {"WWW-Authenticate": ", ".join(exc.challenges)} if exc.challenges else {}
+    return Response({"error": "unauthorized"}, status_code=401, headers=headers)
+
+
+def _on_media_type(
+    _: Request[Any, Any, Any], exc: UnsupportedMediaType
+) -> Response[dict[str, Any]]:
+    return Response({"error": "unsupported_media_type", "detail": str(exc)}, status_code=415)
+
+
+def _on_bad_request(_: Request[Any, Any, Any], exc: BadRequest) -> Response[dict[str, Any]]:
+    return Response({"error": "bad_request", "detail": str(exc)}, status_code=400)
+
+
+def _http_error(body_limit: int) -> Any:
+    names = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+    def handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+        status = exc.status_code
+        if status == 413:
+            detail = f"the body is larger than the limit of {body_limit} bytes"
+        else:
+            detail = exc.detail
+        error = names.get(status, "bad_request" if status < 500 else "internal")
+        return Response({"error": error, "detail": detail}, status_code=status,
+                        headers=exc.headers or None)
+
+    return handler
+
+
+def _on_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # A bug, never a client's doing (the fuzz tests hold us to that): log it whole, answer 500.
+    log.error("internal error", path=request.url.path, exc_info=exc)
+    return Response({"error": "internal"}, status_code=500)
+
+
+def create_app(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    route_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """The service for ``settings``.
+
+    ``db``: a Database the caller owns (tests, the demo); without it the app opens
+    ``settings.db`` at start and closes it at shutdown. ``authenticator``: built from the
+    settings if not given (loads the Entra signing keys now; raises ConfigError if it cannot).
+    ``route_handlers``: more handlers to mount (the playbook and dashboard routes); they get the
+    ``db`` and ``settings`` dependencies and may use :func:`admin_guard`.
+    """
+    auth = authenticator or Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        for problem in auth.problems():
+            log.warning("auth", problem=problem)
+        owned = None
+        if db is None:
+            owned = await anyio.to_thread.run_sync(
+                lambda: Database(settings.db, sync_full=settings.sync_full)
+            )
+        app.state["db"] = db or owned
+        try:
+            yield
+        finally:
+            if owned is not None:
+                owned.close()
+
+    def provide_db(state: State) -> Database:
+        return state["db"]
+
+    def provide_settings() -> Settings:
+        return settings
+
+    return Litestar(
+        route_handlers=[
+            health,
+            ready,
+            *(_receiver_handler(name) for name in RECEIVERS),
+            api_router(),
+            *route_handlers,
+        ],
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        },
+        state=State({"authenticator": auth, "settings": settings}),
+        lifespan=[lifespan],
+        exception_handlers={
+            PayloadError: _on_payload_error,
+            StorageError: _on_storage_error,
+            Unauthorized: _on_unauthorized,
+            UnsupportedMediaType: _on_media_type,
+            BadRequest: _on_bad_request,
+            HTTPException: _http_error(settings.body_limit),
+            Exception: _on_internal,
+        },
+        request_max_body_size=settings.body_limit,
+        openapi_config=OpenAPIConfig(
+            title="Remediator",
+            version="0.1.0",
+            openapi_router=Router(path="/schema", guards=[admin_guard], route_handlers=[]),
+        ),
+        logging_config=None,
+    )

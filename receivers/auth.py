@@ -1,0 +1,283 @@
+"""Who may call: API keys, HTTP basic auth and Entra ID bearer tokens, checked per receiver.
+
+An :class:`Authenticator` is built once from the settings when the app starts; the Entra signing
+keys are loaded then (from ``jwks_file`` or ``jwks_url``), never fetched on the request path.
+Every refusal raises :class:`Unauthorized`, whose answer never says which part was wrong.
+Secrets are compared in constant time, against every configured value (several keys at once
+allow rotation).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from engine.config import RECEIVERS, EntraSettings, Secret, Settings
+from engine.errors import ConfigError
+
+__all__ = [
+    "ADMIN",
+    "Authenticator",
+    "Caller",
+    "Unauthorized",
+    "admin_guard",
+    "load_jwks",
+    "receiver_guard",
+]
+
+ADMIN = "admin"
+"""The name under which the management endpoints (``/api/...``) are authenticated."""
+
+
+class Unauthorized(Exception):
+    """The request carries no valid credentials; ``challenges`` feed ``WWW-Authenticate``."""
+
+    def __init__(self, challenges: tuple[str, ...]) -> None:
+        super().__init__("unauthorized")
+        self.challenges = challenges
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who was let in, for the log line: the method and a non-secret name."""
+
+    method: str
+    name: str
+
+
+def load_jwks(entra: EntraSettings) -> jwt.PyJWKSet:
+    """The signing keys of Entra ID, from ``jwks_file`` or (once, at start) ``jwks_url``.
+
+    Raises :class:`ConfigError` naming the source when the keys cannot be loaded.
+    """
+    source = entra.jwks_file or entra.jwks_url
+    try:
+        if entra.jwks_file:
+            data = json.loads(Path(entra.jwks_file).read_text())
+        elif entra.jwks_url:
+            response = httpx.get(entra.jwks_url, timeout=10.0)
+            response.raise_for_status()
+            data = response.json()
+        else:
+            raise ConfigError("entra: set jwks_file or jwks_url")
+        keys = jwt.PyJWKSet.from_dict(data)
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        raise ConfigError(f"entra: cannot load signing keys from {source}: {exc}") from exc
+    except jwt.PyJWTError as exc:
+        raise ConfigError(f"entra: no usable signing key in {source}: {exc}") from exc
+    return keys
+
+
+def _matches(given: str, secrets: tuple[Secret, ...] | list[Secret]) -> bool:
+    """Constant-time comparison against every secret (no early exit that times the match)."""
+    if not given:
+        return False
+    given_bytes = given.encode()
+    found = False
+    for secret in secrets:
+        # An empty configured secret (an unset env: value) must never match anything.
+        found |= bool(secret) and hmac.compare_digest(given_bytes, secret.reveal().encode())
+    return found
+
+
+def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    header = headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _bearer_token(headers: Mapping[str, str]) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+class Authenticator:
+    """Checks the credentials of one request against what the named receiver takes.
+
+    Built once per app from the :class:`~engine.config.Settings`; holds no per-request state.
+    """
+
+    def __init__(self, settings: Settings, jwks: jwt.PyJWKSet | None = None) -> None:
+        self._settings = settings
+        self._jwks = jwks
+        if jwks is None and settings.entra is not None:
+            self._jwks = load_jwks(settings.entra)
+
+    def problems(self) -> list[str]:
+        """Why some endpoints can accept no caller at all (logged as warnings at start)."""
+        out = []
+        s = self._settings
+        if not (s.api_keys or s.admin_keys or s.basic_users or s.entra):
+            out.append("no api_keys, admin_keys, basic_users or entra configured: "
+                       "every endpoint but /health and /ready refuses all requests")
+            return out
+        for name in RECEIVERS:
+            if not self._usable(s.receiver(name).auth):
+                out.append(f"receiver /{name} has no usable credentials for "
+                           f"{list(s.receiver(name).auth)}: it refuses all requests")
+        if not s.admin_keys:
+            out.append("no admin_keys configured: /api refuses all requests")
+        return out
+
+    def _usable(self, methods: tuple[str, ...]) -> bool:
+        s = self._settings
+        return (("api_key" in methods and bool(s.api_keys))
+                or ("basic" in methods and bool(s.basic_users))
+                or ("entra" in methods and self._jwks is not None and s.entra is not None))
+
+    def check(self, name: str, headers: Mapping[str, str], query: Mapping[str, str]) -> Caller:
+        """Let the request in for receiver ``name`` (or :data:`ADMIN`), or raise Unauthorized.
+
+        Receivers take what ``Settings.receiver(name).auth`` lists: ``api_key`` (``x-api-key``
+        header or ``api_key`` query parameter, one of ``api_keys``), ``basic`` (one of
+        ``basic_users``) and ``entra`` (a bearer token). The management endpoints take an admin
+        key in ``x-api-key`` or as the password of basic auth with any user name (so that a
+        browser can log in).
+        """
+        if name == ADMIN:
+            caller = self._check_admin(headers)
+            if caller is None:
+                raise Unauthorized(('Basic realm="remediator-admin"',))
+            return caller
+        methods = self._settings.receiver(name).auth
+        caller = None
+        if "api_key" in methods:
+            caller = self._check_api_key(headers, query)
+        if caller is None and "basic" in methods:
+            caller = self._check_basic(headers)
+        if caller is None and "entra" in methods:
+            caller = self._check_entra(headers)
+        if caller is None:
+            raise Unauthorized(self._challenges(methods))
+        return caller
+
+    @staticmethod
+    def _challenges(methods: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        if "basic" in methods:
+            out.append('Basic realm="remediator"')
+        if "entra" in methods:
+            out.append('Bearer realm="remediator"')
+        if "api_key" in methods:
+            out.append('ApiKey realm="remediator", header="x-api-key", query="api_key"')
+        return tuple(out)
+
+    def _check_admin(self, headers: Mapping[str, str]) -> Caller | None:
+        keys = self._settings.admin_keys
+        if not keys:
+            return None
+        given = headers.get("x-api-key")
+        if given is not None and _matches(given, keys):
+            return Caller("admin_key", "admin")
+        basic = _basic_credentials(headers)
+        if basic is not None and _matches(basic[1], keys):
+            return Caller("admin_basic", basic[0][:64])
+        return None
+
+    def _check_api_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Caller | None:
+        keys = self._settings.api_keys
+        if not keys:
+            return None
+        for given in (headers.get("x-api-key"), query.get("api_key")):
+            if given is not None and _matches(given, keys):
+                return Caller("api_key", "api_key")
+        return None
+
+    def _check_basic(self, headers: Mapping[str, str]) -> Caller | None:
+        users = self._settings.basic_users
+        basic = _basic_credentials(headers)
+        if not users or basic is None:
+            return None
+        user, password = basic
+        found = None
+        # Every user is compared, so that the time taken does not tell which names exist.
+        for name, secret in users.items():
+            same_user = hmac.compare_digest(user.encode(), name.encode())
+            same_password = hmac.compare_digest(password.encode(), secret.reveal().encode())
+            if same_user and same_password and secret:
+                found = name
+        return Caller("basic", found) if found is not None else None
+
+    def _check_entra(self, headers: Mapping[str, str]) -> Caller | None:
+        entra = self._settings.entra
+        token = _bearer_token(headers)
+        if entra is None or self._jwks is None or token is None:
+            return None
+        claims = self._verify_token(token, entra, self._jwks)
+        if claims is None:
+            return None
+        app_id = _caller_app_id(claims)
+        roles = claims.get("roles") or []
+        if (claims.get("tid") != entra.tenant_id
+                or app_id not in entra.allowed_app_ids
+                or (entra.required_role and (not isinstance(roles, list)
+                                             or entra.required_role not in roles))):
+            return None
+        return Caller("entra", str(app_id))
+
+    @staticmethod
+    def _verify_token(
+        token: str, entra: EntraSettings, jwks: jwt.PyJWKSet
+    ) -> dict[str, Any] | None:
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != "RS256":
+                return None
+            kid = header.get("kid")
+            key = next((k for k in jwks.keys if k.key_id == kid), None)
+            if key is None:
+                return None
+            return jwt.decode(
+                token,
+                key=key.key,
+                algorithms=["RS256"],
+                audience=entra.audience,
+                issuer=list(entra.accepted_issuers()),
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWTError:
+            return None
+
+
+def _caller_app_id(claims: dict[str, Any]) -> object:
+    """``appid`` in v1 tokens, ``azp`` in v2 tokens."""
+    if claims.get("ver") == "2.0":
+        return claims.get("azp")
+    if claims.get("ver") == "1.0":
+        return claims.get("appid")
+    return claims.get("appid") or claims.get("azp")
+
+
+def _authenticator(connection: ASGIConnection[Any, Any, Any, Any]) -> Authenticator:
+    return connection.app.state["authenticator"]
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A Litestar guard: only admin keys (``x-api-key``, or basic auth with one as password)."""
+    _authenticator(connection).check(ADMIN, connection.headers, connection.query_params)
+
+
+def receiver_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """A Litestar guard: what the receiver named in the handler's ``opt["receiver"]`` takes."""
+    _authenticator(connection).check(
+        handler.opt["receiver"], connection.headers, connection.query_params
+    )
