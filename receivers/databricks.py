@@ -304,7 +304,7 @@ def _finish(event: ErrorEvent) -> ErrorEvent:
     """
     try:
         msgspec.json.encode(event)
-    except (UnicodeEncodeError, TypeError, OverflowError) as exc:
+    except (UnicodeEncodeError, TypeError, OverflowError, RecursionError) as exc:
         raise UnknownSchema(f"the payload holds a value that JSON cannot carry: {exc}") from exc
     return event.with_fingerprint()
 

@@ -688,6 +688,14 @@ def test_values_that_json_cannot_carry_are_refused() -> None:
         "the payload holds a value that JSON cannot carry: Encoding objects of type complex is"
         " unsupported"
     )
+    deep: dict[str, Any] = {}
+    body["cluster"]["termination_reason"]["parameters"]["when"] = deep
+    for _ in range(5000):
+        deep["x"] = deep = {}
+    error = refusal(UnknownSchema, parse, body)
+    assert error.message.startswith(
+        "the payload holds a value that JSON cannot carry: maximum recursion depth exceeded"
+    )
 
 
 @pytest.mark.parametrize(
