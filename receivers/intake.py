@@ -16,7 +16,7 @@ import msgspec
 
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent
-from engine.redact import redact
+from engine.redact import redact, redact_text
 from engine.store import Database, inbox
 from receivers import azure_monitor, databricks
 
@@ -119,9 +119,17 @@ def store(
 ) -> list[inbox.Receipt]:
     """Commit the events and the redacted payload; return once they are durable.
 
-    Blocking (SQLite): call it off the event loop. Raises StorageError.
+    The events' messages and attributes are redacted too: parsers copy what senders send
+    (custom properties, dimensions), and a secret there must not be stored. Blocking (SQLite):
+    call it off the event loop. Raises StorageError.
     """
-    return inbox.insert(db, events, redact(payload), endpoint)
+    clean = [
+        msgspec.structs.replace(
+            event, message=redact_text(event.message), attributes=redact(event.attributes)
+        )
+        for event in events
+    ]
+    return inbox.insert(db, clean, redact(payload), endpoint)
 
 
 def answer(receipts: Sequence[inbox.Receipt]) -> dict[str, Any]:
