@@ -1,0 +1,60 @@
+"""Time as a dependency: the engine asks a :class:`Clock`, so tests can move time by hand.
+
+Every due time, lease, window and cooldown of the worker and the scheduler is computed from
+``clock.now()``; nothing in the engine sleeps to wait for time to pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+__all__ = ["Clock", "FakeClock", "SystemClock", "to_ms"]
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, the unit the store keeps times in."""
+    return int(moment.timestamp() * 1000)
+
+
+class Clock(Protocol):
+    """Where the engine reads the current time (timezone-aware, UTC)."""
+
+    def now(self) -> datetime:
+        """The current time."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it; safe to share between threads."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The time the test set."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float = 0.0, **delta: float) -> datetime:
+        """Move forward by ``seconds`` (and/or ``timedelta`` keywords); returns the new time."""
+        with self._lock:
+            self._now += timedelta(seconds=seconds, **delta)
+            return self._now
+
+    def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (which must be timezone-aware)."""
+        if moment.tzinfo is None:
+            raise ValueError("FakeClock.set needs a timezone-aware datetime")
+        with self._lock:
+            self._now = moment

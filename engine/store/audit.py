@@ -1,0 +1,149 @@
+"""The audit table: append-only (triggers refuse UPDATE and DELETE), hash-chained.
+
+:func:`append` reads the head of the chain and writes the next record in one ``BEGIN
+IMMEDIATE`` transaction, so concurrent writers cannot fork the chain. ``audit_head`` keeps the
+seq and hash of the last record, so that deleting the tail is caught too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from engine.audit import GENESIS, AuditRecord, record_hash
+from engine.redact import redact
+from engine.store import Database
+
+__all__ = ["append", "create_schema", "head", "iter_records", "list_records"]
+
+
+def create_schema(db: Database) -> None:
+    """Create the audit table, its head row and the triggers that make it append-only."""
+    db.utils["audit"].create(
+        {
+            "seq": int, "ts": str, "ts_ms": int, "incident_id": str, "event_id": str,
+            "kind": str, "actor": str, "resource": str, "data": str, "prev_hash": str,
+            "hash": str,
+        },
+        pk="seq",
+        not_null={"ts", "kind", "data", "prev_hash", "hash"},
+        if_not_exists=True,
+    )
+    db.utils["audit"].create_index(["incident_id", "seq"], if_not_exists=True)
+    db.utils["audit"].create_index(["resource", "seq"], if_not_exists=True)
+    db.utils["audit"].create_index(["kind", "seq"], if_not_exists=True)
+    db.utils["audit_head"].create(
+        {"id": int, "seq": int, "hash": str}, pk="id", if_not_exists=True
+    )
+    conn = db.utils.conn
+    for op in ("UPDATE", "DELETE"):
+        conn.execute(
+            f"""CREATE TRIGGER IF NOT EXISTS audit_no_{op.lower()} BEFORE {op} ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"""
+        )
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def append(
+    db: Database,
+    kind: str,
+    *,
+    ts: datetime,
+    data: Any = None,
+    incident_id: str = "",
+    event_id: str = "",
+    actor: str = "engine",
+    resource: str = "",
+) -> AuditRecord:
+    """Append one record (``data`` is redacted first) and return it as stored.
+
+    Raises :class:`~engine.errors.StorageError` if it cannot be written; the caller decides
+    whether the step it records may go on (the worker does not act without its record).
+    """
+    body_data = redact(msgspec.to_builtins(data if data is not None else {}))
+    if not isinstance(body_data, dict):
+        body_data = {"value": body_data}
+    if resource:
+        body_data.setdefault("resource", resource)
+    body_data = json.loads(json.dumps(body_data))  # exactly what reading it back will give
+    with db.write() as conn:
+        row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        seq, prev = (row["seq"] + 1, row["hash"]) if row else (1, GENESIS)
+        body = {
+            "seq": seq, "ts": _ts(ts), "incident_id": incident_id, "event_id": event_id,
+            "kind": kind, "actor": actor, "data": body_data, "prev_hash": prev,
+        }
+        digest = record_hash(body)
+        conn.execute(
+            """INSERT INTO audit (seq, ts, ts_ms, incident_id, event_id, kind, actor, resource,
+                                  data, prev_hash, hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (seq, body["ts"], int(ts.timestamp() * 1000), incident_id, event_id, kind, actor,
+             resource, json.dumps(body_data, sort_keys=True, separators=(",", ":")), prev,
+             digest),
+        )
+        conn.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (seq, digest),
+        )
+    return AuditRecord(hash=digest, **body)
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=row["seq"], ts=row["ts"], incident_id=row["incident_id"] or "",
+        event_id=row["event_id"] or "", kind=row["kind"], actor=row["actor"] or "",
+        data=json.loads(row["data"]), prev_hash=row["prev_hash"], hash=row["hash"],
+    )
+
+
+def iter_records(db: Database, page: int = 1000) -> Iterator[AuditRecord]:
+    """Every record in ``seq`` order, read a page at a time."""
+    last = -1
+    while True:
+        rows = db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (last, page))
+        if not rows:
+            return
+        for row in rows:
+            yield _record(row)
+        last = rows[-1]["seq"]
+
+
+def head(db: Database) -> tuple[int, str] | None:
+    """(seq, hash) of the last record the engine wrote, or None for an empty log."""
+    rows = db.query("SELECT seq, hash FROM audit_head WHERE id = 1")
+    return (rows[0]["seq"], rows[0]["hash"]) if rows else None
+
+
+def list_records(
+    db: Database,
+    *,
+    incident_id: str | None = None,
+    event_id: str | None = None,
+    resource: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them."""
+    where, params = [], []
+    for column, value in (("incident_id", incident_id), ("event_id", event_id),
+                          ("resource", resource), ("kind", kind)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("ts_ms >= ?")
+        params.append(int(since.timestamp() * 1000))
+    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY seq DESC LIMIT ?"
+    params.append(limit)
+    return [_record(row) for row in reversed(db.query(sql, params))]

@@ -1,0 +1,118 @@
+"""The audit log: append-only in the engine, and every edit behind its back is named."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.audit import GENESIS, record_hash, verify_chain
+from engine.errors import StorageError
+from engine.store import Database
+from engine.store import audit as audit_store
+
+T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+
+
+def _fill(db: Database, n: int = 5) -> None:
+    for i in range(n):
+        audit_store.append(
+            db, "guard", ts=T0, incident_id="inc_1", event_id=f"evt_{i}",
+            data={"name": "budget", "decision": "allow", "n": i}, resource="daily_load",
+        )
+
+
+def _raw(db: Database) -> sqlite3.Connection:
+    """A second connection, as another tool would open the file, with the triggers dropped."""
+    conn = sqlite3.connect(db.path, isolation_level=None)
+    conn.execute("DROP TRIGGER audit_no_update")
+    conn.execute("DROP TRIGGER audit_no_delete")
+    return conn
+
+
+def test_records_chain_and_verify(db: Database) -> None:
+    _fill(db)
+    records = list(audit_store.iter_records(db))
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    assert records[0].prev_hash == GENESIS
+    assert records[1].prev_hash == records[0].hash
+    assert records[0].hash == record_hash(records[0].body())
+    assert records[0].data == {"name": "budget", "decision": "allow", "n": 0,
+                               "resource": "daily_load"}
+    assert records[0].ts == "2025-03-14T09:00:00.000Z"
+    result = verify_chain(db)
+    assert (result.ok, result.checked, result.bad_seq) == (True, 5, None)
+
+
+def test_data_is_redacted_before_hashing(db: Database) -> None:
+    record = audit_store.append(
+        db, "action_planned", ts=T0,
+        data={"params": {"url": "https://x.example/hook?sig=abcdef123", "token": "s3cret"}},
+    )
+    assert record.data["params"] == {"url": "https://x.example/hook?sig=***", "token": "***"}
+    assert verify_chain(db).ok
+
+
+def test_triggers_refuse_update_and_delete(db: Database) -> None:
+    _fill(db, 1)
+    with pytest.raises(StorageError, match="the audit log is append-only"), db.write() as conn:
+        conn.execute("UPDATE audit SET kind = 'x'")
+    with pytest.raises(StorageError, match="the audit log is append-only"), db.write() as conn:
+        conn.execute("DELETE FROM audit")
+
+
+def test_an_edit_names_the_record(db: Database) -> None:
+    _fill(db)
+    with _raw(db) as conn:
+        conn.execute("""UPDATE audit SET data = '{"decision":"deny"}' WHERE seq = 3""")
+    result = verify_chain(db)
+    assert (result.ok, result.checked, result.bad_seq) == (False, 2, 3)
+    assert result.reason == "record 3: hash does not match its content: it was edited"
+
+
+def test_a_delete_names_the_record_after_the_gap(db: Database) -> None:
+    _fill(db)
+    with _raw(db) as conn:
+        conn.execute("DELETE FROM audit WHERE seq = 2")
+    result = verify_chain(db)
+    assert (result.ok, result.bad_seq) == (False, 3)
+    assert result.reason == "record 3: expected seq 2: a record was deleted or inserted"
+
+
+def test_deleting_the_tail_is_caught(db: Database) -> None:
+    _fill(db)
+    with _raw(db) as conn:
+        conn.execute("DELETE FROM audit WHERE seq = 5")
+    result = verify_chain(db)
+    assert (result.ok, result.bad_seq) == (False, 5)
+    assert result.reason == "record 5: missing: the log ends at record 4"
+
+
+def test_an_insert_with_a_recomputed_hash_breaks_the_next_link(db: Database) -> None:
+    _fill(db)
+    records = list(audit_store.iter_records(db))
+    with _raw(db) as conn:
+        # Renumber 4..5 to 5..6 and slip a forged, self-consistent record in as 4.
+        conn.execute("UPDATE audit SET seq = -seq WHERE seq >= 4")
+        conn.execute("UPDATE audit SET seq = 1 - seq WHERE seq < 0")
+        forged = records[3].body() | {"data": {"decision": "allow", "forged": True}}
+        conn.execute(
+            "INSERT INTO audit (seq, ts, ts_ms, incident_id, event_id, kind, actor, resource, "
+            "data, prev_hash, hash) "
+            "VALUES (4, ?, 0, 'inc_1', 'evt_3', 'guard', 'engine', '', ?, ?, ?)",
+            (forged["ts"], '{"decision":"allow","forged":true}', forged["prev_hash"],
+             record_hash(forged)),
+        )
+    result = verify_chain(db)
+    assert (result.ok, result.checked, result.bad_seq) == (False, 4, 5)
+    assert result.reason == "record 5: prev_hash does not match the hash of record 4"
+
+
+def test_list_records_filters(db: Database) -> None:
+    _fill(db, 3)
+    audit_store.append(db, "pause", ts=T0, actor="alice")
+    assert [r.kind for r in audit_store.list_records(db, kind="pause")] == ["pause"]
+    assert [r.seq for r in audit_store.list_records(db, resource="daily_load")] == [1, 2, 3]
+    assert [r.seq for r in audit_store.list_records(db, incident_id="inc_1", limit=2)] == [2, 3]
+    assert audit_store.list_records(db, since=datetime(2026, 1, 1, tzinfo=UTC)) == []
