@@ -21,7 +21,11 @@ __all__ = ["configure_logging", "redact_event"]
 def redact_event(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """A structlog processor: mask secrets in every value (and in keys that name a secret)."""
+    """A structlog processor: mask secrets in every value (and in keys that name a secret).
+
+    Also drops uvicorn's ``color_message`` (the same text with ANSI colours).
+    """
+    event_dict.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return redact(dict(event_dict))
 
 

@@ -14,3 +14,8 @@ __all__ = ["main"]
 @click.version_option(package_name="remediator")
 def main() -> None:
     """Remediator: rules-driven auto-remediation for Azure data platforms."""
+
+
+from engine.cli.serve import serve  # noqa: E402
+
+main.add_command(serve)

@@ -1,0 +1,111 @@
+"""``remediator serve`` as a real process: start it, deliver a webhook, read the event back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.common import ROOT, load_sample
+
+RECEIVER_KEY = "rk-e2e-9b3f1c"
+ADMIN_KEY = "ak-e2e-4d8a07"
+
+
+def _command() -> list[str]:
+    """The console script where the package is installed (CI), else the same entry point."""
+    script = Path(sys.executable).parent / "remediator"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from engine.cli import main; main()"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A running ``remediator serve`` on a free port; yields its URL and its log file."""
+    port = _free_port()
+    env = {**os.environ, "REMEDIATOR_API_KEYS": RECEIVER_KEY, "REMEDIATOR_ADMIN_KEYS": ADMIN_KEY,
+           "PYTHONPATH": str(ROOT)}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--db", str(tmp_path / "e2e.db")],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not answer /health in 30 s"
+            time.sleep(0.1)
+        yield url, log_path
+    finally:
+        process.terminate()
+        try:
+            # uvicorn shuts down gracefully, then re-raises the signal it caught.
+            assert process.wait(timeout=15) in (0, -signal.SIGTERM), log_path.read_text()
+            assert "Application shutdown complete." in log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_serve_takes_a_webhook_and_shows_the_event(server: tuple[str, Path]) -> None:
+    url, log_path = server
+    payload = load_sample("seed/adf-action-group-alert.json")
+    response = httpx.post(f"{url}/azure-monitor", params={"api_key": RECEIVER_KEY}, json=payload)
+    assert response.status_code == 202, response.text
+    receipt = response.json()
+    assert receipt["duplicate"] is False
+
+    assert httpx.get(f"{url}/api/events/{receipt['event_id']}",
+                     headers={"x-api-key": RECEIVER_KEY}).status_code == 401
+    event = httpx.get(f"{url}/api/events/{receipt['event_id']}",
+                      headers={"x-api-key": ADMIN_KEY}).json()
+    assert (event["source"], event["resource"], event["run_id"], event["error_code"]) == (
+        "adf", "Copy_Data_Pipeline", "abc123-def456-789", "UserErrorSourceBlobNotExists"
+    )
+    assert httpx.get(f"{url}/ready").json() == {"status": "ready"}
+
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    intake = [line for line in lines if line.get("event") == "intake"]
+    assert [(i["event_id"], i["endpoint"], i["duplicate"]) for i in intake] == [
+        (receipt["event_id"], "azure-monitor", False)
+    ]
+    assert RECEIVER_KEY not in log_path.read_text()
+    assert ADMIN_KEY not in log_path.read_text()
+
+
+def test_serve_refuses_a_bad_setting_with_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*_command(), "serve", "--config", str(tmp_path / "missing.toml")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"remediator serve: {tmp_path / 'missing.toml'}: cannot read: No such file or directory\n"
+    )
