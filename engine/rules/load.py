@@ -1,0 +1,529 @@
+"""Load playbook files into a :class:`PlaybookSet`, reporting every problem of every file.
+
+Each problem is ``file:line:col: message`` (1-based). The checks, in the order they run:
+YAML syntax; the format (unknown keys, wrong types, missing keys: every one, not the first);
+then, for each rule that has the right shape, its match conditions, actions and their
+parameters, templates and durations; across files, duplicate rule ids and rules that an
+earlier rule without ``continue`` makes unreachable; finally the tests. A set with any
+problem is refused whole (PlaybookError), so that nothing runs half loaded.
+
+The table of actions comes in as an argument: this package imports no action module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import msgspec
+
+from engine.actions.base import ActionSpec
+from engine.errors import PlaybookError
+from engine.events import ErrorEvent
+from engine.rules import _check, _yaml
+from engine.rules.durations import parse_duration
+from engine.rules.match import EVENT_FIELDS, compile_condition
+from engine.rules.model import ActionStep, Playbook, Rule, TestCase, TestFile
+from engine.rules.ruleset import CompiledRule, CompiledStep, LoadedTest, PlaybookSet
+from engine.rules.templates import compile_value, contains_template, make_environment
+
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "PAYLOAD_SOURCES",
+    "expand_paths",
+    "load_playbooks",
+    "load_tests",
+]
+
+DEFAULT_PRIORITY = 1000
+"""The priority of a rule (and a file) that states none; lower priorities are tried first."""
+
+PAYLOAD_SOURCES: tuple[str, ...] = ("adf", "synapse", "functions", "databricks")
+"""The ``source`` of a test's raw payload: which sender (and so which parser) sent it."""
+
+_RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_YAML_SUFFIXES = (".yaml", ".yml")
+_TEST_SUFFIXES = (".test.yaml", ".test.yml")
+
+
+def is_test_file(path: Path) -> bool:
+    """``*.test.yaml`` files hold tests only."""
+    return path.name.endswith(_TEST_SUFFIXES)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Playbook files and test files named by ``paths``.
+
+    A directory means its ``*.yaml``/``*.yml`` files (not recursive), sorted by name; a test
+    file also brings in the playbooks of its directory, which its tests may reference.
+    """
+    playbooks: list[Path] = []
+    tests: list[Path] = []
+
+    def add(target: list[Path], path: Path) -> None:
+        if path not in target:
+            target.append(path)
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.suffix in _YAML_SUFFIXES:
+                    add(tests if is_test_file(child) else playbooks, child)
+        elif is_test_file(path):
+            add(tests, path)
+            for sibling in sorted(path.parent.iterdir()):
+                if sibling.suffix in _YAML_SUFFIXES and not is_test_file(sibling):
+                    add(playbooks, sibling)
+        else:
+            add(playbooks, path)
+    return playbooks, tests
+
+
+@dataclass
+class _Problems:
+    """Problems of all files; sorted by file (as given), line and column when raised."""
+
+    items: list[tuple[int, int, int, int, str]] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
+
+    def add(self, file: str, pos: tuple[int, int], message: str) -> None:
+        order = self.files.setdefault(file, len(self.files))
+        text = f"{file}:{pos[0]}:{pos[1]}: {message}"
+        self.items.append((order, pos[0], pos[1], len(self.items), text))
+
+    def messages(self) -> list[str]:
+        return [item[-1] for item in sorted(self.items)]
+
+
+@dataclass
+class _File:
+    path: Path
+    display: str
+    doc: _yaml.Document
+    problems: _Problems
+    bad: set[tuple[str | int, ...]] = field(default_factory=set)
+
+    def report(self, path: tuple[str | int, ...], message: str, at_key: bool = False) -> None:
+        self.bad.add(path)
+        self.problems.add(self.display, self.doc.position(path, at_key), message)
+
+    def clean(self, prefix: tuple[str | int, ...]) -> bool:
+        """Whether no problem was reported at or under ``prefix``."""
+        n = len(prefix)
+        return not any(p[:n] == prefix for p in self.bad)
+
+
+def _read(path: Path, problems: _Problems) -> _File | None:
+    display = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        problems.add(display, (1, 1), f"cannot read file: {reason}")
+        return None
+    try:
+        doc = _yaml.parse(text)
+    except _yaml.YamlSyntaxError as exc:
+        problems.add(display, (exc.line, exc.col), exc.message)
+        return None
+    return _File(path, display, doc, problems)
+
+
+def _structure(file: _File, struct: type[msgspec.Struct]) -> bool:
+    if not isinstance(file.doc.data, dict):
+        what = "empty file" if file.doc.data is None else _check.describe_value(file.doc.data)
+        file.report((), f"expected a mapping at the top of the file, got {what}")
+        return False
+    _check.check(file.doc.data, _check.type_info(struct), (), file.report)
+    return True
+
+
+@dataclass
+class _Loader:
+    actions: Mapping[str, ActionSpec]
+    problems: _Problems = field(default_factory=_Problems)
+    env: jinja2.Environment = field(default_factory=make_environment)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    # -- rules ------------------------------------------------------------------------------
+    def rule(self, file: _File, i: int, rule: Rule, playbook: Playbook) -> CompiledRule | None:
+        base = ("rules", i)
+        start = len(self.problems.items)
+        if not _RULE_ID.match(rule.id):
+            file.report(
+                (*base, "id"),
+                f"invalid rule id {rule.id!r}: use letters, digits, '.', '_' and '-'",
+            )
+        elif rule.id in self.ids:
+            first = self.ids[rule.id]
+            file.report((*base, "id"), f"duplicate rule id `{rule.id}`; first defined at {first}")
+        else:
+            line, col = file.doc.position((*base, "id"))
+            self.ids[rule.id] = f"{file.display}:{line}:{col}"
+        condition = compile_condition(
+            rule.match,
+            lambda rel, message, at_key: file.report((*base, "match", *rel), message, at_key),
+        )
+        steps = {
+            kind: tuple(
+                self.step(file, (*base, kind, j), step, rule, condition.groups, f"{kind}[{j}]")
+                for j, step in enumerate(getattr(rule, kind))
+            )
+            for kind in ("actions", "on_failure")
+        }
+        durations = {
+            "cooldown_s": self.duration(file, (*base, "cooldown"), rule.cooldown),
+            "budget_window_s": self.duration(
+                file, (*base, "budget", "window"), rule.budget.window if rule.budget else None
+            ),
+            "verify_timeout_s": self.duration(
+                file, (*base, "verify", "timeout"), rule.verify.timeout if rule.verify else None
+            ),
+            "verify_interval_s": self.duration(
+                file, (*base, "verify", "interval"), rule.verify.interval if rule.verify else None
+            ),
+        }
+        if rule.budget is not None and rule.budget.max_attempts < 1:
+            file.report((*base, "budget", "max_attempts"), "max_attempts must be at least 1")
+        if len(self.problems.items) != start:
+            return None
+        line, col = file.doc.position(base)
+        return CompiledRule(
+            rule=rule,
+            file=file.display,
+            line=line,
+            col=col,
+            playbook=playbook.name,
+            condition=condition,
+            actions=steps["actions"],
+            on_failure=steps["on_failure"],
+            **durations,
+        )
+
+    def duration(self, file: _File, path: tuple[str | int, ...], text: str | None) -> int | None:
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            file.report(path, str(exc))
+            return None
+
+    def step(
+        self,
+        file: _File,
+        path: tuple[str | int, ...],
+        step: ActionStep,
+        rule: Rule,
+        groups: frozenset[str],
+        label: str,
+    ) -> CompiledStep | None:
+        spec = self.actions.get(step.action)
+        delay = self.duration(file, (*path, "delay"), step.delay)
+        if spec is None:
+            close = difflib.get_close_matches(step.action, list(self.actions), n=1)
+            hint = (
+                f"did you mean `{close[0]}`?"
+                if close
+                else f"expected one of {', '.join(sorted(self.actions))}"
+            )
+            file.report((*path, "action"), f"unknown action `{step.action}`; {hint}")
+            return None
+        fields = {f.encode_name: f for f in msgspec.structs.fields(spec.params)}
+        compiled = {}
+        for key, value in step.with_.items():
+            where = (*path, "with", key)
+            f = fields.get(key)
+            if f is None:
+                expected = ", ".join(sorted(fields)) or "none"
+                file.report(
+                    where,
+                    f"unknown parameter `{key}` for action `{spec.name}`; expected one of"
+                    f" {expected}",
+                    True,
+                )
+                continue
+            if not contains_template(value):
+                try:
+                    msgspec.convert(value, f.type)
+                except msgspec.ValidationError as exc:
+                    file.report(where, f"parameter `{key}` of action `{spec.name}`: {exc}")
+            compiled[key] = compile_value(
+                self.env, value, lambda rel, msg, w=where: file.report((*w, *rel), msg), groups
+            )
+        for key, f in fields.items():
+            if f.required and key not in step.with_ and key not in spec.target_fields:
+                file.report(path, f"missing parameter `{key}` for action `{spec.name}`")
+        return CompiledStep(
+            ref=f"{file.path.name}:{rule.id}/{label}",
+            spec=spec,
+            step=step,
+            with_=compiled,
+            delay_s=delay or 0,
+        )
+
+    # -- tests ------------------------------------------------------------------------------
+    def test(self, file: _File, path: tuple[str | int, ...], case: TestCase,
+             rule_ids: set[str]) -> LoadedTest | None:
+        start = len(self.problems.items)
+        if (case.payload is None) == (case.event is None):
+            file.report(path, "a test needs exactly one of `payload` (a file) or `event`")
+        if case.payload is not None:
+            if case.source not in PAYLOAD_SOURCES:
+                got = "none" if case.source is None else repr(case.source)
+                file.report(
+                    (*path, "source") if case.source is not None else path,
+                    f"a `payload` needs `source`: one of {', '.join(PAYLOAD_SOURCES)} (got {got})",
+                )
+            if not (file.path.parent / case.payload).is_file():
+                file.report((*path, "payload"), f"payload file not found: {case.payload}")
+        event = None
+        if case.event is not None:
+            event = self.event(file, (*path, "event"), case)
+        if case.index is not None and case.index < 0:
+            file.report((*path, "index"), "index must be 0 or more")
+        expect = case.expect
+        if isinstance(expect.rule, str) and expect.rule not in rule_ids:
+            file.report((*path, "expect", "rule"), f"unknown rule `{expect.rule}`")
+        for j, name in enumerate(expect.actions or ()):
+            if name not in self.actions:
+                file.report((*path, "expect", "actions", j), f"unknown action `{name}`")
+        for name in expect.params or {}:
+            if name not in self.actions:
+                file.report((*path, "expect", "params", name), f"unknown action `{name}`", True)
+        if len(self.problems.items) != start:
+            return None
+        line, col = file.doc.position(path)
+        return LoadedTest(case, file.display, line, col, file.path.parent, event)
+
+    def event(self, file: _File, path: tuple[str | int, ...], case: TestCase) -> ErrorEvent | None:
+        raw = dict(case.event or {})
+        for key in raw:
+            if key not in EVENT_FIELDS:
+                file.report(
+                    (*path, key),
+                    f"unknown event field `{key}`; expected one of {', '.join(EVENT_FIELDS)}",
+                    True,
+                )
+                return None
+        raw.setdefault("status", "firing")
+        raw.setdefault("dedup_key", f"test:{case.name}")
+        try:
+            return msgspec.convert(raw, ErrorEvent).with_fingerprint()
+        except msgspec.ValidationError as exc:
+            file.report(path, f"invalid event: {exc}")
+            return None
+
+
+def _subsumes(a: Any, b: Any) -> bool:
+    """Whether every event matching ``b`` surely matches ``a`` (both plain ``match`` specs).
+
+    Conservative: each condition of ``a`` must appear in ``b`` as written, or both must be
+    equality/any-of conditions on the same field with ``b``'s values among ``a``'s.
+    """
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+    for key, va in a.items():
+        if key not in b:
+            return False
+        vb = b[key]
+        if va == vb and type(va) is type(vb):
+            continue
+        sa, sb = _values(va), _values(vb)
+        if sa is None or sb is None or not sb <= sa:
+            return False
+    return True
+
+
+def _values(spec: Any) -> frozenset[tuple[type, Any]] | None:
+    if isinstance(spec, dict) and list(spec) == ["equals"]:
+        spec = spec["equals"]
+    items = spec if isinstance(spec, list) else [spec]
+    if not items or not all(isinstance(x, str | int) for x in items):
+        return None
+    return frozenset((type(x), x) for x in items)
+
+
+def _order(files: list[tuple[_File, Playbook]]) -> list[tuple[int, _File, Playbook]]:
+    ranked = sorted(
+        files,
+        key=lambda fp: (
+            fp[1].priority if fp[1].priority is not None else DEFAULT_PRIORITY,
+            fp[0].display,
+        ),
+    )
+    return [(rank, f, p) for rank, (f, p) in enumerate(ranked)]
+
+
+def load_playbooks(
+    paths: Iterable[str | Path], actions: Mapping[str, ActionSpec]
+) -> PlaybookSet:
+    """Load every playbook named by ``paths`` (files, or directories of ``*.yaml``).
+
+    ``actions`` maps action names to their specs. Raises PlaybookError with every problem of
+    every file, each as ``file:line:col: message``; the set is returned only when there is
+    none. Rules are ordered by priority (lower first; a rule without one takes its file's,
+    else DEFAULT_PRIORITY), then by file (files by priority, then path), then as written.
+    """
+    playbook_files, _ = expand_paths(paths)
+    loader = _Loader(actions)
+    loaded: list[tuple[_File, Playbook]] = []
+    for path in playbook_files:
+        file = _read(path, loader.problems)
+        if file is None or not _structure(file, Playbook):
+            continue
+        data = file.doc.data
+        clean_top = {k: v for k, v in data.items() if k not in ("rules", "tests")}
+        if not file.clean(("name",)) or not file.clean(("priority",)):
+            continue
+        try:
+            playbook = msgspec.convert({**clean_top, "rules": [], "tests": []}, Playbook)
+        except msgspec.ValidationError:  # already reported by the structure check
+            continue
+        rules = [
+            msgspec.convert(r, Rule)
+            for i, r in enumerate(data.get("rules") or [])
+            if isinstance(data.get("rules"), list) and file.clean(("rules", i))
+        ]
+        loaded.append((file, msgspec.structs.replace(playbook, rules=rules)))
+
+    compiled: list[tuple[tuple[int, int, int], CompiledRule]] = []
+    for rank, file, playbook in _order(loaded):
+        raw_rules = file.doc.data.get("rules") or []
+        clean = [i for i in range(len(raw_rules)) if file.clean(("rules", i))]
+        for i, rule in zip(clean, playbook.rules, strict=True):
+            result = loader.rule(file, i, rule, playbook)
+            if result is not None:
+                priority = rule.priority if rule.priority is not None else (
+                    playbook.priority if playbook.priority is not None else DEFAULT_PRIORITY
+                )
+                compiled.append(((priority, rank, i), result))
+    compiled.sort(key=lambda item: item[0])
+    rules = tuple(r for _, r in compiled)
+    _check_reachable(rules, {f.display: f for f, _ in loaded})
+
+    rule_ids = set(loader.ids)
+    tests: list[LoadedTest] = []
+    for file, _ in loaded:
+        tests.extend(_tests_of(loader, file, rule_ids))
+    problems = loader.problems.messages()
+    if problems:
+        raise PlaybookError(problems)
+    return PlaybookSet(
+        rules=rules,
+        files=tuple(f.display for f, _ in loaded),
+        playbooks=tuple(p for _, p in loaded),
+        tests=tuple(tests),
+    )
+
+
+def _tests_of(loader: _Loader, file: _File, rule_ids: set[str]) -> list[LoadedTest]:
+    raw = file.doc.data.get("tests")
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        if not file.clean(("tests", i)):
+            continue
+        case = msgspec.convert(item, TestCase)
+        loaded = loader.test(file, ("tests", i), case, rule_ids)
+        if loaded is not None:
+            out.append(loaded)
+    return out
+
+
+class _Shadows:
+    """Earlier rules without ``continue``, indexed so that finding the ones that might
+    subsume a rule does not cost a pass over all of them (sets of 10,000 rules load fast)."""
+
+    def __init__(self) -> None:
+        # key set -> (key -> value -> rules requiring one of a set containing it), others
+        self.groups: dict[frozenset[Any], tuple[dict[Any, dict[Any, list[CompiledRule]]],
+                                                list[CompiledRule]]] = {}
+
+    def add(self, rule: CompiledRule) -> None:
+        spec = rule.condition.spec
+        keys = frozenset(spec)
+        by_key, unindexed = self.groups.setdefault(keys, ({}, []))
+        for key in sorted(keys, key=str):
+            values = _values(spec[key])
+            if values is not None:
+                for value in values:
+                    by_key.setdefault(key, {}).setdefault(value, []).append(rule)
+                return
+        unindexed.append(rule)
+
+    def candidates(self, spec: dict[Any, Any]) -> list[CompiledRule]:
+        keys = sorted(spec, key=str)
+        if len(keys) > 10:
+            subsets: Iterable[frozenset[Any]] = list(self.groups)
+        else:
+            subsets = (
+                frozenset(k for bit, k in enumerate(keys) if mask >> bit & 1)
+                for mask in range(1 << len(keys))
+            )
+        out: list[CompiledRule] = []
+        for subset in subsets:
+            group = self.groups.get(subset)
+            if group is None or not subset <= spec.keys():
+                continue
+            by_key, unindexed = group
+            out.extend(unindexed)
+            for key, table in by_key.items():
+                values = _values(spec[key])
+                if values is not None:
+                    out.extend(table.get(next(iter(values)), ()))
+                # rules indexed under a key whose condition in ``spec`` is not an equality can
+                # subsume it only by being written the same way: checked via their full list
+                else:
+                    out.extend(r for rules in table.values() for r in rules)
+        return out
+
+
+def _check_reachable(rules: tuple[CompiledRule, ...], files: Mapping[str, _File]) -> None:
+    """Report rules that an earlier rule without ``continue`` always takes first."""
+    shadows = _Shadows()
+    position = {r.id: i for i, r in enumerate(rules)}
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        candidates = shadows.candidates(rule.condition.spec)
+        for earlier in sorted(candidates, key=lambda r: position[r.id]):
+            if _subsumes(earlier.condition.spec, rule.condition.spec):
+                files[rule.file].problems.add(
+                    rule.file,
+                    (rule.line, rule.col),
+                    f"rule `{rule.id}` can never match: rule `{earlier.id}` ({earlier.where})"
+                    " without `continue` matches every event it would",
+                )
+                break
+        if not rule.continue_:
+            shadows.add(rule)
+
+
+def load_tests(
+    paths: Iterable[str | Path], playbooks: PlaybookSet, actions: Mapping[str, ActionSpec]
+) -> list[LoadedTest]:
+    """The tests of ``playbooks`` and of the ``*.test.yaml`` files named by ``paths``.
+
+    Raises PlaybookError with every problem of the test files (positions as for playbooks).
+    """
+    _, test_files = expand_paths(paths)
+    loader = _Loader(actions)
+    rule_ids = {r.id for r in playbooks.rules}
+    tests = list(playbooks.tests)
+    for path in test_files:
+        file = _read(path, loader.problems)
+        if file is None or not _structure(file, TestFile):
+            continue
+        tests.extend(_tests_of(loader, file, rule_ids))
+    problems = loader.problems.messages()
+    if problems:
+        raise PlaybookError(problems)
+    return tests

@@ -1,0 +1,158 @@
+"""Playbook tests, promtool-style: every case run, PASSED or FAILED with expected vs got.
+
+Tests live under ``tests:`` in playbook files and in ``*.test.yaml`` files beside them. A case
+gives a raw sender payload (a path relative to its file, parsed by the real parser, which
+the caller passes in as ``parse`` since this package imports no receiver) or an inline
+``event:``. The expectation applies to the first firing event of the payload, or to
+``events[index]``; it names the first matching rule (``rule: null``: none), the planned action
+names in order (every matched rule's, through ``continue``), and a subset of the rendered
+parameters of the first planned action of each named action.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from engine.errors import PayloadError
+from engine.events import ErrorEvent
+from engine.rules.match import Explanation
+from engine.rules.ruleset import LoadedTest, PlaybookSet
+from engine.rules.templates import RenderError, render_actions
+
+__all__ = ["CaseResult", "Parse", "format_results", "run_tests", "summary"]
+
+Parse = Callable[[str, bytes], list[ErrorEvent]]
+"""``parse(source, payload)``: a sender's raw payload to events (PayloadError if it cannot)."""
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one case; ``failures`` are readable expected/got blocks."""
+
+    test: LoadedTest
+    event: ErrorEvent | None
+    failures: list[str] = field(default_factory=list)
+    explanation: Explanation | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def title(self) -> str:
+        return f"{self.test.file}::{self.test.case.name}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _diff(what: str, expected: Any, got: Any) -> str:
+    return f"{what}:\n  expected: {_show(expected)}\n  got:      {_show(got)}"
+
+
+def _pick(test: LoadedTest, parse: Parse) -> tuple[ErrorEvent | None, str | None]:
+    case = test.case
+    if test.event is not None:
+        return test.event, None
+    path = test.base / (case.payload or "")
+    try:
+        events = parse(case.source or "", path.read_bytes())
+    except PayloadError as exc:
+        return None, f"payload {case.payload} does not parse: {exc}"
+    except OSError as exc:
+        return None, f"payload {case.payload} cannot be read: {exc.strerror}"
+    if case.index is not None:
+        if case.index >= len(events):
+            return None, f"payload gave {len(events)} event(s); index {case.index} is out of range"
+        return events[case.index], None
+    for event in events:
+        if event.status == "firing":
+            return event, None
+    return None, f"payload gave no firing event ({len(events)} event(s)); use `index:`"
+
+
+def run_case(playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -> CaseResult:
+    """Run one case against ``playbooks``."""
+    event, problem = _pick(test, parse)
+    if event is None:
+        return CaseResult(test, None, [problem or "no event"])
+    expect = test.case.expect
+    matches = playbooks.match(event)
+    explanation = playbooks.explain(event)
+    failures: list[str] = []
+    got_rule = matches[0].rule.id if matches else None
+    if expect.rule is not msgspec.UNSET and expect.rule != got_rule:
+        failures.append(_diff("rule", expect.rule, got_rule))
+    planned = []
+    try:
+        for m in matches:
+            planned.extend(render_actions(m, event, attempts=0, incident={}))
+    except RenderError as exc:
+        failures.append(f"render: {exc}")
+    names = [p.action for p in planned]
+    if expect.actions is not None and expect.actions != names:
+        failures.append(_diff("actions", expect.actions, names))
+    for action, subset in (expect.params or {}).items():
+        first = next((p for p in planned if p.action == action), None)
+        if first is None:
+            failures.append(_diff(f"params.{action}", subset, None))
+            continue
+        for key, want in subset.items():
+            got = first.args.get(key, None)
+            if got != want or type(got) is not type(want):
+                failures.append(_diff(f"params.{action}.{key}", want, got))
+    return CaseResult(test, event, failures, explanation)
+
+
+def run_tests(
+    playbooks: PlaybookSet, tests: Sequence[LoadedTest], parse: Parse
+) -> list[CaseResult]:
+    """Run every case, in order; never stops at the first failure."""
+    return [run_case(playbooks, test, parse) for test in tests]
+
+
+def _event_line(event: ErrorEvent) -> str:
+    parts = [event.source, event.kind, event.status]
+    for name in ("resource", "error_code", "message"):
+        value = getattr(event, name)
+        if value:
+            text = value if len(value) <= 100 else value[:97] + "..."
+            parts.append(f"{name}={text!r}")
+    return " ".join(parts)
+
+
+def format_results(results: Sequence[CaseResult]) -> list[str]:
+    """The report lines: ``PASSED file::name`` or ``FAILED`` with the diff and the rules
+    tried, then the summary line."""
+    lines: list[str] = []
+    for result in results:
+        if result.passed:
+            lines.append(f"PASSED {result.title}")
+            continue
+        lines.append(f"FAILED {result.title} (line {result.test.line})")
+        if result.event is not None:
+            lines.append(f"    event: {_event_line(result.event)}")
+        for failure in result.failures:
+            lines.extend("    " + line for line in failure.splitlines())
+        if result.explanation is not None:
+            lines.append("    rules tried:")
+            for trial in result.explanation.tried:
+                if trial.matched:
+                    groups = f" {_show(trial.groups)}" if trial.groups else ""
+                    lines.append(f"      {trial.rule_id} ({trial.where}): matched{groups}")
+                else:
+                    lines.append(f"      {trial.rule_id} ({trial.where}): {trial.reason}")
+    lines.append(summary(results))
+    return lines
+
+
+def summary(results: Sequence[CaseResult]) -> str:
+    """``N passed, M failed``."""
+    passed = sum(1 for r in results if r.passed)
+    return f"{passed} passed, {len(results) - passed} failed"
