@@ -1,0 +1,237 @@
+"""Azure Data Factory actions through ``azure-mgmt-datafactory``: rerun and cancel a run.
+
+A rerun is a *recovery* run (``isRecovery``, ``referencePipelineRunId``): ADF puts it in the
+original run's run group, which is how :func:`reconcile_rerun` finds it after a crash.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.mgmt.datafactory import DataFactoryManagementClient
+from azure.mgmt.datafactory.models import PipelineRun, RunFilterParameters, RunQueryFilter
+
+from engine.actions._event import arm_parts, attr, drop_empty, short_id
+from engine.actions.base import Params
+from engine.actions.clients import AdfRoute, Clients
+from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.errors import cloud_call
+from engine.errors import PermanentActionError
+from engine.events import ErrorEvent
+
+__all__ = [
+    "CancelParams",
+    "RerunParams",
+    "cancel_run",
+    "describe_cancel",
+    "describe_rerun",
+    "probe_run",
+    "query_runs",
+    "reconcile_rerun",
+    "rerun_pipeline",
+    "run_state",
+    "target",
+]
+
+RUNNING = frozenset({"Queued", "InProgress", "Canceling"})
+
+
+class RerunParams(Params, kw_only=True):
+    """Rerun ``pipeline`` of ``factory`` as a recovery of ``run_id``.
+
+    From the failed activity (``start_from_failure``, the default), from a named activity
+    (``start_activity_name``) or, with both off, the whole pipeline. ``parameters`` replace
+    the original run's parameters (which ADF reuses when none are given).
+    """
+
+    factory: str
+    pipeline: str
+    run_id: str
+    subscription: str = ""
+    resource_group: str = ""
+    start_from_failure: bool = True
+    start_activity_name: str = ""
+    parameters: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_activity_name and self.start_from_failure:
+            raise ValueError(
+                "start_activity_name and start_from_failure exclude each other; "
+                "set start_from_failure: false to start from a named activity"
+            )
+
+
+class CancelParams(Params, kw_only=True):
+    """Cancel run ``run_id`` of ``factory`` (and, ``recursive``, the runs it started)."""
+
+    factory: str
+    run_id: str
+    pipeline: str = ""
+    subscription: str = ""
+    resource_group: str = ""
+    recursive: bool = True
+
+
+def target(event: ErrorEvent) -> dict[str, Any]:
+    """Factory, pipeline, run id, subscription and resource group of an ADF event."""
+    arm = arm_parts(event.resource_id)
+    return drop_empty({
+        "factory": attr(event, "factory") or arm.get("name", ""),
+        "pipeline": attr(event, "pipeline") or event.resource,
+        "run_id": event.run_id,
+        "subscription": attr(event, "subscription") or arm.get("subscription", ""),
+        "resource_group": attr(event, "resource_group") or arm.get("resource_group", ""),
+    })
+
+
+def _where(action: str, factory: str, pipeline: str = "", run_id: str = "") -> str:
+    parts = [f"factory={factory}"]
+    if pipeline:
+        parts.append(f"pipeline={pipeline}")
+    if run_id:
+        parts.append(f"run={run_id}")
+    return f"{action}[{' '.join(parts)}]"
+
+
+def _client(
+    clients: Clients, factory: str, subscription: str, resource_group: str
+) -> tuple[AdfRoute, str, DataFactoryManagementClient]:
+    route = clients.adf_route(factory, subscription, resource_group)
+    return route, resource_group or route.settings.resource_group, clients.adf(route)
+
+
+def describe_rerun(params: RerunParams, event: ErrorEvent) -> str:
+    """``would rerun pipeline P in factory F from the failed activity (recovery of run R)``."""
+    if params.start_activity_name:
+        start = f"from activity {params.start_activity_name}"
+    elif params.start_from_failure:
+        start = "from the failed activity"
+    else:
+        start = "in full"
+    with_params = " with new parameters" if params.parameters else ""
+    return (f"would rerun pipeline {params.pipeline} in factory {params.factory} {start}"
+            f"{with_params} (recovery of run {short_id(params.run_id)})")
+
+
+def rerun_pipeline(params: RerunParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``pipelines.create_run`` as a recovery of ``run_id``; the new run is probed."""
+    where = _where("adf.rerun_pipeline", params.factory, params.pipeline)
+    route, rg, client = _client(ctx.clients, params.factory, params.subscription,
+                                params.resource_group)
+    with cloud_call(where):
+        response = client.pipelines.create_run(
+            rg, params.factory, params.pipeline, params.parameters,
+            reference_pipeline_run_id=params.run_id, is_recovery=True,
+            start_from_failure=params.start_from_failure or None,
+            start_activity_name=params.start_activity_name or None,
+        )
+    new_run = str(response.run_id)
+    return ActionResult(
+        outcome="started",
+        detail=f"rerun {new_run} of pipeline {params.pipeline} started "
+               f"(recovery of run {params.run_id})",
+        ref=_ref(route, rg, params.factory, params.pipeline, new_run, params.run_id),
+    )
+
+
+def _ref(route: AdfRoute, rg: str, factory: str, pipeline: str, run_id: str,
+         original: str) -> dict[str, str]:
+    return {"cloud": route.name, "resource_group": rg, "factory": factory,
+            "pipeline": pipeline, "run_id": run_id, "original_run_id": original}
+
+
+def run_state(run: PipelineRun) -> ProbeResult:
+    """A pipeline run's status as a probe result (shared with Synapse, same statuses)."""
+    status = str(run.status or "")
+    name = f"run {run.run_id} of pipeline {run.pipeline_name}"
+    if status in RUNNING:
+        return ProbeResult(state="running", detail=f"{name} is {status}")
+    if status == "Succeeded":
+        return ProbeResult(state="succeeded", detail=f"{name} succeeded")
+    message = f": {run.message}" if run.message else ""
+    return ProbeResult(state="failed", detail=f"{name} ended {status or 'unknown'}{message}")
+
+
+def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
+    """``pipeline_runs.get`` of the run that the rerun started."""
+    ref = result.ref
+    try:
+        cfg = ctx.clients.clouds.adf[ref["cloud"]]
+    except KeyError as exc:
+        raise PermanentActionError(
+            f"adf probe: the settings no longer have [clouds.adf.{ref.get('cloud')}]"
+        ) from exc
+    client = ctx.clients.adf(AdfRoute(ref["cloud"], cfg))
+    with cloud_call(_where("adf.probe", ref["factory"], ref["pipeline"], ref["run_id"])):
+        run = client.pipeline_runs.get(ref["resource_group"], ref["factory"], ref["run_id"])
+    return run_state(run)
+
+
+def query_runs(
+    client: DataFactoryManagementClient, rg: str, factory: str, after: datetime,
+    before: datetime, filters: list[RunQueryFilter], limit: int = 20,
+) -> list[PipelineRun]:
+    """``pipeline_runs.query_by_factory``, following continuation tokens (at most ``limit``
+    pages: the SDK does not follow them for us)."""
+    runs: list[PipelineRun] = []
+    token: str | None = None
+    for _ in range(limit):
+        page = client.pipeline_runs.query_by_factory(
+            rg, factory,
+            RunFilterParameters(last_updated_after=after, last_updated_before=before,
+                                filters=filters, continuation_token=token),
+        )
+        runs.extend(page.value or [])
+        token = page.continuation_token
+        if not token:
+            break
+    return runs
+
+
+def reconcile_rerun(
+    params: RerunParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """Find a recovery run of ``run_id`` already started: same run group, started later."""
+    where = _where("adf.rerun_pipeline", params.factory, params.pipeline)
+    route, rg, client = _client(ctx.clients, params.factory, params.subscription,
+                                params.resource_group)
+    with cloud_call(where):
+        original = client.pipeline_runs.get(rg, params.factory, params.run_id)
+        started = original.run_start or datetime.now(UTC) - timedelta(days=30)
+        group = original.run_group_id or params.run_id
+        runs = query_runs(
+            client, rg, params.factory, started, datetime.now(UTC) + timedelta(hours=1),
+            [RunQueryFilter(operand="RunGroupId", operator="Equals", values_property=[group]),
+             RunQueryFilter(operand="PipelineName", operator="Equals",
+                            values_property=[params.pipeline])],
+        )
+    later = [r for r in runs if r.run_id != params.run_id
+             and (r.run_start is None or r.run_start > started)]
+    if not later:
+        return None
+    found = max(later, key=lambda r: r.run_start or started)
+    return ActionResult(
+        outcome="already_done",
+        detail=f"rerun {found.run_id} of pipeline {params.pipeline} was already started "
+               f"(recovery of run {params.run_id})",
+        ref=_ref(route, rg, params.factory, params.pipeline, str(found.run_id), params.run_id),
+    )
+
+
+def describe_cancel(params: CancelParams, event: ErrorEvent) -> str:
+    """``would cancel run R of pipeline P in factory F``."""
+    of = f" of pipeline {params.pipeline}" if params.pipeline else ""
+    return f"would cancel run {short_id(params.run_id)}{of} in factory {params.factory}"
+
+
+def cancel_run(params: CancelParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``pipeline_runs.cancel``; cancelling a finished run changes nothing."""
+    where = _where("adf.cancel_run", params.factory, params.pipeline, params.run_id)
+    _, rg, client = _client(ctx.clients, params.factory, params.subscription,
+                            params.resource_group)
+    with cloud_call(where):
+        client.pipeline_runs.cancel(rg, params.factory, params.run_id,
+                                    is_recursive=params.recursive)
+    return ActionResult(outcome="done",
+                        detail=f"cancel of run {params.run_id} in factory {params.factory} sent")

@@ -1,0 +1,54 @@
+"""What an action gets (its context) and what it gives back (its result and probe result).
+
+Kept free of SDK imports so that ``engine.actions.base`` (seen by the playbook loader) stays
+SDK-free: the clients arrive as a :class:`~engine.actions.clients.Clients` value at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+if TYPE_CHECKING:
+    from engine.actions.clients import Clients
+
+__all__ = ["ActionContext", "ActionResult", "Outcome", "ProbeResult", "ProbeState"]
+
+Outcome = Literal["done", "started", "already_done"]
+ProbeState = Literal["running", "succeeded", "failed"]
+
+
+class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one action did.
+
+    ``outcome`` is ``started`` when the action set something going that a probe can follow
+    (a rerun, a repair, a cluster start), ``done`` when it finished in the call (a webhook,
+    a cancel), ``already_done`` when :func:`reconcile` found the call had already been made.
+    ``ref`` holds what the probe needs (ids, factory, workspace); it is stored by the worker,
+    so it carries no secret.
+    """
+
+    outcome: Outcome
+    detail: str
+    ref: dict[str, str] = msgspec.field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the thing an action started stands: still running, succeeded or failed."""
+
+    state: ProbeState
+    detail: str
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """Everything an action may use besides its parameters and the event.
+
+    ``clients`` is built once from the settings by the caller; actions never build their own
+    clients, which is how the tests point them at the sandbox.
+    """
+
+    clients: Clients

@@ -1,0 +1,471 @@
+"""Databricks actions through ``databricks-sdk``: repair or run a job, start, restart or
+re-size a cluster.
+
+Never ``.result()`` or ``*_and_wait``: they sleep for up to 20 minutes. An action makes one
+call and returns; the worker's probe polls ``runs/get`` or ``clusters/get`` until terminal.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service.compute import ClusterDetails, ClustersAPI, State
+from databricks.sdk.service.jobs import JobSettings, Run, RunLifeCycleState, RunResultState
+
+from engine.actions._event import attr, drop_empty
+from engine.actions.base import Params, params_key
+from engine.actions.clients import Clients, DatabricksRoute
+from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.errors import cloud_call
+from engine.errors import PermanentActionError
+from engine.events import ErrorEvent
+
+__all__ = [
+    "TRIED_TAG",
+    "ClusterParams",
+    "NodeTypeParams",
+    "RepairParams",
+    "RunJobParams",
+    "cluster_target",
+    "job_target",
+    "node_type_target",
+    "repair_run",
+    "restart_cluster",
+    "run_job",
+    "run_target",
+    "set_node_type",
+    "start_cluster",
+]
+
+TRIED_TAG = "remediator_tried_node_types"
+"""Custom tag on the cluster spec that remembers which node types were already tried, so that
+walking the fallback list survives restarts and never loops."""
+
+_RUNNING_LIFE = {RunLifeCycleState.PENDING, RunLifeCycleState.QUEUED, RunLifeCycleState.RUNNING,
+                 RunLifeCycleState.TERMINATING, RunLifeCycleState.BLOCKED,
+                 RunLifeCycleState.WAITING_FOR_RETRY}
+_CLUSTER_BUSY = {State.PENDING, State.RESTARTING, State.RESIZING}
+
+
+class _Workspace(Params, kw_only=True):
+    workspace_id: str = ""
+
+
+class RepairParams(_Workspace, kw_only=True):
+    """Repair run ``run_id`` (the job's run: for a task event, its parent run).
+
+    ``rerun_all_failed_tasks`` (the default) or the named ``rerun_tasks`` (with
+    ``rerun_dependent_tasks`` to rerun what depends on them).
+    """
+
+    run_id: int
+    job_id: int | None = None
+    rerun_all_failed_tasks: bool = True
+    rerun_tasks: tuple[str, ...] = ()
+    rerun_dependent_tasks: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rerun_tasks and self.rerun_all_failed_tasks:
+            raise ValueError("rerun_tasks and rerun_all_failed_tasks exclude each other; "
+                             "set rerun_all_failed_tasks: false to name the tasks")
+        if not self.rerun_tasks and not self.rerun_all_failed_tasks:
+            raise ValueError("nothing to repair: set rerun_all_failed_tasks or rerun_tasks")
+        if self.rerun_dependent_tasks and not self.rerun_tasks:
+            raise ValueError("rerun_dependent_tasks needs rerun_tasks")
+
+
+class RunJobParams(_Workspace, kw_only=True):
+    """Start job ``job_id`` now, with ``job_parameters`` and only the tasks ``only``."""
+
+    job_id: int
+    job_parameters: dict[str, str] | None = None
+    only: tuple[str, ...] = ()
+
+
+class ClusterParams(_Workspace, kw_only=True):
+    """One all-purpose cluster."""
+
+    cluster_id: str
+
+
+class NodeTypeParams(_Workspace, kw_only=True):
+    """Move a cluster to the first node type of ``fallbacks`` it has not had yet.
+
+    An all-purpose cluster by ``cluster_id`` (``clusters.edit`` with its full spec), or a job
+    cluster by ``job_id`` and ``job_cluster_key`` (``jobs.update`` of ``job_clusters``); the
+    job cluster wins when both are known, since a job cluster's id changes with every run.
+    """
+
+    fallbacks: tuple[str, ...]
+    cluster_id: str = ""
+    job_id: int | None = None
+    job_cluster_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fallbacks:
+            raise ValueError("fallbacks: name at least one node type")
+        if not self.cluster_id and not (self.job_id and self.job_cluster_key):
+            raise ValueError("name cluster_id, or job_id and job_cluster_key")
+
+
+# -- targets -------------------------------------------------------------------------------
+
+
+def run_target(event: ErrorEvent) -> dict[str, Any]:
+    """The job run to repair: the parent run of a task event, else the event's run."""
+    return drop_empty({
+        "run_id": attr(event, "parent_run_id") or event.run_id,
+        "job_id": attr(event, "job_id") or (event.resource_id if event.kind != "cluster" else ""),
+        "workspace_id": attr(event, "workspace_id"),
+    })
+
+
+def job_target(event: ErrorEvent) -> dict[str, Any]:
+    """The job of a job or task event."""
+    return drop_empty({"job_id": attr(event, "job_id"),
+                       "workspace_id": attr(event, "workspace_id")})
+
+
+def cluster_target(event: ErrorEvent) -> dict[str, Any]:
+    """The cluster of a cluster event (or the cluster a run ran on, from enrichment)."""
+    return drop_empty({
+        "cluster_id": attr(event, "cluster_id")
+        or (event.resource_id if event.kind == "cluster" else ""),
+        "workspace_id": attr(event, "workspace_id"),
+    })
+
+
+def node_type_target(event: ErrorEvent) -> dict[str, Any]:
+    """The cluster to re-size: the job cluster of a run (from enrichment), else the cluster."""
+    out = cluster_target(event)
+    if attr(event, "job_cluster_key") and attr(event, "job_id"):
+        out.update(job_id=attr(event, "job_id"), job_cluster_key=attr(event, "job_cluster_key"))
+        out.pop("cluster_id", None)
+    return out
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _client(clients: Clients, workspace_id: str) -> tuple[DatabricksRoute, WorkspaceClient]:
+    route = clients.databricks_route(workspace_id)
+    return route, clients.databricks(route)
+
+
+def _by_name(clients: Clients, name: str) -> WorkspaceClient:
+    try:
+        cfg = clients.clouds.databricks[name]
+    except KeyError as exc:
+        raise PermanentActionError(
+            f"databricks probe: the settings no longer have [clouds.databricks.{name}]"
+        ) from exc
+    return clients.databricks(DatabricksRoute(name, cfg))
+
+
+def run_probe_state(run: Run, what: str) -> ProbeResult:
+    """A run's (or its latest repair's) state as a probe result."""
+    state = run.state
+    life = state.life_cycle_state if state else None
+    result = state.result_state if state else None
+    if life in _RUNNING_LIFE or life is None:
+        return ProbeResult(state="running", detail=f"{what} is {life.value if life else 'new'}")
+    if result == RunResultState.SUCCESS:
+        return ProbeResult(state="succeeded", detail=f"{what} succeeded")
+    message = state.state_message if state and state.state_message else ""
+    tail = f": {message}" if message else ""
+    label = result.value if result else life.value
+    return ProbeResult(state="failed", detail=f"{what} ended {label}{tail}")
+
+
+def _repairs(run: Run) -> list[int]:
+    return [int(item.id) for item in run.repair_history or []
+            if item.id is not None and item.type is not None and item.type.value == "REPAIR"]
+
+
+# -- repair_run ----------------------------------------------------------------------------
+
+
+def describe_repair(params: RepairParams, event: ErrorEvent) -> str:
+    """``would repair run R of job J (rerun all failed tasks)``."""
+    job = f" of job {event.resource or params.job_id}" if (event.resource or params.job_id) else ""
+    what = ("rerun all failed tasks" if params.rerun_all_failed_tasks
+            else "rerun " + ", ".join(params.rerun_tasks)
+            + (" and their dependents" if params.rerun_dependent_tasks else ""))
+    return f"would repair run {params.run_id}{job} ({what})"
+
+
+def repair_key(params: RepairParams, event: ErrorEvent) -> str:
+    """A repair keeps the run id, so the key also counts the repairs seen at the failure."""
+    return params_key("databricks.repair_run", params,
+                      str(event.attributes.get("repair_count", 0)))
+
+
+def repair_run(params: RepairParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``jobs.repair_run``, with ``latest_repair_id`` from ``runs/get`` on later repairs."""
+    where = f"databricks.repair_run[run={params.run_id}]"
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(where):
+        run = w.jobs.get_run(params.run_id, include_history=True)
+        repairs = _repairs(run)
+        waiter = w.jobs.repair_run(
+            params.run_id,
+            rerun_all_failed_tasks=params.rerun_all_failed_tasks or None,
+            rerun_tasks=list(params.rerun_tasks) or None,
+            rerun_dependent_tasks=params.rerun_dependent_tasks or None,
+            latest_repair_id=repairs[-1] if repairs else None,
+        )
+    repair_id = str(waiter.response.repair_id)
+    return ActionResult(
+        outcome="started",
+        detail=f"repair {repair_id} of run {params.run_id} started",
+        ref={"cloud": route.name, "run_id": str(params.run_id), "repair_id": repair_id},
+    )
+
+
+def probe_repair(result: ActionResult, ctx: ActionContext) -> ProbeResult:
+    """``runs/get``: the run's state reflects its latest repair."""
+    w = _by_name(ctx.clients, result.ref["cloud"])
+    run_id = int(result.ref["run_id"])
+    with cloud_call(f"databricks.probe[run={run_id}]"):
+        run = w.jobs.get_run(run_id, include_history=True)
+    for item in run.repair_history or []:
+        if str(item.id) == result.ref.get("repair_id") and item.state is not None:
+            return run_probe_state(Run(state=item.state),
+                                   f"repair {item.id} of run {run_id}")
+    return run_probe_state(run, f"run {run_id}")
+
+
+def reconcile_repair(
+    params: RepairParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """A repair newer than the ones the event saw (``repair_count``) is ours, already made."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.repair_run[run={params.run_id}]"):
+        run = w.jobs.get_run(params.run_id, include_history=True)
+    repairs = _repairs(run)
+    seen = int(event.attributes.get("repair_count", 0) or 0)
+    if len(repairs) <= seen:
+        return None
+    return ActionResult(
+        outcome="already_done",
+        detail=f"repair {repairs[-1]} of run {params.run_id} was already made",
+        ref={"cloud": route.name, "run_id": str(params.run_id), "repair_id": str(repairs[-1])},
+    )
+
+
+# -- run_job -------------------------------------------------------------------------------
+
+
+def describe_run_job(params: RunJobParams, event: ErrorEvent) -> str:
+    """``would run job J now``."""
+    only = f" (only {', '.join(params.only)})" if params.only else ""
+    return f"would run job {params.job_id} now{only}"
+
+
+def run_job(params: RunJobParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``jobs.run_now`` with the idempotency key as ``idempotency_token``: Databricks answers
+    a resend with the run it already started, so a crashed worker may safely send again."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    token = params_key("databricks.run_job", params, event.dedup_key)[-32:]
+    with cloud_call(f"databricks.run_job[job={params.job_id}]"):
+        waiter = w.jobs.run_now(params.job_id, idempotency_token=token,
+                                job_parameters=params.job_parameters,
+                                only=list(params.only) or None)
+    run_id = str(waiter.response.run_id)
+    return ActionResult(outcome="started", detail=f"run {run_id} of job {params.job_id} started",
+                        ref={"cloud": route.name, "run_id": run_id})
+
+
+def probe_job_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
+    """``runs/get`` of the run that ``run_now`` started."""
+    w = _by_name(ctx.clients, result.ref["cloud"])
+    run_id = int(result.ref["run_id"])
+    with cloud_call(f"databricks.probe[run={run_id}]"):
+        run = w.jobs.get_run(run_id)
+    return run_probe_state(run, f"run {run_id}")
+
+
+# -- clusters ------------------------------------------------------------------------------
+
+
+def _cluster_state(details: ClusterDetails, what: str) -> ProbeResult:
+    state = details.state
+    if state == State.RUNNING:
+        return ProbeResult(state="succeeded", detail=f"{what} is running")
+    if state in _CLUSTER_BUSY or state is None:
+        return ProbeResult(state="running", detail=f"{what} is {state.value if state else 'new'}")
+    reason = details.termination_reason
+    why = f" ({reason.code.value if reason.code else ''})" if reason and reason.code else ""
+    message = f": {details.state_message}" if details.state_message else ""
+    return ProbeResult(state="failed", detail=f"{what} is {state.value}{why}{message}")
+
+
+def probe_cluster(result: ActionResult, ctx: ActionContext) -> ProbeResult:
+    """``clusters/get`` until RUNNING (succeeded) or TERMINATED/ERROR (failed)."""
+    w = _by_name(ctx.clients, result.ref["cloud"])
+    cluster_id = result.ref["cluster_id"]
+    with cloud_call(f"databricks.probe[cluster={cluster_id}]"):
+        details = w.clusters.get(cluster_id)
+    return _cluster_state(details, f"cluster {cluster_id}")
+
+
+def start_cluster(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``clusters.start`` (without waiting)."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.start_cluster[cluster={params.cluster_id}]"):
+        w.clusters.start(params.cluster_id)
+    return ActionResult(outcome="started", detail=f"cluster {params.cluster_id} starting",
+                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+
+
+def reconcile_start(
+    params: ClusterParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """A cluster already PENDING or RUNNING needs no start (a second one would be refused)."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.start_cluster[cluster={params.cluster_id}]"):
+        details = w.clusters.get(params.cluster_id)
+    if details.state not in _CLUSTER_BUSY | {State.RUNNING}:
+        return None
+    return ActionResult(outcome="already_done",
+                        detail=f"cluster {params.cluster_id} is already {details.state.value}",
+                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+
+
+def restart_cluster(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``clusters.restart`` (a terminated cluster is started instead, by Databricks)."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.restart_cluster[cluster={params.cluster_id}]"):
+        w.clusters.restart(params.cluster_id)
+    return ActionResult(outcome="started", detail=f"cluster {params.cluster_id} restarting",
+                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+
+
+def reconcile_restart(
+    params: ClusterParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """Restarted already if it is restarting, or was (re)started after the failure."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.restart_cluster[cluster={params.cluster_id}]"):
+        details = w.clusters.get(params.cluster_id)
+    since = int(event.occurred_at.timestamp() * 1000) if event.occurred_at else None
+    restarted = max(details.last_restarted_time or 0, details.start_time or 0)
+    if details.state in _CLUSTER_BUSY or (since is not None and restarted > since):
+        return ActionResult(outcome="already_done",
+                            detail=f"cluster {params.cluster_id} was already restarted",
+                            ref={"cloud": route.name, "cluster_id": params.cluster_id})
+    return None
+
+
+# -- set_node_type -------------------------------------------------------------------------
+
+
+def _next_node_type(current: str, tags: dict[str, str], fallbacks: tuple[str, ...],
+                    where: str) -> tuple[str, dict[str, str]]:
+    tried = [t for t in (tags.get(TRIED_TAG) or "").split(";") if t]
+    if current and current not in tried:
+        tried.append(current)
+    for node in fallbacks:
+        if node != current and node not in tried:
+            return node, {**tags, TRIED_TAG: ";".join([*tried, node])}
+    raise PermanentActionError(
+        f"{where}: every fallback node type has been tried ({', '.join(fallbacks)}); "
+        f"current is {current or 'unknown'}"
+    )
+
+
+_EDIT_FIELDS = tuple(
+    name for name in inspect.signature(ClustersAPI.edit).parameters
+    if name not in ("self", "cluster_id", "spark_version")
+)
+
+
+def describe_node_type(params: NodeTypeParams, event: ErrorEvent) -> str:
+    """``would move cluster C from node type N to the first untried of [A, B]``."""
+    what = (f"job cluster {params.job_cluster_key} of job {params.job_id}"
+            if params.job_id and params.job_cluster_key else f"cluster {params.cluster_id}")
+    current = attr(event, "node_type_id")
+    frm = f" from node type {current}" if current else ""
+    return f"would move {what}{frm} to the first untried of [{', '.join(params.fallbacks)}]"
+
+
+def node_type_key(params: NodeTypeParams, event: ErrorEvent) -> str:
+    """The node type that failed is part of "the same failure"."""
+    return params_key("databricks.set_node_type", params, attr(event, "node_type_id"))
+
+
+def set_node_type(params: NodeTypeParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """Edit the cluster (or the job's cluster spec) to the next fallback node type."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    if params.job_id and params.job_cluster_key:
+        where = (f"databricks.set_node_type[job={params.job_id} "
+                 f"job_cluster={params.job_cluster_key}]")
+        with cloud_call(where):
+            job = w.jobs.get(params.job_id)
+            clusters = list(job.settings.job_clusters or []) if job.settings else []
+            spec = next((c for c in clusters if c.job_cluster_key == params.job_cluster_key), None)
+            if spec is None or spec.new_cluster is None:
+                raise PermanentActionError(
+                    f"{where}: job {params.job_id} has no job cluster {params.job_cluster_key!r}"
+                )
+            current = spec.new_cluster.node_type_id or ""
+            node, tags = _next_node_type(current, dict(spec.new_cluster.custom_tags or {}),
+                                         params.fallbacks, where)
+            spec.new_cluster.node_type_id = node
+            if spec.new_cluster.driver_node_type_id == current:
+                spec.new_cluster.driver_node_type_id = node
+            spec.new_cluster.custom_tags = tags
+            w.jobs.update(params.job_id, new_settings=JobSettings(job_clusters=clusters))
+        ref = {"cloud": route.name, "job_id": str(params.job_id),
+               "job_cluster_key": params.job_cluster_key, "node_type_id": node}
+        return ActionResult(
+            outcome="done",
+            detail=f"job cluster {params.job_cluster_key} of job {params.job_id}: node type "
+                   f"{current} -> {node}",
+            ref=ref, data={"previous_node_type_id": current})
+    where = f"databricks.set_node_type[cluster={params.cluster_id}]"
+    with cloud_call(where):
+        details = w.clusters.get(params.cluster_id)
+        current = details.node_type_id or ""
+        node, tags = _next_node_type(current, dict(details.custom_tags or {}), params.fallbacks,
+                                     where)
+        spec: dict[str, Any] = {
+            name: getattr(details, name) for name in _EDIT_FIELDS
+            if getattr(details, name, None) is not None
+        }
+        spec["node_type_id"] = node
+        if details.driver_node_type_id in (None, current):
+            spec["driver_node_type_id"] = node
+        spec["custom_tags"] = tags
+        w.clusters.edit(params.cluster_id, details.spark_version or "", **spec)
+    return ActionResult(
+        outcome="done",
+        detail=f"cluster {params.cluster_id}: node type {current} -> {node}",
+        ref={"cloud": route.name, "cluster_id": params.cluster_id, "node_type_id": node},
+        data={"previous_node_type_id": current},
+    )
+
+
+def reconcile_node_type(
+    params: NodeTypeParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """Already moved if the node type is no longer the one that failed and is a fallback."""
+    failed = attr(event, "node_type_id")
+    if not failed:
+        return None
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.set_node_type[cluster={params.cluster_id or params.job_id}]"):
+        if params.job_id and params.job_cluster_key:
+            job = w.jobs.get(params.job_id)
+            spec = next((c.new_cluster for c in (job.settings.job_clusters or [])
+                         if c.job_cluster_key == params.job_cluster_key), None)
+            current = (spec.node_type_id or "") if spec else ""
+        else:
+            current = w.clusters.get(params.cluster_id).node_type_id or ""
+    if current == failed or current not in params.fallbacks:
+        return None
+    return ActionResult(outcome="already_done", detail=f"node type is already {current}",
+                        ref=drop_empty({"cloud": route.name, "cluster_id": params.cluster_id,
+                                        "node_type_id": current}))

@@ -1,0 +1,164 @@
+"""Synapse pipeline actions through ``azure-synapse-artifacts`` (the workspace data plane).
+
+Synapse has no ``startFromFailure``: a rerun "from the failed activity" names that activity
+(``start_activity_name``, taken from the event's ``activity`` attribute by default). Like ADF,
+a recovery run joins the original's run group, which :func:`reconcile_rerun` looks for.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.synapse.artifacts import ArtifactsClient
+from azure.synapse.artifacts.models import PipelineRun, RunFilterParameters, RunQueryFilter
+
+from engine.actions._event import arm_parts, attr, drop_empty, short_id
+from engine.actions.base import Params
+from engine.actions.clients import Clients, SynapseRoute
+from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.errors import cloud_call
+from engine.errors import PermanentActionError
+from engine.events import ErrorEvent
+
+__all__ = [
+    "RerunParams",
+    "describe_rerun",
+    "probe_run",
+    "query_runs",
+    "reconcile_rerun",
+    "rerun_pipeline",
+    "target",
+]
+
+_RUNNING = frozenset({"Queued", "InProgress", "Canceling"})
+
+
+class RerunParams(Params, kw_only=True):
+    """Rerun ``pipeline`` of Synapse ``workspace`` as a recovery of ``run_id``.
+
+    From ``start_activity_name`` when set, else the whole pipeline; ``parameters`` replace
+    the original run's.
+    """
+
+    workspace: str
+    pipeline: str
+    run_id: str
+    start_activity_name: str = ""
+    parameters: dict[str, Any] | None = None
+
+
+def target(event: ErrorEvent) -> dict[str, Any]:
+    """Workspace, pipeline, run id and failed activity of a Synapse event."""
+    return drop_empty({
+        "workspace": attr(event, "workspace") or arm_parts(event.resource_id).get("name", ""),
+        "pipeline": attr(event, "pipeline") or event.resource,
+        "run_id": event.run_id,
+        "start_activity_name": attr(event, "activity"),
+    })
+
+
+def _client(clients: Clients, workspace: str) -> tuple[SynapseRoute, ArtifactsClient]:
+    route = clients.synapse_route(workspace)
+    return route, clients.synapse(route)
+
+
+def describe_rerun(params: RerunParams, event: ErrorEvent) -> str:
+    """``would rerun pipeline P in Synapse workspace W from activity A (recovery of run R)``."""
+    start = (f"from activity {params.start_activity_name}" if params.start_activity_name
+             else "in full")
+    return (f"would rerun pipeline {params.pipeline} in Synapse workspace {params.workspace} "
+            f"{start} (recovery of run {short_id(params.run_id)})")
+
+
+def _ref(route: SynapseRoute, params: RerunParams, run_id: str) -> dict[str, str]:
+    return {"cloud": route.name, "workspace": params.workspace, "pipeline": params.pipeline,
+            "run_id": run_id, "original_run_id": params.run_id}
+
+
+def rerun_pipeline(params: RerunParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """``pipeline.create_pipeline_run`` as a recovery of ``run_id``."""
+    route, client = _client(ctx.clients, params.workspace)
+    where = f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline}]"
+    with cloud_call(where):
+        response = client.pipeline.create_pipeline_run(
+            params.pipeline, reference_pipeline_run_id=params.run_id, is_recovery=True,
+            start_activity_name=params.start_activity_name or None,
+            parameters=params.parameters,
+        )
+    new_run = str(response.run_id)
+    return ActionResult(
+        outcome="started",
+        detail=f"rerun {new_run} of pipeline {params.pipeline} started "
+               f"(recovery of run {params.run_id})",
+        ref=_ref(route, params, new_run),
+    )
+
+
+def _state(run: PipelineRun) -> ProbeResult:
+    status = str(run.status or "")
+    name = f"run {run.run_id} of pipeline {run.pipeline_name}"
+    if status in _RUNNING:
+        return ProbeResult(state="running", detail=f"{name} is {status}")
+    if status == "Succeeded":
+        return ProbeResult(state="succeeded", detail=f"{name} succeeded")
+    message = f": {run.message}" if run.message else ""
+    return ProbeResult(state="failed", detail=f"{name} ended {status or 'unknown'}{message}")
+
+
+def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
+    """``pipeline_run.get_pipeline_run`` of the rerun."""
+    ref = result.ref
+    cfg = ctx.clients.clouds.synapse.get(ref["cloud"])
+    if cfg is None:
+        raise PermanentActionError(
+            f"synapse probe: the settings no longer have [clouds.synapse.{ref['cloud']}]"
+        )
+    client = ctx.clients.synapse(SynapseRoute(ref["cloud"], cfg))
+    with cloud_call(f"synapse.probe[workspace={ref['workspace']} run={ref['run_id']}]"):
+        run = client.pipeline_run.get_pipeline_run(ref["run_id"])
+    return _state(run)
+
+
+def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
+               filters: list[RunQueryFilter], limit: int = 20) -> list[PipelineRun]:
+    """``query_pipeline_runs_by_workspace``, following continuation tokens (``limit`` pages)."""
+    runs: list[PipelineRun] = []
+    token: str | None = None
+    for _ in range(limit):
+        page = client.pipeline_run.query_pipeline_runs_by_workspace(RunFilterParameters(
+            last_updated_after=after, last_updated_before=before, filters=filters,
+            continuation_token=token,
+        ))
+        runs.extend(page.value or [])
+        token = page.continuation_token
+        if not token:
+            break
+    return runs
+
+
+def reconcile_rerun(
+    params: RerunParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """A later run in the original's run group is the rerun already made."""
+    route, client = _client(ctx.clients, params.workspace)
+    where = f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline}]"
+    with cloud_call(where):
+        original = client.pipeline_run.get_pipeline_run(params.run_id)
+        started = original.run_start or datetime.now(UTC) - timedelta(days=30)
+        runs = query_runs(client, started, datetime.now(UTC) + timedelta(hours=1), [
+            RunQueryFilter(operand="RunGroupId", operator="Equals",
+                           values=[original.run_group_id or params.run_id]),
+            RunQueryFilter(operand="PipelineName", operator="Equals", values=[params.pipeline]),
+        ])
+    later = [r for r in runs if r.run_id != params.run_id
+             and (r.run_start is None or r.run_start > started)]
+    if not later:
+        return None
+    found = max(later, key=lambda r: r.run_start or started)
+    return ActionResult(
+        outcome="already_done",
+        detail=f"rerun {found.run_id} of pipeline {params.pipeline} was already started "
+               f"(recovery of run {params.run_id})",
+        ref=_ref(route, params, str(found.run_id)),
+    )
