@@ -120,7 +120,11 @@ def _on_storage_error(_: Request[Any, Any, Any], exc: StorageError) -> Response[
     )
 
 
-def _on_unauthorized(_: Request[Any, Any, Any], exc: Unauthorized) -> Response[dict[str, Any]]:
+def _on_unauthorized(
+    request: Request[Any, Any, Any], exc: Unauthorized
+) -> Response[dict[str, Any]]:
+    # The path only: the query string may hold a (wrong) key.
+    log.info("unauthorized", path=request.url.path)
     headers = {"WWW-Authenticate": ", ".join(exc.challenges)} if exc.challenges else {}
     return Response({"error": "unauthorized"}, status_code=401, headers=headers)
 

@@ -381,3 +381,28 @@ def test_an_app_without_a_db_opens_and_closes_its_own(tmp_path) -> None:
         assert [r["id"] for r in reopened.query("SELECT id FROM events")] == [receipt["event_id"]]
     finally:
         reopened.close()
+
+
+def test_a_payload_of_several_events_answers_each_receipt(db: Database) -> None:
+    from receivers import intake
+
+    events = [
+        *normalize("azure-monitor", load_sample("seed/adf-test-alert.json")),
+        *normalize("databricks-monitor", load_sample("seed/databricks-job-failure.json")),
+    ]
+    receipts = intake.store(db, "azure-monitor", events, {"several": True})
+    answer = intake.answer(receipts)
+    assert answer == {
+        "event_id": receipts[0].event_id,
+        "duplicate": False,
+        "status": "firing",
+        "events": [
+            {"event_id": receipts[0].event_id, "duplicate": False, "status": "firing"},
+            {"event_id": receipts[1].event_id, "duplicate": False, "status": "firing"},
+        ],
+    }
+    again = intake.answer(intake.store(db, "azure-monitor", events, {"several": True}))
+    assert [r["duplicate"] for r in again["events"]] == [True, True]
+    assert intake.answer([]) == {
+        "event_id": None, "duplicate": False, "status": "ignored", "events": []
+    }
