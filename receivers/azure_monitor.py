@@ -736,11 +736,41 @@ def _digest(parts: tuple[str, ...], doc: dict[str, Any]) -> str:
 
 
 def _body_text(doc: dict[str, Any]) -> str:
-    """The last resort of senders.md's message priority: the body itself, redacted, short."""
-    text = msgspec.json.encode(redact(doc), order="sorted").decode()
-    if len(text) <= _BODY_MESSAGE_LIMIT:
+    """The last resort of senders.md's message priority: the body itself, redacted, short.
+
+    The body is clipped before it is redacted: the redactor's cost grows faster than the
+    text, and only the first ``_BODY_MESSAGE_LIMIT`` characters are kept anyway.
+    """
+    budget = [_BODY_MESSAGE_LIMIT]
+    text = msgspec.json.encode(redact(_clip(doc, budget)), order="sorted").decode()
+    if len(text) < _BODY_MESSAGE_LIMIT and budget[0] >= 0:
         return text
     return text[: _BODY_MESSAGE_LIMIT - 1] + "…"
+
+
+def _clip(value: Any, budget: list[int]) -> Any:
+    """A copy of ``value``, keys sorted, cut once about ``budget[0]`` characters are spent."""
+    if isinstance(value, str):
+        kept = value[: max(budget[0], 0)]
+        budget[0] -= len(kept) + 3
+        return kept
+    budget[0] -= 8  # punctuation, numbers, literals: roughly
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            if budget[0] <= 0:
+                break
+            budget[0] -= len(key) + 4
+            out[key] = _clip(value[key], budget)
+        return out
+    if isinstance(value, list):
+        items: list[Any] = []
+        for item in value:
+            if budget[0] <= 0:
+                break
+            items.append(_clip(item, budget))
+        return items
+    return value
 
 
 def _show(value: object) -> str:
