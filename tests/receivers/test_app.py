@@ -406,3 +406,17 @@ def test_a_payload_of_several_events_answers_each_receipt(db: Database) -> None:
     assert intake.answer([]) == {
         "event_id": None, "duplicate": False, "status": "ignored", "events": []
     }
+
+
+def test_ready_is_503_when_the_database_does_not_answer(
+    app_settings: Settings, tmp_path
+) -> None:
+    db = Database(tmp_path / "gone.db")
+    with TestClient(create_app(app_settings, db)) as client:
+        assert client.get("/ready").status_code == 200
+        db.close()
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable"}
+        assert response.headers["retry-after"] == "5"
+        assert client.get("/health").json() == {"status": "ok"}
