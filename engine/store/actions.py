@@ -313,13 +313,16 @@ def probes_due(db: Database, now_ms: int, limit: int = 50) -> list[ActionRow]:
     return [_row(r) for r in rows]
 
 
-def set_probe(db: Database, action_id: str, state: str, *, due_ms: int = 0) -> None:
+def set_probe(
+    db: Database, action_id: str, state: str, *, due_ms: int = 0, error: str | None = None
+) -> None:
     """Record a probe's answer: ``running`` (poll again at ``due_ms``), ``succeeded``,
-    ``failed`` or ``cancelled``."""
+    ``failed`` (with ``error``, the probe's reason) or ``cancelled``."""
     with db.write() as conn:
         conn.execute(
-            "UPDATE actions SET probe_state = ?, probe_due_ms = ? WHERE id = ?",
-            (state, due_ms, action_id),
+            "UPDATE actions SET probe_state = ?, probe_due_ms = ?, error = coalesce(?, error) "
+            "WHERE id = ?",
+            (state, due_ms, error, action_id),
         )
 
 

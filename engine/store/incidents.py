@@ -58,6 +58,7 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int
     closed_ms: int
     approval_due_ms: int
+    event: str
 
     @property
     def active(self) -> bool:
@@ -72,12 +73,12 @@ def create_schema(db: Database) -> None:
             "id": str, "fingerprint": str, "target": str, "source": str, "resource": str,
             "alert_key": str, "state": str, "reason": str, "rule_id": str, "event_id": str,
             "events": int, "attempts": int, "opened_ms": int, "updated_ms": int,
-            "closed_ms": int, "approval_due_ms": int,
+            "closed_ms": int, "approval_due_ms": int, "event": str,
         },
         pk="id",
         not_null={"fingerprint", "target", "state"},
         defaults={"reason": "", "rule_id": "", "events": 1, "attempts": 0, "closed_ms": 0,
-                  "approval_due_ms": 0, "alert_key": ""},
+                  "approval_due_ms": 0, "alert_key": "", "event": ""},
         if_not_exists=True,
     )
     db.utils["incidents"].create_index(["fingerprint", "target", "state"], if_not_exists=True)
@@ -214,12 +215,16 @@ def set_state(
         return conn.execute(sql, params).rowcount > 0
 
 
-def set_rule(db: Database, incident_id: str, rule_id: str, event_id: str, now_ms: int) -> None:
-    """Remember which rule remediates the incident and from which event it was planned."""
+def set_rule(
+    db: Database, incident_id: str, rule_id: str, event_id: str, event_json: str, now_ms: int
+) -> None:
+    """Remember which rule remediates the incident and the (enriched) event it was planned
+    from, as JSON: the next attempt is rendered from it."""
     with db.write() as conn:
         conn.execute(
-            "UPDATE incidents SET rule_id = ?, event_id = ?, updated_ms = ? WHERE id = ?",
-            (rule_id, event_id, now_ms, incident_id),
+            "UPDATE incidents SET rule_id = ?, event_id = ?, event = ?, updated_ms = ? "
+            "WHERE id = ?",
+            (rule_id, event_id, event_json, now_ms, incident_id),
         )
 
 

@@ -1,0 +1,241 @@
+"""Guards: what stands between a matched rule and a cloud call, each decision with its reason.
+
+Checked in this order for every planned remediation (:data:`ORDER`); the first that blocks
+decides what happens to the incident (``escalate``, ``ignore``) and every decision is written
+to the audit log by the pipeline:
+
+- ``circuit``: a rule whose last N remediations failed (across targets) only escalates until
+  its breaker is reset (:func:`reset_breaker`);
+- ``budget``: at most ``budget.max_attempts`` attempts per ``budget.window``, counted per
+  target, rule or fingerprint;
+- ``cooldown``: no new remediation of a target by a rule within ``cooldown`` of the last;
+- ``lock``: one remediation at a time per target (a DB row with a lease: holds across threads
+  and restarts);
+- ``dry_run``: the default; ``Settings.live`` turns real actions on, a rule's ``dry_run: true``
+  still holds; dry-run renders and audits "would do" and makes no mutating call;
+- ``approval``: ``approval: required`` parks the incident in ``waiting_approval`` until
+  :func:`approve` or :func:`reject` (or expiry, which runs ``on_failure``);
+- ``pause``: the global pause (:func:`pause` / :func:`resume`); intake goes on, actions wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from engine.clock import to_ms
+from engine.events import utcnow
+from engine.store import Database
+from engine.store import actions as actions_store
+from engine.store import audit as audit_store
+from engine.store import incidents as incidents_store
+from engine.store import state as state_store
+
+__all__ = [
+    "ORDER",
+    "Decision",
+    "GuardError",
+    "approve",
+    "check_budget",
+    "check_circuit",
+    "check_cooldown",
+    "check_dry_run",
+    "check_lock",
+    "pause",
+    "reject",
+    "reset_breaker",
+    "resume",
+]
+
+ORDER: tuple[str, ...] = ("circuit", "budget", "cooldown", "lock", "dry_run", "approval", "pause")
+
+Outcome = Literal["allow", "escalate", "ignore", "dry_run", "wait", "paused"]
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """One guard's verdict: ``allow``, or what to do instead, and why (in words)."""
+
+    name: str
+    decision: Outcome
+    reason: str
+
+    @property
+    def blocks(self) -> bool:
+        """Whether the remediation stops here (escalated or ignored)."""
+        return self.decision in ("escalate", "ignore")
+
+
+class GuardError(Exception):
+    """An approve/reject that cannot apply: unknown incident, or not waiting for approval."""
+
+
+def _seconds(value: int | None) -> str:
+    return f"{value}s"
+
+
+def check_circuit(db: Database, rule: Any) -> Decision:
+    """Block (escalate) while the rule's breaker is open."""
+    breaker = state_store.breaker(db, rule.id)
+    if breaker.open:
+        return Decision(name="circuit", decision="escalate",
+                        reason=f"circuit open for rule {rule.id} after {breaker.failures} "
+                               "consecutive failed remediations; reset it to remediate again")
+    return Decision(name="circuit", decision="allow",
+                    reason=f"circuit closed ({breaker.failures} consecutive failures)")
+
+
+def check_budget(
+    db: Database, rule: Any, *, target: str, fingerprint: str, now_ms: int
+) -> Decision:
+    """Block (escalate) when the rule's attempts in its window reached ``max_attempts``."""
+    budget = rule.rule.budget
+    if budget is None:
+        return Decision(name="budget", decision="allow", reason="no budget set")
+    window = rule.budget_window_s or 0
+    value = {"target": target, "fingerprint": fingerprint, "rule": ""}[budget.per]
+    used = actions_store.attempts_in_window(
+        db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000
+    )
+    scope = f"per {budget.per}" + (f" {value}" if value else "")
+    if used >= budget.max_attempts:
+        return Decision(name="budget", decision="escalate",
+                        reason=f"budget spent: {used} of {budget.max_attempts} attempts in "
+                               f"{_seconds(window)} {scope}")
+    return Decision(name="budget", decision="allow",
+                    reason=f"{used} of {budget.max_attempts} attempts used in "
+                           f"{_seconds(window)} {scope}")
+
+
+def check_cooldown(db: Database, rule: Any, *, target: str, incident_id: str,
+                   now_ms: int) -> Decision:
+    """Block (ignore) a new remediation of ``target`` within the rule's cooldown."""
+    cooldown = rule.cooldown_s
+    if not cooldown:
+        return Decision(name="cooldown", decision="allow", reason="no cooldown set")
+    last = actions_store.last_started_ms(db, rule_id=rule.id, target=target,
+                                         exclude_incident=incident_id)
+    if last is not None and now_ms - last < cooldown * 1000:
+        ago = (now_ms - last) // 1000
+        return Decision(name="cooldown", decision="ignore",
+                        reason=f"cooldown: rule {rule.id} acted on {target} {ago}s ago "
+                               f"(cooldown {_seconds(cooldown)})")
+    return Decision(name="cooldown", decision="allow",
+                    reason=f"no action by rule {rule.id} on {target} within {_seconds(cooldown)}")
+
+
+def check_lock(db: Database, *, target: str, incident_id: str, now_ms: int,
+               lease_ms: int) -> Decision:
+    """Take the target's lock for this incident, or block (ignore) if another holds it."""
+    lock = state_store.acquire_lock(db, target, incident_id, now_ms=now_ms,
+                                    until_ms=now_ms + lease_ms)
+    if lock.holder != incident_id:
+        return Decision(name="lock", decision="ignore",
+                        reason=f"target {target} is locked by incident {lock.holder}")
+    return Decision(name="lock", decision="allow", reason=f"lock on {target} taken")
+
+
+def check_dry_run(rule: Any, *, live: bool) -> Decision:
+    """``dry_run`` unless the service runs live and the rule is not in shadow mode."""
+    if rule.rule.dry_run:
+        return Decision(name="dry_run", decision="dry_run",
+                        reason=f"rule {rule.id} is dry_run: true")
+    if not live:
+        return Decision(name="dry_run", decision="dry_run",
+                        reason="dry-run mode (start with --live to act)")
+    return Decision(name="dry_run", decision="allow", reason="live")
+
+
+def check_approval(rule: Any) -> Decision:
+    """``wait`` when the rule requires approval."""
+    if rule.rule.approval == "required":
+        return Decision(name="approval", decision="wait",
+                        reason=f"rule {rule.id} requires approval")
+    return Decision(name="approval", decision="allow", reason="no approval required")
+
+
+def check_pause(db: Database) -> Decision:
+    """``paused`` while the global pause is on: the actions wait, nothing is dropped."""
+    state = state_store.pause_state(db)
+    if state.paused:
+        return Decision(name="pause", decision="paused",
+                        reason=f"actions paused by {state.who}; they run after resume")
+    return Decision(name="pause", decision="allow", reason="not paused")
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or utcnow()
+
+
+def approve(db: Database, incident_id: str, who: str, *, now: datetime | None = None) -> None:
+    """Approve a waiting incident: its actions are scheduled (the scheduler's next tick runs
+    them; no cloud call is made here, so the HTTP API may call this on its event loop).
+
+    Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
+    """
+    moment = _now(now)
+    _waiting(db, incident_id)
+    if not incidents_store.set_state(db, incident_id, "remediating", reason=f"approved by {who}",
+                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
+        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+    moved = actions_store.release(db, incident_id, from_state="waiting_approval",
+                                  to_state="scheduled", now_ms=to_ms(moment))
+    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                       data={"decision": "approved", "who": who, "actions": moved})
+
+
+def reject(db: Database, incident_id: str, who: str, *, now: datetime | None = None,
+           reason: str = "") -> None:
+    """Reject a waiting incident: its actions are cancelled and it is ignored.
+
+    Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
+    """
+    moment = _now(now)
+    incident = _waiting(db, incident_id)
+    text = f"rejected by {who}" + (f": {reason}" if reason else "")
+    if not incidents_store.set_state(db, incident_id, "ignored", reason=text,
+                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
+        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+    cancelled = actions_store.cancel_pending(db, incident_id, to_ms(moment))
+    state_store.release_lock(db, incident.target, incident_id)
+    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                       data={"decision": "rejected", "who": who, "reason": reason,
+                             "cancelled": [a.reference for a in cancelled]})
+
+
+def _waiting(db: Database, incident_id: str) -> incidents_store.Incident:
+    incident = incidents_store.get(db, incident_id)
+    if incident is None:
+        raise GuardError(f"unknown incident {incident_id}")
+    if incident.state != "waiting_approval":
+        raise GuardError(f"incident {incident_id} is {incident.state}, not waiting_approval")
+    return incident
+
+
+def pause(db: Database, who: str, *, now: datetime | None = None) -> None:
+    """Stop all actions (intake and planning go on; scheduled actions wait)."""
+    moment = _now(now)
+    state_store.set_pause(db, True, who, to_ms(moment))
+    audit_store.append(db, "pause", ts=moment, actor=who, data={"who": who})
+
+
+def resume(db: Database, who: str, *, now: datetime | None = None) -> None:
+    """Let actions run again; those that waited run at the scheduler's next tick."""
+    moment = _now(now)
+    state_store.set_pause(db, False, who, to_ms(moment))
+    audit_store.append(db, "resume", ts=moment, actor=who, data={"who": who})
+
+
+def reset_breaker(db: Database, rule_id: str, who: str, *, now: datetime | None = None) -> None:
+    """Close a rule's circuit breaker so that it remediates again."""
+    moment = _now(now)
+    state_store.reset_breaker(db, rule_id, to_ms(moment))
+    audit_store.append(db, "breaker", ts=moment, actor=who,
+                       data={"rule_id": rule_id, "decision": "reset", "who": who})
+
+
+def as_data(decision: Decision) -> Mapping[str, Any]:
+    """A decision as audit data."""
+    return msgspec.to_builtins(decision)

@@ -1,0 +1,249 @@
+"""The worker's pipeline: the stages an event goes through, in order, in one list.
+
+::
+
+    received -> enrich -> [ route -> match -> incident -> guards -> plan -> act ] per event
+
+``received`` and ``enrich`` run once per inbox event (enrichment may expand one alert into
+one event per failed run); the stages in :data:`STAGES` run for each resulting event until
+one of them marks the job done. Every stage writes what it decided to the audit log.
+Verification and delayed actions continue in the scheduler (engine/scheduler.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from engine import execute, guards
+from engine.clock import to_ms
+from engine.events import ErrorEvent
+from engine.execute import Deps
+from engine.rules.match import Explanation
+from engine.store import actions as actions_store
+from engine.store import inbox
+from engine.store import incidents as incidents_store
+from engine.store import state as state_store
+
+__all__ = ["STAGES", "Job", "alert_key", "process", "target_of"]
+
+
+@dataclass
+class Job:
+    """One event on its way through the stages, and what the stages learned so far."""
+
+    event: ErrorEvent
+    explanation: Explanation | None = None
+    incident: incidents_store.Incident | None = None
+    dry_run: bool = False
+    wait_approval: bool = False
+    done: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def target_of(event: ErrorEvent) -> str:
+    """The thing a remediation acts on: one remediation at a time per target."""
+    attrs = event.attributes
+    if event.source == "databricks":
+        if event.kind in ("cluster", "library"):
+            return f"databricks:cluster:{attrs.get('cluster_id') or event.resource_id}"
+        return f"databricks:job:{attrs.get('job_id') or event.resource_id}"
+    if event.source in ("adf", "synapse"):
+        owner = attrs.get("factory") or attrs.get("workspace") or event.resource_id
+        return f"{event.source}:pipeline:{owner}/{event.resource}".lower()
+    return f"{event.source}:{event.kind}:{event.resource_id or event.resource}".lower()
+
+
+def alert_key(event: ErrorEvent) -> str:
+    """What ties a resolution to its firing alert: Azure Monitor's alert id."""
+    return str(event.attributes.get("alert_id") or "")
+
+
+def _ids(job: Job) -> dict[str, str]:
+    return {"event_id": job.event.id, "resource": job.event.resource,
+            "incident_id": job.incident.id if job.incident else ""}
+
+
+def route(deps: Deps, job: Job) -> None:
+    """Only firing events go on; a resolution closes its incident; info is only recorded."""
+    event = job.event
+    closes = event.status == "resolved" or (
+        event.status == "info" and event.attributes.get("event_type") == "jobs.on_success")
+    if event.status == "firing":
+        return
+    job.done = True
+    if not closes:
+        deps.audit("resolution", {"state": "info", "reason": "info event recorded"}, **_ids(job))
+        return
+    found = incidents_store.find_active(deps.db, target=target_of(event),
+                                        alert_key=alert_key(event))
+    if not found:
+        deps.audit("resolution", {"state": "none", "reason": "no open incident to resolve"},
+                   **_ids(job))
+    for incident in found:
+        execute.resolve(deps, incident, f"{event.status} event {event.id} "
+                        f"({event.attributes.get('event_type') or event.status})",
+                        event_id=event.id)
+
+
+def match(deps: Deps, job: Job) -> None:
+    """Try every rule; record the explanation (or no_match, which goes to RCA)."""
+    explanation = deps.playbooks.current.explain(job.event)
+    job.explanation = explanation
+    tried = [{"rule": t.rule_id, "where": t.where, "matched": t.matched, "reason": t.reason,
+              "groups": t.groups} for t in explanation.tried]
+    if explanation.matched:
+        deps.audit("matched", {"rules": explanation.rule_ids, "tried": tried}, **_ids(job))
+        return
+    deps.audit("no_match", {"tried": tried}, **_ids(job))
+    incident = _incident(deps, job)
+    if incident.state == "open":
+        execute.rca_for(deps, job.event, incident)
+        incidents_store.set_state(deps.db, incident.id, "escalated", reason="no rule matched",
+                                  now_ms=to_ms(deps.now()))
+    job.done = True
+
+
+def _incident(deps: Deps, job: Job) -> incidents_store.Incident:
+    event = job.event
+    incident, created = incidents_store.open_or_join(
+        deps.db, fingerprint=event.fingerprint, target=target_of(event), source=event.source,
+        resource=event.resource, alert_key=alert_key(event), event_id=event.id,
+        now_ms=to_ms(deps.now()))
+    job.incident = incident
+    deps.audit("incident", {"state": incident.state, "created": created,
+                            "target": incident.target, "fingerprint": incident.fingerprint},
+               **_ids(job))
+    return incident
+
+
+def incident(deps: Deps, job: Job) -> None:
+    """Open the incident of (fingerprint, target), or join the active one: a remediation
+    already under way is not planned twice."""
+    found = _incident(deps, job)
+    if found.state != "open" or actions_store.for_incident(deps.db, found.id):
+        job.done = True  # joined: the incident is being handled (or was, by this very event)
+        return
+    rule = job.explanation.matched[0].rule  # type: ignore[union-attr]
+    incidents_store.set_rule(deps.db, found.id, rule.id, job.event.id,
+                             msgspec.json.encode(job.event).decode(), to_ms(deps.now()))
+    job.incident = incidents_store.get(deps.db, found.id)
+
+
+def guard(deps: Deps, job: Job) -> None:
+    """Every guard in :data:`engine.guards.ORDER`, each decision audited; the first that
+    blocks escalates (with ``on_failure``) or ignores the incident."""
+    assert job.incident is not None and job.explanation is not None
+    rule = job.explanation.matched[0].rule
+    inc, now_ms = job.incident, to_ms(deps.now())
+    checks: list[Callable[[], guards.Decision]] = [
+        lambda: guards.check_circuit(deps.db, rule),
+        lambda: guards.check_budget(deps.db, rule, target=inc.target,
+                                    fingerprint=inc.fingerprint, now_ms=now_ms),
+        lambda: guards.check_cooldown(deps.db, rule, target=inc.target, incident_id=inc.id,
+                                      now_ms=now_ms),
+        lambda: guards.check_lock(deps.db, target=inc.target, incident_id=inc.id,
+                                  now_ms=now_ms, lease_ms=deps.options.lock_lease_s * 1000),
+        lambda: guards.check_dry_run(rule, live=deps.live),
+        lambda: guards.check_approval(rule),
+        lambda: guards.check_pause(deps.db),
+    ]
+    for check in checks:
+        decision = check()
+        deps.audit("guard", msgspec.to_builtins(decision), **_ids(job))
+        if decision.decision == "escalate":
+            execute.escalate(deps, inc, rule, decision.reason)
+            job.done = True
+            return
+        if decision.decision == "ignore":
+            incidents_store.set_state(deps.db, inc.id, "ignored", reason=decision.reason,
+                                      now_ms=now_ms)
+            state_store.release_lock(deps.db, inc.target, inc.id)
+            job.done = True
+            return
+        job.dry_run = job.dry_run or decision.decision == "dry_run"
+        job.wait_approval = job.wait_approval or decision.decision == "wait"
+    if job.dry_run:
+        job.wait_approval = False  # nothing will run that needs approving
+
+
+def plan(deps: Deps, job: Job) -> None:
+    """Render the rule's actions as rows: dry_run, waiting_approval or scheduled (due after
+    their delay); the incident becomes remediating, waiting_approval or (dry-run) ignored."""
+    assert job.incident is not None and job.explanation is not None
+    now = deps.now()
+    rule_match = job.explanation.matched[0]
+    incidents_store.add_attempt(deps.db, job.incident.id, to_ms(now))
+    inc = incidents_store.get(deps.db, job.incident.id)
+    assert inc is not None
+    rows = execute.plan_attempt(
+        deps, inc, rule_match.rule, job.event, rule_match, phase="remediate",
+        state="waiting_approval" if job.wait_approval else "scheduled", dry_run=job.dry_run)
+    if job.dry_run and all(r.state == "dry_run" for r in rows):
+        reason = "dry-run: " + "; ".join(f"would do: {r.description}" for r in rows)
+        incidents_store.set_state(deps.db, inc.id, "ignored", reason=reason, now_ms=to_ms(now))
+        state_store.release_lock(deps.db, inc.target, inc.id)
+        job.done = True
+    elif job.wait_approval:
+        due = now + timedelta(seconds=deps.options.approval_timeout_s)
+        incidents_store.set_state(deps.db, inc.id, "waiting_approval",
+                                  reason="waiting for approval", now_ms=to_ms(now),
+                                  approval_due_ms=to_ms(due))
+        job.done = True
+    else:
+        incidents_store.set_state(deps.db, inc.id, "remediating", reason="actions planned",
+                                  now_ms=to_ms(now))
+    job.incident = incidents_store.get(deps.db, inc.id)
+
+
+def act(deps: Deps, job: Job) -> None:
+    """Run what is due now (nothing while paused); later rows wait for the scheduler."""
+    assert job.incident is not None
+    execute.run_due(deps, incident_id=job.incident.id)
+    job.done = True
+
+
+STAGES: tuple[Callable[[Deps, Job], None], ...] = (route, match, incident, guard, plan, act)
+"""The per-event stages, in order."""
+
+
+def _enrich(deps: Deps, stored: inbox.StoredEvent) -> list[ErrorEvent]:
+    """Cloud look-ups for the real error (never raises for cloud failures); the first
+    resulting event is kept beside the event as received."""
+    event = stored.event
+    if deps.enrich is None or event.status != "firing":
+        return [event]
+    result: Any = deps.enrich(event)
+    events = [e if e.id else msgspec.structs.replace(e, id=event.id)
+              for e in (result.events or [event])]
+    if len(events) > 1:  # one per failed run: distinct ids for their actions and audit
+        events = [msgspec.structs.replace(e, id=f"{event.id}.{i}") if i else e
+                  for i, e in enumerate(events)]
+    events = [e if e.fingerprint else e.with_fingerprint() for e in events]
+    inbox.save_enriched(deps.db, msgspec.structs.replace(events[0], id=event.id))
+    deps.audit("enriched", {"events": len(events), "notes": list(result.notes or []),
+                            "error_code": events[0].error_code,
+                            "message": events[0].message},
+               event_id=event.id, resource=event.resource)
+    return events
+
+
+def process(deps: Deps, stored: inbox.StoredEvent) -> None:
+    """Take one claimed inbox event through the pipeline and mark it done."""
+    event = stored.event
+    deps.audit("received", {"source": event.source, "kind": event.kind,
+                            "status": event.status, "dedup_key": event.dedup_key,
+                            "run_id": event.run_id, "error_code": event.error_code,
+                            "claim": stored.attempts},
+               event_id=event.id, resource=event.resource)
+    for item in _enrich(deps, stored):
+        job = Job(event=item)
+        for stage in STAGES:
+            stage(deps, job)
+            if job.done:
+                break
+    inbox.finish(deps.db, event.id)
