@@ -213,3 +213,45 @@ def test_problems_name_each_receiver_that_cannot_accept_anyone(tmp_path) -> None
         "receiver /databricks-monitor has no usable credentials for ['basic']: "
         "it refuses all requests"
     ]
+
+
+def test_signing_keys_load_once_from_a_jwks_url(
+    app_settings: Settings, jwks_file, make_token, db: Database
+) -> None:
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import msgspec
+
+    handler = partial(SimpleHTTPRequestHandler, directory=str(jwks_file.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{jwks_file.name}"
+        entra = msgspec.structs.replace(app_settings.entra, jwks_file="", jwks_url=url)
+        app = create_app(msgspec.structs.replace(app_settings, entra=entra), db)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    # The server is gone: tokens are checked against the keys loaded at start.
+    with TestClient(app) as client:
+        response = post(client, headers={"authorization": f"Bearer {make_token()}"})
+        assert response.status_code == 202
+
+
+def test_unloadable_signing_keys_are_a_config_error(app_settings: Settings, tmp_path) -> None:
+    import msgspec
+
+    from engine.errors import ConfigError
+
+    missing = tmp_path / "missing-jwks.json"
+    entra = msgspec.structs.replace(app_settings.entra, jwks_file=str(missing))
+    with pytest.raises(ConfigError) as info:
+        Authenticator(msgspec.structs.replace(app_settings, entra=entra))
+    assert str(info.value) == (
+        f"entra: cannot load signing keys from {missing}: "
+        f"[Errno 2] No such file or directory: '{missing}'"
+    )
