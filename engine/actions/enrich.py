@@ -1,0 +1,386 @@
+"""The look-ups that find the real error behind a notification that does not carry it.
+
+``enrich(event, clients)`` calls the cloud and returns the enriched event(s) with a note per
+look-up (what was called; ok, or the error). It touches no database; the worker stores what
+it returns. It never raises for a cloud failure: a look-up that times out or answers 403,
+404 or 5xx is noted and the event goes on with what it has.
+
+- Databricks job or task failure: ``jobs.get_run`` (the parent run of a task event), then
+  ``jobs.get_run_output`` for each failed *task* run (the parent answers 400).
+- Databricks cluster: ``clusters.get``; library failures: ``libraries.cluster_status``.
+- ADF / Synapse with a run id: the pipeline run and its activity runs; the failed activity's
+  error, a ``2200`` unwrapped by :func:`engine.errorcodes.unwrap_adf_error`.
+- ADF / Synapse metric alerts without a run id: the failed runs of the pipeline in the
+  alert window, one event per run (``dedup_key`` ``<original>:<run id>``), each then enriched.
+
+Every returned event has its fingerprint recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import msgspec
+from azure.mgmt.datafactory.models import RunFilterParameters as AdfFilter
+from azure.mgmt.datafactory.models import RunQueryFilter as AdfQueryFilter
+from azure.synapse.artifacts.models import RunFilterParameters as SynFilter
+from azure.synapse.artifacts.models import RunQueryFilter as SynQueryFilter
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service.jobs import Run, RunResultState
+
+from engine.actions import adf, synapse
+from engine.actions._event import arm_parts, attr
+from engine.actions.clients import Clients
+from engine.actions.errors import FOREIGN, map_error
+from engine.errorcodes import unwrap_adf_error
+from engine.errors import ActionError, ConfigError
+from engine.events import ErrorEvent
+
+__all__ = ["TRACE_LIMIT", "EnrichResult", "LookupNote", "enrich"]
+
+TRACE_LIMIT = 2048
+"""How much of a Databricks ``error_trace`` is kept (its head: the exception comes first)."""
+
+_FAILED_RESULTS = {RunResultState.FAILED, RunResultState.TIMEDOUT,
+                   RunResultState.MAXIMUM_CONCURRENT_RUNS_REACHED}
+T = TypeVar("T")
+
+
+class LookupNote(msgspec.Struct, frozen=True, kw_only=True):
+    """One cloud call made for enrichment: ``call`` (e.g. ``databricks jobs.get_run 447120398``),
+    whether it worked, and what it found or why it failed (no secret)."""
+
+    call: str
+    ok: bool
+    detail: str = ""
+
+
+class EnrichResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The event(s) after enrichment (one, or one per failed run of a metric alert)."""
+
+    events: list[ErrorEvent]
+    notes: list[LookupNote] = msgspec.field(default_factory=list)
+
+
+class _Notes:
+    def __init__(self) -> None:
+        self.items: list[LookupNote] = []
+
+    def call(self, call: str, fn: Callable[[], T]) -> T | None:
+        """Run one look-up; on a cloud or routing failure note it and return None."""
+        try:
+            value = fn()
+        except FOREIGN as exc:
+            self.items.append(LookupNote(call=call, ok=False, detail=str(map_error(exc, call))))
+            return None
+        except (ActionError, ConfigError) as exc:
+            self.items.append(LookupNote(call=call, ok=False, detail=str(exc)))
+            return None
+        self.items.append(LookupNote(call=call, ok=True))
+        return value
+
+
+def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
+    """Look up the real error of ``event``; see the module docstring for what is called."""
+    notes = _Notes()
+    events = [event]
+    if event.status == "firing":
+        if event.source == "databricks" and event.kind in ("job_run", "task_run"):
+            events = [_databricks_run(event, clients, notes)]
+        elif event.source == "databricks" and event.kind in ("cluster", "library"):
+            events = [_databricks_cluster(event, clients, notes)]
+        elif event.source in ("adf", "synapse") and event.run_id:
+            events = [_pipeline_run(event, clients, notes)]
+        elif event.source in ("adf", "synapse") and _pipeline(event):
+            events = _expand(event, clients, notes)
+    return EnrichResult(events=[e.with_fingerprint() for e in events], notes=notes.items)
+
+
+def _merge_codes(code: str, codes: tuple[str, ...], event: ErrorEvent) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for c in (*codes, code, *event.error_codes) if c))
+
+
+def _replace(event: ErrorEvent, attributes: dict[str, Any], **fields: Any) -> ErrorEvent:
+    return msgspec.structs.replace(event, attributes={**event.attributes, **attributes},
+                                   **{k: v for k, v in fields.items() if v not in (None, "")})
+
+
+# -- Databricks ----------------------------------------------------------------------------
+
+
+def _workspace(event: ErrorEvent, clients: Clients) -> WorkspaceClient:
+    return clients.databricks(clients.databricks_route(attr(event, "workspace_id")))
+
+
+def _databricks_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEvent:
+    run_id = attr(event, "parent_run_id") or event.run_id
+    if not run_id.isdigit():
+        return event
+    w = notes.call("databricks workspace", lambda: _workspace(event, clients))
+    if w is None:
+        return event
+    run = notes.call(f"databricks jobs.get_run {run_id}",
+                     lambda: w.jobs.get_run(int(run_id), include_history=True))
+    if run is None:
+        return event
+    task_key = attr(event, "task_key")
+    failed = [t for t in run.tasks or []
+              if t.state is not None and t.state.result_state in _FAILED_RESULTS]
+    failed.sort(key=lambda t: t.task_key != task_key)  # the event's own task first
+    outputs = []
+    for task in failed:
+        if task.run_id is not None:
+            out = notes.call(f"databricks jobs.get_run_output {task.run_id}",
+                             lambda r=task.run_id: w.jobs.get_run_output(r))
+            outputs.append((task, out))
+    if not run.tasks and run.run_id is not None:  # a single-task run of the older shape
+        outputs.append((run, notes.call(f"databricks jobs.get_run_output {run.run_id}",
+                                        lambda: w.jobs.get_run_output(int(run_id)))))
+    return _run_event(event, run, outputs, task_key)
+
+
+def _details(run: Any) -> tuple[str, str, str]:
+    details = run.status.termination_details if run.status is not None else None
+    if details is None:
+        return "", "", ""
+    return (details.code.value if details.code else "",
+            details.type.value if details.type else "", details.message or "")
+
+
+def _run_event(event: ErrorEvent, run: Run, outputs: list[tuple[Any, Any]],
+               task_key: str) -> ErrorEvent:
+    code, kind, message = _details(run)
+    error, trace, first = "", "", None
+    for task, out in outputs:
+        first = first or task
+        if out is not None and out.error and not error:
+            error, trace = out.error, out.error_trace or ""
+    if first is not None:
+        t_code, t_kind, t_message = _details(first)
+        code, kind = t_code or code, t_kind or kind
+        state_message = first.state.state_message if first.state else ""
+        message = error or t_message or state_message or message
+    else:
+        message = error or (run.state.state_message if run.state else "") or message
+    repairs = [int(i.id) for i in run.repair_history or []
+               if i.id is not None and i.type is not None and i.type.value == "REPAIR"]
+    cluster_key = (getattr(first, "job_cluster_key", None) or "") if first else ""
+    node_type = ""
+    for jc in run.job_clusters or []:
+        if jc.job_cluster_key == cluster_key and jc.new_cluster is not None:
+            node_type = jc.new_cluster.node_type_id or ""
+    instance = (first.cluster_instance if first is not None else None) or run.cluster_instance
+    attributes: dict[str, Any] = {
+        "failed_tasks": [t.task_key for t, _ in outputs if getattr(t, "task_key", None)],
+        "repair_count": len(repairs),
+        "repair_history": repairs,
+        "result_state": run.state.result_state.value if run.state and run.state.result_state
+        else "",
+    }
+    if trace:
+        attributes["error_trace"] = trace[:TRACE_LIMIT]
+    if instance is not None and instance.cluster_id:
+        attributes["cluster_id"] = instance.cluster_id
+    if cluster_key:
+        attributes["job_cluster_key"] = cluster_key
+    if node_type:
+        attributes["node_type_id"] = node_type
+    if run.run_page_url:
+        attributes["run_page_url"] = run.run_page_url
+    if task_key and not attr(event, "parent_run_id") and run.run_id is not None:
+        attributes["parent_run_id"] = str(run.run_id)
+    return _replace(event, attributes, error_code=code,
+                    error_codes=_merge_codes(code, (), event), message=message,
+                    failure_type=kind)
+
+
+def _databricks_cluster(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEvent:
+    cluster_id = attr(event, "cluster_id") or event.resource_id
+    if not cluster_id:
+        return event
+    w = notes.call("databricks workspace", lambda: _workspace(event, clients))
+    if w is None:
+        return event
+    attributes: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    details = notes.call(f"databricks clusters.get {cluster_id}",
+                         lambda: w.clusters.get(cluster_id))
+    if details is not None:
+        attributes["cluster_state"] = details.state.value if details.state else ""
+        if details.node_type_id:
+            attributes["node_type_id"] = details.node_type_id
+        reason = details.termination_reason
+        if reason is not None and reason.code is not None and not event.error_code:
+            fields["error_code"] = reason.code.value
+            fields["failure_type"] = reason.type.value if reason.type else ""
+            fields["message"] = details.state_message or ""
+            attributes["termination_parameters"] = dict(reason.parameters or {})
+    if event.kind == "library" or "LIBRARY_INSTALLATION_ERROR" in (event.error_code,
+                                                                   *event.error_codes):
+        status = notes.call(f"databricks libraries.cluster_status {cluster_id}",
+                            lambda: list(w.libraries.cluster_status(cluster_id)))
+        failed = [s for s in status or [] if s.status is not None and s.status.value == "FAILED"]
+        if failed:
+            attributes["failed_libraries"] = [
+                {"library": s.library.as_dict() if s.library else {},
+                 "messages": list(s.messages or [])} for s in failed
+            ]
+            first = failed[0].messages or []
+            if first and event.kind == "library":
+                fields["message"] = first[0]
+    code = fields.get("error_code", "")
+    if code:
+        fields["error_codes"] = _merge_codes(code, (), event)
+    return _replace(event, attributes, **fields)
+
+
+# -- ADF and Synapse -----------------------------------------------------------------------
+
+
+def _pipeline(event: ErrorEvent) -> str:
+    return attr(event, "pipeline") or (event.resource if event.kind == "pipeline_run" else "")
+
+
+def _window(event: ErrorEvent) -> tuple[datetime, datetime]:
+    def parse(value: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+        except ValueError:
+            return None
+
+    end = parse(attr(event, "window_end")) or event.occurred_at or datetime.now(UTC)
+    start = parse(attr(event, "window_start")) or end - timedelta(hours=1)
+    return start, end
+
+
+def _activity_error(event: ErrorEvent, activities: list[Any], run: Any) -> ErrorEvent:
+    failed = [a for a in activities if str(a.status or "") == "Failed"]
+    named = attr(event, "activity")
+    failed.sort(key=lambda a: (a.activity_name != named, str(a.activity_run_start or "")))
+    attributes: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    if run is not None:
+        attributes["pipeline_status"] = str(run.status or "")
+        if run.run_group_id:
+            attributes["run_group_id"] = run.run_group_id
+        if run.message:
+            attributes["run_message"] = run.message
+            fields["message"] = run.message
+    if failed:
+        first = failed[0]
+        error = first.error if isinstance(first.error, dict) else {}
+        raw_code = str(error.get("errorCode") or "")
+        message = str(error.get("message") or "")
+        code, codes = unwrap_adf_error(raw_code, message)
+        attributes.update(activity=first.activity_name, activity_type=first.activity_type,
+                          activity_run_id=first.activity_run_id,
+                          failed_activities=[a.activity_name for a in failed])
+        fields.update(error_code=code, error_codes=_merge_codes(code, codes, event),
+                      message=message or fields.get("message", ""),
+                      failure_type=str(error.get("failureType") or ""))
+    return _replace(event, attributes, **fields)
+
+
+def _adf_route(event: ErrorEvent, clients: Clients) -> tuple[Any, str, str]:
+    arm = arm_parts(event.resource_id)
+    factory = attr(event, "factory") or arm.get("name", "")
+    route = clients.adf_route(factory, attr(event, "subscription") or arm.get("subscription", ""),
+                              attr(event, "resource_group") or arm.get("resource_group", ""))
+    rg = attr(event, "resource_group") or route.settings.resource_group
+    return clients.adf(route), rg, factory
+
+
+def _synapse_client(event: ErrorEvent, clients: Clients) -> Any:
+    workspace = attr(event, "workspace") or arm_parts(event.resource_id).get("name", "")
+    return clients.synapse(clients.synapse_route(workspace))
+
+
+def _pipeline_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEvent:
+    run_id = event.run_id
+    if event.source == "adf":
+        found = notes.call("adf client", lambda: _adf_route(event, clients))
+        if found is None:
+            return event
+        client, rg, factory = found
+        run = notes.call(f"adf pipeline_runs.get {run_id}",
+                         lambda: client.pipeline_runs.get(rg, factory, run_id))
+        after, before = _run_window(run, event)
+
+        def activities() -> list[Any]:
+            out, token = [], None
+            for _ in range(20):
+                page = client.activity_runs.query_by_pipeline_run(
+                    rg, factory, run_id, AdfFilter(last_updated_after=after,
+                                                   last_updated_before=before,
+                                                   continuation_token=token))
+                out.extend(page.value or [])
+                token = page.continuation_token
+                if not token:
+                    return out
+            return out
+
+        acts = notes.call(f"adf activity_runs.query_by_pipeline_run {run_id}", activities)
+    else:
+        client = notes.call("synapse client", lambda: _synapse_client(event, clients))
+        if client is None:
+            return event
+        run = notes.call(f"synapse pipeline_run.get_pipeline_run {run_id}",
+                         lambda: client.pipeline_run.get_pipeline_run(run_id))
+        after, before = _run_window(run, event)
+        pipeline = (run.pipeline_name if run is not None else "") or _pipeline(event)
+        acts = notes.call(
+            f"synapse pipeline_run.query_activity_runs {run_id}",
+            lambda: list(client.pipeline_run.query_activity_runs(
+                pipeline, run_id, SynFilter(last_updated_after=after,
+                                            last_updated_before=before)).value or []),
+        )
+    if run is None and acts is None:
+        return event
+    return _activity_error(event, acts or [], run)
+
+
+def _run_window(run: Any, event: ErrorEvent) -> tuple[datetime, datetime]:
+    start = getattr(run, "run_start", None) or event.occurred_at or datetime.now(UTC)
+    end = getattr(run, "run_end", None) or datetime.now(UTC)
+    return start - timedelta(minutes=5), end + timedelta(hours=1)
+
+
+def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEvent]:
+    """A metric alert names a pipeline and a window: one event per failed run in it."""
+    pipeline = _pipeline(event)
+    start, end = _window(event)
+    if event.source == "adf":
+        found = notes.call("adf client", lambda: _adf_route(event, clients))
+        if found is None:
+            return [event]
+        client, rg, factory = found
+        filters = [AdfQueryFilter(operand="PipelineName", operator="Equals",
+                                  values_property=[pipeline]),
+                   AdfQueryFilter(operand="Status", operator="Equals", values_property=["Failed"])]
+        runs = notes.call(f"adf pipeline_runs.query_by_factory {pipeline}",
+                          lambda: adf.query_runs(client, rg, factory, start, end, filters))
+    else:
+        client = notes.call("synapse client", lambda: _synapse_client(event, clients))
+        if client is None:
+            return [event]
+        filters = [SynQueryFilter(operand="PipelineName", operator="Equals", values=[pipeline]),
+                   SynQueryFilter(operand="Status", operator="Equals", values=["Failed"])]
+        runs = notes.call(f"synapse query_pipeline_runs_by_workspace {pipeline}",
+                          lambda: synapse.query_runs(client, start, end, filters))
+    if not runs:
+        if runs is not None:
+            notes.items.append(LookupNote(
+                call=f"{event.source} failed runs of {pipeline}", ok=True,
+                detail=f"no failed run between {start.isoformat()} and {end.isoformat()}"))
+        return [event]
+    out = []
+    for run in runs:
+        one = msgspec.structs.replace(
+            event, run_id=str(run.run_id), dedup_key=f"{event.dedup_key}:{run.run_id}",
+            kind="pipeline_run",
+            attributes={**event.attributes, "expanded_from": event.dedup_key},
+        )
+        out.append(_pipeline_run(one, clients, notes))
+    return out
