@@ -1,0 +1,157 @@
+"""Each guard blocking with its reason, and approval, pause and breaker reset letting go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine import guards
+from engine.store import audit as audit_store
+from engine.store import incidents as incidents_store
+from engine.store import state as state_store
+from tests.engine.actions.conftest import adf_event
+from tests.engine.test_worker import RERUN, reruns
+from tests.fixtures.engine import EngineRig
+
+APPROVAL = RERUN.replace("    verify:", "    approval: required\n    verify:")
+COOLDOWN = RERUN.replace("    verify:", "    cooldown: 10m\n    verify:")
+
+
+def guard_reasons(rig: EngineRig, name: str) -> list[tuple[str, str]]:
+    return [(r.data["decision"], r.data["reason"])
+            for r in audit_store.list_records(rig.db, kind="guard", limit=1000)
+            if r.data["name"] == name]
+
+
+def newest(rig: EngineRig) -> incidents_store.Incident:
+    return incidents_store.list_incidents(rig.db)[0]
+
+
+def test_approval_waits_then_approve_runs(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(APPROVAL, live=True)
+    engine_rig.deliver(adf_event())
+    worker.run_once()
+    incident = newest(engine_rig)
+    assert incident.state == "waiting_approval"
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+    guards.approve(engine_rig.db, incident.id, "alice", now=engine_rig.clock.now())
+    assert worker.scheduler.tick().ran == 1
+    assert len(reruns(engine_rig.sandbox)) == 1
+    [record] = audit_store.list_records(engine_rig.db, kind="approval")
+    assert (record.actor, record.data["decision"]) == ("alice", "approved")
+    with pytest.raises(guards.GuardError,
+                       match=f"incident {incident.id} is verifying, not waiting_approval"):
+        guards.approve(engine_rig.db, incident.id, "bob")
+
+
+def test_reject_runs_nothing(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(APPROVAL, live=True)
+    engine_rig.deliver(adf_event())
+    worker.run_once()
+    incident = newest(engine_rig)
+    guards.reject(engine_rig.db, incident.id, "alice", reason="maintenance window")
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == ("ignored",
+                                                 "rejected by alice: maintenance window")
+
+
+def test_approval_expiry_goes_to_on_failure(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(APPROVAL, live=True)
+    engine_rig.deliver(adf_event())
+    worker.run_once()
+    engine_rig.clock.advance(hours=24)
+    assert worker.scheduler.tick().expired == 1
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == ("escalated", "approval expired")
+    assert reruns(engine_rig.sandbox) == []
+
+
+def test_pause_holds_actions_and_resume_runs_them(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(RERUN, live=True)
+    guards.pause(engine_rig.db, "alice", now=engine_rig.clock.now())
+    engine_rig.deliver(adf_event())
+    assert worker.run_once() == 1  # intake goes on
+    assert guard_reasons(engine_rig, "pause") == [
+        ("paused", "actions paused by alice; they run after resume")]
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+    guards.resume(engine_rig.db, "alice", now=engine_rig.clock.now())
+    assert worker.scheduler.tick().ran == 1
+    assert len(reruns(engine_rig.sandbox)) == 1
+
+
+def _fail_first(rig: EngineRig, worker: Any) -> None:
+    """One incident whose remediation is under way (verifying) on the pipeline."""
+    rig.deliver(adf_event())
+    worker.run_once()
+
+
+def test_target_lock_blocks_a_second_incident_on_the_same_target(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(RERUN, live=True)
+    _fail_first(engine_rig, worker)
+    first = newest(engine_rig)
+    engine_rig.deliver(adf_event(dedup_key="other", message="Copy failed again differently"))
+    worker.run_once()
+    second = newest(engine_rig)
+    assert second.id != first.id
+    assert (second.state, second.reason) == (
+        "ignored", f"target {first.target} is locked by incident {first.id}")
+    assert len(reruns(engine_rig.sandbox)) == 1
+
+
+def test_cooldown_blocks_a_new_incident_soon_after(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(COOLDOWN, live=True)
+    _fail_first(engine_rig, worker)
+    for _ in range(2):
+        engine_rig.clock.advance(60)
+        worker.scheduler.tick()
+    assert newest(engine_rig).state == "resolved"
+    engine_rig.clock.advance(60)
+    engine_rig.deliver(adf_event(dedup_key="again"))
+    worker.run_once()
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == (
+        "ignored", f"cooldown: rule adf-copy-failed acted on {incident.target} 180s ago "
+                   "(cooldown 600s)")
+    assert len(reruns(engine_rig.sandbox)) == 1
+
+
+def test_budget_spent_escalates(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(RERUN, live=True)
+    for n in range(3):
+        engine_rig.deliver(adf_event(dedup_key=f"d{n}"))
+        worker.run_once()
+        for _ in range(2):
+            engine_rig.clock.advance(60)
+            worker.scheduler.tick()
+    incident = newest(engine_rig)
+    assert incident.state == "escalated"
+    assert incident.reason == (f"budget spent: 2 of 2 attempts in 86400s per target "
+                               f"{incident.target}")
+    assert len(reruns(engine_rig.sandbox)) == 2
+
+
+def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
+    engine_rig: EngineRig,
+) -> None:
+    state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False, threshold=5,
+                               now_ms=0)
+    for _ in range(4):
+        state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False,
+                                   threshold=5, now_ms=0)
+    worker = engine_rig.worker(RERUN, live=True)
+    engine_rig.deliver(adf_event())
+    worker.run_once()
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == (
+        "escalated", "circuit open for rule adf-copy-failed after 5 consecutive failed "
+                     "remediations; reset it to remediate again")
+    assert reruns(engine_rig.sandbox) == []
+    guards.reset_breaker(engine_rig.db, "adf-copy-failed", "alice")
+    engine_rig.deliver(adf_event(dedup_key="after-reset"))
+    worker.run_once()
+    assert len(reruns(engine_rig.sandbox)) == 1
