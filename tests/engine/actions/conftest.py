@@ -104,5 +104,5 @@ def cluster_event(cluster_id: str = "0601-182128-dcbte59m", **over: Any) -> Erro
 
 
 def params_for(spec: Any, event: ErrorEvent, **with_: Any) -> Any:
-    """What the playbook loader does: the event's target, overridden by ``with:``."""
-    return msgspec.convert({**spec.target(event), **with_}, spec.params)
+    """What engine.rules.templates does: the target, overridden by ``with:``, not strict."""
+    return msgspec.convert({**spec.target(event), **with_}, spec.params, strict=False)
