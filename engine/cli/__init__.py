@@ -19,3 +19,10 @@ def main() -> None:
 from engine.cli.serve import serve  # noqa: E402
 
 main.add_command(serve)
+
+from engine.cli.playbooks import schema, simulate, test, validate  # noqa: E402
+
+main.add_command(validate)
+main.add_command(test)
+main.add_command(simulate)
+main.add_command(schema)

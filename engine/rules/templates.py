@@ -64,10 +64,9 @@ def _is_template(text: str) -> bool:
 def check_template(env: jinja2.Environment, source: str, groups: frozenset[str]) -> list[str]:
     """Every problem visible without an event: syntax, unknown names, unsafe attributes."""
     try:
-        env.from_string(source)
+        tree = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         return [f"template error: {exc.message}"]
-    tree = env.parse(source)
     stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     problems: list[str] = []
 
@@ -102,6 +101,10 @@ def check_template(env: jinja2.Environment, source: str, groups: frozenset[str])
                     f"`match.{key}` is not a named group of a regex in this rule"
                     f" (groups: {have})"
                 )
+    try:  # compiling also checks what parsing does not: unknown filters and tests
+        env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        add(f"template error: {exc.message}")
     return problems
 
 

@@ -1,0 +1,269 @@
+"""``remediator validate | test | simulate | schema``: the playbook author's tools.
+
+They call the engine's own loader, matcher and renderer, and the receivers' own parsers:
+what they say is what the server would do. None of them touches a database or a cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from engine.actions.registry import action_table
+from engine.errors import PayloadError, PlaybookError
+from engine.events import ErrorEvent
+from engine.rules.durations import format_duration
+from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
+from engine.rules.ruleset import CompiledRule, PlaybookSet
+from engine.rules.schema import schema_json
+from engine.rules.templates import PlannedAction, RenderError, render_actions
+from engine.rules.testing import format_results, run_tests
+from receivers import azure_monitor, databricks
+
+__all__ = [
+    "parse_payload",
+    "run_schema",
+    "run_simulate",
+    "run_test",
+    "run_validate",
+    "schema",
+    "simulate",
+    "test",
+    "validate",
+]
+
+# Which receiver endpoint a payload of each source arrives on.
+_AZURE_ENDPOINTS = {
+    "adf": "azure-monitor",
+    "synapse": "synapse-monitor",
+    "functions": "azure-functions-monitor",
+}
+
+
+def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
+    """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not)."""
+    if source == "databricks":
+        return databricks.parse(body)
+    if source in _AZURE_ENDPOINTS:
+        return azure_monitor.parse(body, _AZURE_ENDPOINTS[source])
+    raise PayloadError(f"unknown source {source!r}; expected one of {', '.join(PAYLOAD_SOURCES)}")
+
+
+def _echo_problems(problems: Sequence[str]) -> None:
+    for problem in problems:
+        click.echo(problem, err=True)
+
+
+def run_validate(paths: Sequence[str]) -> int:
+    """Load playbooks and their test files; print every problem. 0 if none, else 1."""
+    actions = action_table()
+    try:
+        playbooks = load_playbooks(paths, actions)
+        tests = load_tests(paths, playbooks, actions)
+    except PlaybookError as exc:
+        _echo_problems(exc.problems)
+        click.echo(f"{len(exc.problems)} problem(s)", err=True)
+        return 1
+    click.echo(
+        f"ok: {len(playbooks.rules)} rule(s) in {len(playbooks.files)} file(s),"
+        f" {len(tests)} test(s)"
+    )
+    return 0
+
+
+def run_test(paths: Sequence[str]) -> int:
+    """Run the playbook tests; 0 if all pass, 1 on a failure, 2 if the playbooks do not load."""
+    actions = action_table()
+    try:
+        playbooks = load_playbooks(paths, actions)
+        tests = load_tests(paths, playbooks, actions)
+    except PlaybookError as exc:
+        _echo_problems(exc.problems)
+        return 2
+    results = run_tests(playbooks, tests, parse_payload)
+    for line in format_results(results):
+        click.echo(line)
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _guards(rule: CompiledRule) -> dict[str, Any]:
+    spec = rule.rule
+    return {
+        "mode": "dry-run (rule)" if spec.dry_run else "live only with --live (dry-run by default)",
+        "approval": spec.approval,
+        "budget": None if spec.budget is None else {
+            "max_attempts": spec.budget.max_attempts,
+            "window": spec.budget.window,
+            "per": spec.budget.per,
+        },
+        "cooldown": spec.cooldown,
+        "verify": None if spec.verify is None else {
+            "timeout": spec.verify.timeout, "interval": spec.verify.interval
+        },
+    }
+
+
+def _action_view(action: PlannedAction) -> dict[str, Any]:
+    return {
+        "action": action.action,
+        "ref": action.ref,
+        "params": action.args,
+        "delay": format_duration(action.delay_s) if action.delay_s else None,
+        "mutating": action.mutating,
+    }
+
+
+def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> dict[str, Any]:
+    """What the engine would do with ``event``: the rules tried and the rendered plan."""
+    explanation = playbooks.explain(event)
+    plans = []
+    for m in explanation.matched:
+        plan: dict[str, Any] = {"rule": m.rule.id, "guards": _guards(m.rule), "error": None}
+        try:
+            plan["actions"] = [
+                _action_view(a) for a in render_actions(m, event, attempts=attempts)
+            ]
+            plan["on_failure"] = [
+                _action_view(a)
+                for a in render_actions(m, event, attempts=attempts, steps="on_failure")
+            ]
+        except RenderError as exc:
+            plan["actions"], plan["on_failure"], plan["error"] = [], [], str(exc)
+        plans.append(plan)
+    return {
+        "event": msgspec.to_builtins(event),
+        "rules": [
+            {
+                "id": t.rule_id,
+                "where": t.where,
+                "matched": t.matched,
+                "reason": t.reason,
+                "groups": t.groups,
+            }
+            for t in explanation.tried
+        ],
+        "matched": explanation.rule_ids,
+        "plan": plans,
+        "remediated": event.status == "firing",
+    }
+
+
+def _print_simulation(report: list[dict[str, Any]]) -> None:
+    console = Console(file=sys.stdout, width=120)
+    for n, item in enumerate(report):
+        event = item["event"]
+        table = Table(title=f"event {n}", show_header=False)
+        for key, value in event.items():
+            if value not in ("", None, [], {}, ()):
+                table.add_row(key, json.dumps(value, default=str)[:200])
+        console.print(table)
+        if not item["remediated"]:
+            console.print(f"status is {event['status']}: only firing events are remediated")
+        rules = Table(title="rules tried")
+        for column in ("rule", "where", "result", "detail"):
+            rules.add_column(column)
+        for rule in item["rules"]:
+            detail = json.dumps(rule["groups"]) if rule["matched"] else rule["reason"]
+            rules.add_row(rule["id"], rule["where"], "MATCH" if rule["matched"] else "-", detail)
+        console.print(rules)
+        for plan in item["plan"]:
+            guards = plan["guards"]
+            console.print(f"[bold]{plan['rule']}[/bold]: " + ", ".join(
+                f"{k}={json.dumps(v)}" for k, v in guards.items() if v not in (None, "none")
+            ))
+            if plan["error"]:
+                console.print(f"[red]{plan['error']}[/red]")
+            actions = Table()
+            for column in ("step", "action", "params", "delay"):
+                actions.add_column(column)
+            for step in ("actions", "on_failure"):
+                for action in plan[step]:
+                    actions.add_row(
+                        step, action["action"], json.dumps(action["params"]),
+                        action["delay"] or "",
+                    )
+            console.print(actions)
+        if not item["plan"]:
+            console.print("no rule matches: root-cause analysis would explain this event")
+
+
+def run_simulate(
+    source: str, payload: str, playbooks_dir: str, as_json: bool, attempts: int = 0
+) -> int:
+    """Parse ``payload`` and show what the playbooks would do. 0, 1 if the payload does not
+    parse, 2 if the playbooks do not load."""
+    try:
+        playbooks = load_playbooks([playbooks_dir], action_table())
+    except PlaybookError as exc:
+        _echo_problems(exc.problems)
+        return 2
+    try:
+        events = parse_payload(source, Path(payload).read_bytes())
+    except PayloadError as exc:
+        click.echo(f"{payload}: {exc}", err=True)
+        return 1
+    except OSError as exc:
+        click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
+        return 1
+    report = [simulate_event(playbooks, event, attempts) for event in events]
+    if as_json:
+        click.echo(json.dumps({"events": report}, indent=2, default=str))
+    else:
+        _print_simulation(report)
+    return 0
+
+
+def run_schema(output: str | None) -> int:
+    """Print the JSON Schema of playbooks, or write it to ``output``."""
+    text = schema_json(action_table())
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+    return 0
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Check playbooks (files or directories): every problem as file:line:col: message."""
+    ctx.exit(run_validate(paths))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_context
+def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Run playbook tests; exit 1 on a failure, 2 if the playbooks do not load."""
+    ctx.exit(run_test(paths))
+
+
+@click.command()
+@click.option("--source", required=True, type=click.Choice(PAYLOAD_SOURCES))
+@click.argument("payload", type=click.Path(exists=True, dir_okay=False))
+@click.option("--playbooks", "playbooks_dir", default="playbooks", show_default=True,
+              type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--attempts", default=0, show_default=True, help="`attempts` for templates.")
+@click.pass_context
+def simulate(ctx: click.Context, source: str, payload: str, playbooks_dir: str, as_json: bool,
+             attempts: int) -> None:
+    """Show what the playbooks would do with a raw payload; touches nothing."""
+    ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts))
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.pass_context
+def schema(ctx: click.Context, output: str | None) -> None:
+    """Print the JSON Schema of the playbook format (for editors)."""
+    ctx.exit(run_schema(output))
