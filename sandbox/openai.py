@@ -139,7 +139,10 @@ def _text_of(content: Any) -> str:
 
 
 def _messages_text(messages: list[dict[str, Any]]) -> str:
-    return "\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
+    """The users' text (the incident), falling back to every message when there is none."""
+    usable = [m for m in messages if isinstance(m, dict)]
+    users = [m for m in usable if m.get("role") == "user"] or usable
+    return "\n".join(_text_of(m.get("content")) for m in users)
 
 
 class OpenAIEmulator(Emulator):
@@ -213,7 +216,7 @@ class OpenAIEmulator(Emulator):
         body = request.json_body()
         raw = body.get("input")
         prompt = raw if isinstance(raw, str) else _messages_text(raw or [])
-        prompt = f"{body.get('instructions') or ''}\n{prompt}"
+        prompt = prompt or str(body.get("instructions") or "")
         fmt = (body.get("text") or {}).get("format") or {}
         schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
         text = self._answer(schema, fmt.get("type") == "json_object", prompt)
