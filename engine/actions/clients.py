@@ -293,7 +293,7 @@ class Clients:
                 raise ConfigError(f"{where}.retry_timeout: must be > 0 (the SDK reads 0 as 300 s)")
             common: dict[str, Any] = {
                 "host": cfg.host,
-                "http_timeout_seconds": max(1, round(cfg.timeout)),
+                "http_timeout_seconds": cfg.timeout,
                 "retry_timeout_seconds": max(1, round(cfg.retry_timeout)),
                 "clock": BudgetClock(cfg.retry_timeout),
             }

@@ -160,6 +160,10 @@ VERDICTS: dict[type[BaseException], Verdict] = {
     httpx.RequestNotRead: "permanent",
 }
 
+_DBX_STATUS: dict[type[BaseException], int] = {
+    cls: status for status, cls in dbx.STATUS_CODE_MAPPING.items()
+}
+
 FOREIGN: tuple[type[BaseException], ...] = (
     dbx.DatabricksError, TimeoutError, rq.RequestException, az.AzureError,
     azid.CredentialUnavailableError, azid.AuthenticationRequiredError, httpx.HTTPError,
@@ -218,7 +222,10 @@ def _status(exc: BaseException) -> tuple[int | None, str]:
 def _describe(exc: BaseException, status: int | None, reason: str) -> str:
     if isinstance(exc, dbx.DatabricksError):
         code = getattr(exc, "error_code", None) or type(exc).__name__
-        return f"{code}: {safe_text(str(exc))}"
+        # On 401/403 the SDK appends its whole configuration ("Config: host=..."): cut it.
+        text = str(exc).split(". Config: ")[0]
+        http = next((_DBX_STATUS[k] for k in type(exc).__mro__ if k in _DBX_STATUS), None)
+        return f"{f'{http} ' if http else ''}{code}: {safe_text(text)}"
     if isinstance(exc, TimeoutError) and exc.__cause__ is not None:
         return f"gave up retrying: {_describe(exc.__cause__, *_status(exc.__cause__))}"
     if status is not None:

@@ -23,7 +23,7 @@ DBX_TOKEN = "dapi0123456789abcdef0123456789abcdef"
 AZ_SECRET = "s3cr3t-client-value-Zq8"
 
 
-def cloud_settings(sandbox: Any, **over: Any) -> CloudSettings:
+def cloud_settings(sandbox: Any, timeout: float = 2.0, **over: Any) -> CloudSettings:
     """[clouds] for the sandbox: one ADF entry with a client secret against the sandbox's
     token endpoint, one Synapse workspace, one Databricks workspace; no SDK retries to wait
     for (the tests script faults and must see them at once)."""
@@ -34,13 +34,13 @@ def cloud_settings(sandbox: Any, **over: Any) -> CloudSettings:
         "adf": {"prod": {"subscription_id": SUB, "resource_group": RG,
                          "factories": [FACTORY], "base_url": sandbox.adf_url,
                          "ca_file": sandbox.ca_file, "credential": credential,
-                         "timeout": 2.0, "retries": 0}},
+                         "timeout": timeout, "retries": 0}},
         "synapse": {"syn": {"workspace": "syn-contoso-prod", "endpoint": sandbox.synapse_url,
-                            "ca_file": sandbox.ca_file, "timeout": 2.0, "retries": 0,
+                            "ca_file": sandbox.ca_file, "timeout": timeout, "retries": 0,
                             "credential": {"type": "static", "token": "sandbox-token"}}},
         "databricks": {"ws": {"host": sandbox.databricks_url, "workspace_id": WORKSPACE_ID,
-                              "token": DBX_TOKEN, "timeout": 2.0, "retry_timeout": 1.0}},
-        "http_timeout": 2.0,
+                              "token": DBX_TOKEN, "timeout": timeout, "retry_timeout": 1.0}},
+        "http_timeout": timeout,
     }
     raw.update(over)
     return load_settings(None, env={}, clouds=raw).clouds
@@ -106,3 +106,67 @@ def cluster_event(cluster_id: str = "0601-182128-dcbte59m", **over: Any) -> Erro
 def params_for(spec: Any, event: ErrorEvent, **with_: Any) -> Any:
     """What engine.rules.templates does: the target, overridden by ``with:``, not strict."""
     return msgspec.convert({**spec.target(event), **with_}, spec.params, strict=False)
+
+
+class WebhookSink:
+    """A loopback HTTP endpoint that records JSON POSTs and answers ``status`` (test-local:
+    notify and ticket talk to arbitrary webhooks, which the sandbox does not emulate)."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[dict[str, Any]] = []
+        self.status = 200
+        self.answer: dict[str, Any] = {"id": "INC-1042"}
+        self.retry_after: str | None = None
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                sink.received.append({"path": self.path, "headers": dict(self.headers),
+                                      "body": json.loads(self.rfile.read(length) or b"null")})
+                payload = json.dumps(sink.answer).encode()
+                self.send_response(sink.status)
+                if sink.retry_after is not None:
+                    self.send_header("Retry-After", sink.retry_after)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        import threading
+
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink() -> Iterator[WebhookSink]:
+    served = WebhookSink()
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def hook_ctx(sandbox: Any, sink: WebhookSink) -> Iterator[ActionContext]:
+    """A context whose channel ``data-oncall`` and ticket webhook both post to ``sink``."""
+    secret_path = "/hooks/T000/B000/XXXXsecretXXXX"
+    built = Clients(cloud_settings(
+        sandbox,
+        channels={"data-oncall": {"url": sink.url + secret_path,
+                                  "headers": {"x-api-key": "hook-key-123"}}},
+        ticket={"url": sink.url + "/tickets?token=tkt-secret-456"},
+    ))
+    yield ActionContext(clients=built)
+    built.close()
