@@ -7,6 +7,7 @@ emulators or later requests. State changes run under the emulator's lock; hangs 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import ssl
@@ -188,7 +189,7 @@ class Emulator:
     def calls(self) -> list[dict[str, Any]]:
         """A copy of the call log, oldest first."""
         with self.lock:
-            return [dict(c) for c in self._calls]
+            return copy.deepcopy(self._calls)
 
     def take_fault(self, operation: str) -> Fault | None:
         """The fault that applies to this call of ``operation``, consuming one of its times."""
@@ -226,8 +227,9 @@ class Emulator:
                 "service": self.service,
                 "method": request.method,
                 "path": request.path,
-                "query": request.query,
-                "body": request.body,
+                "query": dict(request.query),
+                # A copy: handlers keep parts of bodies in their state and mutate them later.
+                "body": copy.deepcopy(request.body),
                 "headers": {k: mask_header(k, v) for k, v in request.headers.items()},
                 "status": None,
                 "ts": time.time(),

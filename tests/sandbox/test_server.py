@@ -119,3 +119,11 @@ def test_python_m_sandbox_writes_the_config(tmp_path: Path) -> None:
         stop.set()
         thread.join(timeout=10)
     assert result == [0]
+
+
+def test_logged_bodies_do_not_change_with_the_state(sandbox: Sandbox) -> None:
+    base = sandbox.databricks_url
+    http(f"{base}/api/2.2/jobs/reset", {"job_id": 3, "new_settings": {"name": "a"}})
+    http(f"{base}/api/2.2/jobs/update", {"job_id": 3, "new_settings": {"name": "b"}})
+    assert sandbox.calls()[0]["body"] == {"job_id": 3, "new_settings": {"name": "a"}}
+    assert http(f"{base}/api/2.2/jobs/get?job_id=3")[1]["settings"] == {"name": "b"}
