@@ -141,8 +141,8 @@ def _ref(route: AdfRoute, rg: str, factory: str, pipeline: str, run_id: str,
             "pipeline": pipeline, "run_id": run_id, "original_run_id": original}
 
 
-def run_state(run: PipelineRun) -> ProbeResult:
-    """A pipeline run's status as a probe result (shared with Synapse, same statuses)."""
+def run_state(run: Any) -> ProbeResult:
+    """A pipeline run's status (ADF or Synapse ``PipelineRun``: same fields and statuses)."""
     status = str(run.status or "")
     name = f"run {run.run_id} of pipeline {run.pipeline_name}"
     if status in RUNNING:

@@ -74,11 +74,12 @@ def webhook(params: NotifyParams, event: ErrorEvent, ctx: ActionContext) -> Acti
             raise PermanentActionError(
                 f"notify.webhook[channel={params.channel}]: no such channel in [clouds.channels]"
             )
-        where = f"notify.webhook[channel={params.channel}]"
+        dest = f"channel={params.channel}"
     else:
         target = WebhookTarget(url=Secret(params.url))
-        where = "notify.webhook[url]"
+        dest = "url"
+    where = f"notify.webhook[{dest}]"
     body = {"text": params.text, **params.fields, "event": event_summary(event)}
     response = post_json(ctx, target, body, where,
                          params_key("notify.webhook", params, event.dedup_key))
-    return ActionResult(outcome="done", detail=f"posted to {where[15:-1]} ({response.status_code})")
+    return ActionResult(outcome="done", detail=f"posted to {dest} ({response.status_code})")

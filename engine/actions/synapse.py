@@ -13,6 +13,7 @@ from typing import Any
 from azure.synapse.artifacts import ArtifactsClient
 from azure.synapse.artifacts.models import PipelineRun, RunFilterParameters, RunQueryFilter
 
+from engine.actions import adf
 from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
 from engine.actions.clients import Clients, SynapseRoute
@@ -30,9 +31,6 @@ __all__ = [
     "rerun_pipeline",
     "target",
 ]
-
-_RUNNING = frozenset({"Queued", "InProgress", "Canceling"})
-
 
 class RerunParams(Params, kw_only=True):
     """Rerun ``pipeline`` of Synapse ``workspace`` as a recovery of ``run_id``.
@@ -95,17 +93,6 @@ def rerun_pipeline(params: RerunParams, event: ErrorEvent, ctx: ActionContext) -
     )
 
 
-def _state(run: PipelineRun) -> ProbeResult:
-    status = str(run.status or "")
-    name = f"run {run.run_id} of pipeline {run.pipeline_name}"
-    if status in _RUNNING:
-        return ProbeResult(state="running", detail=f"{name} is {status}")
-    if status == "Succeeded":
-        return ProbeResult(state="succeeded", detail=f"{name} succeeded")
-    message = f": {run.message}" if run.message else ""
-    return ProbeResult(state="failed", detail=f"{name} ended {status or 'unknown'}{message}")
-
-
 def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     """``pipeline_run.get_pipeline_run`` of the rerun."""
     ref = result.ref
@@ -117,7 +104,7 @@ def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     client = ctx.clients.synapse(SynapseRoute(ref["cloud"], cfg))
     with cloud_call(f"synapse.probe[workspace={ref['workspace']} run={ref['run_id']}]"):
         run = client.pipeline_run.get_pipeline_run(ref["run_id"])
-    return _state(run)
+    return adf.run_state(run)  # same statuses as ADF
 
 
 def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
