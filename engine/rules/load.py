@@ -373,6 +373,8 @@ def load_playbooks(
     """
     playbook_files, _ = expand_paths(paths)
     loader = _Loader(actions)
+    for path in playbook_files:  # problems are reported file by file, in the order given
+        loader.problems.files.setdefault(str(path), len(loader.problems.files))
     loaded: list[tuple[_File, Playbook]] = []
     for path in playbook_files:
         file = _read(path, loader.problems)
@@ -388,15 +390,14 @@ def load_playbooks(
             continue
         rules = [
             msgspec.convert(r, Rule)
-            for i, r in enumerate(data.get("rules") or [])
-            if isinstance(data.get("rules"), list) and file.clean(("rules", i))
+            for i, r in enumerate(_rules_of(file))
+            if file.clean(("rules", i))
         ]
         loaded.append((file, msgspec.structs.replace(playbook, rules=rules)))
 
     compiled: list[tuple[tuple[int, int, int], CompiledRule]] = []
     for rank, file, playbook in _order(loaded):
-        raw_rules = file.doc.data.get("rules") or []
-        clean = [i for i in range(len(raw_rules)) if file.clean(("rules", i))]
+        clean = [i for i in range(len(_rules_of(file))) if file.clean(("rules", i))]
         for i, rule in zip(clean, playbook.rules, strict=True):
             result = loader.rule(file, i, rule, playbook)
             if result is not None:
@@ -421,6 +422,11 @@ def load_playbooks(
         playbooks=tuple(p for _, p in loaded),
         tests=tuple(tests),
     )
+
+
+def _rules_of(file: _File) -> list[Any]:
+    raw = file.doc.data.get("rules")
+    return raw if isinstance(raw, list) else []
 
 
 def _tests_of(loader: _Loader, file: _File, rule_ids: set[str]) -> list[LoadedTest]:

@@ -192,7 +192,8 @@ def render_actions(
     rule = rule_match.rule
     context = {
         "event": event,
-        "match": dict(rule_match.groups),
+        # every group of the rule is defined; one whose regex did not take part is None
+        "match": {**dict.fromkeys(rule.condition.groups), **rule_match.groups},
         "attempts": attempts,
         "incident": dict(incident or {}),
     }
