@@ -1,0 +1,136 @@
+"""remediator validate | test | simulate | schema, through click's runner and the real
+action registry and parsers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.actions.registry import action_table
+from engine.cli import main
+from engine.rules.schema import schema_json
+from tests.fixtures.common import ROOT
+from tests.fixtures.playbooks import PLAYBOOK_DATA
+
+GOOD = PLAYBOOK_DATA / "good"
+SEED = ROOT / "tests" / "testdata" / "samples" / "seed"
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_validate_good_playbooks() -> None:
+    result = _run("validate", str(GOOD))
+    assert (result.exit_code, result.stdout) == (0, "ok: 6 rule(s) in 2 file(s), 6 test(s)\n")
+
+
+def test_validate_reports_every_problem_of_every_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PLAYBOOK_DATA / "bad")
+    result = _run("validate", "two-files")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "two-files/a.yaml:5:37: invalid duration 'soon': expected a number and a unit, like"
+        " 30s, 15m, 2h, 1d or 1h30m",
+        "two-files/b.yaml:3:9: duplicate rule id `shared-id`; first defined at"
+        " two-files/a.yaml:3:9",
+        "two-files/b.yaml:5:24: unknown action `nope`; did you mean `noop`?",
+        "3 problem(s)",
+    ]
+
+
+def test_test_passes_the_good_playbooks() -> None:
+    result = _run("test", str(GOOD))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"PASSED {GOOD}/adf.yaml::a missing blob is rerun after 15 minutes"
+    assert sum(line.startswith("PASSED ") for line in lines) == 6
+    assert lines[-1] == "6 passed, 0 failed"
+
+
+def test_test_exits_1_on_a_failure_and_2_on_broken_playbooks(tmp_path: Path) -> None:
+    shutil.copytree(GOOD, tmp_path / "good")
+    shutil.copytree(PLAYBOOK_DATA / "payloads", tmp_path / "payloads")
+    test_file = tmp_path / "good" / "databricks.test.yaml"
+    text = test_file.read_text().replace("rule: dbx-inactivity", "rule: adf-user-errors")
+    test_file.write_text(text)
+    result = _run("test", str(tmp_path / "good"))
+    assert result.exit_code == 1
+    assert f"FAILED {test_file}::inactivity is normal (line 2)" in result.stdout
+    assert '      expected: "adf-user-errors"\n      got:      "dbx-inactivity"\n' in result.stdout
+    assert result.stdout.splitlines()[-1] == "5 passed, 1 failed"
+
+    (tmp_path / "good" / "zz.yaml").write_text("name: zz\nrules: [{id: x, match: {sorce: adf}}]\n")
+    result = _run("test", str(tmp_path / "good"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{tmp_path}/good/zz.yaml:2:25: unknown event field `sorce`")
+
+
+def test_simulate_json_shows_rules_groups_actions_and_guards() -> None:
+    result = _run(
+        "simulate", "--source", "adf", str(SEED / "adf-action-group-alert.json"),
+        "--playbooks", str(GOOD), "--json", "--attempts", "2",
+    )
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.stdout)["events"]
+    assert item["event"]["error_code"] == "UserErrorSourceBlobNotExists"
+    assert item["matched"] == ["adf-source-blob-missing"]
+    assert [(r["id"], r["matched"]) for r in item["rules"]] == [
+        ("adf-source-blob-missing", True), ("adf-copy-wrapper", False),
+        ("adf-user-errors", False), ("dbx-cluster-unreachable", False),
+        ("dbx-inactivity", False), ("dbx-disabled", False),
+    ]
+    assert item["rules"][0]["groups"] == {"what": "blob"}
+    assert item["rules"][5]["reason"] == "disabled"
+    [plan] = item["plan"]
+    assert plan["guards"] == {
+        "mode": "live only with --live (dry-run by default)",
+        "approval": "none",
+        "budget": {"max_attempts": 3, "window": "24h", "per": "target"},
+        "cooldown": "10m",
+        "verify": {"timeout": "2h", "interval": "1m"},
+    }
+    [rerun] = plan["actions"]
+    assert (rerun["action"], rerun["delay"], rerun["mutating"]) == (
+        "adf.rerun_pipeline", "15m", True
+    )
+    assert rerun["ref"] == "adf.yaml:adf-source-blob-missing/actions[0]"
+    assert {k: rerun["params"][k] for k in ("factory", "pipeline", "run_id")} == {
+        "factory": "your-adf", "pipeline": "Copy_Data_Pipeline", "run_id": "abc123-def456-789"
+    }
+    assert plan["on_failure"][0]["params"]["title"] == (
+        "Copy_Data_Pipeline still failing after 2 reruns"
+    )
+
+
+def test_simulate_table_and_bad_payload(tmp_path: Path) -> None:
+    result = _run(
+        "simulate", "--source", "databricks", str(SEED / "databricks-cluster-terminated.json"),
+        "--playbooks", str(GOOD),
+    )
+    assert result.exit_code == 0
+    assert "dbx-inactivity" in result.stdout and "MATCH" in result.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = _run("simulate", "--source", "adf", str(bad), "--playbooks", str(GOOD))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{bad}: ")
+
+
+def test_the_committed_schema_is_up_to_date() -> None:
+    committed = (ROOT / "docs" / "playbook.schema.json").read_text()
+    # if this fails: remediator schema -o docs/playbook.schema.json
+    assert committed == schema_json(action_table())
+    result = _run("schema")
+    assert result.exit_code == 0 and result.stdout == committed
+    schema = json.loads(committed)
+    step = schema["$defs"]["ActionStep"]
+    assert step["properties"]["action"]["enum"] == sorted(action_table())
+    assert {b["if"]["properties"]["action"]["const"] for b in step["allOf"]} == set(action_table())
+    # target fields come from the event, so they are not required in `with`
+    assert "required" not in schema["$defs"]["with.adf.rerun_pipeline"]
+    assert schema["$defs"]["with.ticket.create"]["required"] == ["title"]
