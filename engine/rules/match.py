@@ -25,7 +25,6 @@ Semantics (the contract playbook authors rely on):
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -535,61 +534,64 @@ class Explanation:
 class Matcher:
     """Rules in their final order, indexed by the values they require.
 
-    The index maps each indexed field (source, kind, status, error_code, resource,
-    failure_type) and value to the set of rules that require it (a bitset), plus the rules
-    that do not constrain that field; the candidates for an event are the intersection, so
-    rules that cannot match cost nothing. Candidate sets are cached by the event's indexed
-    values (bounded LRU): the cache is the only mutable state, and it is thread-safe.
+    Each enabled rule is filed under one (field, value) bucket per value of its most selective
+    top-level equality condition on an indexed field (resource, then error_code,
+    failure_type, kind, source, status), or among the unindexed rules if it has none. The
+    candidates for an event are its buckets and the unindexed rules, in rule order; only they
+    are tested. So rules that require another resource or code cost nothing, whatever their
+    number. The matcher holds no mutable state.
     """
 
-    def __init__(self, rules: Sequence[MatchTarget], cache_size: int = 4096) -> None:
-        self.rules: tuple[MatchTarget, ...] = tuple(rules)
-        active = [i for i, r in enumerate(self.rules) if r.enabled]
-        fields = sorted({f for i in active for f in self.rules[i].condition.index})
-        self._fields = tuple(fields)
-        self._getters = tuple(_getter(f) for f in fields)
-        self._all = 0
-        for i in active:
-            self._all |= 1 << i
-        self._by_value: list[dict[Any, int]] = []
-        self._free: list[int] = []
-        for f in fields:
-            by_value: dict[Any, int] = {}
-            free = 0
-            for i in active:
-                allowed = self.rules[i].condition.index.get(f)
-                if allowed is None:
-                    free |= 1 << i
-                else:
-                    for value in allowed:
-                        by_value[value] = by_value.get(value, 0) | (1 << i)
-            self._by_value.append(by_value)
-            self._free.append(free)
-        self._candidates = functools.lru_cache(maxsize=cache_size)(self._compute)
+    _PREFERENCE = ("resource", "error_code", "failure_type", "kind", "source", "status")
 
-    def _compute(self, key: tuple[Any, ...]) -> tuple[tuple[Callable[..., bool], bool, int], ...]:
-        mask = self._all
-        for value, by_value, free in zip(key, self._by_value, self._free, strict=True):
-            mask &= by_value.get(value, 0) | free
-        out = []
-        while mask:
-            low = mask & -mask
-            i = low.bit_length() - 1
-            mask ^= low
-            rule = self.rules[i]
-            out.append((rule.condition.test, rule.continue_, i))
-        return tuple(out)
+    def __init__(self, rules: Sequence[MatchTarget]) -> None:
+        self.rules: tuple[MatchTarget, ...] = tuple(rules)
+        buckets: dict[str, dict[str, list[int]]] = {}
+        unindexed: list[int] = []
+        for i, rule in enumerate(self.rules):
+            if not rule.enabled:
+                continue
+            index = rule.condition.index
+            primary = next((f for f in self._PREFERENCE if f in index), None)
+            if primary is None:
+                unindexed.append(i)
+                continue
+            table = buckets.setdefault(primary, {})
+            for value in index[primary]:
+                table.setdefault(value, []).append(i)
+        self._unindexed = tuple(unindexed)
+        self._lookups = tuple(
+            (_getter(f), {v: tuple(ix) for v, ix in table.items()})
+            for f, table in buckets.items()
+        )
+        self._tests = tuple((r.condition.test, r.continue_) for r in self.rules)
+
+    def _candidates(self, event: ErrorEvent) -> Sequence[int]:
+        found: list[tuple[int, ...]] = []
+        for get, table in self._lookups:
+            value = get(event)
+            if value.__class__ is str:
+                bucket = table.get(value)
+                if bucket:
+                    found.append(bucket)
+        if not found:
+            return self._unindexed
+        if self._unindexed:
+            found.append(self._unindexed)
+        if len(found) == 1:
+            return found[0]
+        return sorted(set().union(*found))
 
     def candidates(self, event: ErrorEvent) -> list[MatchTarget]:
         """The enabled rules that the index cannot rule out for ``event``, in order."""
-        key = tuple(g(event) for g in self._getters)
-        return [self.rules[i] for _, _, i in self._candidates(_hashable(key))]
+        return [self.rules[i] for i in self._candidates(event)]
 
     def match(self, event: ErrorEvent) -> list[RuleMatch]:
         """The matching rules in order: the first without ``continue`` ends the list."""
-        key = tuple(g(event) for g in self._getters)
         out: list[RuleMatch] = []
-        for test, cont, i in self._candidates(_hashable(key)):
+        tests = self._tests
+        for i in self._candidates(event):
+            test, cont = tests[i]
             groups: dict[str, Any] = {}
             if test(event, groups):
                 out.append(RuleMatch(self.rules[i], groups))
@@ -620,8 +622,3 @@ class Matcher:
                 reason = rule.condition.why(event) or "no match"
                 tried.append(RuleTrial(rule.id, rule.where, False, reason))
         return Explanation(tried, matched)
-
-
-def _hashable(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    # The index holds strings only: anything else can match no indexed value.
-    return tuple(v if v.__class__ is str else _MISSING for v in key)

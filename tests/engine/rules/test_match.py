@@ -145,7 +145,9 @@ def test_index_skips_rules_that_cannot_match(tmp_path: Path) -> None:
         {"match": {"error_code": "Z", "resource": "pl_sales"}},
         {"match": {"message": {"contains": "x"}}},
     )
-    assert [r.id for r in playbooks.matcher.candidates(E)] == ["r1", "r2", "r4"]
+    # r0 needs another code; r3 is filed under its resource, which E has
+    assert [r.id for r in playbooks.matcher.candidates(E)] == ["r1", "r2", "r3", "r4"]
+    assert [m.rule.id for m in playbooks.match(E)] == ["r1"]
 
 
 RULE_SPECS = st.sampled_from([
