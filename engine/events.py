@@ -93,6 +93,8 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     # GUIDs and long hex ids (request ids, instance ids, command ids)
     (re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"), "<id>"),
     (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
+    # shorter hex ids (8+ digits mixing letters and digits): run ids, request ids
+    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b"), "<id>"),
     # Databricks cluster ids such as 0314-020004-k3x9wq2e
     (re.compile(r"\b\d{4}-\d{6}-[0-9a-z]{8}\b"), "<id>"),
     # any other number (run ids, counts, durations, line numbers)

@@ -16,13 +16,22 @@ MASK = "***"
 
 _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # JWTs (three base64url parts, the first a JSON header)
-    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), MASK),
+    # (every pattern starts at a token boundary or is bounded, so that scans stay linear)
+    (
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+        MASK,
+    ),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {MASK}"),
     (re.compile(r"(?i)\b(basic)\s+[A-Za-z0-9+/=]{8,}"), rf"\1 {MASK}"),
     (re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b"), MASK),
     (re.compile(r"\bdose[0-9a-f]{16,}\b"), MASK),
     # user:password@ in URLs
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/:@]+:[^\s/@]+@"), rf"\1{MASK}@"),
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://)[^\s/:@]{1,256}:[^\s/@]{1,256}@"),
+        rf"\1{MASK}@",
+    ),
+    # passwords in connection strings run to the next `;` and may hold spaces
+    (re.compile(r"(?i)\b(password|pwd)=([^;&'\"\r\n]+)"), rf"\1={MASK}"),
     # key=value secrets in query strings and connection strings
     (
         re.compile(
@@ -30,14 +39,6 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             r"clientsecret|api[_-]?key|access_token|refresh_token|token)=([^&;\s'\"]+)"
         ),
         rf"\1={MASK}",
-    ),
-    # "secret": "value" in text that embeds JSON or logs
-    (
-        re.compile(
-            r"(?i)([\"']?[\w-]*(?:password|secret|token|apikey|api_key|x-api-key|accountkey)"
-            r"[\w-]*[\"']?\s*[:=]\s*[\"'])([^\"']+)([\"'])"
-        ),
-        rf"\1{MASK}\3",
     ),
 )
 
@@ -50,11 +51,22 @@ _NOT_SECRET = re.compile(r"(?i)^(task_key|job_cluster_key|dedup_key|idempotency_
                          r"row_key|key_vault|keyvault|primary_key_column|sort_key|cache_key)$")
 
 
+# "secret": "value" or secret='value' inside text (embedded JSON, logs). Keys are bounded in
+# length so that the scan stays linear on long runs of word characters.
+_QUOTED_PAIR = re.compile(r"""(?<![\w-])(["']?)([\w-]{1,64})\1(\s*[:=]\s*["'])([^"']*)(["'])""")
+
+
+def _mask_pair(m: re.Match[str]) -> str:
+    if not _is_secret_key(m.group(2)):
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}{m.group(5)}"
+
+
 def redact_text(text: str) -> str:
     """Mask every secret-looking part of a string."""
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _QUOTED_PAIR.sub(_mask_pair, text)
 
 
 def _is_secret_key(key: str) -> bool:
