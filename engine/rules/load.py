@@ -446,24 +446,32 @@ def _tests_of(loader: _Loader, file: _File, rule_ids: set[str]) -> list[LoadedTe
 
 class _Shadows:
     """Earlier rules without ``continue``, indexed so that finding the ones that might
-    subsume a rule does not cost a pass over all of them (sets of 10,000 rules load fast)."""
+    subsume a rule does not cost a pass over all of them (sets of 10,000 rules load fast).
+
+    Rules are grouped by their set of top-level keys; within a group, each key maps the values
+    of equality conditions to rule ids, and holds the ids whose condition on it is something
+    else. A rule can only be subsumed by rules of a group whose keys it has all, and that
+    accept its first value of each of its equality conditions.
+    """
 
     def __init__(self) -> None:
-        # key set -> (key -> value -> rules requiring one of a set containing it), others
-        self.groups: dict[frozenset[Any], tuple[dict[Any, dict[Any, list[CompiledRule]]],
-                                                list[CompiledRule]]] = {}
+        self.rules: dict[str, CompiledRule] = {}
+        self.groups: dict[frozenset[Any], tuple[dict[Any, dict[Any, set[str]]],
+                                                dict[Any, set[str]], set[str]]] = {}
 
     def add(self, rule: CompiledRule) -> None:
         spec = rule.condition.spec
-        keys = frozenset(spec)
-        by_key, unindexed = self.groups.setdefault(keys, ({}, []))
-        for key in sorted(keys, key=str):
-            values = _values(spec[key])
-            if values is not None:
-                for value in values:
-                    by_key.setdefault(key, {}).setdefault(value, []).append(rule)
-                return
-        unindexed.append(rule)
+        self.rules[rule.id] = rule
+        by_key, other, members = self.groups.setdefault(frozenset(spec), ({}, {}, set()))
+        members.add(rule.id)
+        for key, value in spec.items():
+            values = _values(value)
+            if values is None:
+                other.setdefault(key, set()).add(rule.id)
+            else:
+                table = by_key.setdefault(key, {})
+                for v in values:
+                    table.setdefault(v, set()).add(rule.id)
 
     def candidates(self, spec: dict[Any, Any]) -> list[CompiledRule]:
         keys = sorted(spec, key=str)
@@ -474,22 +482,23 @@ class _Shadows:
                 frozenset(k for bit, k in enumerate(keys) if mask >> bit & 1)
                 for mask in range(1 << len(keys))
             )
-        out: list[CompiledRule] = []
+        out: set[str] = set()
         for subset in subsets:
             group = self.groups.get(subset)
             if group is None or not subset <= spec.keys():
                 continue
-            by_key, unindexed = group
-            out.extend(unindexed)
-            for key, table in by_key.items():
+            by_key, other, members = group
+            ids: set[str] | None = None
+            for key in subset:
                 values = _values(spec[key])
+                accepted = set(other.get(key, ()))
                 if values is not None:
-                    out.extend(table.get(next(iter(values)), ()))
-                # rules indexed under a key whose condition in ``spec`` is not an equality can
-                # subsume it only by being written the same way: checked via their full list
-                else:
-                    out.extend(r for rules in table.values() for r in rules)
-        return out
+                    accepted |= by_key.get(key, {}).get(next(iter(values)), set())
+                ids = accepted if ids is None else ids & accepted
+                if not ids:
+                    break
+            out |= members if ids is None else ids
+        return [self.rules[i] for i in out]
 
 
 def _check_reachable(rules: tuple[CompiledRule, ...], files: Mapping[str, _File]) -> None:
