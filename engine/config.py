@@ -25,6 +25,8 @@ __all__ = [
     "AzureCredentialSettings",
     "CloudSettings",
     "DatabricksCloudSettings",
+    "LlmSettings",
+    "NotificationSettings",
     "EntraSettings",
     "ReceiverSettings",
     "Secret",
@@ -186,6 +188,8 @@ class WebhookTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     url: Secret
     headers: dict[str, Secret] = msgspec.field(default_factory=dict)
     ca_file: str = ""
+    format: Literal["json", "slack", "teams"] = "json"
+    """``slack``: incoming-webhook blocks; ``teams``: a workflow webhook's Adaptive Card."""
 
 
 class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -197,6 +201,55 @@ class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     channels: dict[str, WebhookTarget] = msgspec.field(default_factory=dict)
     ticket: WebhookTarget | None = None
     http_timeout: float = 10.0
+
+
+class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The LLM of the root-cause analysis (``[llm]``); without this section RCA is offline.
+
+    ``provider`` ``openai`` (``base_url`` optional), ``azure`` (``base_url`` is the resource
+    endpoint; ``deployment`` and ``api_version`` required) or ``compatible`` (any
+    OpenAI-compatible ``base_url``). ``timeout`` and ``max_retries`` go to the client, so a
+    hang is bounded. An analysis is reused for ``cache_ttl`` seconds per fingerprint; at most
+    ``calls_per_hour`` calls are made (counted in the database).
+    """
+
+    provider: Literal["openai", "azure", "compatible"] = "openai"
+    base_url: str = ""
+    model: str = "gpt-4o-mini"
+    api_key: Secret | None = None
+    api_version: str = ""
+    deployment: str = ""
+    timeout: float = 30.0
+    max_retries: int = 1
+    cache_ttl: float = 24 * 3600.0
+    calls_per_hour: int = 30
+
+    def __post_init__(self) -> None:
+        if self.provider == "azure" and not (self.base_url and self.deployment
+                                             and self.api_version):
+            raise ValueError("provider azure needs base_url, deployment and api_version")
+        if self.provider == "compatible" and not self.base_url:
+            raise ValueError("provider compatible needs base_url")
+        if self.timeout <= 0 or self.max_retries < 0 or self.calls_per_hour < 0:
+            raise ValueError("timeout must be > 0, max_retries and calls_per_hour >= 0")
+
+
+class NotificationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                           kw_only=True):
+    """One notification per incident state change (``[notifications]``).
+
+    ``channels`` name entries of ``[clouds.channels]`` (whose ``format`` decides the shape);
+    ``states`` limits which new states are announced (empty: all); ``text`` is a Jinja2
+    template over ``incident``, ``event``, ``rca`` and ``link``. A failed post is retried
+    ``retries`` times, ``backoff_s`` doubling each time.
+    """
+
+    channels: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    text: str = ""
+    every_s: float = 30.0
+    retries: int = 5
+    backoff_s: float = 30.0
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -218,6 +271,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     entra: EntraSettings | None = None
     sync_full: bool = False
     clouds: CloudSettings = msgspec.field(default_factory=CloudSettings)
+    llm: LlmSettings | None = None
+    notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
 
     def receiver(self, name: str) -> ReceiverSettings:
         """The auth settings of receiver ``name`` (its defaults if not configured)."""
@@ -306,4 +361,7 @@ def load_settings(
             raise ConfigError(f"receivers.{name}: unknown receiver; expected one of {RECEIVERS}")
         if "entra" in settings.receivers[name].auth and settings.entra is None:
             raise ConfigError(f"receivers.{name}: auth 'entra' needs an [entra] section")
+    for name in settings.notifications.channels:
+        if name not in settings.clouds.channels:
+            raise ConfigError(f"notifications.channels: {name!r} is not in [clouds.channels]")
     return settings
