@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "to_ms"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "WarpClock", "to_ms"]
 
 
 def to_ms(moment: datetime) -> int:
@@ -58,3 +58,23 @@ class FakeClock:
             raise ValueError("FakeClock.set needs a timezone-aware datetime")
         with self._lock:
             self._now = moment
+
+
+class WarpClock:
+    """The wall clock moved forward by an offset that :meth:`advance` grows: the demo's way of
+    letting a 15-minute delay come due at once while time still flows. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The wall-clock time plus the offset so far."""
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, seconds: float = 0.0, **delta: float) -> datetime:
+        """Jump forward by ``seconds`` (and/or ``timedelta`` keywords); returns the new time."""
+        with self._lock:
+            self._offset += timedelta(seconds=seconds, **delta)
+        return self.now()

@@ -13,20 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-import msgspec
 from rich.console import Console
 from rich.table import Table
 
 from engine.actions.registry import action_table
 from engine.errors import PayloadError, PlaybookError
-from engine.events import ErrorEvent
-from engine.rules.durations import format_duration
 from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
-from engine.rules.ruleset import CompiledRule, PlaybookSet
 from engine.rules.schema import schema_json
-from engine.rules.templates import PlannedAction, RenderError, render_actions
 from engine.rules.testing import format_results, run_tests
-from receivers import azure_monitor, databricks
+from receivers.simulate import parse_payload, simulate_payload
 
 __all__ = [
     "parse_payload",
@@ -39,23 +34,6 @@ __all__ = [
     "test",
     "validate",
 ]
-
-# Which receiver endpoint a payload of each source arrives on.
-_AZURE_ENDPOINTS = {
-    "adf": "azure-monitor",
-    "synapse": "synapse-monitor",
-    "functions": "azure-functions-monitor",
-}
-
-
-def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
-    """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not)."""
-    if source == "databricks":
-        return databricks.parse(body)
-    if source in _AZURE_ENDPOINTS:
-        return azure_monitor.parse(body, _AZURE_ENDPOINTS[source])
-    raise PayloadError(f"unknown source {source!r}; expected one of {', '.join(PAYLOAD_SOURCES)}")
-
 
 def _echo_problems(problems: Sequence[str]) -> None:
     for problem in problems:
@@ -92,68 +70,6 @@ def run_test(paths: Sequence[str]) -> int:
     for line in format_results(results):
         click.echo(line)
     return 0 if all(r.passed for r in results) else 1
-
-
-def _guards(rule: CompiledRule) -> dict[str, Any]:
-    spec = rule.rule
-    return {
-        "mode": "dry-run (rule)" if spec.dry_run else "live only with --live (dry-run by default)",
-        "approval": spec.approval,
-        "budget": None if spec.budget is None else {
-            "max_attempts": spec.budget.max_attempts,
-            "window": spec.budget.window,
-            "per": spec.budget.per,
-        },
-        "cooldown": spec.cooldown,
-        "verify": None if spec.verify is None else {
-            "timeout": spec.verify.timeout, "interval": spec.verify.interval
-        },
-    }
-
-
-def _action_view(action: PlannedAction) -> dict[str, Any]:
-    return {
-        "action": action.action,
-        "ref": action.ref,
-        "params": action.args,
-        "delay": format_duration(action.delay_s) if action.delay_s else None,
-        "mutating": action.mutating,
-    }
-
-
-def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> dict[str, Any]:
-    """What the engine would do with ``event``: the rules tried and the rendered plan."""
-    explanation = playbooks.explain(event)
-    plans = []
-    for m in explanation.matched:
-        plan: dict[str, Any] = {"rule": m.rule.id, "guards": _guards(m.rule), "error": None}
-        try:
-            plan["actions"] = [
-                _action_view(a) for a in render_actions(m, event, attempts=attempts)
-            ]
-            plan["on_failure"] = [
-                _action_view(a)
-                for a in render_actions(m, event, attempts=attempts, steps="on_failure")
-            ]
-        except RenderError as exc:
-            plan["actions"], plan["on_failure"], plan["error"] = [], [], str(exc)
-        plans.append(plan)
-    return {
-        "event": msgspec.to_builtins(event),
-        "rules": [
-            {
-                "id": t.rule_id,
-                "where": t.where,
-                "matched": t.matched,
-                "reason": t.reason,
-                "groups": t.groups,
-            }
-            for t in explanation.tried
-        ],
-        "matched": explanation.rule_ids,
-        "plan": plans,
-        "remediated": event.status == "firing",
-    }
 
 
 def _print_simulation(report: list[dict[str, Any]]) -> None:
@@ -206,18 +122,17 @@ def run_simulate(
         _echo_problems(exc.problems)
         return 2
     try:
-        events = parse_payload(source, Path(payload).read_bytes())
+        simulation = simulate_payload(playbooks, source, Path(payload).read_bytes(), attempts)
     except PayloadError as exc:
         click.echo(f"{payload}: {exc}", err=True)
         return 1
     except OSError as exc:
         click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
         return 1
-    report = [simulate_event(playbooks, event, attempts) for event in events]
     if as_json:
-        click.echo(json.dumps({"events": report}, indent=2, default=str))
+        click.echo(json.dumps(simulation, indent=2, default=str))
     else:
-        _print_simulation(report)
+        _print_simulation(simulation["events"])
     return 0
 
 

@@ -1,0 +1,109 @@
+"""What the playbooks would do with a raw sender payload: one function for
+``remediator simulate --json`` and ``POST /api/simulate``.
+
+It parses with the receivers' own parsers and explains with the engine's own matcher and
+renderer, so what it says is what the server would do. It touches no database and no cloud.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.errors import PayloadError
+from engine.events import ErrorEvent
+from engine.rules.durations import format_duration
+from engine.rules.load import PAYLOAD_SOURCES
+from engine.rules.ruleset import CompiledRule, PlaybookSet
+from engine.rules.templates import PlannedAction, RenderError, render_actions
+from receivers import azure_monitor, databricks
+
+__all__ = ["parse_payload", "simulate_event", "simulate_payload"]
+
+# Which receiver endpoint a payload of each source arrives on.
+_AZURE_ENDPOINTS = {
+    "adf": "azure-monitor",
+    "synapse": "synapse-monitor",
+    "functions": "azure-functions-monitor",
+}
+
+
+def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
+    """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not)."""
+    if source == "databricks":
+        return databricks.parse(body)
+    if source in _AZURE_ENDPOINTS:
+        return azure_monitor.parse(body, _AZURE_ENDPOINTS[source])
+    raise PayloadError(f"unknown source {source!r}; expected one of {', '.join(PAYLOAD_SOURCES)}")
+
+
+def _guards(rule: CompiledRule) -> dict[str, Any]:
+    spec = rule.rule
+    return {
+        "mode": "dry-run (rule)" if spec.dry_run else "live only with --live (dry-run by default)",
+        "approval": spec.approval,
+        "budget": None if spec.budget is None else {
+            "max_attempts": spec.budget.max_attempts,
+            "window": spec.budget.window,
+            "per": spec.budget.per,
+        },
+        "cooldown": spec.cooldown,
+        "verify": None if spec.verify is None else {
+            "timeout": spec.verify.timeout, "interval": spec.verify.interval
+        },
+    }
+
+
+def _action_view(action: PlannedAction) -> dict[str, Any]:
+    return {
+        "action": action.action,
+        "ref": action.ref,
+        "params": action.args,
+        "delay": format_duration(action.delay_s) if action.delay_s else None,
+        "mutating": action.mutating,
+    }
+
+
+def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> dict[str, Any]:
+    """What the engine would do with ``event``: the rules tried and the rendered plan."""
+    explanation = playbooks.explain(event)
+    plans = []
+    for m in explanation.matched:
+        plan: dict[str, Any] = {"rule": m.rule.id, "guards": _guards(m.rule), "error": None}
+        try:
+            plan["actions"] = [
+                _action_view(a) for a in render_actions(m, event, attempts=attempts)
+            ]
+            plan["on_failure"] = [
+                _action_view(a)
+                for a in render_actions(m, event, attempts=attempts, steps="on_failure")
+            ]
+        except RenderError as exc:
+            plan["actions"], plan["on_failure"], plan["error"] = [], [], str(exc)
+        plans.append(plan)
+    return {
+        "event": msgspec.to_builtins(event),
+        "rules": [
+            {
+                "id": t.rule_id,
+                "where": t.where,
+                "matched": t.matched,
+                "reason": t.reason,
+                "groups": t.groups,
+            }
+            for t in explanation.tried
+        ],
+        "matched": explanation.rule_ids,
+        "plan": plans,
+        "remediated": event.status == "firing",
+    }
+
+
+def simulate_payload(
+    playbooks: PlaybookSet, source: str, body: bytes, attempts: int = 0
+) -> dict[str, Any]:
+    """``{"events": [...]}``: :func:`simulate_event` for each event the payload parses into.
+    Raises PayloadError when it does not parse."""
+    events = parse_payload(source, body)
+    return {"events": [simulate_event(playbooks, event, attempts) for event in events]}
