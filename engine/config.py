@@ -25,9 +25,12 @@ __all__ = [
     "AzureCredentialSettings",
     "CloudSettings",
     "DatabricksCloudSettings",
+    "DatabricksPollSettings",
+    "EngineSettings",
+    "EntraSettings",
     "LlmSettings",
     "NotificationSettings",
-    "EntraSettings",
+    "PollerSettings",
     "ReceiverSettings",
     "Secret",
     "Settings",
@@ -252,6 +255,58 @@ class NotificationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     backoff_s: float = 30.0
 
 
+class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[engine]``: tuning of the worker and the scheduler (times in seconds).
+
+    ``retry_limit`` retries of an action that failed in a retryable way (429, 5xx, timeout),
+    each after ``retry_backoff_s * 2**n`` (at most ``retry_backoff_max_s``, at least the
+    server's Retry-After); then the incident escalates. ``breaker_threshold`` consecutive
+    failed remediations of a rule open its circuit breaker.
+    """
+
+    breaker_threshold: int = 5
+    approval_timeout_s: int = 24 * 3600
+    event_lease_s: int = 300
+    action_lease_s: int = 900
+    lock_lease_s: int = 12 * 3600
+    retry_limit: int = 3
+    retry_backoff_s: int = 60
+    retry_backoff_max_s: int = 3600
+    verify_timeout_s: int = 3600
+    verify_interval_s: int = 60
+    threads: int = 4
+    batch: int = 16
+
+
+class DatabricksPollSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                             kw_only=True):
+    """``[pollers.databricks.<name>]``, ``<name>`` being a ``[clouds.databricks]`` entry.
+
+    ``clusters`` lists the cluster ids whose events are polled, or is ``"all"`` (every cluster
+    that ``clusters/list`` shows); ``reconcile_runs`` turns on the missed-failure reconciler
+    over ``jobs/runs/list``.
+    """
+
+    clusters: tuple[str, ...] | Literal["all"] = ()
+    reconcile_runs: bool = True
+
+
+class PollerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[pollers]``: what Databricks cannot push, fetched periodically (times in seconds).
+
+    The first poll of a cluster looks ``cluster_lookback_s`` back; the run reconciler always
+    looks at least ``runs_lookback_s`` back (a run is listed by its start time, and a long run
+    fails long after it started).
+    """
+
+    enabled: bool = True
+    cluster_events_every_s: float = 60.0
+    runs_every_s: float = 300.0
+    cluster_lookback_s: int = 3600
+    runs_lookback_s: int = 24 * 3600
+    databricks: dict[str, DatabricksPollSettings] = msgspec.field(default_factory=dict)
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
 
@@ -271,6 +326,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     entra: EntraSettings | None = None
     sync_full: bool = False
     clouds: CloudSettings = msgspec.field(default_factory=CloudSettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    pollers: PollerSettings = msgspec.field(default_factory=PollerSettings)
     llm: LlmSettings | None = None
     notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
 
@@ -356,6 +413,9 @@ def load_settings(
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path or 'settings'}: {exc}") from exc
+    for name in settings.pollers.databricks:
+        if name not in settings.clouds.databricks:
+            raise ConfigError(f"pollers.databricks.{name}: no [clouds.databricks.{name}] entry")
     for name in settings.receivers:
         if name not in RECEIVERS:
             raise ConfigError(f"receivers.{name}: unknown receiver; expected one of {RECEIVERS}")
