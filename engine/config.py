@@ -32,6 +32,7 @@ __all__ = [
     "NotificationSettings",
     "PollerSettings",
     "ReceiverSettings",
+    "RetentionSettings",
     "Secret",
     "Settings",
     "SynapseCloudSettings",
@@ -307,6 +308,14 @@ class PollerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     databricks: dict[str, DatabricksPollSettings] = msgspec.field(default_factory=dict)
 
 
+class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How long raw payloads are kept (days; 0 keeps them forever) and how often retention
+    runs. Events, incidents and the audit log are kept: the chain must stay whole."""
+
+    raw_payload_days: int = 30
+    every_s: float = 3600.0
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
 
@@ -326,6 +335,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     entra: EntraSettings | None = None
     sync_full: bool = False
     clouds: CloudSettings = msgspec.field(default_factory=CloudSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     pollers: PollerSettings = msgspec.field(default_factory=PollerSettings)
     llm: LlmSettings | None = None

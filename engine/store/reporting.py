@@ -1,0 +1,108 @@
+"""Read-side queries for the dashboard, the bench and the replay: bounded, index-backed.
+
+``create_schema`` adds the indexes these queries need (incidents by resource/source/time,
+audit by event, closed incidents by time); every query here is bounded by a limit or a time
+window so that a page stays cheap with a million audit records.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from engine.store import Database
+from engine.store.incidents import Incident
+
+__all__ = [
+    "Bucket",
+    "create_schema",
+    "event_outcomes",
+    "failures_over_time",
+    "incidents",
+    "remediations_over_time",
+]
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    """A count in one time bucket (``start_ms``) for one series (a source, an outcome)."""
+
+    start_ms: int
+    series: str
+    count: int
+
+
+def create_schema(db: Database) -> None:
+    """The indexes of the read side (no tables of its own)."""
+    db.utils["incidents"].create_index(["resource", "opened_ms"], if_not_exists=True)
+    db.utils["incidents"].create_index(["source", "opened_ms"], if_not_exists=True)
+    db.utils["incidents"].create_index(["state", "opened_ms"], if_not_exists=True)
+    db.utils["incidents"].create_index(["opened_ms"], if_not_exists=True)
+    db.utils["incidents"].create_index(["closed_ms"], if_not_exists=True)
+    db.utils["audit"].create_index(["event_id", "seq"], if_not_exists=True)
+
+
+def incidents(
+    db: Database,
+    *,
+    state: str | None = None,
+    source: str | None = None,
+    resource: str | None = None,
+    since_ms: int | None = None,
+    limit: int = 50,
+) -> list[Incident]:
+    """Incidents newest first, filtered by any of state, source, resource and opening time."""
+    where, params = [], []
+    for column, value in (("state", state), ("source", source), ("resource", resource)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since_ms is not None:
+        where.append("opened_ms >= ?")
+        params.append(since_ms)
+    sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY opened_ms DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return [Incident(**{f: row[f] for f in Incident.__struct_fields__})
+            for row in db.query(sql, params)]
+
+
+def failures_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
+    """Firing events received since ``since_ms``, counted per bucket and source."""
+    rows = db.query(
+        "SELECT (received_ms / ?) * ? AS b, source, count(*) AS n FROM events "
+        "WHERE received_ms >= ? AND status = 'firing' GROUP BY b, source ORDER BY b, source",
+        (bucket_ms, bucket_ms, since_ms),
+    )
+    return [Bucket(row["b"], row["source"], row["n"]) for row in rows]
+
+
+def remediations_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
+    """Incidents closed since ``since_ms``, counted per bucket and final state (outcome)."""
+    rows = db.query(
+        "SELECT (closed_ms / ?) * ? AS b, state, count(*) AS n FROM incidents "
+        "WHERE closed_ms >= ? AND closed_ms > 0 GROUP BY b, state ORDER BY b, state",
+        (bucket_ms, bucket_ms, since_ms),
+    )
+    return [Bucket(row["b"], row["state"], row["n"]) for row in rows]
+
+
+def event_outcomes(db: Database, event_id: str) -> tuple[bool, list[str], list[str]]:
+    """What the engine recorded for one event: (processed, matched rule ids, the actions
+    planned from it in its first remediation), from its ``matched``/``no_match`` and
+    ``action_planned`` audit records."""
+    rows = db.query(
+        "SELECT kind, data FROM audit WHERE event_id = ? "
+        "AND kind IN ('matched', 'no_match', 'action_planned') ORDER BY seq",
+        (event_id,),
+    )
+    processed, rules, actions = False, [], []
+    for row in rows:
+        data: dict[str, Any] = json.loads(row["data"])
+        if row["kind"] in ("matched", "no_match"):
+            processed = True
+            rules = list(data.get("rules") or [])
+        elif data.get("phase", "remediate") == "remediate" and data.get("attempt", 1) <= 1:
+            actions.append(str(data.get("action", "")))
+    return processed, rules, actions
