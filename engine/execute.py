@@ -19,6 +19,7 @@ import msgspec
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, ProbeResult
 from engine.clock import Clock, to_ms
+from engine.config import EngineSettings
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
 from engine.events import ErrorEvent
 from engine.rules.match import RuleMatch
@@ -29,25 +30,17 @@ from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
 
-__all__ = ["Deps", "EngineOptions", "fail_attempt", "plan_attempt", "run_row", "settle"]
+__all__ = [
+    "Deps", "EngineOptions", "close_ignored", "fail_attempt", "plan_attempt", "retry_delay_s",
+    "run_row", "settle",
+]
 
 Rca = Callable[[ErrorEvent, list[dict[str, Any]]], dict[str, Any]]
 
 
-class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """Tuning of the worker and scheduler; the defaults suit the embedded setup."""
-
-    breaker_threshold: int = 5
-    approval_timeout_s: int = 24 * 3600
-    event_lease_s: int = 300
-    action_lease_s: int = 900
-    lock_lease_s: int = 12 * 3600
-    retry_limit: int = 3
-    retry_backoff_s: int = 60
-    verify_timeout_s: int = 3600
-    verify_interval_s: int = 60
-    threads: int = 4
-    batch: int = 16
+EngineOptions = EngineSettings
+"""Tuning of the worker and scheduler: the ``[engine]`` settings (defaults suit the embedded
+setup); tests build one with their own values."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +103,14 @@ def _incident_view(incident: incidents_store.Incident) -> dict[str, Any]:
 def plan_attempt(
     deps: Deps, incident: incidents_store.Incident, rule: Any, event: ErrorEvent,
     rule_match: RuleMatch, *, phase: str, state: str, dry_run: bool, delay_floor_s: int = 0,
+    secondary: bool = False,
 ) -> list[actions_store.ActionRow]:
     """Render and store the rule's actions (or ``on_failure``) for one attempt.
 
     ``state`` is ``scheduled``, ``waiting_approval`` or ``dry_run`` (mutating actions only;
     non-mutating ones are scheduled even in dry-run). Each action is audited as planned.
+    ``secondary`` marks a rule matched through an earlier rule's ``continue: true``: its rows
+    join the incident's attempt under keys of their own (the rule id is part of the key).
     """
     now = deps.now()
     steps = "on_failure" if phase == "on_failure" else "actions"
@@ -127,6 +123,8 @@ def plan_attempt(
         if phase == "on_failure" and row_state == "waiting_approval":
             row_state = "scheduled"
         key = f"{spec.key(item.params, event)}|{incident.id}|{phase}|{incident.attempts}"
+        if secondary:
+            key += f"|{rule.id}"
         delay = max(item.delay_s, delay_floor_s)
         new.append(actions_store.NewAction(
             idem_key=key, incident_id=incident.id, event_id=event.id, rule_id=rule.id,
@@ -167,7 +165,9 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
     if not actions_store.start(deps.db, row.id, owner=deps.owner, now_ms=to_ms(deps.now())):
         return
     deps.audit("action_started", {"action": row.action, "reference": row.reference,
-                                  "key": row.idem_key, "attempt": row.attempt}, **ids)
+                                  "key": row.idem_key, "attempt": row.attempt,
+                                  "retry": row.retries, "playbook": row.playbook,
+                                  "playbook_hash": row.playbook_hash}, **ids)
     try:
         if spec is None:
             raise PermanentActionError(f"{row.reference}: unknown action {row.action}")
@@ -175,17 +175,66 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
         result = _call(deps, spec, planned, event, incident)
     except RetryableActionError as exc:
         if row.retries < deps.options.retry_limit:
-            due = deps.now() + timedelta(seconds=deps.options.retry_backoff_s * 2**row.retries)
+            delay = retry_delay_s(deps.options, row.retries, exc)
+            due = deps.now() + timedelta(seconds=delay)
             actions_store.reschedule(deps.db, row.id, due_ms=to_ms(due), error=str(exc))
             deps.audit("action_failed", {"action": row.action, "reference": row.reference,
-                                         "error": str(exc), "retry_at": to_ms(due)}, **ids)
+                                         "error": str(exc), "retry": row.retries + 1,
+                                         "retry_limit": deps.options.retry_limit,
+                                         "delay_s": delay, "retry_at": to_ms(due)}, **ids)
             return
-        _failed(deps, row, str(exc), ids)
+        _give_up(deps, row, incident, f"{exc} (gave up after {row.retries} retries)", ids)
     except ActionError as exc:
-        _failed(deps, row, str(exc), ids)
+        _give_up(deps, row, incident, str(exc), ids)
     else:
         _succeeded(deps, row, spec, result, incident, ids)
+        if result.data.get("close_incident"):
+            close_ignored(deps, incident, f"{row.reference}: {result.detail}",
+                          event_id=row.event_id)
+            return
     settle(deps, row.incident_id, row.attempt)
+
+
+def retry_delay_s(options: EngineOptions, retries: int, exc: ActionError) -> float:
+    """How long to wait before retry ``retries + 1``: the backoff doubles from
+    ``retry_backoff_s`` up to ``retry_backoff_max_s``; a server's Retry-After (an exception's
+    ``retry_after``) is never cut short."""
+    backoff = min(options.retry_backoff_s * 2**retries, options.retry_backoff_max_s)
+    after = getattr(exc, "retry_after", None)
+    return float(max(backoff, after)) if isinstance(after, int | float) else float(backoff)
+
+
+def _give_up(deps: Deps, row: actions_store.ActionRow, incident: incidents_store.Incident,
+             error: str, ids: dict[str, str]) -> None:
+    """A call that cannot succeed (permanent error, or retries spent): a remediation action
+    escalates its incident at once (``on_failure`` runs); another attempt would fail alike."""
+    _failed(deps, row, error, ids)
+    if row.phase != "remediate":
+        return
+    fresh = incidents_store.get(deps.db, incident.id)
+    if fresh is None or not fresh.active:
+        return
+    now_ms = to_ms(deps.now())
+    if fresh.rule_id:
+        state_store.record_outcome(deps.db, fresh.rule_id, success=False,
+                                   threshold=deps.options.breaker_threshold, now_ms=now_ms)
+    escalate(deps, fresh, deps.playbooks.current.rule(fresh.rule_id), f"{row.reference}: {error}")
+
+
+def close_ignored(deps: Deps, incident: incidents_store.Incident, reason: str, *,
+                  event_id: str = "") -> None:
+    """Close an incident as ``ignored`` (an ``ignore`` action: the failure is expected)."""
+    now_ms = to_ms(deps.now())
+    if not incidents_store.set_state(deps.db, incident.id, "ignored", reason=reason,
+                                     now_ms=now_ms, only_from=incidents_store.ACTIVE):
+        return
+    for row in actions_store.cancel_pending(deps.db, incident.id, now_ms):
+        deps.audit("action_cancelled", {"action": row.action, "reference": row.reference,
+                                        "reason": reason}, incident_id=incident.id,
+                   resource=incident.resource)
+    state_store.release_lock(deps.db, incident.target, incident.id)
+    deps.audit("resolution", {"state": "ignored", "reason": reason},
+               incident_id=incident.id, event_id=event_id, resource=incident.resource)
 
 
 def _call(deps: Deps, spec: ActionSpec, planned: PlannedAction, event: ErrorEvent,

@@ -8,6 +8,13 @@
 one event per failed run); the stages in :data:`STAGES` run for each resulting event until
 one of them marks the job done. Every stage writes what it decided to the audit log.
 Verification and delayed actions continue in the scheduler (engine/scheduler.py).
+
+Rules matched through ``continue: true``: the first matched rule owns the incident (its
+target, guards, budget, cooldown, verification, next attempts and ``on_failure``). The
+actions of the rules matched after it are planned into the same incident and attempt, under
+the same guard decisions (dry-run, approval; a rule's own ``dry_run: true`` still holds),
+each row under its own rule id; they count toward settling the attempt but are not planned
+again for a next attempt. One incident per failure keeps "one remediation per target".
 """
 
 from __future__ import annotations
@@ -180,9 +187,13 @@ def plan(deps: Deps, job: Job) -> None:
     incidents_store.add_attempt(deps.db, job.incident.id, to_ms(now))
     inc = incidents_store.get(deps.db, job.incident.id)
     assert inc is not None
-    rows = execute.plan_attempt(
-        deps, inc, rule_match.rule, job.event, rule_match, phase="remediate",
-        state="waiting_approval" if job.wait_approval else "scheduled", dry_run=job.dry_run)
+    state = "waiting_approval" if job.wait_approval else "scheduled"
+    rows = execute.plan_attempt(deps, inc, rule_match.rule, job.event, rule_match,
+                                phase="remediate", state=state, dry_run=job.dry_run)
+    for extra in job.explanation.matched[1:]:  # matched through `continue: true`
+        rows += execute.plan_attempt(deps, inc, extra.rule, job.event, extra,
+                                     phase="remediate", state=state, secondary=True,
+                                     dry_run=job.dry_run or extra.rule.rule.dry_run)
     if job.dry_run and all(r.state == "dry_run" for r in rows):
         reason = "dry-run: " + "; ".join(f"would do: {r.description}" for r in rows)
         incidents_store.set_state(deps.db, inc.id, "ignored", reason=reason, now_ms=to_ms(now))

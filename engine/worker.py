@@ -16,7 +16,7 @@ import structlog
 
 from engine import pipeline
 from engine.actions.base import ActionSpec
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
 from engine.errors import RemediatorError, StorageError
 from engine.events import ErrorEvent
@@ -36,6 +36,7 @@ class Worker:
     ``playbooks.current`` gives the loaded playbook set; ``actions`` is the registry's table;
     ``ctx`` the ActionContext with the cloud clients; ``rca(event, history) -> dict`` answers
     for firing events no rule matches; ``enrich(event)`` returns an EnrichResult.
+    ``options`` default to ``settings.engine``; leases are taken on ``clock``'s time.
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class Worker:
     ) -> None:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
-                         enrich=enrich, options=options or EngineOptions())
+                         enrich=enrich, options=options or settings.engine)
         self.scheduler = Scheduler(self.deps)
         self._pool = ThreadPoolExecutor(self.deps.options.threads,
                                         thread_name_prefix="remediator-worker")
@@ -65,7 +66,8 @@ class Worker:
     def run_once(self) -> int:
         """Claim what is claimable now and process it on the pool; returns how many."""
         claimed = inbox.claim(self.deps.db, limit=self.deps.options.batch,
-                              lease_ms=self.deps.options.event_lease_s * 1000)
+                              lease_ms=self.deps.options.event_lease_s * 1000,
+                              now_ms=to_ms(self.deps.now()))
         list(self._pool.map(self._process, claimed))
         return len(claimed)
 

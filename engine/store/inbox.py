@@ -192,13 +192,17 @@ def list_events(
     return [_stored(row) for row in db.query(sql, params)]
 
 
-def claim(db: Database, *, limit: int, lease_ms: int) -> list[StoredEvent]:
+def claim(
+    db: Database, *, limit: int, lease_ms: int, now_ms: int | None = None
+) -> list[StoredEvent]:
     """Lease up to ``limit`` events to process: pending ones, or those whose lease ran out.
 
     A leased event is invisible to other claims until ``lease_ms`` passes; call :func:`finish`
     when done. An event whose worker crashed is therefore processed again after its lease.
+    ``now_ms`` is the worker's clock (wall time by default), so that a demo that warps time
+    also ages leases; every claimer of one database must use the same clock.
     """
-    now = _now_ms()
+    now = _now_ms() if now_ms is None else now_ms
     with db.write() as conn:
         rows = conn.execute(
             """
