@@ -59,10 +59,10 @@ class Database:
 
     def _migrate(self) -> None:
         # Imported here: each table module imports Database for its type hints.
-        from engine.store import actions, audit, inbox, incidents, metrics, reporting, state
+        from engine.store import actions, audit, inbox, incidents, metrics, rca, reporting, state
 
         with self.write():
-            for module in (inbox, incidents, actions, audit, state, metrics, reporting):
+            for module in (inbox, incidents, actions, audit, state, metrics, reporting, rca):
                 module.create_schema(self)
 
     @contextmanager

@@ -20,11 +20,15 @@ __all__ = [
     "FINAL",
     "STATES",
     "Incident",
+    "OutboxItem",
     "add_attempt",
     "create_schema",
+    "defer_notification",
     "find_active",
     "get",
     "list_incidents",
+    "mark_notified",
+    "notifications_due",
     "open_or_join",
     "set_rule",
     "set_state",
@@ -84,6 +88,27 @@ def create_schema(db: Database) -> None:
     db.utils["incidents"].create_index(["fingerprint", "target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["state", "approval_due_ms"], if_not_exists=True)
+    _add_outbox_columns(db)
+
+
+# The notification outbox: the last state announced, and the retry of a failed announcement.
+_OUTBOX_COLUMNS: dict[str, tuple[type, object]] = {
+    "notified_state": (str, ""), "notified_ms": (int, 0), "notify_attempts": (int, 0),
+    "notify_due_ms": (int, 0), "notify_error": (str, ""),
+}
+
+
+def _add_outbox_columns(db: Database) -> None:
+    """Add the outbox columns to a database made before them; its incidents count as
+    announced already (an upgrade must not notify every old incident at once)."""
+    table = db.utils["incidents"]
+    missing = [c for c in _OUTBOX_COLUMNS if c not in table.columns_dict]
+    for column in missing:
+        kind, default = _OUTBOX_COLUMNS[column]
+        table.add_column(column, kind, not_null_default=default)
+    if "notified_state" in missing and table.count:
+        db.utils.conn.execute("UPDATE incidents SET notified_state = state")
+    table.create_index(["notify_due_ms"], if_not_exists=True)
 
 
 def _incident(row: Any) -> Incident:
@@ -169,15 +194,25 @@ def list_incidents(
     state: str | None = None,
     resource: str | None = None,
     fingerprint: str | None = None,
+    source: str | None = None,
+    since_ms: int | None = None,
+    before: str | None = None,
     limit: int = 50,
 ) -> list[Incident]:
-    """Newest first, filtered."""
-    where, params = [], []
+    """Newest first, filtered; ``before`` (an incident id) pages on from that incident."""
+    where: list[str] = []
+    params: list[Any] = []
     for column, value in (("state", state), ("resource", resource),
-                          ("fingerprint", fingerprint)):
+                          ("fingerprint", fingerprint), ("source", source)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if since_ms is not None:
+        where.append("opened_ms >= ?")
+        params.append(since_ms)
+    if before is not None:
+        where.append("(opened_ms, id) < (SELECT opened_ms, id FROM incidents WHERE id = ?)")
+        params.append(before)
     sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY opened_ms DESC, id DESC LIMIT ?"
     params.append(limit)
@@ -237,3 +272,45 @@ def add_attempt(db: Database, incident_id: str, now_ms: int) -> int:
             (now_ms, incident_id),
         ).fetchone()
     return row["attempts"] if row else 0
+
+
+class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An incident whose state changed since it was last announced; ``attempts`` failed
+    announcements of this state so far."""
+
+    incident: Incident
+    notified_state: str
+    attempts: int
+
+
+def notifications_due(db: Database, *, now_ms: int, limit: int = 100) -> list[OutboxItem]:
+    """Incidents whose state differs from the last one announced, due now (oldest first)."""
+    rows = db.query(
+        "SELECT * FROM incidents WHERE state != notified_state AND notify_due_ms <= ? "
+        "ORDER BY updated_ms, id LIMIT ?",
+        (now_ms, limit),
+    )
+    return [OutboxItem(incident=_incident(r), notified_state=r["notified_state"],
+                       attempts=r["notify_attempts"]) for r in rows]
+
+
+def mark_notified(db: Database, incident_id: str, state: str, *, now_ms: int,
+                  error: str = "") -> None:
+    """Record ``state`` as announced (``error``: given up on it after the last retry)."""
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE incidents SET notified_state = ?, notified_ms = ?, notify_attempts = 0, "
+            "notify_due_ms = 0, notify_error = ? WHERE id = ?",
+            (state, now_ms, error, incident_id),
+        )
+
+
+def defer_notification(db: Database, incident_id: str, *, due_ms: int, error: str) -> int:
+    """Count a failed announcement and retry it at ``due_ms``; returns the attempts so far."""
+    with db.write() as conn:
+        row = conn.execute(
+            "UPDATE incidents SET notify_attempts = notify_attempts + 1, notify_due_ms = ?, "
+            "notify_error = ? WHERE id = ? RETURNING notify_attempts",
+            (due_ms, error, incident_id),
+        ).fetchone()
+    return row["notify_attempts"] if row else 0

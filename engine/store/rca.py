@@ -1,0 +1,67 @@
+"""The RCA cache (one analysis per fingerprint) and the LLM call budget (calls per hour).
+
+Both live in the database so that every worker thread and process shares them and a restart
+keeps them: the budget is a counter per clock hour, taken in one write transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.store import Database
+
+__all__ = ["calls_in_hour", "create_schema", "get_cached", "put_cached", "take_call"]
+
+HOUR_MS = 3_600_000
+
+
+def create_schema(db: Database) -> None:
+    """Create the cache and budget tables."""
+    db.utils["rca_cache"].create(
+        {"fingerprint": str, "analysis": str, "created_ms": int},
+        pk="fingerprint", not_null={"analysis", "created_ms"}, if_not_exists=True,
+    )
+    db.utils["rca_budget"].create({"hour": int, "calls": int}, pk="hour", if_not_exists=True)
+
+
+def get_cached(
+    db: Database, fingerprint: str, *, now_ms: int, ttl_ms: int
+) -> dict[str, Any] | None:
+    """The analysis stored for ``fingerprint`` within the last ``ttl_ms``, or None."""
+    rows = db.query("SELECT analysis FROM rca_cache WHERE fingerprint = ? AND created_ms > ?",
+                    (fingerprint, now_ms - ttl_ms))
+    return json.loads(rows[0]["analysis"]) if rows else None
+
+
+def put_cached(db: Database, fingerprint: str, analysis: dict[str, Any], *, now_ms: int) -> None:
+    """Store (or replace) the analysis of ``fingerprint``; it carries no secret (redacted)."""
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO rca_cache (fingerprint, analysis, created_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT(fingerprint) DO UPDATE SET analysis = excluded.analysis, "
+            "created_ms = excluded.created_ms",
+            (fingerprint, json.dumps(analysis), now_ms),
+        )
+
+
+def take_call(db: Database, *, now_ms: int, limit: int) -> bool:
+    """Count one LLM call in the current hour if fewer than ``limit`` were made; whether it
+    was counted (False: over budget, make no call)."""
+    hour = now_ms // HOUR_MS
+    with db.write() as conn:
+        row = conn.execute("SELECT calls FROM rca_budget WHERE hour = ?", (hour,)).fetchone()
+        used = row["calls"] if row else 0
+        if used >= limit:
+            return False
+        conn.execute(
+            "INSERT INTO rca_budget (hour, calls) VALUES (?, 1) "
+            "ON CONFLICT(hour) DO UPDATE SET calls = calls + 1", (hour,))
+        conn.execute("DELETE FROM rca_budget WHERE hour < ?", (hour - 24,))
+    return True
+
+
+def calls_in_hour(db: Database, *, now_ms: int) -> int:
+    """LLM calls counted in the hour of ``now_ms``."""
+    rows = db.query("SELECT calls FROM rca_budget WHERE hour = ?", (now_ms // HOUR_MS,))
+    return rows[0]["calls"] if rows else 0
