@@ -13,6 +13,7 @@ The table of actions comes in as an argument: this package imports no action mod
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ class _File:
     doc: _yaml.Document
     problems: _Problems
     bad: set[tuple[str | int, ...]] = field(default_factory=set)
+    content_hash: str = ""
 
     def report(self, path: tuple[str | int, ...], message: str, at_key: bool = False) -> None:
         self.bad.add(path)
@@ -132,7 +134,8 @@ def _read(path: Path, problems: _Problems) -> _File | None:
     except _yaml.YamlSyntaxError as exc:
         problems.add(display, (exc.line, exc.col), exc.message)
         return None
-    return _File(path, display, doc, problems)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _File(path, display, doc, problems, content_hash=f"sha256:{digest}")
 
 
 def _structure(file: _File, struct: type[msgspec.Struct]) -> bool:
@@ -203,6 +206,7 @@ class _Loader:
             condition=condition,
             actions=steps["actions"],
             on_failure=steps["on_failure"],
+            content_hash=file.content_hash,
             **durations,
         )
 
