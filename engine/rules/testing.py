@@ -6,7 +6,8 @@ the caller passes in as ``parse`` since this package imports no receiver) or an 
 ``event:``. The expectation applies to the first firing event of the payload, or to
 ``events[index]``; it names the first matching rule (``rule: null``: none), the planned action
 names in order (every matched rule's, through ``continue``), and a subset of the rendered
-parameters of the first planned action of each named action.
+parameters of the first planned action of each named action. Parameters compare as JSON
+values: a YAML list equals a tuple parameter, but ``"2"`` is not ``2`` and ``true`` is not ``1``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from engine.rules.match import Explanation
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.templates import RenderError, render_actions
 
-__all__ = ["CaseResult", "Parse", "format_results", "run_tests", "summary"]
+__all__ = ["CaseResult", "Parse", "format_results", "run_tests", "same_json", "summary"]
 
 Parse = Callable[[str, bytes], list[ErrorEvent]]
 """``parse(source, payload)``: a sender's raw payload to events (PayloadError if it cannot)."""
@@ -54,6 +55,22 @@ def _show(value: Any) -> str:
 
 def _diff(what: str, expected: Any, got: Any) -> str:
     return f"{what}:\n  expected: {_show(expected)}\n  got:      {_show(got)}"
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two values of ``msgspec.to_builtins`` are the same JSON value, kinds included:
+    a list and a tuple are both arrays, ``2`` is ``2.0``, but ``true`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def _pick(test: LoadedTest, parse: Parse) -> tuple[ErrorEvent | None, str | None]:
@@ -105,7 +122,7 @@ def run_case(playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -> CaseResu
             continue
         for key, want in subset.items():
             got = first.args.get(key, None)
-            if got != want or type(got) is not type(want):
+            if not same_json(msgspec.to_builtins(want), msgspec.to_builtins(got)):
                 failures.append(_diff(f"params.{action}.{key}", want, got))
     return CaseResult(test, event, failures, explanation)
 
