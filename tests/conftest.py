@@ -10,4 +10,11 @@ for _name in list(os.environ):
         del os.environ[_name]
 os.environ["DATABRICKS_CONFIG_FILE"] = os.devnull + ".missing"
 
-pytest_plugins = ["tests.fixtures.common", "tests.fixtures.app", "tests.fixtures.sandbox", "tests.fixtures.playbooks", "tests.fixtures.engine"]
+# One line per fixture module: append yours on its own line.
+pytest_plugins = [
+    "tests.fixtures.common",
+    "tests.fixtures.app",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.playbooks",
+    "tests.fixtures.engine",
+]
