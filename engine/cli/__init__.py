@@ -26,3 +26,7 @@ main.add_command(validate)
 main.add_command(test)
 main.add_command(simulate)
 main.add_command(schema)
+
+from engine.cli.setup import setup  # noqa: E402
+
+main.add_command(setup)
