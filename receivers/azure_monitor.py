@@ -32,6 +32,7 @@ from engine.errorcodes import innermost_target_failure, unwrap_adf_error
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
 from engine.redact import redact
+from receivers._json import decode_bytes
 
 __all__ = ["ENDPOINT_SOURCES", "parse"]
 
@@ -228,24 +229,15 @@ def parse(body: bytes | dict[str, Any], endpoint: str) -> list[ErrorEvent]:
 
 def _decode(body: object) -> object:
     """Bytes to a JSON value; a decoded value goes through JSON too, so both read alike."""
-    if isinstance(body, bytearray | memoryview):
-        body = bytes(body)
-    if not isinstance(body, bytes | str):
+    if not isinstance(body, bytes | bytearray | memoryview | str):
         try:
             body = msgspec.json.encode(body)
         except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
             # Lone surrogates (UnicodeEncodeError is a ValueError), sets, cycles, huge ints.
             raise MalformedPayload(f"the body cannot be read as JSON: {exc}") from exc
-    if not body.strip():
+    if not (body.strip() if isinstance(body, str) else bytes(body).strip()):
         raise MalformedPayload("the body is empty; expected an Azure Monitor alert (JSON object)")
-    try:
-        return msgspec.json.decode(body)
-    except UnicodeError as exc:
-        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedPayload(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
+    return decode_bytes(body)
 
 
 def _has_essentials(doc: dict[str, Any]) -> bool:

@@ -27,8 +27,9 @@ from typing import Any, Final
 
 import msgspec
 
-from engine.errors import MalformedPayload, UnknownSchema
+from engine.errors import UnknownSchema
 from engine.events import ErrorEvent, Status
+from receivers._json import decode_bytes
 
 __all__ = ["parse", "parse_cluster_events_page"]
 
@@ -311,18 +312,9 @@ def _finish(event: ErrorEvent) -> ErrorEvent:
 
 def _decode(body: object) -> object:
     """Bytes or text to a JSON value; anything else is taken as already decoded."""
-    if isinstance(body, bytearray | memoryview):
-        body = bytes(body)
-    if not isinstance(body, bytes | str):
-        return body
-    try:
-        return msgspec.json.decode(body)
-    except UnicodeError as exc:
-        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedPayload(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
+    if isinstance(body, bytes | bytearray | memoryview | str):
+        return decode_bytes(body)
+    return body
 
 
 def _kind(value: object) -> str:

@@ -762,7 +762,7 @@ def test_the_parser_imports_no_web_framework_and_no_sdk() -> None:
         for alias in node.names
     }
     assert imported == {"__future__", "collections", "datetime", "types", "typing", "msgspec",
-                        "engine"}
+                        "engine", "receivers"}
 
 
 # --- nothing but PayloadError, whatever comes in ---------------------------------------------
