@@ -35,3 +35,4 @@ def test_a_plain_string_is_returned_unchanged_and_a_secret_still_masked() -> Non
     assert redactor.redact_text("Authorization: Bearer abcdefgh12345678") == (
         "Authorization: Bearer ***"
     )
+
