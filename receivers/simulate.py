@@ -29,10 +29,38 @@ _AZURE_ENDPOINTS = {
 }
 
 
+def _is_cluster_events_page(data: Any) -> bool:
+    """A page of ``POST /api/2.1/clusters/events``: an object whose ``events`` is a list of
+    cluster events (objects with ``cluster_id``), without the ``event``/``event_type`` of a
+    webhook body."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("events"), list)
+        and "event" not in data
+        and "event_type" not in data
+        and all(isinstance(e, dict) and "cluster_id" in e for e in data["events"])
+    )
+
+
+def _parse_databricks(body: bytes) -> list[ErrorEvent]:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return databricks.parse(body)  # raises the receiver's own MalformedPayload
+    if _is_cluster_events_page(data):
+        return databricks.parse_cluster_events_page(data)
+    return databricks.parse(data)
+
+
 def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
-    """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not)."""
+    """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not).
+
+    The one mapping of sources to parsers, for ``remediator test``/``simulate`` and the API.
+    A ``databricks`` payload is a webhook body or a page of clusters/events, as the
+    cluster-events poller fetches it.
+    """
     if source == "databricks":
-        return databricks.parse(body)
+        return _parse_databricks(body)
     if source in _AZURE_ENDPOINTS:
         return azure_monitor.parse(body, _AZURE_ENDPOINTS[source])
     raise PayloadError(f"unknown source {source!r}; expected one of {', '.join(PAYLOAD_SOURCES)}")

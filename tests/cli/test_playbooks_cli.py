@@ -134,3 +134,56 @@ def test_the_committed_schema_is_up_to_date() -> None:
     # target fields come from the event, so they are not required in `with`
     assert "required" not in schema["$defs"]["with.adf.rerun_pipeline"]
     assert schema["$defs"]["with.ticket.create"]["required"] == ["title"]
+
+
+CLOUD_API = ROOT / "tests" / "testdata" / "samples" / "cloud-api"
+
+
+def test_simulate_and_test_read_a_page_of_cluster_events(tmp_path: Path) -> None:
+    page = CLOUD_API / "databricks-cluster-events-instance-unreachable.json"
+    result = _run(
+        "simulate", "--source", "databricks", str(page), "--playbooks", str(GOOD), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    # only the TERMINATING event of the page becomes an event, as the poller would make it
+    [item] = json.loads(result.stdout)["events"]
+    event = item["event"]
+    assert (event["kind"], event["status"], event["resource_id"], event["error_code"]) == (
+        "cluster", "firing", "0601-182128-dcbte59m", "DRIVER_UNREACHABLE"
+    )
+    assert event["dedup_key"] == "dbx-cluster:0601-182128-dcbte59m:1741963104552"
+
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nrules:\n"
+        "  - {id: lost, match: {kind: cluster, error_code: DRIVER_UNREACHABLE},"
+        " actions: [{action: databricks.restart_cluster}]}\n"
+        "  - {id: idle, match: {kind: cluster, error_code: INACTIVITY},"
+        " actions: [{action: ignore}]}\n"
+        "tests:\n"
+        f"  - {{name: page, source: databricks, payload: {page},"
+        " expect: {rule: lost, params: {databricks.restart_cluster:"
+        " {cluster_id: 0601-182128-dcbte59m}}}}\n"
+        f"  - {{name: idle page, source: databricks,"
+        f" payload: {CLOUD_API / 'databricks-cluster-events-terminated-inactivity.json'},"
+        " expect: {rule: idle, actions: [ignore]}}\n"
+        "  - {name: empty page, source: databricks, payload: empty.json, expect: {rule: null}}\n"
+        "  - {name: no events key, source: databricks, payload: webhook.json,"
+        " expect: {rule: null}}\n"
+    )
+    (tmp_path / "empty.json").write_text('{"events": [], "total_count": 0}')
+    # an object with `event_type` is a webhook body even if it has `events`
+    (tmp_path / "webhook.json").write_text('{"event_type": "x", "events": []}')
+    result = _run("test", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"PASSED {tmp_path}/p.yaml::page",
+        f"PASSED {tmp_path}/p.yaml::idle page",
+        f"FAILED {tmp_path}/p.yaml::empty page (line 8)",
+        "    payload gave no firing event (0 event(s)); use `index:`",
+        f"FAILED {tmp_path}/p.yaml::no events key (line 9)",
+        "    payload webhook.json does not parse: unknown event_type 'x'; known: jobs.on_start,"
+        " jobs.on_success, jobs.on_failure, jobs.on_duration_warning_threshold_exceeded,"
+        " jobs.on_streaming_backlog_exceeded, job.failure, cluster.terminated,"
+        " cluster.failed_to_start - at `$.event_type`",
+        "2 passed, 2 failed",
+    ]
