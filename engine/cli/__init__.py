@@ -30,3 +30,7 @@ main.add_command(schema)
 from engine.cli.setup import setup  # noqa: E402
 
 main.add_command(setup)
+
+from engine.cli.send_test import send_test  # noqa: E402
+
+main.add_command(send_test)

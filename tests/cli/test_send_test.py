@@ -1,0 +1,181 @@
+"""remediator send-test against a real running service (uvicorn on a free port, in a thread):
+every shipped sample is accepted with 202 as a new event of its source, never a duplicate."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from click.testing import CliRunner, Result
+
+from engine.cli import main
+from engine.cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
+from engine.config import Settings
+from engine.store import Database
+from receivers.app import create_app
+from receivers.intake import normalize
+from tests.fixtures.app import ADMIN_KEY, BASIC_PASSWORD, BASIC_USER, RECEIVER_KEY
+from tests.fixtures.common import TESTDATA
+
+ORIGINALS = {
+    "adf-log": "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json",
+    "adf-metric": "azure-monitor/azmon-common-metric-adf-pipelinefailed.json",
+    "adf-seed": "seed/adf-action-group-alert.json",
+    "synapse-metric": "azure-monitor/azmon-common-metric-synapse-failed.json",
+    "functions-log": "azure-monitor/azmon-common-logv2-appinsights-exception.json",
+    "databricks-job": "databricks/databricks-job-on-failure.json",
+    "databricks-task": "databricks/databricks-task-on-failure.json",
+    "databricks-seed": "seed/databricks-job-failure.json",
+}
+CASES = [(source, name) for source, names in SAMPLES.items() for name in names]
+
+
+@pytest.fixture
+def server(app_settings: Settings, db: Database) -> Iterator[str]:
+    """The whole app served by uvicorn on 127.0.0.1 and a free port; yields its base URL."""
+    config = uvicorn.Config(create_app(app_settings, db), host="127.0.0.1", port=0,
+                            log_config=None, access_log=False, lifespan="on")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+class Sent:
+    """What send-test printed, without the in-process server's own log lines (the server runs
+    in a thread of this process, so its structlog lines land in the same captured stdout)."""
+
+    def __init__(self, result: Result) -> None:
+        self.exit_code = result.exit_code
+        self.stderr = result.stderr
+        self.output = result.output
+        self.stdout = "".join(line for line in result.stdout.splitlines(keepends=True)
+                              if not _SERVER_LOG.match(line))
+
+
+_SERVER_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+def _run(*args: str) -> Sent:
+    return Sent(CliRunner().invoke(main, ["send-test", *args], catch_exceptions=False))
+
+
+def _credentials(source: str) -> list[str]:
+    # /databricks-monitor takes basic auth only in app_settings; the others take the key.
+    if source == "databricks":
+        return ["--basic", f"{BASIC_USER}:{BASIC_PASSWORD}"]
+    return ["--key", RECEIVER_KEY]
+
+
+def _parts(stdout: str) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """The POST line, its answer, the GET line and the event, as send-test prints them."""
+    post, rest = stdout.split("\n", 1)
+    answer_text, get_part = rest.split("\nGET ", 1)
+    get_line, event_text = get_part.split("\n", 1)
+    return post, json.loads(answer_text), "GET " + get_line, json.loads(event_text)
+
+
+@pytest.mark.parametrize(("source", "name"), CASES)
+def test_each_sample_becomes_a_new_event_of_its_source(server: str, source: str,
+                                                       name: str) -> None:
+    expected = normalize(ENDPOINTS[source], load_sample(source, name))[0]
+    result = _run(source, "--url", server, "--sample", name, *_credentials(source),
+                  "--admin-key", ADMIN_KEY)
+    assert result.exit_code == 0, result.output
+    post, answer, get_line, event = _parts(result.stdout)
+    assert post == f"POST {server}/{ENDPOINTS[source]} ({source}/{name}) -> 202"
+    assert answer["duplicate"] is False
+    assert get_line == f"GET /api/events/{answer['event_id']} -> 200"
+    assert event["id"] == answer["event_id"]
+    assert event["endpoint"] == ENDPOINTS[source]
+    same = ("source", "kind", "status", "resource", "error_code", "failure_type")
+    assert {k: event[k] for k in same} == {k: getattr(expected, k) for k in same}
+    assert event["dedup_key"] != expected.dedup_key
+    if expected.run_id:
+        assert event["run_id"] not in ("", expected.run_id)
+    assert RECEIVER_KEY not in result.output and BASIC_PASSWORD not in result.output
+
+
+def test_two_sends_are_two_events(server: str) -> None:
+    ids = set()
+    for _ in range(2):
+        result = _run("adf", "--url", server, "--key", RECEIVER_KEY)
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout.split("\n", 1)[1])
+        assert answer["duplicate"] is False
+        ids.add(answer["event_id"])
+    assert len(ids) == 2
+
+
+def test_a_refused_send_exits_1_with_the_answer(server: str) -> None:
+    result = _run("synapse", "--url", server, "--key", "wrong-key")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        f"POST {server}/synapse-monitor (synapse/metric) -> 401")
+    assert json.loads(result.stdout.split("\n", 1)[1])["error"] == "unauthorized"
+
+
+def test_an_unreachable_url_exits_1() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _run("databricks", "--url", f"http://127.0.0.1:{port}", "--basic", "u:p")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"remediator send-test: cannot reach http://127.0.0.1:{port}/databricks-monitor: ")
+
+
+def test_bad_input_exits_2() -> None:
+    result = _run("functions", "--url", "http://127.0.0.1:9", "--sample", "metric")
+    assert (result.exit_code, result.stderr) == (
+        2, "remediator send-test: functions has no sample 'metric'; choose one of log\n")
+    result = _run("adf", "--url", "http://127.0.0.1:9", "--basic", "no-colon")
+    assert (result.exit_code, result.stderr) == (
+        2, "remediator send-test: --basic: expected user:password\n")
+
+
+def test_fresh_payloads_change_only_the_ids_and_time() -> None:
+    original = load_sample("adf", "log")
+    fresh = fresh_payload("adf", "log")
+    ess, old = fresh["data"]["essentials"], original["data"]["essentials"]
+    assert ess["alertId"].rsplit("/", 1)[0] == old["alertId"].rsplit("/", 1)[0]
+    assert ess["alertId"] != old["alertId"]
+    run_ids = {d["value"] for d in fresh["data"]["alertContext"]["condition"]["allOf"][0][
+        "dimensions"] if d["name"] == "PipelineRunId"}
+    assert run_ids == {fresh["data"]["alertContext"]["properties"]["PipelineRunId"]}
+    assert run_ids != {"7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11"}
+    fresh["data"]["essentials"] = old
+    fresh["data"]["alertContext"]["properties"]["PipelineRunId"] = "x"
+    original["data"]["alertContext"]["properties"]["PipelineRunId"] = "x"
+    for payload in (fresh, original):
+        for d in payload["data"]["alertContext"]["condition"]["allOf"][0]["dimensions"]:
+            if d["name"] == "PipelineRunId":
+                d["value"] = "x"
+    assert fresh == original
+    task = fresh_payload("databricks", "task")
+    assert isinstance(task["run"]["run_id"], str) and task["run"]["run_id"] != "447120411"
+    seed = fresh_payload("databricks", "seed")
+    assert isinstance(seed["run"]["run_id"], int)
+
+
+@pytest.mark.parametrize(("shipped", "original"), sorted(ORIGINALS.items()))
+def test_shipped_samples_equal_the_test_samples(shipped: str, original: str) -> None:
+    source, name = shipped.split("-", 1)
+    assert load_sample(source, name) == json.loads(
+        (TESTDATA / "samples" / original).read_text())
+    assert Path(TESTDATA / "samples" / original).exists()
