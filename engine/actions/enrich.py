@@ -7,7 +7,8 @@ it returns. It never raises for a cloud failure: a look-up that times out or ans
 
 - Databricks job or task failure: ``jobs.get_run`` (the parent run of a task event), then
   ``jobs.get_run_output`` for each failed *task* run (the parent answers 400).
-- Databricks cluster: ``clusters.get``; library failures: ``libraries.cluster_status``.
+- Databricks cluster: ``clusters.get`` (state, node type, ``custom_tags`` as
+  ``attributes.cluster_tags``); library failures: ``libraries.cluster_status``.
 - ADF / Synapse with a run id: the pipeline run and its activity runs; the failed activity's
   error, a ``2200`` unwrapped by :func:`engine.errorcodes.unwrap_adf_error`.
 - ADF / Synapse metric alerts without a run id: the failed runs of the pipeline in the
@@ -209,6 +210,8 @@ def _databricks_cluster(event: ErrorEvent, clients: Clients, notes: _Notes) -> E
                          lambda: w.clusters.get(cluster_id))
     if details is not None:
         attributes["cluster_state"] = details.state.value if details.state else ""
+        # The playbooks read keep-alive tags here (attributes.cluster_tags.keep-alive).
+        attributes["cluster_tags"] = dict(details.custom_tags or {})
         if details.node_type_id:
             attributes["node_type_id"] = details.node_type_id
         reason = details.termination_reason

@@ -1,0 +1,269 @@
+"""Retries with backoff (Retry-After honoured, limit, escalation), permanent errors, rules
+matched through ``continue: true``, the ``ignore`` action, playbook hashes in the audit log,
+``[engine]`` settings, ``jobs.on_success`` resolving, and cluster tags from enrichment."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from engine.actions.enrich import enrich
+from engine.audit import verify_chain
+from engine.clock import to_ms
+from engine.config import load_settings
+from engine.events import ErrorEvent
+from engine.execute import EngineOptions
+from engine.store import actions as actions_store
+from engine.store import audit as audit_store
+from engine.store import incidents as incidents_store
+from engine.worker import Worker
+from receivers.databricks import parse
+from tests.engine.actions.conftest import WORKSPACE_ID, adf_event
+from tests.engine.test_worker import RERUN, kinds, only_incident, reruns
+from tests.fixtures.common import load_sample
+from tests.fixtures.engine import EngineRig
+
+OPTIONS = EngineOptions(retry_limit=2, retry_backoff_s=60)
+REF = "engine.yaml:adf-copy-failed/actions[0]"
+WHERE = "adf.rerun_pipeline[factory=adf-contoso-prod pipeline=pl_ingest_sales_daily]"
+
+
+def failures(rig: EngineRig) -> list[dict[str, Any]]:
+    return [r.data for r in audit_store.list_records(rig.db, kind="action_failed", limit=100)]
+
+
+def test_429_waits_for_retry_after_then_503_backs_off_then_succeeds(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    rig.sandbox.script("adf", "adf.createRun", status=429, retry_after=300)
+    rig.sandbox.script("adf", "adf.createRun", status=503)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    start = rig.clock.now()
+    worker.run_once()
+    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
+    assert (row.state, row.retries, row.due_ms) == ("scheduled", 1, to_ms(start) + 300_000)
+    [first] = failures(rig)
+    assert (first["retry"], first["delay_s"], first["retry_limit"]) == (1, 300.0, 2)
+    assert first["error"] == (f"{WHERE}: 429 Too Many Requests (TooManyRequests: Scripted "
+                              "failure 429 (TooManyRequests).) (retry after 300 s)")
+
+    rig.clock.advance(299)
+    assert worker.scheduler.tick().ran == 0  # Retry-After is honoured, not cut short
+    rig.clock.advance(1)
+    assert worker.scheduler.tick().ran == 1  # 503 now: the backoff doubles to 120 s
+    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
+    assert (row.state, row.retries, row.due_ms) == ("scheduled", 2, to_ms(rig.clock.now())
+                                                    + 120_000)
+    assert failures(rig)[-1]["delay_s"] == 120.0
+    rig.clock.advance(120)
+    assert worker.scheduler.tick().ran == 1
+    assert only_incident(rig).state == "verifying"
+    assert [c["status"] for c in reruns(rig.sandbox)] == [429, 503, 200]
+    started = [r.data["retry"] for r in audit_store.list_records(rig.db, kind="action_started")]
+    assert started == [0, 1, 2]
+    assert verify_chain(rig.db).ok
+
+
+def test_retries_spent_escalate_and_run_on_failure(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    rig.sandbox.script("adf", "adf.createRun", status=503, times=3)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    worker.run_once()
+    for seconds in (60, 120):
+        rig.clock.advance(seconds)
+        assert worker.scheduler.tick().ran == 1
+    incident = only_incident(rig)
+    assert incident.state == "escalated"
+    assert incident.reason == (f"{REF}: {WHERE}: 503 Service Unavailable (ServiceUnavailable: "
+                               "Scripted failure 503 (ServiceUnavailable).) (gave up after 2 "
+                               "retries)")
+    rows = actions_store.for_incident(rig.db, incident.id)
+    assert [(r.action, r.phase, r.state) for r in rows] == [
+        ("adf.rerun_pipeline", "remediate", "failed"), ("noop", "on_failure", "succeeded")]
+    assert len(reruns(rig.sandbox)) == 3
+    assert kinds(rig, incident.id).count("action_failed") == 3
+    assert "escalation" in kinds(rig, incident.id)
+
+
+def test_a_permanent_error_escalates_at_once(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    rig.sandbox.script("adf", "adf.createRun", status=404)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    worker.run_once()
+    incident = only_incident(rig)
+    assert incident.state == "escalated"
+    assert incident.reason == (f"{REF}: {WHERE}: 404 Not Found (NotFound: Scripted failure 404 "
+                               "(NotFound).)")
+    assert [r.state for r in actions_store.for_incident(rig.db, incident.id)] == [
+        "failed", "succeeded"]
+    assert len(reruns(rig.sandbox)) == 1
+    rig.clock.advance(hours=1)
+    worker.scheduler.tick()
+    assert len(reruns(rig.sandbox)) == 1
+
+
+def test_a_hung_call_times_out_and_is_retried(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    rig.sandbox.script("adf", "adf.createRun", hang=4)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    worker.run_once()  # the client's 2 s read timeout ends the call
+    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
+    assert (row.state, row.retries) == ("scheduled", 1)
+    assert failures(rig)[0]["delay_s"] == 60.0
+    rig.clock.advance(60)
+    assert worker.scheduler.tick().ran == 1
+    assert only_incident(rig).state == "verifying"
+
+
+CONTINUED = """\
+name: engine
+rules:
+  - id: tell-oncall
+    continue: true
+    match: {source: adf}
+    actions:
+      - action: noop
+        with: {note: "adf failure on {{ event.resource }}"}
+  - id: adf-copy-failed
+    match: {source: adf, error_code: "2200"}
+    actions:
+      - action: adf.rerun_pipeline
+        with: {start_from_failure: true}
+"""
+
+
+def test_rules_matched_through_continue_plan_into_one_incident(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(CONTINUED, live=True)
+    rig.deliver(adf_event())
+    worker.run_once()
+    incident = only_incident(rig)
+    assert incident.rule_id == "tell-oncall"  # the first matched rule owns the incident
+    rows = actions_store.for_incident(rig.db, incident.id)
+    assert [(r.rule_id, r.action, r.state) for r in rows] == [
+        ("tell-oncall", "noop", "succeeded"),
+        ("adf-copy-failed", "adf.rerun_pipeline", "succeeded")]
+    assert rows[1].idem_key.endswith("|remediate|1|adf-copy-failed")
+    assert len(reruns(rig.sandbox)) == 1
+    assert incident.state == "verifying"  # the primary's verification defaults apply
+
+
+def test_continued_rules_are_dry_run_too(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(CONTINUED)
+    rig.deliver(adf_event())
+    worker.run_once()
+    rows = actions_store.for_incident(rig.db, only_incident(rig).id)
+    assert [(r.action, r.state) for r in rows] == [("noop", "succeeded"),
+                                                   ("adf.rerun_pipeline", "dry_run")]
+    assert reruns(rig.sandbox) == []
+
+
+IGNORE = """\
+name: engine
+rules:
+  - id: expected
+    match: {source: adf}
+    actions:
+      - action: ignore
+        with: {reason: "nightly maintenance window"}
+"""
+
+
+def test_the_ignore_action_closes_the_incident_as_ignored(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(IGNORE)  # dry-run: ignore touches no cloud, so it runs
+    rig.deliver(adf_event())
+    worker.run_once()
+    incident = only_incident(rig)
+    assert (incident.state, incident.reason) == (
+        "ignored", "engine.yaml:expected/actions[0]: closed as expected: "
+                   "nightly maintenance window")
+    assert kinds(rig, incident.id)[-2:] == ["action_succeeded", "resolution"]
+    [resolution] = audit_store.list_records(rig.db, kind="resolution")
+    assert resolution.data["state"] == "ignored"
+
+
+def test_planned_and_started_records_name_the_playbook_and_its_hash(
+        engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(RERUN, live=True)
+    digest = "sha256:" + hashlib.sha256(
+        (rig.tmp / "playbooks" / "engine.yaml").read_bytes()).hexdigest()
+    rig.deliver(adf_event())
+    worker.run_once()
+    for kind in ("action_planned", "action_started"):
+        [record] = audit_store.list_records(rig.db, kind=kind)
+        assert record.data["playbook"] == str(rig.tmp / "playbooks" / "engine.yaml")
+        assert record.data["playbook_hash"] == digest
+
+
+def test_engine_options_come_from_the_settings(engine_rig: EngineRig) -> None:
+    settings = load_settings(None, env={}, engine={"retry_limit": 7, "breaker_threshold": 2,
+                                                   "approval_timeout_s": 600, "threads": 2})
+    worker = Worker(engine_rig.db, None, {}, engine_rig.ctx, settings, engine_rig.clock)
+    engine_rig.workers.append(worker)
+    assert worker.deps.options == EngineOptions(retry_limit=7, breaker_threshold=2,
+                                                approval_timeout_s=600, threads=2)
+
+
+REPAIR = """\
+name: engine
+rules:
+  - id: dbx-job-failed
+    match: {source: databricks, kind: job_run}
+    actions:
+      - action: databricks.repair_run
+        delay: 10m
+"""
+
+
+def test_jobs_on_success_resolves_the_jobs_open_incident(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(REPAIR, live=True)
+    failure = load_sample("databricks/databricks-job-on-failure.json")
+    [failed] = parse(failure)
+    rig.deliver(failed)
+    worker.run_once()
+    assert only_incident(rig).state == "remediating"
+    [success] = parse({**failure, "event_type": "jobs.on_success",
+                       "run": {"run_id": "447120999"}})
+    rig.deliver(success)
+    worker.run_once()
+    incident = only_incident(rig)
+    assert incident.state == "resolved"
+    assert incident.reason.endswith("(jobs.on_success)")
+    [row] = actions_store.for_incident(rig.db, incident.id)
+    assert row.state == "cancelled"
+    rig.clock.advance(minutes=10)
+    assert worker.scheduler.tick().ran == 0
+    repairs = [c for c in rig.sandbox.calls("databricks") if c["path"].endswith("runs/repair")]
+    assert repairs == []
+
+
+def test_enrichment_gives_cluster_events_their_tags(engine_rig: EngineRig) -> None:
+    clients = engine_rig.ctx.clients
+    workspace = clients.databricks(clients.databricks_route(WORKSPACE_ID))
+    cluster = "0314-020004-k3x9wq2e"
+    workspace.clusters.edit(cluster, "15.4.x-scala2.12",
+                            custom_tags={"keep-alive": "true", "team": "data-eng"})
+    event = ErrorEvent(source="databricks", kind="cluster", status="firing",
+                       dedup_key=f"dbx-cluster:{cluster}:1", resource=f"etl-{cluster}",
+                       resource_id=cluster, error_code="INACTIVITY",
+                       attributes={"cluster_id": cluster, "workspace_id": WORKSPACE_ID})
+    [enriched] = enrich(event, clients).events
+    assert enriched.attributes["cluster_tags"] == {"keep-alive": "true", "team": "data-eng"}
+
+
+def test_incidents_store_untouched_by_retries(engine_rig: EngineRig) -> None:
+    """A retry is a row moved to a later due time: the incident stays remediating."""
+    rig = engine_rig
+    rig.sandbox.script("adf", "adf.createRun", status=503)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    worker.run_once()
+    [incident] = incidents_store.list_incidents(rig.db)
+    assert (incident.state, incident.attempts) == ("remediating", 1)
