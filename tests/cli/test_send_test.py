@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from engine.cli import main
 from engine.cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
-from engine.config import Settings
+from engine.config import ReceiverSettings, Secret, Settings
 from engine.store import Database
 from receivers.app import create_app
 from receivers.intake import normalize
@@ -38,10 +38,17 @@ ORIGINALS = {
 CASES = [(source, name) for source, names in SAMPLES.items() for name in names]
 
 
-@pytest.fixture
-def server(app_settings: Settings, db: Database) -> Iterator[str]:
-    """The whole app served by uvicorn on 127.0.0.1 and a free port; yields its base URL."""
-    config = uvicorn.Config(create_app(app_settings, db), host="127.0.0.1", port=0,
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The whole app served by uvicorn on 127.0.0.1 and a free port, once for this module
+    (every send makes fresh ids, so the tests do not see each other); yields its base URL."""
+    db = Database(tmp_path_factory.mktemp("send-test") / "remediator.db")
+    settings = Settings(
+        api_keys=(Secret(RECEIVER_KEY),), admin_keys=(Secret(ADMIN_KEY),),
+        basic_users={BASIC_USER: Secret(BASIC_PASSWORD)},
+        receivers={"databricks-monitor": ReceiverSettings(auth=("basic",))},
+    )
+    config = uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=0,
                             log_config=None, access_log=False, lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -54,6 +61,7 @@ def server(app_settings: Settings, db: Database) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+    db.close()
 
 
 class Sent:
