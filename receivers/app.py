@@ -24,10 +24,12 @@ from litestar.types import ControllerRouterHandler
 
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
+from engine.metrics import Metrics
 from engine.store import Database
 from receivers import intake
 from receivers.api import BadRequest, api_router
 from receivers.auth import Authenticator, Unauthorized, admin_guard, receiver_guard
+from receivers.dashboard import dashboard_router, metrics_handler
 
 __all__ = ["admin_guard", "create_app"]
 
@@ -106,13 +108,26 @@ def _error_name(exc: PayloadError) -> str:
     return "malformed_payload" if isinstance(exc, MalformedPayload) else "unknown_schema"
 
 
-def _on_payload_error(_: Request[Any, Any, Any], exc: PayloadError) -> Response[dict[str, Any]]:
+def _reject(request: Request[Any, Any, Any], reason: str) -> None:
+    """Count a refused request in the app's metrics (set up by the lifespan)."""
+    metrics = request.app.state.get("metrics")
+    if metrics is not None:
+        metrics.reject(reason)
+
+
+def _on_payload_error(
+    request: Request[Any, Any, Any], exc: PayloadError
+) -> Response[dict[str, Any]]:
     status = 400 if isinstance(exc, MalformedPayload) else 422
+    _reject(request, "malformed" if status == 400 else "unknown_schema")
     return Response({"error": _error_name(exc), "detail": exc.message, "path": exc.path},
                     status_code=status)
 
 
-def _on_storage_error(_: Request[Any, Any, Any], exc: StorageError) -> Response[dict[str, Any]]:
+def _on_storage_error(
+    request: Request[Any, Any, Any], exc: StorageError
+) -> Response[dict[str, Any]]:
+    _reject(request, "storage")
     return Response(
         {"error": "storage_unavailable", "detail": "the event could not be stored; retry later"},
         status_code=503,
@@ -125,13 +140,15 @@ def _on_unauthorized(
 ) -> Response[dict[str, Any]]:
     # The path only: the query string may hold a (wrong) key.
     log.info("unauthorized", path=request.url.path)
+    _reject(request, "unauthorized")
     headers = {"WWW-Authenticate": ", ".join(exc.challenges)} if exc.challenges else {}
     return Response({"error": "unauthorized"}, status_code=401, headers=headers)
 
 
 def _on_media_type(
-    _: Request[Any, Any, Any], exc: UnsupportedMediaType
+    request: Request[Any, Any, Any], exc: UnsupportedMediaType
 ) -> Response[dict[str, Any]]:
+    _reject(request, "unsupported_media")
     return Response({"error": "unsupported_media_type", "detail": str(exc)}, status_code=415)
 
 
@@ -142,9 +159,10 @@ def _on_bad_request(_: Request[Any, Any, Any], exc: BadRequest) -> Response[dict
 def _http_error(body_limit: int) -> Any:
     names = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
-    def handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    def handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
         status = exc.status_code
         if status == 413:
+            _reject(request, "too_large")
             detail = f"the body is larger than the limit of {body_limit} bytes"
         else:
             detail = exc.detail
@@ -188,6 +206,7 @@ def create_app(
                 lambda: Database(settings.db, sync_full=settings.sync_full)
             )
         app.state["db"] = db or owned
+        app.state["metrics"] = Metrics(lambda: app.state.get("db"))
         try:
             yield
         finally:
@@ -206,6 +225,8 @@ def create_app(
             ready,
             *(_receiver_handler(name) for name in RECEIVERS),
             api_router(),
+            dashboard_router(),
+            metrics_handler,
             *route_handlers,
         ],
         dependencies={

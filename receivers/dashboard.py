@@ -1,0 +1,276 @@
+"""The dashboard (server-rendered pages at ``/``) and ``/metrics``, both for admins only.
+
+Pages read the store directly (engine/store/*) and render Jinja templates with autoescape on;
+everything they show is already redacted when stored, and no request header is ever shown.
+Approve/reject are plain HTML forms posted here, calling :mod:`engine.guards` as the API does;
+a POST whose ``Origin`` is another site is refused (basic auth alone would not stop a
+cross-site form). ``/metrics`` also takes ``Authorization: Bearer <admin key>``, as Prometheus
+scrapers send it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from engine import guards
+from engine.actions.registry import action_table
+from engine.audit import KINDS, verify_chain
+from engine.clock import to_ms
+from engine.config import Settings
+from engine.errors import PlaybookError
+from engine.events import utcnow
+from engine.metrics import CONTENT_TYPE, Metrics
+from engine.rules.durations import parse_duration
+from engine.rules.load import load_playbooks
+from engine.store import Database, actions, audit, incidents, reporting, state
+from engine.store import metrics as metrics_store
+from receivers.auth import ADMIN, admin_guard
+
+__all__ = ["STAGES", "ApprovalForm", "dashboard_router", "metrics_handler"]
+
+_HERE = Path(__file__).parent
+REFRESH_SECONDS = 15
+STAGES: dict[str, str] = {
+    "received": "event", "enriched": "enrichment", "matched": "rule", "no_match": "rule",
+    "incident": "incident", "guard": "guards", "action_planned": "actions",
+    "action_started": "actions", "action_succeeded": "actions", "action_failed": "actions",
+    "action_cancelled": "actions", "approval": "approval", "verification": "verification",
+    "rca": "RCA", "resolution": "outcome", "escalation": "outcome",
+}
+"""The timeline stage each audit kind belongs to."""
+_COLORS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#be185d")
+
+
+class ApprovalForm(msgspec.Struct, kw_only=True):
+    """The reject form's optional reason."""
+
+    reason: str = ""
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = _when
+    return env
+
+
+def _when(ms: int) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _mode(db: Database, settings: Settings) -> str:
+    if state.pause_state(db).paused:
+        return "PAUSED"
+    return "LIVE" if settings.live else "DRY-RUN"
+
+
+def _caller(request: Request[Any, Any, Any]) -> str:
+    caller = request.app.state["authenticator"].check(ADMIN, request.headers,
+                                                      request.query_params)
+    return str(caller.name)
+
+
+def _same_origin(request: Request[Any, Any, Any]) -> None:
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise NotAuthorizedException("cross-site form refused")
+
+
+def _chart(buckets: list[reporting.Bucket], *, start_ms: int, bucket_ms: int,
+           count: int) -> dict[str, Any]:
+    """Stacked bars as SVG rectangles (computed here, drawn by the template)."""
+    series = sorted({b.series for b in buckets})
+    color = {s: _COLORS[i % len(_COLORS)] for i, s in enumerate(series)}
+    totals: dict[int, int] = {}
+    for b in buckets:
+        totals[b.start_ms] = totals.get(b.start_ms, 0) + b.count
+    peak = max(totals.values(), default=0) or 1
+    width, height = 600, 120
+    bar = width / count
+    stacked: dict[int, int] = {}
+    rects = []
+    for b in buckets:
+        index = (b.start_ms - start_ms) // bucket_ms
+        if not 0 <= index < count:
+            continue
+        h = b.count / peak * height
+        below = stacked.get(index, 0)
+        rects.append({"x": round(index * bar, 1), "y": round(height - below - h, 1),
+                      "w": round(max(bar - 1, 1), 1), "h": round(h, 1),
+                      "color": color[b.series],
+                      "title": f"{_when(b.start_ms)}: {b.series} {b.count}"})
+        stacked[index] = below + round(h)
+    return {"rects": rects, "legend": [(s, color[s]) for s in series], "width": width,
+            "height": height, "total": sum(b.count for b in buckets)}
+
+
+def _charts(db: Database, now_ms: int) -> dict[str, Any]:
+    bucket_ms, count = 3_600_000, 24
+    start = (now_ms // bucket_ms - count + 1) * bucket_ms
+    return {
+        "failures": _chart(reporting.failures_over_time(db, since_ms=start, bucket_ms=bucket_ms),
+                           start_ms=start, bucket_ms=bucket_ms, count=count),
+        "remediations": _chart(
+            reporting.remediations_over_time(db, since_ms=start, bucket_ms=bucket_ms),
+            start_ms=start, bucket_ms=bucket_ms, count=count),
+    }
+
+
+def _page(env: jinja2.Environment, name: str, status: int = 200, **context: Any) -> Response[str]:
+    html = env.get_template(name).render(stages=STAGES, refresh=REFRESH_SECONDS, **context)
+    return Response(html, media_type=MediaType.HTML, status_code=status)
+
+
+def _rules(request: Request[Any, Any, Any], settings: Settings) -> tuple[list[Any], str]:
+    service = request.app.state.get("service")
+    if service is not None:
+        return list(service.playbooks.current.rules), ""
+    try:
+        return list(load_playbooks([settings.playbooks], action_table()).rules), ""
+    except PlaybookError as exc:
+        return [], f"the playbooks in {settings.playbooks} do not load: {exc.problems[0]}"
+
+
+def dashboard_router() -> Router:
+    """The dashboard pages and forms, and ``/static`` (CSS and the refresh script)."""
+    env = _environment()
+
+    @get("/", sync_to_thread=True, include_in_schema=False)
+    def incident_list(request: Request[Any, Any, Any], db: NamedDependency[Database],
+                      settings: NamedDependency[Settings]) -> Response[str]:
+        query = request.query_params
+        state_, source = query.get("state") or None, query.get("source") or None
+        resource, since = query.get("resource") or None, query.get("since") or None
+        now_ms = to_ms(utcnow())
+        error, since_ms = "", None
+        if since:
+            try:
+                since_ms = now_ms - parse_duration(since) * 1000
+            except ValueError as exc:
+                error = f"since: {exc}"
+        if state_ and state_ not in incidents.STATES:
+            error, state_ = f"state: unknown state {state_!r}", None
+        found = [] if error else reporting.incidents(
+            db, state=state_, source=source, resource=resource, since_ms=since_ms, limit=200)
+        filters = {"state": state_ or "", "source": source or "", "resource": resource or "",
+                   "since": since or ""}
+        return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",
+                     mode=_mode(db, settings), incidents=found, filters=filters, error=error,
+                     states=incidents.STATES, charts=_charts(db, now_ms))
+
+    @get("/incidents/{incident_id:str}", sync_to_thread=True, include_in_schema=False)
+    def incident_page(incident_id: FromPath[str], db: NamedDependency[Database],
+                      settings: NamedDependency[Settings]) -> Response[str]:
+        found = incidents.get(db, incident_id)
+        if found is None:
+            return _page(env, "missing.html.j2", 404, title="Not found",
+                         mode=_mode(db, settings), what=f"incident {incident_id}")
+        records = {r.seq: r for r in audit.list_records(db, incident_id=incident_id, limit=500)}
+        for event_id in {found.event_id, found.event_id.split(".", 1)[0]} - {""}:
+            for record in audit.list_records(db, event_id=event_id, limit=100):
+                if STAGES.get(record.kind) in ("event", "enrichment", "rule"):
+                    records[record.seq] = record
+        timeline = [records[seq] for seq in sorted(records)]
+        return _page(env, "incident.html.j2", title=f"Incident {found.id}",
+                     mode=_mode(db, settings), incident=found, timeline=timeline,
+                     actions=actions.for_incident(db, incident_id))
+
+    @post("/incidents/{incident_id:str}/approve", sync_to_thread=True,
+          include_in_schema=False)
+    def approve(request: Request[Any, Any, Any], incident_id: FromPath[str],
+                db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Any:
+        _same_origin(request)
+        try:
+            guards.approve(db, incident_id, f"{_caller(request)} (dashboard)")
+        except guards.GuardError as exc:
+            return _page(env, "missing.html.j2", 409, title="Cannot approve",
+                         mode=_mode(db, settings), what=str(exc))
+        return Redirect(f"/incidents/{incident_id}", status_code=303)
+
+    @post("/incidents/{incident_id:str}/reject", sync_to_thread=True, include_in_schema=False)
+    def reject(request: Request[Any, Any, Any], incident_id: FromPath[str],
+               db: NamedDependency[Database], settings: NamedDependency[Settings],
+               data: URLEncodedBody[ApprovalForm]) -> Any:
+        _same_origin(request)
+        try:
+            guards.reject(db, incident_id, f"{_caller(request)} (dashboard)",
+                          reason=data.reason[:500])
+        except guards.GuardError as exc:
+            return _page(env, "missing.html.j2", 409, title="Cannot reject",
+                         mode=_mode(db, settings), what=str(exc))
+        return Redirect(f"/incidents/{incident_id}", status_code=303)
+
+    @get("/playbooks", sync_to_thread=True, include_in_schema=False)
+    def playbooks_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
+                       settings: NamedDependency[Settings]) -> Response[str]:
+        metrics_store.refresh(db)
+        hits = {c.labels["rule"]: c for c in metrics_store.counts(db, "matches")}
+        rules, error = _rules(request, settings)
+        rows = [{"rule": r, "hits": int(hits[r.id].value) if r.id in hits else 0,
+                 "last": hits[r.id].last_ms if r.id in hits else 0} for r in rules]
+        return _page(env, "playbooks.html.j2", title="Playbooks", mode=_mode(db, settings),
+                     rows=rows, error=error)
+
+    @get("/audit", sync_to_thread=True, include_in_schema=False)
+    def audit_page(db: NamedDependency[Database], settings: NamedDependency[Settings],
+                   kind: FromQuery[str | None] = None, resource: FromQuery[str | None] = None,
+                   verify: FromQuery[bool] = False) -> Response[str]:
+        records = audit.list_records(db, kind=kind or None, resource=resource or None,
+                                     limit=200)
+        return _page(env, "audit.html.j2", title="Audit log", mode=_mode(db, settings),
+                     records=list(reversed(records)), kinds=KINDS,
+                     filters={"kind": kind or "", "resource": resource or ""},
+                     chain=verify_chain(db) if verify else None, head=audit.head(db))
+
+    return Router(
+        path="/",
+        guards=[admin_guard],
+        route_handlers=[
+            incident_list, incident_page, approve, reject, playbooks_page, audit_page,
+            create_static_files_router(path="/static", directories=[_HERE / "static"],
+                                       include_in_schema=False),
+        ],
+    )
+
+
+def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
+                     handler: BaseRouteHandler) -> None:
+    """``Authorization: Bearer <admin key>`` (compared in constant time against every admin
+    key), else what :func:`admin_guard` takes."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        settings: Settings = connection.app.state["settings"]
+        found = False
+        for key in settings.admin_keys:
+            found |= bool(key) and hmac.compare_digest(token.strip().encode(),
+                                                       key.reveal().encode())
+        if found:
+            return
+    admin_guard(connection, handler)
+
+
+@get("/metrics", guards=[_bearer_or_admin], sync_to_thread=True, include_in_schema=False)
+def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The Prometheus exposition of the app's :class:`~engine.metrics.Metrics`."""
+    registry: Metrics = request.app.state["metrics"]
+    return Response(registry.render(), media_type=CONTENT_TYPE)
+
