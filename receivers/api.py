@@ -1,4 +1,5 @@
-"""Management endpoints under ``/api`` (admin keys only): the stored events.
+"""Management endpoints under ``/api`` (admin keys only): events, incidents with their
+timeline, approve/reject, pause/resume, status, playbooks and reload, simulate.
 
 ``GET /api/events/{id}`` shows one event: the normalized fields at the top level (the enriched
 form if enrichment ran), the form it was received in, the redacted payload and its processing
@@ -11,16 +12,24 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import msgspec
-from litestar import Request, Response, Router, get
+from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from engine import guards
+from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
+from engine.rules.load import PAYLOAD_SOURCES
 from engine.store import Database, inbox
-from receivers.auth import admin_guard
+from engine.store import actions as actions_store
+from engine.store import audit as audit_store
+from engine.store import incidents as incidents_store
+from receivers.auth import ADMIN, admin_guard
+from receivers.simulate import simulate_payload
 
-__all__ = ["MAX_LIMIT", "BadRequest", "api_router", "event_view", "parse_since"]
+__all__ = ["MAX_LIMIT", "BadRequest", "api_router", "event_view", "incident_view", "parse_since"]
 
 MAX_LIMIT = 500
 _FILTERS = ("source", "status", "resource", "since", "limit", "before")
@@ -133,6 +142,231 @@ def list_events(
     }
 
 
+_INCIDENT_FILTERS = ("state", "source", "resource", "since", "limit", "before")
+
+
+def _iso_ms(value: int) -> str | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def incident_view(incident: incidents_store.Incident) -> dict[str, Any]:
+    """The JSON form of an incident (without its timeline), as the list answers it."""
+    view: dict[str, Any] = msgspec.to_builtins(incident)
+    view["event"] = msgspec.json.decode(incident.event) if incident.event else None
+    for name in ("opened", "updated", "closed", "approval_due"):
+        view[f"{name}_at"] = _iso_ms(view.pop(f"{name}_ms"))
+    return view
+
+
+def _action_view(row: actions_store.ActionRow) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.to_builtins(row)
+    for name in ("due", "created", "started", "finished", "probe_due", "probe_deadline"):
+        view[f"{name}_at"] = _iso_ms(view.pop(f"{name}_ms"))
+    return view
+
+
+def incident_detail(db: Database, incident: incidents_store.Incident) -> dict[str, Any]:
+    """An incident with its timeline (its audit records, in order), the stored events that
+    reported it and its actions with their states."""
+    records = audit_store.list_records(db, incident_id=incident.id, limit=100_000)
+    event_ids = list(dict.fromkeys(
+        [incident.event_id] + [r.event_id for r in records if r.event_id]))
+    events = [inbox.get(db, event_id) for event_id in event_ids if event_id]
+    view = incident_view(incident)
+    view.update(
+        timeline=[msgspec.to_builtins(r) for r in records],
+        events=[event_view(e, with_raw=False) for e in events if e is not None],
+        actions=[_action_view(row) for row in actions_store.for_incident(db, incident.id)],
+    )
+    return view
+
+
+@get("/incidents/{incident_id:str}", sync_to_thread=True, tags=["incidents"])
+def get_incident(
+    incident_id: FromPath[str], db: NamedDependency[Database]
+) -> Response[dict[str, Any]]:
+    """One incident with its timeline, events and actions, or 404."""
+    incident = incidents_store.get(db, incident_id)
+    if incident is None:
+        return Response({"error": "not_found"}, status_code=404)
+    return Response(incident_detail(db, incident))
+
+
+@get("/incidents", sync_to_thread=True, tags=["incidents"])
+def list_incidents(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    source: FromQuery[str | None] = None,
+    resource: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    limit: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Incidents, newest first: ``{"items": [...], "next": cursor or null}`` (pass ``next``
+    as ``before`` for the following page); bad filters answer 400. ``state`` is read from
+    the query itself: Litestar reserves the parameter name for the app state."""
+    state = request.query_params.get("state")
+    unknown = sorted(set(request.query_params) - set(_INCIDENT_FILTERS))
+    if unknown:
+        raise BadRequest(
+            f"unknown filter {unknown[0][:50]!r}; expected {', '.join(_INCIDENT_FILTERS)}")
+    size = _limit(limit)
+    rows = incidents_store.list_incidents(
+        db,
+        state=_one_of("state", state, incidents_store.STATES),
+        source=_one_of("source", source, SOURCES),
+        resource=resource,
+        since_ms=to_ms(parse_since(since, utcnow())) if since is not None else None,
+        before=before,
+        limit=size + 1,
+    )
+    page = rows[:size]
+    return {"items": [incident_view(row) for row in page],
+            "next": page[-1].id if len(rows) > size else None}
+
+
+def _who(request: Request[Any, Any, Any]) -> str:
+    """The admin caller's name, as the audit log records who decided."""
+    caller = request.app.state["authenticator"].check(ADMIN, request.headers,
+                                                      request.query_params)
+    return str(caller.name)
+
+
+def _guard_error(exc: guards.GuardError) -> Response[dict[str, Any]]:
+    status = 404 if str(exc).startswith("unknown incident") else 409
+    error = "not_found" if status == 404 else "conflict"
+    return Response({"error": error, "detail": str(exc)}, status_code=status)
+
+
+@post("/incidents/{incident_id:str}/approve", sync_to_thread=True, tags=["incidents"],
+      status_code=200)
+def approve_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
+                     db: NamedDependency[Database]) -> Response[dict[str, Any]]:
+    """Approve a waiting incident: its actions run at the scheduler's next tick. 404 for an
+    unknown id, 409 (with the reason) when it is not waiting for approval."""
+    who = _who(request)
+    try:
+        guards.approve(db, incident_id, who, now=_now(request))
+    except guards.GuardError as exc:
+        return _guard_error(exc)
+    return Response({"id": incident_id, "decision": "approved", "who": who})
+
+
+@post("/incidents/{incident_id:str}/reject", sync_to_thread=True, tags=["incidents"],
+      status_code=200)
+def reject_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
+                    db: NamedDependency[Database]) -> Response[dict[str, Any]]:
+    """Reject a waiting incident: its actions are cancelled. 404 / 409 as for approve."""
+    who = _who(request)
+    try:
+        guards.reject(db, incident_id, who, now=_now(request))
+    except guards.GuardError as exc:
+        return _guard_error(exc)
+    return Response({"id": incident_id, "decision": "rejected", "who": who})
+
+
+def _service(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.get("service")
+
+
+def _now(request: Request[Any, Any, Any]) -> datetime:
+    """The engine's time when a service runs here (the demo warps it), else the wall clock."""
+    service = _service(request)
+    return service.clock.now() if service is not None else utcnow()
+
+
+@post("/pause", sync_to_thread=True, tags=["control"], status_code=200)
+def pause(request: Request[Any, Any, Any], db: NamedDependency[Database]) -> dict[str, Any]:
+    """Stop all actions (intake goes on; scheduled actions wait)."""
+    who = _who(request)
+    guards.pause(db, who, now=_now(request))
+    return {"paused": True, "who": who}
+
+
+@post("/resume", sync_to_thread=True, tags=["control"], status_code=200)
+def resume(request: Request[Any, Any, Any], db: NamedDependency[Database]) -> dict[str, Any]:
+    """Let actions run again."""
+    who = _who(request)
+    guards.resume(db, who, now=_now(request))
+    return {"paused": False, "who": who}
+
+
+def _no_service() -> Response[dict[str, Any]]:
+    return Response({"error": "no_engine",
+                     "detail": "this process runs the receivers only, without the engine"},
+                    status_code=503)
+
+
+@get("/status", sync_to_thread=True, tags=["control"])
+def status(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """The mode (DRY-RUN, LIVE or PAUSED), the queue depth and the playbooks generation."""
+    service = _service(request)
+    if service is None:
+        return _no_service()
+    return Response(msgspec.to_builtins(service.status()))
+
+
+@get("/playbooks", sync_to_thread=True, tags=["playbooks"])
+def playbooks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """The rules in force and their generation."""
+    service = _service(request)
+    if service is None:
+        return _no_service()
+    return Response({"generation": service.playbooks.generation,
+                     "rules": service.playbooks.rules_summary()})
+
+
+@post("/playbooks/reload", sync_to_thread=True, tags=["playbooks"], status_code=200)
+def reload_playbooks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """Load the playbooks again: 200 with the new generation, or 422 with every problem
+    (the set in force stays)."""
+    service = _service(request)
+    if service is None:
+        return _no_service()
+    problems = service.reload(who=_who(request))
+    if problems:
+        return Response({"error": "invalid_playbooks", "problems": problems,
+                         "generation": service.playbooks.generation}, status_code=422)
+    return Response({"generation": service.playbooks.generation,
+                     "rules": len(service.playbooks.current.rules)})
+
+
+class SimulateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /api/simulate``: a raw sender payload and the source it comes from."""
+
+    source: str
+    payload: dict[str, Any] | list[Any]
+    attempts: int = 0
+
+
+@post("/simulate", tags=["playbooks"], status_code=200)
+async def simulate(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """What the playbooks in force would do with the payload (the same answer as
+    ``remediator simulate --json``); touches nothing. 400/422 for a payload that does not
+    parse."""
+    service = _service(request)
+    if service is None:
+        return _no_service()
+    try:
+        body = msgspec.json.decode(await request.body(), type=SimulateRequest)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: {exc}") from exc
+    if body.source not in PAYLOAD_SOURCES:
+        raise BadRequest(f"source: expected one of {', '.join(PAYLOAD_SOURCES)}; "
+                         f"got {body.source[:50]!r}")
+    raw = msgspec.json.encode(body.payload)
+    current = service.playbooks.current
+    # A payload that does not parse raises PayloadError: the app answers it 400/422.
+    answer = await anyio.to_thread.run_sync(
+        simulate_payload, current, body.source, raw, body.attempts)
+    return Response(msgspec.to_builtins(answer))
+
+
 def api_router() -> Router:
     """The ``/api`` router, behind the admin keys."""
-    return Router(path="/api", guards=[admin_guard], route_handlers=[get_event, list_events])
+    return Router(path="/api", guards=[admin_guard], route_handlers=[
+        get_event, list_events, get_incident, list_incidents, approve_incident,
+        reject_incident, pause, resume, status, playbooks, reload_playbooks, simulate,
+    ])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -30,6 +30,9 @@ from receivers import intake
 from receivers.api import BadRequest, api_router
 from receivers.auth import Authenticator, Unauthorized, admin_guard, receiver_guard
 from receivers.dashboard import dashboard_router, metrics_handler
+
+if TYPE_CHECKING:
+    from engine.service import Service
 
 __all__ = ["admin_guard", "create_app"]
 
@@ -185,6 +188,8 @@ def create_app(
     *,
     authenticator: Authenticator | None = None,
     route_handlers: Sequence[ControllerRouterHandler] = (),
+    service: Service | None = None,
+    start_service: bool = True,
 ) -> Litestar:
     """The service for ``settings``.
 
@@ -193,6 +198,9 @@ def create_app(
     settings if not given (loads the Entra signing keys now; raises ConfigError if it cannot).
     ``route_handlers``: more handlers to mount (the playbook and dashboard routes); they get the
     ``db`` and ``settings`` dependencies and may use :func:`admin_guard`.
+    ``service``: the engine (:class:`engine.service.Service`) over the same database; the
+    management API uses it, and the lifespan starts and stops it (unless ``start_service`` is
+    false: tests drive its worker by hand). Without it the app is the receivers only.
     """
     auth = authenticator or Authenticator(settings)
 
@@ -207,9 +215,13 @@ def create_app(
             )
         app.state["db"] = db or owned
         app.state["metrics"] = Metrics(lambda: app.state.get("db"))
+        if service is not None and start_service:
+            await anyio.to_thread.run_sync(service.start)
         try:
             yield
         finally:
+            if service is not None and start_service:
+                await anyio.to_thread.run_sync(service.stop)
             if owned is not None:
                 owned.close()
 
@@ -233,7 +245,7 @@ def create_app(
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        state=State({"authenticator": auth, "settings": settings}),
+        state=State({"authenticator": auth, "settings": settings, "service": service}),
         lifespan=[lifespan],
         exception_handlers={
             PayloadError: _on_payload_error,
