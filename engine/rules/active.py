@@ -25,14 +25,16 @@ class ActivePlaybooks:
 
     The constructor loads the set and raises PlaybookError if it does not load: a server
     must not start on broken playbooks. Afterwards :meth:`reload` never raises for a broken
-    set; it returns the problems and keeps the old set.
+    set; it returns the problems and keeps the old set. Neither checks nor loads the tests in
+    the files (``remediator validate`` does): a test is not a rule, and a test's missing
+    payload file must not keep rules out of force.
     """
 
     def __init__(self, paths: Iterable[str | Path], actions: Mapping[str, ActionSpec]) -> None:
         self.paths = tuple(Path(p) for p in paths)
         self.actions = dict(actions)
         self._lock = threading.Lock()
-        self._current = load_playbooks(self.paths, self.actions)
+        self._current = load_playbooks(self.paths, self.actions, check_tests=False)
         self._generation = 1
 
     @property
@@ -51,7 +53,7 @@ class ActivePlaybooks:
         (empty on success), each ``file:line:col: message``."""
         with self._lock:
             try:
-                fresh = load_playbooks(self.paths, self.actions)
+                fresh = load_playbooks(self.paths, self.actions, check_tests=False)
             except PlaybookError as exc:
                 return list(exc.problems)
             self._current = fresh

@@ -138,12 +138,14 @@ def _read(path: Path, problems: _Problems) -> _File | None:
     return _File(path, display, doc, problems, content_hash=f"sha256:{digest}")
 
 
-def _structure(file: _File, struct: type[msgspec.Struct]) -> bool:
+def _structure(file: _File, struct: type[msgspec.Struct], skip: tuple[str, ...] = ()) -> bool:
+    """Check the file's top mapping against ``struct``, leaving out the keys ``skip``."""
     if not isinstance(file.doc.data, dict):
         what = "empty file" if file.doc.data is None else _check.describe_value(file.doc.data)
         file.report((), f"expected a mapping at the top of the file, got {what}")
         return False
-    _check.check(file.doc.data, _check.type_info(struct), (), file.report)
+    data = {k: v for k, v in file.doc.data.items() if k not in skip}
+    _check.check(data, _check.type_info(struct), (), file.report)
     return True
 
 
@@ -366,7 +368,7 @@ def _order(files: list[tuple[_File, Playbook]]) -> list[tuple[int, _File, Playbo
 
 
 def load_playbooks(
-    paths: Iterable[str | Path], actions: Mapping[str, ActionSpec]
+    paths: Iterable[str | Path], actions: Mapping[str, ActionSpec], *, check_tests: bool = True
 ) -> PlaybookSet:
     """Load every playbook named by ``paths`` (files, or directories of ``*.yaml``).
 
@@ -374,6 +376,10 @@ def load_playbooks(
     every file, each as ``file:line:col: message``; the set is returned only when there is
     none. Rules are ordered by priority (lower first; a rule without one takes its file's,
     else DEFAULT_PRIORITY), then by file (files by priority, then path), then as written.
+
+    ``check_tests=False`` (the server) neither checks nor loads the ``tests:`` of the files:
+    tests are not rules, and a test's missing payload file must not keep the rules out of
+    force. ``remediator validate`` and ``test`` keep the default.
     """
     playbook_files, _ = expand_paths(paths)
     loader = _Loader(actions)
@@ -382,7 +388,7 @@ def load_playbooks(
     loaded: list[tuple[_File, Playbook]] = []
     for path in playbook_files:
         file = _read(path, loader.problems)
-        if file is None or not _structure(file, Playbook):
+        if file is None or not _structure(file, Playbook, skip=() if check_tests else ("tests",)):
             continue
         data = file.doc.data
         clean_top = {k: v for k, v in data.items() if k not in ("rules", "tests")}
@@ -415,7 +421,7 @@ def load_playbooks(
 
     rule_ids = set(loader.ids)
     tests: list[LoadedTest] = []
-    for file, _ in loaded:
+    for file, _ in loaded if check_tests else ():
         tests.extend(_tests_of(loader, file, rule_ids))
     problems = loader.problems.messages()
     if problems:
