@@ -1,14 +1,17 @@
-"""``notify.webhook``: POST a JSON message to a chat or paging webhook.
+"""``notify.webhook``: post a message to a chat or paging webhook, shaped for its channel.
 
 The URL comes from a named channel in the settings (``[clouds.channels.<name>]``, whose URL
 is a secret: chat webhook URLs carry their credential) or, for tests and one-offs, from
-``url``. Errors never show the URL. The next issue makes the message rich; today it is
-``{"text": ..., "event": {...}, **fields}``.
+``url``. The channel's ``format`` gives the shape (:func:`render`): ``slack`` (incoming
+webhook with blocks), ``teams`` (a Teams workflow webhook with an Adaptive Card attachment)
+or ``json`` (``{"text", "title", "link", "rca", **fields, "event"}``). Bodies are redacted
+before they leave; errors never show the URL. The incident outbox (engine/notifications.py)
+sends through :func:`send` too.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -19,16 +22,26 @@ from engine.actions.errors import cloud_call
 from engine.config import Secret, WebhookTarget
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+from engine.redact import redact
 
-__all__ = ["NotifyParams", "describe", "event_summary", "post_json", "webhook"]
+__all__ = ["Message", "NotifyParams", "channel_target", "describe", "event_facts",
+           "event_summary", "post_json", "render", "send", "webhook"]
+
+Format = Literal["json", "slack", "teams"]
 
 
 class NotifyParams(Params, kw_only=True):
-    """Post ``text`` (and ``fields``) to ``channel`` (configured) or ``url``; one of the two."""
+    """Post ``text`` (and ``fields``) to ``channel`` (configured) or ``url``; one of the two.
+
+    ``title`` heads the message (default: source, resource and error code); ``link`` adds a
+    button (e.g. ``{{ incident.link }}``-style URLs rendered by the playbook).
+    """
 
     text: str
     channel: str = ""
     url: str = ""
+    title: str = ""
+    link: str = ""
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -36,6 +49,18 @@ class NotifyParams(Params, kw_only=True):
             raise ValueError("name exactly one of channel (configured) and url")
         if not self.text.strip():
             raise ValueError("text must not be empty")
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """What a notification says, before it is shaped for a channel."""
+
+    title: str
+    text: str
+    link: str = ""
+    rca: str = ""
+    facts: dict[str, str] = msgspec.field(default_factory=dict)
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    event: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def event_summary(event: ErrorEvent) -> dict[str, Any]:
@@ -46,6 +71,65 @@ def event_summary(event: ErrorEvent) -> dict[str, Any]:
         "message": event.message[:1000], "severity": event.severity,
         "fingerprint": event.fingerprint,
     }
+
+
+def event_facts(event: ErrorEvent) -> dict[str, str]:
+    """The short facts a chat card shows, in order; empty ones left out."""
+    facts = {"Source": event.source, "Resource": event.resource, "Run": event.run_id,
+             "Error code": event.error_code,
+             "Severity": "" if event.severity is None else f"Sev{event.severity}"}
+    return {k: v for k, v in facts.items() if v}
+
+
+def _slack(m: Message) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": m.title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": m.text[:3000]}},
+    ]
+    if m.facts:
+        blocks.append({"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in list(m.facts.items())[:10]
+        ]})
+    if m.rca:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"*Root cause:* {m.rca}"[:3000]}]})
+    if m.link:
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Open incident"},
+             "url": m.link}]})
+    return {"text": f"{m.title}: {m.text}"[:3000], "blocks": blocks}
+
+
+def _teams(m: Message) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": m.title, "weight": "Bolder", "size": "Medium",
+         "wrap": True},
+        {"type": "TextBlock", "text": m.text, "wrap": True},
+    ]
+    if m.facts:
+        body.append({"type": "FactSet",
+                     "facts": [{"title": k, "value": v} for k, v in m.facts.items()]})
+    if m.rca:
+        body.append({"type": "TextBlock", "text": f"Root cause: {m.rca}", "wrap": True,
+                     "isSubtle": True})
+    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard", "version": "1.4", "body": body}
+    if m.link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open incident", "url": m.link}]
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+        "content": card}]}
+
+
+def _generic(m: Message) -> dict[str, Any]:
+    extra = {k: v for k, v in (("title", m.title), ("link", m.link), ("rca", m.rca)) if v}
+    return {"text": m.text, **extra, **m.fields, "event": m.event}
+
+
+def render(fmt: Format, message: Message) -> dict[str, Any]:
+    """The JSON body of ``message`` for a channel of format ``fmt``, redacted."""
+    shape = {"slack": _slack, "teams": _teams, "json": _generic}[fmt]
+    return redact(shape(message))
 
 
 def describe(params: NotifyParams, event: ErrorEvent) -> str:
@@ -66,20 +150,33 @@ def post_json(ctx: ActionContext, target: WebhookTarget, body: dict[str, Any], w
     return response
 
 
+def channel_target(ctx: ActionContext, name: str, where: str) -> WebhookTarget:
+    """The configured channel ``name``; PermanentActionError if there is none."""
+    target = ctx.clients.clouds.channels.get(name)
+    if target is None:
+        raise PermanentActionError(f"{where}: no such channel in [clouds.channels]")
+    return target
+
+
+def send(ctx: ActionContext, target: WebhookTarget, message: Message, where: str,
+         key: str) -> httpx.Response:
+    """Shape ``message`` for ``target``'s format and post it (5xx, 429, timeouts retryable)."""
+    return post_json(ctx, target, render(target.format, message), where, key)
+
+
 def webhook(params: NotifyParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
     """Send the message; 5xx, 429 and timeouts are retryable, other 4xx permanent."""
     if params.channel:
-        target = ctx.clients.clouds.channels.get(params.channel)
-        if target is None:
-            raise PermanentActionError(
-                f"notify.webhook[channel={params.channel}]: no such channel in [clouds.channels]"
-            )
         dest = f"channel={params.channel}"
+        target = channel_target(ctx, params.channel, f"notify.webhook[{dest}]")
     else:
         target = WebhookTarget(url=Secret(params.url))
         dest = "url"
-    where = f"notify.webhook[{dest}]"
-    body = {"text": params.text, **params.fields, "event": event_summary(event)}
-    response = post_json(ctx, target, body, where,
-                         params_key("notify.webhook", params, event.dedup_key))
+    title = params.title or (f"{event.source} {event.resource}: "
+                             f"{event.error_code or 'failure'}")
+    message = Message(title=title, text=params.text, link=params.link,
+                      facts=event_facts(event), fields=params.fields,
+                      event=event_summary(event))
+    response = send(ctx, target, message, f"notify.webhook[{dest}]",
+                    params_key("notify.webhook", params, event.dedup_key))
     return ActionResult(outcome="done", detail=f"posted to {dest} ({response.status_code})")

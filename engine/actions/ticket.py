@@ -1,12 +1,16 @@
 """``ticket.create``: open a ticket through the configured ticket webhook (``[clouds.ticket]``).
 
-The webhook gets ``{title, body, labels, severity, event}`` as JSON and an
+The webhook gets ``{title, body, labels, severity, link, **fields, event}`` as JSON (every
+value templated by the playbook; ``fields`` carries whatever the ticket system needs, such as
+a project key or an assignee group; the body is redacted before it leaves) and an
 ``Idempotency-Key`` header (the action's idempotency key), so that a resend after a crash
 can be recognised by the ticket system; the ticket id is read from the answer's ``id``,
 ``key`` or ``number`` when there is one.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -15,17 +19,21 @@ from engine.actions.context import ActionContext, ActionResult
 from engine.actions.notify import event_summary, post_json
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+from engine.redact import redact
 
 __all__ = ["TicketParams", "create", "describe"]
 
 
 class TicketParams(Params, kw_only=True):
-    """A ticket: ``title``, ``body``, ``labels`` and ``severity`` 0 (critical) .. 4."""
+    """A ticket: ``title``, ``body``, ``labels``, ``severity`` 0 (critical) .. 4, a ``link``
+    (the incident page) and any other ``fields`` the ticket system takes."""
 
     title: str
     body: str = ""
     labels: tuple[str, ...] = ()
     severity: int | None = None
+    link: str = ""
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.title.strip():
@@ -46,10 +54,11 @@ def create(params: TicketParams, event: ErrorEvent, ctx: ActionContext) -> Actio
     target = ctx.clients.clouds.ticket
     if target is None:
         raise PermanentActionError("ticket.create: no [clouds.ticket] webhook is configured")
-    body = {**msgspec.to_builtins(params), "event": event_summary(event)}
-    if params.severity is None:
-        body["severity"] = event.severity
-    response = post_json(ctx, target, body, "ticket.create",
+    body = {"title": params.title, "body": params.body, "labels": list(params.labels),
+            "severity": event.severity if params.severity is None else params.severity,
+            **({"link": params.link} if params.link else {}), **params.fields,
+            "event": event_summary(event)}
+    response = post_json(ctx, target, redact(body), "ticket.create",
                          params_key("ticket.create", params, event.dedup_key))
     ticket = ""
     try:
