@@ -34,3 +34,13 @@ main.add_command(setup)
 from engine.cli.send_test import send_test  # noqa: E402
 
 main.add_command(send_test)
+
+from engine.cli.audit import audit  # noqa: E402
+from engine.cli.replay import replay  # noqa: E402
+
+main.add_command(audit)
+main.add_command(replay)
+
+from engine.cli.rca import rca  # noqa: E402
+
+main.add_command(rca)
