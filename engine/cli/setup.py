@@ -28,7 +28,7 @@ def setup() -> None:
 
 
 def run_setup_azure(targets: setup_azure.AzureTargets, out: Path,
-                    templates: Path = setup_azure.TEMPLATES) -> int:
+                    templates: Path | None = None) -> int:
     """Render the templates into ``out`` and print the deployment commands; 0, or 2 (bad
     input, its message on stderr)."""
     try:
@@ -78,9 +78,11 @@ def run_setup_azure(targets: setup_azure.AzureTargets, out: Path,
               default=Path("remediator-azure"), show_default=True,
               help="Folder for the rendered files.")
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default=setup_azure.TEMPLATES, show_default=True, hidden=True)
+              default=None, help="Folder of the templates (default: deploy/azure of the "
+                                 "source checkout, else ./deploy/azure).")
 @click.pass_context
-def setup_azure_command(ctx: click.Context, out: Path, templates: Path, **options: object) -> None:
+def setup_azure_command(ctx: click.Context, out: Path, templates: Path | None,
+                        **options: object) -> None:
     """Write Bicep and ARM JSON for action groups and alert rules; print how to deploy them."""
     ctx.exit(run_setup_azure(setup_azure.targets_from(options), out, templates))
 

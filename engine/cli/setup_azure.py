@@ -33,11 +33,18 @@ __all__ = [
     "MetricAlert",
     "apply_commands",
     "build",
+    "default_templates",
     "render",
 ]
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "azure"
 """Where the templates live in a source checkout (``--templates`` points elsewhere)."""
+
+
+def default_templates() -> Path:
+    """The source checkout's ``deploy/azure``, else ``./deploy/azure`` (the image's /app)."""
+    local = Path.cwd() / "deploy" / "azure"
+    return TEMPLATES if TEMPLATES.is_dir() or not local.is_dir() else local
 
 Auth = Literal["key", "basic", "entra"]
 
@@ -297,12 +304,13 @@ def _environment(templates: Path) -> jinja2.Environment:
     return env
 
 
-def render(alerts: AlertSet, templates: Path = TEMPLATES) -> dict[str, str]:
+def render(alerts: AlertSet, templates: Path | None = None) -> dict[str, str]:
     """The Bicep and ARM JSON texts: ``{"remediator-alerts.bicep": ..., ".json": ...}``.
 
     Raises ConfigError if a template is missing or the ARM output is not JSON (a template bug
     that must not reach ``az``).
     """
+    templates = templates or default_templates()
     env = _environment(templates)
     context = {"alerts": alerts, "secret_param": alerts.secret_param}
     try:
