@@ -101,11 +101,13 @@ def analyze_offline(event: ErrorEvent, note: str) -> Analysis:
                 fingerprint=event.fingerprint,
                 notes=[note, "no catalog entry; classified by the message"],
             )
+    steps = ["Read the run's error output and add a playbook rule for it."]
+    if entry is not None:  # only a wrapper code: the inner code decides
+        steps.insert(0, f"{entry.code} is a wrapper: {entry.remedy}.")
     return Analysis(
         summary=f"{subject} failed with {code}; the cause is not known.",
         probable_cause="Neither the catalog nor the message heuristics recognise this failure.",
         category="unknown", retryable=False, confidence=0.2, evidence=_evidence(event, None),
-        next_steps=["Read the run's error output and add a playbook rule for it."],
-        engine="offline", fingerprint=event.fingerprint,
+        next_steps=steps, engine="offline", fingerprint=event.fingerprint,
         notes=[note, "no catalog entry and no heuristic matched"],
     )
