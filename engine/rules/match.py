@@ -18,6 +18,11 @@ Semantics (the contract playbook authors rely on):
 - On a list-valued field (``error_codes``, a list attribute) a condition holds when it holds
   for any element. A missing attribute, ``None``, ``""`` and an empty list do not "exist"
   and fail every other operator.
+- A dotted path continues through a list of objects: ``attributes.failed_libraries.messages``
+  gathers ``messages`` of every element of ``failed_libraries`` (a list value is spread, so
+  this is every message of every library) into one list, and the condition holds when it
+  holds for any of them, as on any list field (``{not: ..}`` then holds when it holds for
+  none). Elements without the key are skipped; when none has it, the path is missing.
 - ``regex`` named groups of the conditions that held are the rule's ``match`` for templates
   (a group that did not take part is ``None``).
 """
@@ -96,16 +101,37 @@ def _getter(path: str) -> Callable[[ErrorEvent], Any]:
     keys = tuple(rest.split("."))
 
     def get_attribute(event: ErrorEvent) -> Any:
-        value: Any = event.attributes
-        for key in keys:
-            if not isinstance(value, dict):
-                return _MISSING
+        return _walk(event.attributes, keys)
+
+    return get_attribute
+
+
+def _walk(value: Any, keys: tuple[str, ...]) -> Any:
+    """Follow ``keys`` through mappings; at a list, follow the rest of them through each of
+    its elements and give the values found as one flat list (missing if none was found)."""
+    for i, key in enumerate(keys):
+        if isinstance(value, dict):
             value = value.get(key, _MISSING)
             if value is _MISSING:
                 return _MISSING
-        return value
+        elif isinstance(value, list | tuple):
+            return _spread(value, keys[i:])
+        else:
+            return _MISSING
+    return value
 
-    return get_attribute
+
+def _spread(items: list[Any] | tuple[Any, ...], keys: tuple[str, ...]) -> Any:
+    found: list[Any] = []
+    for item in items:
+        value = _walk(item, keys)
+        if value is _MISSING:
+            continue
+        if isinstance(value, list | tuple):
+            found.extend(value)
+        else:
+            found.append(value)
+    return found if found else _MISSING
 
 
 # A value test: (value, groups) -> bool. ``groups`` collects regex named groups.

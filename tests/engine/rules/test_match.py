@@ -20,7 +20,14 @@ E = event(
     severity=2,
     resource="pl_sales",
     attributes={"factory": "adf-sales-prod", "dimensions": {"Name": "pl_sales"}, "count": 3,
-                "tags": ["gold", "daily"], "empty": ""},
+                "tags": ["gold", "daily"], "empty": "",
+                # as enrichment lists a cluster's failed libraries
+                "failed_libraries": [
+                    {"library": {"pypi": {"package": "delta-sharing==1.0.5"}},
+                     "messages": ["ReadTimeoutError: Read timed out.", "retrying"]},
+                    {"library": {"jar": "dbfs:/libs/x.jar"}, "messages": ["Connection reset"]},
+                    {"library": {"whl": "dbfs:/libs/y.whl"}},
+                ]},
 )
 
 CASES: list[tuple[dict[str, Any], bool]] = [
@@ -64,6 +71,17 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"not": {"error_code": {"exists": True}}}, False),
     ({"not": {"source": "synapse"}}, True),
     ({}, True),
+    # a dotted path over a list of objects: the condition holds for any element
+    ({"attributes.failed_libraries.messages": {"regex": "Connection reset|timed out"}}, True),
+    ({"attributes.failed_libraries.messages": "Connection reset"}, True),
+    ({"attributes.failed_libraries.messages": {"regex": "^No matching distribution"}}, False),
+    ({"attributes.failed_libraries.messages": {"contains": "retrying"}}, True),
+    ({"attributes.failed_libraries.library.pypi.package": {"glob": "delta-sharing==*"}}, True),
+    ({"attributes.failed_libraries.library.jar": {"regex": "x\\.jar$"}}, True),
+    ({"attributes.failed_libraries.library.egg": {"exists": False}}, True),
+    ({"attributes.failed_libraries.library.whl": {"exists": True}}, True),
+    ({"attributes.failed_libraries.messages": {"not": {"regex": "Connection"}}}, False),
+    ({"attributes.tags.deeper": {"exists": True}}, False),  # strings have no keys
 ]
 
 
@@ -116,6 +134,7 @@ def test_explanations_name_the_first_failed_condition(tmp_path: Path) -> None:
         {"match": {"not": {"source": "adf"}}},
         {"match": {"run_id": {"exists": True}}},
         {"match": {"error_code": {"not": {"regex": "Blob"}}}},
+        {"match": {"attributes.failed_libraries.messages": {"regex": "No matching"}}},
         {"enabled": False, "match": {}},
     )
     reasons = [t.reason for t in playbooks.explain(E).tried]
@@ -131,6 +150,8 @@ def test_explanations_name_the_first_failed_condition(tmp_path: Path) -> None:
         "not: the event matches {'source': 'adf'}",
         "run_id: expected to exist, got ''",
         "error_code: expected not (to match regex 'Blob'), got 'UserErrorSourceBlobNotExist'",
+        "attributes.failed_libraries.messages: expected to match regex 'No matching', got"
+        " ['ReadTimeoutError: Read timed out.', 'retrying', 'Connection reset']",
         "disabled",
     ]
     assert playbooks.match(E) == []
@@ -163,6 +184,8 @@ RULE_SPECS = st.sampled_from([
     {"any": [{"error_code": "B"}, {"resource": "r2"}]},
     {"not": {"source": "adf"}},
     {"error_code": {"exists": False}},
+    {"source": "databricks", "attributes.libs.m": {"regex": "^x"}},
+    {"attributes.libs.m": {"exists": False}},
 ])
 EVENTS = st.builds(
     event,
@@ -173,6 +196,7 @@ EVENTS = st.builds(
     resource=st.sampled_from(["", "r1", "r2", "x"]),
     failure_type=st.sampled_from(["", "UserError"]),
     message=st.sampled_from(["", "oops", "fine"]),
+    attributes=st.sampled_from([{}, {"libs": []}, {"libs": [{"m": ["y", "x1"]}, {"m": "z"}]}]),
 )
 
 
