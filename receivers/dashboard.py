@@ -22,7 +22,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
@@ -92,7 +92,7 @@ def _caller(request: Request[Any, Any, Any]) -> str:
 def _same_origin(request: Request[Any, Any, Any]) -> None:
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise NotAuthorizedException("cross-site form refused")
+        raise PermissionDeniedException("cross-site form refused")
 
 
 def _chart(buckets: list[reporting.Bucket], *, start_ms: int, bucket_ms: int,

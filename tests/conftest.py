@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.playbooks",
     "tests.fixtures.engine",
+    "tests.fixtures.dashboard",
 ]

@@ -69,10 +69,10 @@ def incidents(
 
 
 def failures_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
-    """Firing events received since ``since_ms``, counted per bucket and source."""
+    """Incidents opened since ``since_ms`` (distinct failures), per bucket and source."""
     rows = db.query(
-        "SELECT (received_ms / ?) * ? AS b, source, count(*) AS n FROM events "
-        "WHERE received_ms >= ? AND status = 'firing' GROUP BY b, source ORDER BY b, source",
+        "SELECT (opened_ms / ?) * ? AS b, source, count(*) AS n FROM incidents "
+        "WHERE opened_ms >= ? GROUP BY b, source ORDER BY b, source",
         (bucket_ms, bucket_ms, since_ms),
     )
     return [Bucket(row["b"], row["source"], row["n"]) for row in rows]
