@@ -229,3 +229,40 @@ def test_register_adds_the_job_only_with_channels(sandbox: Any, sink: WebhookSin
     settings = make_settings(sandbox, sink, ("generic",), every_s=7)
     assert isinstance(register(scheduler, worker.deps, settings), Notifier)
     assert [(name, every) for name, _, every in scheduler._extra] == [("notifications", 7)]
+
+
+DELAYED_RERUN = """
+name: adf
+rules:
+  - id: blob-missing
+    match: {source: adf, error_code: UserErrorSourceBlobNotExist}
+    actions:
+      - action: adf.rerun_pipeline
+        delay: 15m
+"""
+
+
+def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: WebhookSink,
+                                                        sandbox: Any) -> None:
+    worker = engine_rig.worker(DELAYED_RERUN, live=True)
+    settings = make_settings(sandbox, sink, ("slack",))
+    clients = Clients(settings.clouds)
+    notifier = Notifier(engine_rig.db, ActionContext(clients=clients), settings,
+                        engine_rig.clock)
+    for n in range(100):
+        engine_rig.deliver(adf_event(error_code="UserErrorSourceBlobNotExist",
+                                     dedup_key=f"azmon:alert-{n}:Fired"))
+    while worker.run_once():
+        pass
+    [incident] = incidents_store.list_incidents(engine_rig.db)
+    assert (incident.state, incident.events) == ("remediating", 100)
+    assert notifier.tick() == 1
+    assert notifier.tick() == 0
+    [message] = sink.received
+    assert message["body"]["blocks"][0]["text"]["text"] == (
+        "[remediating] pl_ingest_sales_daily: UserErrorSourceBlobNotExist")
+    assert message["body"]["text"] == ("[remediating] pl_ingest_sales_daily: "
+                                       "UserErrorSourceBlobNotExist: pl_ingest_sales_daily is "
+                                       "remediating: actions planned "
+                                       "(UserErrorSourceBlobNotExist)")
+    clients.close()
