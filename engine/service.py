@@ -14,10 +14,12 @@ from typing import Any
 import msgspec
 import structlog
 
+from engine import notifications, pollers, retention
 from engine.actions import enrich
 from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
 from engine.actions.registry import action_table
+from engine.analysis.service import make_rca
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.execute import EngineOptions, Rca
@@ -49,7 +51,9 @@ class Service:
 
     ``parse_cluster_page``: the receivers' parser of a Databricks cluster-events page, for the
     cluster poller (None: no poller). ``clock``: the time source (a WarpClock in the demo).
-    ``rca``: the root-cause hook; by default the one of :mod:`engine.analysis` when present.
+    ``rca``: the root-cause hook; by default :func:`engine.analysis.service.make_rca` (the LLM
+    of ``[llm]``, else the offline catalog). The pollers (``[pollers]``, given a parser), the
+    notification outbox (``[notifications]``) and retention join the scheduler here.
     Raises PlaybookError if the playbooks do not load: a service must not start on them.
     """
 
@@ -75,10 +79,15 @@ class Service:
         clients = self.clients
         self.worker = Worker(
             db, self.playbooks, self.actions, self.ctx, settings, self.clock,
-            rca if rca is not None else _default_rca(settings, clients, db),
+            rca if rca is not None else make_rca(settings, clients, db, clock=self.clock),
             enrich=lambda event: enrich.enrich(event, clients),
             options=options, poll_s=poll_s,
         )
+        deps = self.worker.deps
+        if parse_cluster_page is not None:
+            pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page)
+        self.notifier = notifications.register(self.scheduler, deps, settings)
+        retention.register(self.scheduler, db, settings, self.clock)
         self._started = False
 
     @property
@@ -127,9 +136,3 @@ class Service:
                       queue_depth=inbox.count_pending(self.db),
                       playbooks_generation=self.playbooks.generation,
                       rules=len(self.playbooks.current.rules))
-
-
-def _default_rca(settings: Settings, clients: Clients, db: Database) -> Rca | None:
-    """The RCA engine when one is built in; without it, the no_match record says so."""
-    del settings, clients, db
-    return None

@@ -1,14 +1,38 @@
-"""``remediator serve``: load the settings, open the database, run the HTTP service."""
+"""``remediator serve``: load the settings, open the database, run the HTTP service and the
+engine (worker, scheduler); SIGHUP reloads the playbooks."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from typing import Any
+
 import click
+import structlog
 
 from engine.config import load_settings
-from engine.errors import ConfigError, StorageError
+from engine.errors import ConfigError, PlaybookError, StorageError
 from engine.logs import configure_logging
 
-__all__ = ["run_serve", "serve"]
+__all__ = ["install_reload_signal", "run_serve", "serve"]
+
+log = structlog.get_logger("remediator.serve")
+
+
+def install_reload_signal(service: Any) -> None:
+    """SIGHUP reloads the playbooks, in a thread of its own (never inside the handler): an
+    invalid set is logged and refused, the set in force stays."""
+
+    def reload_in_thread() -> None:
+        problems = service.reload(who="SIGHUP")
+        for problem in problems:
+            log.warning("playbooks_problem", problem=problem)
+
+    def on_hup(signum: int, frame: Any) -> None:
+        del signum, frame
+        threading.Thread(target=reload_in_thread, name="remediator-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hup)
 
 
 def run_serve(
@@ -25,8 +49,10 @@ def run_serve(
     # Imported here: only this command needs the web stack.
     import uvicorn
 
+    from engine.service import Service
     from engine.store import Database
     from receivers.app import create_app
+    from receivers.databricks import parse_cluster_events_page
 
     try:
         settings = load_settings(
@@ -45,10 +71,16 @@ def run_serve(
         return 1
     try:
         try:
-            app = create_app(settings, database)
+            service = Service(settings, database, parse_cluster_page=parse_cluster_events_page)
+            app = create_app(settings, database, service=service)
+        except PlaybookError as exc:
+            for problem in exc.problems:
+                click.echo(f"remediator serve: {problem}", err=True)
+            return 2
         except ConfigError as exc:
             click.echo(f"remediator serve: {exc}", err=True)
             return 2
+        install_reload_signal(service)
         # Our own logging (JSON, redacted) stays in place; uvicorn's access log would print
         # query strings, where API keys may ride: the intake logs one line per request instead.
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
@@ -70,5 +102,5 @@ def run_serve(
 @click.pass_context
 def serve(ctx: click.Context, config: str | None, host: str | None, port: int | None,
           db: str | None, playbooks: str | None, live: bool) -> None:
-    """Run the HTTP service: the receivers, the events API, /health and /ready."""
+    """Run the HTTP service and the engine: receivers, /api, dashboard, worker, scheduler."""
     ctx.exit(run_serve(config, host=host, port=port, db=db, playbooks=playbooks, live=live))

@@ -45,7 +45,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--db", str(tmp_path / "e2e.db")],
+             "--db", str(tmp_path / "e2e.db"), "--playbooks", str(ROOT / "playbooks")],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
