@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,7 +24,9 @@ from engine.store import metrics as metrics_store
 
 __all__ = ["CONTENT_TYPE", "REJECTION_REASONS", "DatabaseCollector", "Metrics"]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""What :meth:`Metrics.render` writes: the text format every Prometheus version reads
+(the HTTP layer adds the charset)."""
 REJECTION_REASONS: tuple[str, ...] = (
     "unauthorized", "too_large", "malformed", "unknown_schema", "unsupported_media", "storage",
 )
