@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.playbooks",
     "tests.fixtures.engine",
     "tests.fixtures.dashboard",
+    "tests.fixtures.service",
 ]

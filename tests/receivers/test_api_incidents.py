@@ -1,0 +1,147 @@
+"""The management API over a running engine: incidents with their timeline, approve/reject,
+pause/resume, status, playbooks and reload, simulate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from receivers.simulate import simulate_payload
+from tests.fixtures.common import load_sample
+from tests.fixtures.service import ADMIN, RECEIVER
+
+APPROVAL = """
+name: t
+rules:
+  - id: approve-blob
+    match: {source: adf, error_code: UserErrorSourceBlobNotExists}
+    approval: required
+    actions:
+      - action: noop
+        with: {note: waited for a person}
+"""
+SAMPLE = "seed/adf-action-group-alert.json"
+
+
+def _waiting(service_rig: Any) -> tuple[Any, str, str]:
+    rig = service_rig(APPROVAL, live=True)
+    receipt = rig.post("azure-monitor", load_sample(SAMPLE))
+    assert rig.run() == 1
+    [incident] = rig.incidents()
+    assert incident.state == "waiting_approval"
+    return rig, incident.id, receipt["event_id"]
+
+
+def test_incident_detail_has_timeline_events_and_actions(service_rig: Any) -> None:
+    rig, incident_id, event_id = _waiting(service_rig)
+    body = rig.client.get(f"/api/incidents/{incident_id}", headers=ADMIN).json()
+    assert (body["id"], body["state"], body["rule_id"], body["resource"]) == (
+        incident_id, "waiting_approval", "approve-blob", "Copy_Data_Pipeline")
+    assert [e["id"] for e in body["events"]] == [event_id]
+    assert [(a["action"], a["state"], a["params"]) for a in body["actions"]] == [
+        ("noop", "waiting_approval", {"note": "waited for a person"})]
+    kinds = [r["kind"] for r in body["timeline"]]
+    assert kinds == rig.audit_kinds(incident_id)
+    assert kinds[-1] == "action_planned"
+    assert "incident" in kinds and kinds.count("guard") == 7
+    assert body["event"]["error_code"] == "UserErrorSourceBlobNotExists"
+    assert rig.client.get("/api/incidents/nope", headers=ADMIN).status_code == 404
+    assert rig.client.get(f"/api/incidents/{incident_id}", headers=RECEIVER).status_code == 401
+
+
+def test_approve_runs_the_actions_and_a_second_approve_is_a_conflict(service_rig: Any) -> None:
+    rig, incident_id, _ = _waiting(service_rig)
+    answer = rig.client.post(f"/api/incidents/{incident_id}/approve", headers=ADMIN)
+    assert (answer.status_code, answer.json()) == (
+        200, {"id": incident_id, "decision": "approved", "who": "admin"})
+    again = rig.client.post(f"/api/incidents/{incident_id}/approve", headers=ADMIN)
+    assert (again.status_code, again.json()) == (409, {
+        "error": "conflict",
+        "detail": f"incident {incident_id} is remediating, not waiting_approval"})
+    unknown = rig.client.post("/api/incidents/inc-x/reject", headers=ADMIN)
+    assert (unknown.status_code, unknown.json()) == (
+        404, {"error": "not_found", "detail": "unknown incident inc-x"})
+    rig.tick()
+    [incident] = rig.incidents()
+    assert (incident.state, incident.reason) == (
+        "resolved", "actions succeeded; nothing to verify")
+
+
+def test_reject_cancels(service_rig: Any) -> None:
+    rig, incident_id, _ = _waiting(service_rig)
+    answer = rig.client.post(f"/api/incidents/{incident_id}/reject", headers=ADMIN)
+    assert answer.json()["decision"] == "rejected"
+    body = rig.client.get(f"/api/incidents/{incident_id}", headers=ADMIN).json()
+    assert (body["state"], body["reason"]) == ("ignored", "rejected by admin")
+    assert [a["state"] for a in body["actions"]] == ["cancelled"]
+
+
+def test_list_filters_and_pages(service_rig: Any) -> None:
+    rig, first, _ = _waiting(service_rig)
+    page = rig.client.get("/api/incidents", params={"limit": "1"}, headers=ADMIN).json()
+    assert [i["id"] for i in page["items"]] == [first] and page["next"] is None
+    for query, ids in (({"state": "waiting_approval"}, [first]), ({"state": "resolved"}, []),
+                       ({"source": "adf"}, [first]), ({"source": "databricks"}, []),
+                       ({"resource": "Copy_Data_Pipeline"}, [first]), ({"since": "1h"}, [])):
+        got = rig.client.get("/api/incidents", params=query, headers=ADMIN).json()
+        assert [i["id"] for i in got["items"]] == ids, query
+    bad = rig.client.get("/api/incidents", params={"state": "odd"}, headers=ADMIN)
+    assert (bad.status_code, bad.json()["detail"]) == (400, (
+        "state: expected one of open, remediating, waiting_approval, verifying, resolved, "
+        "escalated, ignored; got 'odd'"))
+    unknown = rig.client.get("/api/incidents", params={"colour": "x"}, headers=ADMIN)
+    assert unknown.json()["detail"] == (
+        "unknown filter 'colour'; expected state, source, resource, since, limit, before")
+
+
+def test_pause_resume_and_status(service_rig: Any) -> None:
+    rig = service_rig(APPROVAL, live=True)
+    status = rig.client.get("/api/status", headers=ADMIN).json()
+    assert status == {"mode": "LIVE", "live": True, "paused": False, "paused_by": "",
+                      "queue_depth": 0, "playbooks_generation": 1, "rules": 1}
+    rig.post("azure-monitor", load_sample(SAMPLE))
+    assert rig.client.post("/api/pause", headers=ADMIN).json() == {"paused": True,
+                                                                    "who": "admin"}
+    status = rig.client.get("/api/status", headers=ADMIN).json()
+    assert (status["mode"], status["paused_by"], status["queue_depth"]) == ("PAUSED", "admin", 1)
+    assert rig.client.post("/api/resume", headers=ADMIN).json()["paused"] is False
+    assert rig.client.get("/api/status", headers=ADMIN).json()["mode"] == "LIVE"
+
+
+def test_reload_refuses_a_broken_set_and_keeps_the_old_one(service_rig: Any) -> None:
+    rig = service_rig(APPROVAL)
+    listed = rig.client.get("/api/playbooks", headers=ADMIN).json()
+    assert listed["generation"] == 1
+    assert [r["id"] for r in listed["rules"]] == ["approve-blob"]
+    (rig.playbooks / "rules.yaml").write_text("name: t\nrules:\n  - id: x\n    colour: red\n")
+    refused = rig.client.post("/api/playbooks/reload", headers=ADMIN)
+    assert refused.status_code == 422
+    assert refused.json()["generation"] == 1
+    assert refused.json()["problems"] and all(
+        p.startswith(str(rig.playbooks / "rules.yaml") + ":") for p in refused.json()["problems"])
+    assert rig.client.get("/api/status", headers=ADMIN).json()["playbooks_generation"] == 1
+    (rig.playbooks / "rules.yaml").write_text(APPROVAL.replace("approve-blob", "renamed"))
+    loaded = rig.client.post("/api/playbooks/reload", headers=ADMIN)
+    assert (loaded.status_code, loaded.json()) == (200, {"generation": 2, "rules": 1})
+    assert [r["id"] for r in rig.client.get("/api/playbooks", headers=ADMIN).json()["rules"]
+            ] == ["renamed"]
+
+
+def test_simulate_answers_what_the_cli_prints(service_rig: Any) -> None:
+    rig = service_rig(APPROVAL)
+    payload = load_sample(SAMPLE)
+    answer = rig.client.post("/api/simulate", json={"source": "adf", "payload": payload},
+                             headers=ADMIN)
+    assert answer.status_code == 200
+    body = answer.json()
+    import json as _json
+
+    expected = _json.loads(_json.dumps(simulate_payload(
+        rig.service.playbooks.current, "adf", _json.dumps(payload).encode()), default=str))
+    assert body == expected
+    assert body["events"][0]["matched"] == ["approve-blob"]
+    junk = rig.client.post("/api/simulate", json={"source": "adf", "payload": {"a": 1}},
+                           headers=ADMIN)
+    assert junk.status_code == 422
+    wrong = rig.client.post("/api/simulate", json={"source": "x", "payload": {}}, headers=ADMIN)
+    assert (wrong.status_code, wrong.json()["detail"]) == (
+        400, "source: expected one of adf, synapse, functions, databricks; got 'x'")
