@@ -28,6 +28,7 @@ __all__ = [
     "check_content_type",
     "decode",
     "normalize",
+    "redacted",
     "store",
 ]
 
@@ -71,6 +72,8 @@ def decode(body: bytes) -> dict[str, Any]:
         raise MalformedPayload("empty body; expected a JSON object")
     try:
         value = msgspec.json.decode(body)
+    except UnicodeError as exc:  # msgspec checks UTF-8 inside strings this way
+        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
     except msgspec.DecodeError as exc:
         raise MalformedPayload(f"invalid JSON: {exc}") from exc
     except RecursionError as exc:
@@ -119,9 +122,20 @@ def store(
 ) -> list[inbox.Receipt]:
     """Commit the events and the redacted payload; return once they are durable.
 
+    Blocking (SQLite): call it off the event loop. Raises StorageError. The service commits
+    through :class:`receivers.group_commit.GroupCommitter` instead, the same rows in batches.
+    """
+    clean, raw = redacted(events, payload)
+    return inbox.insert(db, clean, raw, endpoint)
+
+
+def redacted(
+    events: Sequence[ErrorEvent], payload: dict[str, Any]
+) -> tuple[list[ErrorEvent], Any]:
+    """The events and the payload as they may be stored: secrets masked.
+
     The events' messages and attributes are redacted too: parsers copy what senders send
-    (custom properties, dimensions), and a secret there must not be stored. Blocking (SQLite):
-    call it off the event loop. Raises StorageError.
+    (custom properties, dimensions), and a secret there must not be stored.
     """
     clean = [
         msgspec.structs.replace(
@@ -129,7 +143,7 @@ def store(
         )
         for event in events
     ]
-    return inbox.insert(db, clean, redact(payload), endpoint)
+    return clean, redact(payload)
 
 
 def answer(receipts: Sequence[inbox.Receipt]) -> dict[str, Any]:

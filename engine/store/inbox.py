@@ -27,6 +27,7 @@ __all__ = [
     "finish",
     "get",
     "insert",
+    "insert_batch",
     "list_events",
     "save_enriched",
 ]
@@ -111,29 +112,54 @@ def insert(db: Database, events: Sequence[ErrorEvent], raw: Any, endpoint: str) 
     not stored again: its receipt carries the first event's id and ``duplicate=True``.
     Raises :class:`~engine.errors.StorageError` if nothing could be committed.
     """
-    raw_json = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    return insert_batch(db, [(events, raw, endpoint)])[0]
+
+
+def insert_batch(
+    db: Database, payloads: Sequence[tuple[Sequence[ErrorEvent], Any, str]]
+) -> list[list[Receipt]]:
+    """Commit the events of several payloads (``(events, raw, endpoint)``) in ONE transaction.
+
+    What :func:`insert` does for each payload, in order, with one commit for all of them (the
+    receivers' group commit: one disk sync per batch instead of per request). A key seen
+    earlier in the same batch answers duplicate with the first event's id. Raises
+    :class:`~engine.errors.StorageError` if the transaction fails: then nothing is stored.
+    """
     now = _now_ms()
-    receipts: list[Receipt] = []
+    rows = [
+        (
+            [(event, new_id("evt")) for event in events],
+            _encoder.encode(raw).decode(),
+            endpoint,
+        )
+        for events, raw, endpoint in payloads
+    ]
+    out: list[list[Receipt]] = []
     with db.write() as conn:
-        for event in events:
-            event_id = new_id("evt")
-            stored = msgspec.structs.replace(event, id=event_id)
-            row = conn.execute(
-                """
-                INSERT INTO events (id, dedup_key, received_ms, endpoint, source, kind, status,
-                                    resource, run_id, fingerprint, event, raw)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (dedup_key) DO UPDATE SET duplicates = duplicates + 1
-                RETURNING id, status, duplicates
-                """,
-                (
-                    event_id, event.dedup_key, now, endpoint, event.source, event.kind,
-                    event.status, event.resource, event.run_id, event.fingerprint,
-                    _encoder.encode(stored).decode(), raw_json,
-                ),
-            ).fetchone()
-            receipts.append(Receipt(row["id"], row["duplicates"] > 0, row["status"]))
-    return receipts
+        for events, raw_json, endpoint in rows:
+            receipts: list[Receipt] = []
+            for event, event_id in events:
+                stored = msgspec.structs.replace(event, id=event_id)
+                row = conn.execute(
+                    _INSERT,
+                    (
+                        event_id, event.dedup_key, now, endpoint, event.source, event.kind,
+                        event.status, event.resource, event.run_id, event.fingerprint,
+                        _encoder.encode(stored).decode(), raw_json,
+                    ),
+                ).fetchone()
+                receipts.append(Receipt(row["id"], row["duplicates"] > 0, row["status"]))
+            out.append(receipts)
+    return out
+
+
+_INSERT = """
+    INSERT INTO events (id, dedup_key, received_ms, endpoint, source, kind, status,
+                        resource, run_id, fingerprint, event, raw)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (dedup_key) DO UPDATE SET duplicates = duplicates + 1
+    RETURNING id, status, duplicates
+"""
 
 
 def _decode_event(text: str | None) -> ErrorEvent | None:
