@@ -311,6 +311,16 @@ def settle(deps: Deps, incident_id: str, attempt: int) -> None:
             deps.audit("verification", {"state": "running", "attempt": attempt},
                        incident_id=incident_id, resource=incident.resource)
         return
+    dry = [r for r in rows if r.state == "dry_run"]
+    if dry and all(r.state in ("succeeded", "dry_run") for r in rows):
+        # What could run did; the rest was only planned (dry-run): nothing was remediated.
+        reason = "dry-run: " + "; ".join(f"would do: {r.description}" for r in dry)
+        if incidents_store.set_state(deps.db, incident_id, "ignored", reason=reason,
+                                     now_ms=to_ms(deps.now()), only_from=incidents_store.ACTIVE):
+            state_store.release_lock(deps.db, incident.target, incident.id)
+            deps.audit("resolution", {"state": "ignored", "reason": reason},
+                       incident_id=incident_id, resource=incident.resource)
+        return
     if rows and all(r.state == "succeeded" for r in rows):
         verified = any(r.probe_state == "succeeded" for r in rows)
         resolve(deps, incident, "verified" if verified else "actions succeeded; nothing to verify",

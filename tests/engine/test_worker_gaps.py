@@ -142,11 +142,12 @@ def test_rules_matched_through_continue_plan_into_one_incident(engine_rig: Engin
     worker.run_once()
     incident = only_incident(rig)
     assert incident.rule_id == "tell-oncall"  # the first matched rule owns the incident
-    rows = actions_store.for_incident(rig.db, incident.id)
+    # Planned in the same millisecond, both at index 0: their order among themselves is free.
+    rows = sorted(actions_store.for_incident(rig.db, incident.id), key=lambda r: r.rule_id)
     assert [(r.rule_id, r.action, r.state) for r in rows] == [
-        ("tell-oncall", "noop", "succeeded"),
-        ("adf-copy-failed", "adf.rerun_pipeline", "succeeded")]
-    assert rows[1].idem_key.endswith("|remediate|1|adf-copy-failed")
+        ("adf-copy-failed", "adf.rerun_pipeline", "succeeded"),
+        ("tell-oncall", "noop", "succeeded")]
+    assert rows[0].idem_key.endswith("|remediate|1|adf-copy-failed")
     assert len(reruns(rig.sandbox)) == 1
     assert incident.state == "verifying"  # the primary's verification defaults apply
 
@@ -157,9 +158,12 @@ def test_continued_rules_are_dry_run_too(engine_rig: EngineRig) -> None:
     rig.deliver(adf_event())
     worker.run_once()
     rows = actions_store.for_incident(rig.db, only_incident(rig).id)
-    assert [(r.action, r.state) for r in rows] == [("noop", "succeeded"),
-                                                   ("adf.rerun_pipeline", "dry_run")]
+    assert sorted((r.action, r.state) for r in rows) == [("adf.rerun_pipeline", "dry_run"),
+                                                         ("noop", "succeeded")]
     assert reruns(rig.sandbox) == []
+    incident = only_incident(rig)
+    assert incident.state == "ignored"
+    assert incident.reason.startswith("dry-run: would do: ")
 
 
 IGNORE = """\
