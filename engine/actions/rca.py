@@ -10,14 +10,15 @@ timeout and retries, and turns every failure into :class:`LlmFailure` with a sho
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from engine.actions.base import Params
 from engine.config import LlmSettings
 from engine.errors import ActionError
 from engine.events import ErrorEvent
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["LlmClient", "LlmFailure", "RcaParams", "describe"]
 
@@ -56,6 +57,10 @@ class LlmClient:
     """
 
     def __init__(self, cfg: LlmSettings) -> None:
+        # Imported here: the action registry imports this module, and the SDK takes seconds
+        # to import on a busy machine; only a configured LLM needs it.
+        import openai
+
         self.cfg = cfg
         key = cfg.api_key.reveal() if cfg.api_key else "unused"
         common: dict[str, Any] = {"api_key": key, "timeout": cfg.timeout,
@@ -74,6 +79,8 @@ class LlmClient:
 
     def complete(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Ask for a JSON object valid for ``schema`` (strict structured output)."""
+        import openai  # already loaded by __init__
+
         try:
             answer = self._client.chat.completions.create(
                 model=self.model,
