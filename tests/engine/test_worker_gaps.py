@@ -5,24 +5,32 @@ matched through ``continue: true``, the ``ignore`` action, playbook hashes in th
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from engine.actions.enrich import enrich
+from engine.actions.registry import action_table
 from engine.audit import verify_chain
 from engine.clock import to_ms
-from engine.config import load_settings
+from engine.config import DatabricksPollSettings, PollerSettings, Settings, load_settings
 from engine.events import ErrorEvent
 from engine.execute import EngineOptions
+from engine.pollers import DatabricksPoller
+from engine.rules.active import ActivePlaybooks
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.worker import Worker
-from receivers.databricks import parse
-from tests.engine.actions.conftest import WORKSPACE_ID, adf_event
+from receivers.databricks import parse, parse_cluster_events_page
+from tests.engine.actions.conftest import WORKSPACE_ID, adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, kinds, only_incident, reruns
 from tests.fixtures.common import load_sample
 from tests.fixtures.engine import EngineRig
 
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = "0314-020004-k3x9wq2e"
 OPTIONS = EngineOptions(retry_limit=2, retry_backoff_s=60)
 REF = "engine.yaml:adf-copy-failed/actions[0]"
 WHERE = "adf.rerun_pipeline[factory=adf-contoso-prod pipeline=pl_ingest_sales_daily]"
@@ -251,7 +259,7 @@ def test_jobs_on_success_resolves_the_jobs_open_incident(engine_rig: EngineRig) 
 def test_enrichment_gives_cluster_events_their_tags(engine_rig: EngineRig) -> None:
     clients = engine_rig.ctx.clients
     workspace = clients.databricks(clients.databricks_route(WORKSPACE_ID))
-    cluster = "0314-020004-k3x9wq2e"
+    cluster = CLUSTER
     workspace.clusters.edit(cluster, "15.4.x-scala2.12",
                             custom_tags={"keep-alive": "true", "team": "data-eng"})
     event = ErrorEvent(source="databricks", kind="cluster", status="firing",
@@ -271,3 +279,46 @@ def test_incidents_store_untouched_by_retries(engine_rig: EngineRig) -> None:
     worker.run_once()
     [incident] = incidents_store.list_incidents(rig.db)
     assert (incident.state, incident.attempts) == ("remediating", 1)
+
+
+def test_leases_follow_the_workers_clock(engine_rig: EngineRig) -> None:
+    rig = engine_rig
+    worker = rig.worker(RERUN, options=EngineOptions(event_lease_s=300))
+    event_id = rig.deliver(adf_event())
+    now_ms = to_ms(rig.clock.now())
+    [claimed] = inbox.claim(rig.db, limit=5, lease_ms=300_000, now_ms=now_ms)
+    assert claimed.event.id == event_id
+    # Leased until fake now + 300 s: invisible until then on the fake clock.
+    assert inbox.claim(rig.db, limit=5, lease_ms=1, now_ms=now_ms + 299_999) == []
+    assert worker.run_once() == 0
+    rig.clock.advance(301)
+    assert worker.run_once() == 1
+    assert inbox.get(rig.db, event_id).state == "done"
+
+
+def test_a_polled_inactivity_of_a_keep_alive_cluster_is_started_again(
+        engine_rig: EngineRig) -> None:
+    """Poller -> inbox -> worker with enrichment -> the shipped keep-alive rule (dry-run)."""
+    rig = engine_rig
+    clients = rig.ctx.clients
+    workspace = clients.databricks(clients.databricks_route(WORKSPACE_ID))
+    workspace.clusters.edit(CLUSTER, "15.4.x-scala2.12",
+                            custom_tags={"remediator-keep-alive": "TRUE"})
+    rig.clock.set(datetime(2025, 3, 14, 9, 30, tzinfo=UTC))  # sees 09:42 and 14:38
+    table = action_table()
+    worker = Worker(rig.db, ActivePlaybooks([ROOT / "playbooks"], table), table, rig.ctx,
+                    load_settings(None, env={}), rig.clock,
+                    enrich=lambda event: enrich(event, clients))
+    rig.workers.append(worker)
+    settings = Settings(clouds=cloud_settings(rig.sandbox), pollers=PollerSettings(
+        databricks={"ws": DatabricksPollSettings(clusters=(CLUSTER,))}))
+    report = DatabricksPoller(worker.deps, clients, settings,
+                              parse_cluster_events_page).poll_cluster_events()
+    assert report.inserted == 2
+    assert worker.run_once() == 2
+    by_rule = {i.rule_id: i for i in incidents_store.list_incidents(rig.db)}
+    assert sorted(by_rule) == ["dbx-cluster-keep-alive", "dbx-cluster-node-lost"]
+    [row] = actions_store.for_incident(rig.db, by_rule["dbx-cluster-keep-alive"].id)
+    assert (row.action, row.state) == ("databricks.start_cluster", "dry_run")
+    starts = [c for c in rig.sandbox.calls("databricks") if c["path"].endswith("clusters/start")]
+    assert starts == []
