@@ -16,7 +16,7 @@ import click
 from engine.actions import destinations
 from engine.actions.clients import Clients, DatabricksRoute
 from engine.cli import setup_azure
-from engine.config import Secret, load_settings
+from engine.config import PollerSettings, Secret, load_settings
 from engine.errors import ActionError, ConfigError
 
 __all__ = ["parse_jobs", "run_setup_azure", "run_setup_databricks", "setup"]
@@ -180,10 +180,32 @@ def run_setup_databricks(
         return 1
     finally:
         clients.close()
-    click.echo(f"clusters the cluster-events poller will watch ({len(clusters)}):")
-    for cluster in clusters:
-        click.echo(f"  {cluster.cluster_id}  {cluster.name}  {cluster.state}  {cluster.source}")
+    _print_clusters(settings.pollers, workspace, clusters)
     return 0
+
+
+def _print_clusters(pollers: PollerSettings, workspace: str,
+                    clusters: list[destinations.ClusterView]) -> None:
+    """The clusters the cluster-events poller will read, as ``[pollers]`` configures it."""
+    cfg = pollers.databricks.get(workspace)
+    chosen = cfg.clusters if cfg is not None else ()
+    if not pollers.enabled or not chosen:
+        why = "[pollers] enabled = false" if not pollers.enabled else (
+            f"[pollers.databricks.{workspace}] clusters is not set")
+        click.echo(f"the cluster-events poller watches no cluster of this workspace ({why}); "
+                   f"the workspace's clusters ({len(clusters)}):")
+        shown = clusters
+    elif chosen == "all":
+        click.echo(f"clusters the cluster-events poller will watch (all, {len(clusters)}):")
+        shown = clusters
+    else:
+        known = {c.cluster_id: c for c in clusters}
+        shown = [known.get(i, destinations.ClusterView(i, "(not in clusters/list)", "", ""))
+                 for i in chosen]
+        click.echo(f"clusters the cluster-events poller will watch ({len(shown)}):")
+    for cluster in shown:
+        click.echo("  " + "  ".join(x for x in (cluster.cluster_id, cluster.name, cluster.state,
+                                                  cluster.source) if x))
 
 
 @setup.command("databricks")

@@ -140,7 +140,8 @@ def test_dry_run_prints_the_plan_and_only_reads(
         "job 101 (job_101): would add the destination to webhook_notifications.on_failure",
         "job 102 (job_102): would add the destination to webhook_notifications.on_failure",
         "dry run: nothing changed (add --apply to make these changes)",
-        "clusters the cluster-events poller will watch (1):",
+        "the cluster-events poller watches no cluster of this workspace "
+        "([pollers.databricks.prod] clusters is not set); the workspace's clusters (1):",
         "  0314-021500-abcd1234  etl-0314-021500-abcd1234  TERMINATED  UI",
     ]
     calls = sandbox.calls("databricks")[seen:]
@@ -244,3 +245,21 @@ def test_bad_input_is_refused_before_any_call(
         2, "remediator setup databricks: the settings have no basic_users; "
            "a Databricks webhook destination can carry only basic auth (user and password)\n")
     assert len(sandbox.calls("databricks")) == seen
+
+
+@pytest.mark.parametrize(("pollers", "expected"), [
+    ('clusters = "all"', [
+        "clusters the cluster-events poller will watch (all, 1):",
+        "  0314-021500-abcd1234  etl-0314-021500-abcd1234  TERMINATED  UI"]),
+    ('clusters = ["0314-021500-abcd1234", "0000-000000-gone"]', [
+        "clusters the cluster-events poller will watch (2):",
+        "  0314-021500-abcd1234  etl-0314-021500-abcd1234  TERMINATED  UI",
+        "  0000-000000-gone  (not in clusters/list)"]),
+])
+def test_the_clusters_listed_are_the_pollers(dbx: tuple[WorkspaceClient, Path], pollers: str,
+                                             expected: list[str]) -> None:
+    _, config = dbx
+    config.write_text(config.read_text() + f"\n[pollers.databricks.prod]\n{pollers}\n")
+    result = _setup(config, "--jobs", "101")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-len(expected):] == expected
