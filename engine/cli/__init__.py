@@ -44,3 +44,7 @@ main.add_command(replay)
 from engine.cli.rca import rca  # noqa: E402
 
 main.add_command(rca)
+
+from engine.cli.sandbox import sandbox  # noqa: E402
+
+main.add_command(sandbox)

@@ -1,0 +1,134 @@
+"""``remediator sandbox [--config-out FILE]``: the emulators in a child process and a
+Remediator settings file whose ``[clouds]`` point at them.
+
+The engine never imports ``sandbox`` (import-linter contract): it runs ``python -m sandbox``
+as a subprocess and reads the ``[sandbox]`` table it writes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+__all__ = ["SandboxUrls", "remediator_toml", "run_sandbox", "sandbox", "sandbox_process"]
+
+SandboxUrls = dict[str, str]
+"""The ``[sandbox]`` table: databricks_url, adf_url, synapse_url, openai_url, ca_file."""
+
+# The ids the shipped samples name, so that their events route to the sandbox.
+SUBSCRIPTION = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"
+RESOURCE_GROUP = "rg-dataplatform-prod"
+WORKSPACE_ID = "1234567890123456"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str = "") -> str:
+    """Settings text whose [clouds] use the sandbox: ADF (any factory of the samples'
+    subscription), Synapse, one Databricks workspace; optional notify/ticket webhooks."""
+    lines = [
+        "# Written by `remediator sandbox`: the clouds are the loopback emulators.",
+        "[clouds.adf.sandbox]",
+        f"subscription_id = {_quote(SUBSCRIPTION)}",
+        f"resource_group = {_quote(RESOURCE_GROUP)}",
+        'factories = ["*"]',
+        f"base_url = {_quote(urls['adf_url'])}",
+        f"ca_file = {_quote(urls['ca_file'])}",
+        "retries = 0",
+        "[clouds.adf.sandbox.credential]",
+        'type = "client_secret"',
+        'tenant_id = "72f988bf-0000-4a1b-9c3d-2e4f6a8b0c1d"',
+        'client_id = "remediator"',
+        'client_secret = "sandbox-secret"',
+        f"authority = {_quote(urls['adf_url'])}",
+        "disable_instance_discovery = true",
+        "[clouds.synapse.sandbox]",
+        'workspace = "syn-contoso-prod"',
+        f"endpoint = {_quote(urls['synapse_url'])}",
+        f"ca_file = {_quote(urls['ca_file'])}",
+        "retries = 0",
+        "[clouds.synapse.sandbox.credential]",
+        'type = "static"',
+        'token = "sandbox-token"',
+        "[clouds.databricks.sandbox]",
+        f"host = {_quote(urls['databricks_url'])}",
+        f"workspace_id = {_quote(WORKSPACE_ID)}",
+        'token = "dapi-sandbox-token"',
+        "retry_timeout = 5.0",
+    ]
+    if channel_url:
+        lines += ["[clouds.channels.data-oncall]", f"url = {_quote(channel_url)}"]
+    if ticket_url:
+        lines += ["[clouds.ticket]", f"url = {_quote(ticket_url)}"]
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def sandbox_process(workdir: Path, *, timeout_s: float = 60.0) -> Iterator[SandboxUrls]:
+    """Start ``python -m sandbox --config-out`` in ``workdir``; yield its URLs once it has
+    written them; terminate it at the end. Raises click.ClickException if it fails to start."""
+    out = workdir / "sandbox.toml"
+    out.unlink(missing_ok=True)
+    log = (workdir / "sandbox.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--config-out", str(out), "--workdir", str(workdir)],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (out.exists() and out.read_text().strip().endswith('"')):
+            if process.poll() is not None:
+                raise click.ClickException(
+                    f"the sandbox exited with {process.returncode}; see {workdir / 'sandbox.log'}")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"the sandbox did not start in {timeout_s:.0f} s")
+            time.sleep(0.1)
+        yield dict(tomllib.loads(out.read_text())["sandbox"])
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def run_sandbox(config_out: str | None) -> int:
+    """Serve the emulators until Ctrl-C; write the settings to ``config_out`` (and print)."""
+    with tempfile.TemporaryDirectory(prefix="remediator-sandbox-") as tmp:
+        try:
+            with sandbox_process(Path(tmp)) as urls:
+                text = remediator_toml(urls)
+                if config_out:
+                    Path(config_out).write_text(text)
+                    click.echo(f"settings for the sandbox written to {config_out}")
+                click.echo(text, nl=False)
+                click.echo("serving the emulators; Ctrl-C stops them", err=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+        except click.ClickException as exc:
+            click.echo(f"remediator sandbox: {exc.message}", err=True)
+            return 1
+    return 0
+
+
+@click.command("sandbox")
+@click.option("--config-out", type=click.Path(dir_okay=False), default=None,
+              help="Write a Remediator settings file whose [clouds] use the emulators.")
+@click.pass_context
+def sandbox(ctx: click.Context, config_out: str | None) -> None:
+    """Run the cloud emulators (Databricks, ADF, Synapse, OpenAI) on loopback ports."""
+    ctx.exit(run_sandbox(config_out))
