@@ -168,6 +168,7 @@ def test_apply_creates_the_destination_once_and_keeps_other_settings(
         "url": f"{URL}/databricks-monitor", "username": "databricks",
         "password": BASIC_PASSWORD}}}
     assert first.stdout.splitlines()[-3] == f"done: destination {ours}, 2 job(s) updated"
+    assert BASIC_PASSWORD not in first.output
 
     after_101 = _settings_of(w, 101)
     assert after_101["webhook_notifications"] == {"on_failure": [{"id": ours}],
@@ -263,3 +264,16 @@ def test_the_clusters_listed_are_the_pollers(dbx: tuple[WorkspaceClient, Path], 
     result = _setup(config, "--jobs", "101")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-len(expected):] == expected
+
+
+def test_a_refusal_by_databricks_exits_1_and_changes_no_job(
+        dbx: tuple[WorkspaceClient, Path], sandbox: Sandbox) -> None:
+    w, config = dbx
+    before = _settings_of(w, 101)
+    sandbox.script("databricks", "notification-destinations.create", status=403)
+    result = _setup(config, "--jobs", "101", "--apply")
+    assert result.exit_code == 1
+    assert result.stderr == ("remediator setup databricks: databricks.notification_destinations"
+                             ".create: 403 INTERNAL_ERROR: Scripted failure 403\n")
+    assert _settings_of(w, 101) == before
+    assert BASIC_PASSWORD not in result.output
