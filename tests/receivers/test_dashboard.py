@@ -46,17 +46,18 @@ def mode(html: str) -> str:
 
 @pytest.mark.parametrize("path", [*PAGES, "/incidents/inc_x", "/metrics",
                                   "/static/dashboard.css"])
-def test_pages_refuse_without_admin_credentials(dash: TestClient[Any], path: str) -> None:
+def test_pages_refuse_without_admin_credentials(client: TestClient[Any], path: str) -> None:
     for headers in ({}, receiver_headers("azure-monitor"), basic_header("admin", "wrong")):
-        response = dash.get(path, headers=headers)
+        response = client.get(path, headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Basic realm="remediator-admin"'
-    assert dash.post("/incidents/inc_x/approve").status_code == 401
+    assert client.post("/incidents/inc_x/approve").status_code == 401
 
 
-def test_basic_auth_with_the_admin_key_opens_the_pages(dash: TestClient[Any]) -> None:
+def test_basic_auth_with_the_admin_key_opens_the_pages(client: TestClient[Any]) -> None:
     for path in PAGES:
-        assert dash.get(path, headers=basic_header("ops", "ak-admin-5e9a2d71")).status_code == 200
+        response = client.get(path, headers=basic_header("ops", "ak-admin-5e9a2d71"))
+        assert response.status_code == 200
 
 
 def test_incident_list_filters(dash: TestClient[Any], seeded: Seeded) -> None:

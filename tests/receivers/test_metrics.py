@@ -31,13 +31,30 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[name, tuple(sorted(labels.items()))]
 
 
-def test_metrics_need_the_admin_credential(dash: TestClient[Any]) -> None:
+def test_metrics_need_the_admin_credential(client: TestClient[Any]) -> None:
     for headers in ({}, {"authorization": "Bearer wrong"}, receiver_headers("azure-monitor")):
-        response = dash.get("/metrics", headers=headers)
+        response = client.get("/metrics", headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Basic realm="remediator-admin"'
-    scrape(dash, admin_headers())
-    scrape(dash, basic_header("prometheus", ADMIN_KEY))
+    scrape(client, admin_headers())
+    scrape(client, basic_header("prometheus", ADMIN_KEY))
+
+
+def test_rejections_by_reason(client: TestClient[Any]) -> None:
+    headers = receiver_headers("synapse-monitor")
+    post = client.post
+    assert post("/synapse-monitor", content=b"{not json", headers=headers).status_code == 400
+    assert post("/synapse-monitor", content=b"[]", headers=headers).status_code == 422
+    assert post("/synapse-monitor", content=b"{}", headers={
+        **headers, "content-type": "application/xml"}).status_code == 415
+    assert post("/synapse-monitor", content=b"{}").status_code == 401
+    assert post("/synapse-monitor", content=b" " * (64 * 1024 + 1),
+                headers=headers).status_code == 413
+    s = scrape(client)
+    for reason in ("malformed", "unknown_schema", "unsupported_media", "unauthorized",
+                   "too_large"):
+        assert value(s, "remediator_rejections_total", reason=reason) == 1, reason
+    assert value(s, "remediator_rejections_total", reason="storage") == 0
 
 
 def test_each_series_after_a_few_events(dash: TestClient[Any], seeded: Seeded) -> None:
@@ -68,22 +85,6 @@ def test_each_series_after_a_few_events(dash: TestClient[Any], seeded: Seeded) -
     assert value(s, "remediator_events_total", source="adf", status="firing") == 4
     # a second scrape does not count anything twice
     assert value(scrape(dash), "remediator_rule_matches_total", rule="adf-copy-failed") == 2
-
-
-def test_rejections_by_reason(dash: TestClient[Any]) -> None:
-    headers = receiver_headers("synapse-monitor")
-    assert dash.post("/synapse-monitor", content=b"{not json", headers=headers).status_code == 400
-    assert dash.post("/synapse-monitor", content=b"[]", headers=headers).status_code == 422
-    assert dash.post("/synapse-monitor", content=b"{}", headers={
-        **headers, "content-type": "application/xml"}).status_code == 415
-    assert dash.post("/synapse-monitor", content=b"{}").status_code == 401
-    assert dash.post("/synapse-monitor", content=b" " * (64 * 1024 + 1),
-                     headers=headers).status_code == 413
-    s = scrape(dash)
-    for reason in ("malformed", "unknown_schema", "unsupported_media", "unauthorized",
-                   "too_large"):
-        assert value(s, "remediator_rejections_total", reason=reason) == 1, reason
-    assert value(s, "remediator_rejections_total", reason="storage") == 0
 
 
 def test_a_scrape_folds_at_most_a_batch(seeded: Seeded) -> None:
