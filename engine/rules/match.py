@@ -30,6 +30,9 @@ Semantics (the contract playbook authors rely on):
 from __future__ import annotations
 
 import fnmatch
+import itertools
+import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,12 +95,7 @@ def _present(value: Any) -> bool:
 def _getter(path: str) -> Callable[[ErrorEvent], Any]:
     head, _, rest = path.partition(".")
     if not rest:
-        name = head
-
-        def get_field(event: ErrorEvent) -> Any:
-            return getattr(event, name)
-
-        return get_field
+        return operator.attrgetter(head)
     keys = tuple(rest.split("."))
 
     def get_attribute(event: ErrorEvent) -> Any:
@@ -507,6 +505,14 @@ def _negate_mapping(inner: Condition, spec: Any) -> Condition:
     return Condition(test, why, {"not": spec})
 
 
+def _key_getter(fields: tuple[str, ...]) -> Callable[[ErrorEvent], Any]:
+    """The event's values of ``fields`` as a tuple, even for one field."""
+    if len(fields) == 1:
+        get = operator.attrgetter(fields[0])
+        return lambda event: (get(event),)
+    return operator.attrgetter(*fields)
+
+
 def compile_condition(spec: Any, report: Report) -> Condition:
     """Compile a ``match`` mapping; every problem goes to ``report`` (the result then never
     matches). ``Condition.groups`` names the regex groups that templates may use."""
@@ -558,55 +564,78 @@ class Explanation:
 
 
 class Matcher:
-    """Rules in their final order, indexed by the values they require.
+    """Rules in their final order, indexed by every value they require.
 
-    Each enabled rule is filed under one (field, value) bucket per value of its most selective
-    top-level equality condition on an indexed field (resource, then error_code,
-    failure_type, kind, source, status), or among the unindexed rules if it has none. The
-    candidates for an event are its buckets and the unindexed rules, in rule order; only they
-    are tested. So rules that require another resource or code cost nothing, whatever their
-    number. The matcher holds no mutable state.
+    A rule's top-level equality (or any-of) conditions on the indexed fields (source, kind,
+    status, resource, error_code, failure_type) are its keys. A rule with keys only on the
+    enumerated fields (source, kind, status), or none, is merged at build time into one tuple
+    per combination of their values that it accepts. A rule with a key on an open field
+    (resource, error_code, failure_type) is filed in the table of its set of key fields under
+    each tuple of values it accepts. An event's candidates are its combination's tuple and its
+    entry in each table, merged in rule order; only they are tested. So a rule is tried only
+    when all its keys hold: rules that require another resource, code or source cost nothing,
+    whatever their number, and an event costs one lookup per table (a handful), plus a merge
+    when a table hits. The matcher holds no mutable state.
     """
 
-    _PREFERENCE = ("resource", "error_code", "failure_type", "kind", "source", "status")
+    _ENUMERATED = ("source", "kind", "status")
+    _OPEN = ("resource", "error_code", "failure_type")
+    # at most this many keys per rule: beyond, the field with the most values is left to the
+    # rule's own test (a rule keeps at least one open field)
+    _MAX_KEYS = 256
 
     def __init__(self, rules: Sequence[MatchTarget]) -> None:
         self.rules: tuple[MatchTarget, ...] = tuple(rules)
-        buckets: dict[str, dict[str, list[int]]] = {}
-        unindexed: list[int] = []
+        fields = (*self._ENUMERATED, *self._OPEN)
+        base: dict[tuple[str, ...], list[int]] = {
+            combo: [] for combo in itertools.product(*(_ENUMS[f] for f in self._ENUMERATED))
+        }
+        tables: dict[tuple[str, ...], dict[tuple[str, ...], list[int]]] = {}
         for i, rule in enumerate(self.rules):
             if not rule.enabled:
                 continue
             index = rule.condition.index
-            primary = next((f for f in self._PREFERENCE if f in index), None)
-            if primary is None:
-                unindexed.append(i)
+            keys = [f for f in fields if f in index]
+            open_keys = [f for f in keys if f in self._OPEN]
+            if not open_keys:
+                for combo, members in base.items():
+                    if all(v in index.get(f, (v,)) for f, v in zip(self._ENUMERATED, combo,
+                                                                     strict=True)):
+                        members.append(i)
                 continue
-            table = buckets.setdefault(primary, {})
-            for value in index[primary]:
-                table.setdefault(value, []).append(i)
-        self._unindexed = tuple(unindexed)
-        self._lookups = tuple(
-            (_getter(f), {v: tuple(ix) for v, ix in table.items()})
-            for f, table in buckets.items()
+            while len(keys) > 1 and math.prod(len(index[f]) for f in keys) > self._MAX_KEYS:
+                droppable = [f for f in keys if f not in open_keys or len(open_keys) > 1]
+                widest = max(droppable, key=lambda f: len(index[f]))
+                keys.remove(widest)
+                if widest in open_keys:
+                    open_keys.remove(widest)
+            table = tables.setdefault(tuple(keys), {})
+            for values in itertools.product(*(sorted(index[f]) for f in keys)):
+                table.setdefault(values, []).append(i)
+        self._key = operator.attrgetter(*self._ENUMERATED)
+        self._base = {combo: tuple(members) for combo, members in base.items()}
+        self._tables = tuple(
+            (_key_getter(key_fields), {values: tuple(ix) for values, ix in table.items()})
+            for key_fields, table in tables.items()
         )
+        # for an event whose enumerated values are outside their sets (never from a parser):
+        # every rule of the combinations, which their own tests then decide
+        self._enumerated_only = tuple(sorted(set().union(*base.values())))
         self._tests = tuple((r.condition.test, r.continue_) for r in self.rules)
 
     def _candidates(self, event: ErrorEvent) -> Sequence[int]:
-        found: list[tuple[int, ...]] = []
-        for get, table in self._lookups:
-            value = get(event)
-            if value.__class__ is str:
-                bucket = table.get(value)
-                if bucket:
-                    found.append(bucket)
-        if not found:
-            return self._unindexed
-        if self._unindexed:
-            found.append(self._unindexed)
-        if len(found) == 1:
-            return found[0]
-        return sorted(set().union(*found))
+        found = self._base.get(self._key(event))
+        if found is None:
+            found = self._enumerated_only
+        hits: tuple[int, ...] = ()
+        for key, table in self._tables:
+            bucket = table.get(key(event))
+            if bucket:
+                hits += bucket
+        if not hits:
+            return found
+        # each rule is in one table or in the combinations, so none comes twice
+        return sorted(found + hits)
 
     def candidates(self, event: ErrorEvent) -> list[MatchTarget]:
         """The enabled rules that the index cannot rule out for ``event``, in order."""

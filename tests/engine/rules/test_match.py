@@ -165,10 +165,19 @@ def test_index_skips_rules_that_cannot_match(tmp_path: Path) -> None:
         {"match": {"source": ["adf", "synapse"], "message": {"regex": "Blob"}}},
         {"match": {"error_code": "Z", "resource": "pl_sales"}},
         {"match": {"message": {"contains": "x"}}},
+        {"match": {"source": "adf", "kind": "cluster"}},
+        {"match": {"resource": ["pl_sales", "pl_hr"], "failure_type": "UserError"}},
+        {"match": {"kind": ["activity_run", "job_run"], "status": "firing"}},
     )
-    # r0 needs another code; r3 is filed under its resource, which E has
-    assert [r.id for r in playbooks.matcher.candidates(E)] == ["r1", "r2", "r3", "r4"]
+    # every key of a rule must hold: r0 needs another source and code, r3 another code
+    # (though E has its resource), r5 another kind (though E has its source)
+    assert [r.id for r in playbooks.matcher.candidates(E)] == ["r1", "r2", "r4", "r6", "r7"]
     assert [m.rule.id for m in playbooks.match(E)] == ["r1"]
+    # an event built without validation, its source outside the set: enumerated-only rules
+    # are all candidates, and their tests decide
+    odd = event(source="elsewhere", kind="activity_run", message="x")
+    assert [r.id for r in playbooks.matcher.candidates(odd)] == ["r2", "r4", "r5", "r7"]
+    assert [m.rule.id for m in playbooks.match(odd)] == ["r4"]
 
 
 RULE_SPECS = st.sampled_from([
@@ -185,6 +194,10 @@ RULE_SPECS = st.sampled_from([
     {"not": {"source": "adf"}},
     {"error_code": {"exists": False}},
     {"source": "databricks", "attributes.libs.m": {"regex": "^x"}},
+    {"resource": ["r1", "r2"], "error_code": ["A", "C"], "source": "adf"},
+    {"error_code": "B", "failure_type": "UserError"},
+    {"kind": "cluster", "status": ["firing", "resolved"]},
+    {"failure_type": ["", "UserError"]},
     {"attributes.libs.m": {"exists": False}},
 ])
 EVENTS = st.builds(
