@@ -182,3 +182,17 @@ def test_history_says_what_was_tried(analyzer: Analyzer) -> None:
             in prompt.user)
     assert "History: this failure (fingerprint " in prompt.user
     assert "- adf.rerun_pipeline: " in prompt.user
+
+
+def test_azure_openai_calls_the_deployment_with_the_api_version(make_analyzer: Any,
+                                                                 sandbox: Any) -> None:
+    """The emulator serves only /v1 (no Azure paths): the request shape is what is checked,
+    and its 404 falls back like any other HTTP error."""
+    analyzer = make_analyzer(provider="azure", base_url=sandbox.openai_url.removesuffix("/v1"),
+                             deployment="rca-4o", api_version="2024-10-21")
+    result = analyzer.analyze(blob_event())
+    assert result.notes[0] == "LLM failed: 404 ENDPOINT_NOT_FOUND"
+    [call] = sandbox.calls("openai")
+    assert (call["method"], call["path"], call["query"]) == (
+        "POST", "/openai/deployments/rca-4o/chat/completions", {"api-version": "2024-10-21"})
+    assert call["body"]["model"] == "rca-4o"
