@@ -71,7 +71,7 @@ def _cursor(conn: sqlite3.Connection, name: str) -> int:
 
 def _first_action(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
     earlier = conn.execute(
-        "SELECT 1 FROM audit WHERE incident_id = ? AND seq < ? AND kind = 'action_started' "
+        "SELECT 1 FROM audit WHERE incident_id = ? AND seq < ? AND +kind = 'action_started' "
         "LIMIT 1", (row["incident_id"], row["seq"])).fetchone()
     if earlier is not None or not row["incident_id"]:
         return
@@ -109,7 +109,7 @@ def _fold_audit(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
         _first_action(conn, row, totals)
 
 
-def refresh(db: Database, *, batch: int = 200_000) -> None:
+def refresh(db: Database, *, batch: int = 50_000) -> None:
     """Fold up to ``batch`` new audit records and new inbox events into the totals."""
     totals = _Totals()
     with db.write() as conn:
@@ -119,7 +119,7 @@ def refresh(db: Database, *, batch: int = 200_000) -> None:
         marks = ", ".join("?" for _ in _KINDS)
         for row in conn.execute(
             f"SELECT seq, kind, ts_ms, incident_id, event_id, data FROM audit "
-            f"WHERE seq > ? AND seq <= ? AND kind IN ({marks}) ORDER BY seq",
+            f"WHERE seq > ? AND seq <= ? AND +kind IN ({marks}) ORDER BY seq",
             (audit_last, audit_to, *_KINDS),
         ).fetchall():
             _fold_audit(conn, row, totals)
