@@ -139,7 +139,40 @@ def _databricks_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> Error
     if not run.tasks and run.run_id is not None:  # a single-task run of the older shape
         outputs.append((run, notes.call(f"databricks jobs.get_run_output {run.run_id}",
                                         lambda: w.jobs.get_run_output(int(run_id)))))
-    return _run_event(event, run, outputs, task_key)
+    return _cluster_cause(_run_event(event, run, outputs, task_key), w, notes)
+
+
+_CLUSTER_CAUSED = frozenset({"", "CLUSTER_ERROR", "CLOUD_FAILURE", "DRIVER_ERROR"})
+"""Run termination codes that mean "the cluster under the run failed" ("" is a code the SDK
+does not know): the cluster's own TerminationReason names what happened."""
+_NORMAL_TERMINATIONS = frozenset({"INACTIVITY", "USER_REQUEST", "JOB_FINISHED"})
+
+
+def _cluster_cause(event: ErrorEvent, w: WorkspaceClient, notes: _Notes) -> ErrorEvent:
+    """A run that died with its cluster gets the cluster's termination code.
+
+    Runs only ever report CLUSTER_ERROR, CLOUD_FAILURE or DRIVER_ERROR; the cause (an
+    unreachable instance, a node type out of stock) is the cluster's ``termination_reason``,
+    which ``clusters/get`` keeps after the cluster is gone. The cluster code becomes
+    ``error_code`` (the run's stays in ``error_codes``), so that the playbooks' rules on
+    INSTANCE_UNREACHABLE or CLOUD_PROVIDER_RESOURCE_STOCKOUT for runs can match.
+    """
+    cluster_id = attr(event, "cluster_id")
+    if event.error_code not in _CLUSTER_CAUSED or not cluster_id:
+        return event
+    details = notes.call(f"databricks clusters.get {cluster_id}",
+                         lambda: w.clusters.get(cluster_id))
+    reason = details.termination_reason if details is not None else None
+    code = reason.code.value if reason is not None and reason.code is not None else ""
+    if not code or code in _NORMAL_TERMINATIONS:
+        return event
+    attributes: dict[str, Any] = {"cluster_termination_code": code,
+                                  "termination_parameters": dict(reason.parameters or {})}
+    if details is not None and details.node_type_id and not attr(event, "node_type_id"):
+        attributes["node_type_id"] = details.node_type_id
+    return _replace(event, attributes, error_code=code,
+                    error_codes=tuple(dict.fromkeys(c for c in (code, *event.error_codes) if c)),
+                    failure_type=reason.type.value if reason.type else "")
 
 
 def _details(run: Any) -> tuple[str, str, str]:
