@@ -48,3 +48,7 @@ main.add_command(rca)
 from engine.cli.sandbox import sandbox  # noqa: E402
 
 main.add_command(sandbox)
+
+from engine.cli.demo import demo  # noqa: E402
+
+main.add_command(demo)
