@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from engine.execute import EngineOptions
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -22,8 +23,10 @@ def _drain(worker: object) -> int:
     return total
 
 
-def _storm(engine_rig: EngineRig) -> tuple[incidents_store.Incident, list[actions_store.ActionRow]]:
-    worker = engine_rig.worker(RERUN, live=True)
+def _storm(engine_rig: EngineRig, threads: int | None = None,
+           ) -> tuple[incidents_store.Incident, list[actions_store.ActionRow]]:
+    options = EngineOptions(threads=threads) if threads else None
+    worker = engine_rig.worker(RERUN, live=True, options=options)
     for n in range(1000):
         # Distinct alert ids (the sender fired again), the same failure (same fingerprint).
         engine_rig.deliver(adf_event(dedup_key=f"azmon:/subscriptions/x/alerts/{n:04d}:Fired"))
@@ -35,10 +38,11 @@ def _storm(engine_rig: EngineRig) -> tuple[incidents_store.Incident, list[action
 
 
 def test_a_thousand_alerts_of_one_failure_are_one_incident(engine_rig: EngineRig) -> None:
-    incident, rows = _storm(engine_rig)
+    # One worker thread: the storm itself, without the race of the xfail test below.
+    incident, rows = _storm(engine_rig, threads=1)
     assert (incident.events, incident.state) == (1000, "verifying")
-    assert {(r.action, r.state) for r in rows} == {("adf.rerun_pipeline", "succeeded")}
-    assert len(reruns(engine_rig.sandbox)) == len(rows)
+    assert [(r.action, r.state) for r in rows] == [("adf.rerun_pipeline", "succeeded")]
+    assert len(reruns(engine_rig.sandbox)) == 1
     # The incident was opened once; every later alert joined it.
     records = audit_store.list_records(engine_rig.db, incident_id=incident.id, limit=10_000)
     joins = Counter(r.data["created"] for r in records if r.kind == "incident")
