@@ -7,10 +7,7 @@ original run's run group, which is how :func:`reconcile_rerun` finds it after a 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from azure.mgmt.datafactory import DataFactoryManagementClient
-from azure.mgmt.datafactory.models import PipelineRun, RunFilterParameters, RunQueryFilter
+from typing import TYPE_CHECKING, Any
 
 from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
@@ -19,6 +16,11 @@ from engine.actions.context import ActionContext, ActionResult, ProbeResult
 from engine.actions.errors import cloud_call
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+
+if TYPE_CHECKING:
+    # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
+    from azure.mgmt.datafactory import DataFactoryManagementClient
+    from azure.mgmt.datafactory.models import PipelineRun, RunQueryFilter
 
 __all__ = [
     "CancelParams",
@@ -174,6 +176,8 @@ def query_runs(
 ) -> list[PipelineRun]:
     """``pipeline_runs.query_by_factory``, following continuation tokens (at most ``limit``
     pages: the SDK does not follow them for us)."""
+    from azure.mgmt.datafactory.models import RunFilterParameters
+
     runs: list[PipelineRun] = []
     token: str | None = None
     for _ in range(limit):
@@ -193,6 +197,8 @@ def reconcile_rerun(
     params: RerunParams, event: ErrorEvent, ctx: ActionContext
 ) -> ActionResult | None:
     """Find a recovery run of ``run_id`` already started: same run group, started later."""
+    from azure.mgmt.datafactory.models import RunQueryFilter
+
     where = _where("adf.rerun_pipeline", params.factory, params.pipeline)
     route, rg, client = _client(ctx.clients, params.factory, params.subscription,
                                 params.resource_group)

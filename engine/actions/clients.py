@@ -20,22 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
-from azure.identity import (
-    AzureCliCredential,
-    ClientSecretCredential,
-    ManagedIdentityCredential,
-    WorkloadIdentityCredential,
-)
-from azure.mgmt.datafactory import DataFactoryManagementClient
-from azure.synapse.artifacts import ArtifactsClient
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.clock import Clock
-from databricks.sdk.config import Config
 
 from engine.config import (
     AdfCloudSettings,
@@ -46,6 +34,15 @@ from engine.config import (
     WebhookTarget,
 )
 from engine.errors import ConfigError, PermanentActionError
+
+if TYPE_CHECKING:
+    # The SDKs are imported where a client is built, never at import: the CLI commands that
+    # make no cloud call (validate, test, simulate, schema, audit) start in a fraction of the
+    # time, and only ``serve`` and the actions pay for them.
+    from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
+    from azure.mgmt.datafactory import DataFactoryManagementClient
+    from azure.synapse.artifacts import ArtifactsClient
+    from databricks.sdk import WorkspaceClient
 
 __all__ = [
     "AdfRoute",
@@ -68,17 +65,24 @@ class StaticTokenCredential:
         self._token = token
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
         return AccessToken(self._token, int(time.time()) + 3600)
 
     def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        from azure.core.credentials import AccessTokenInfo
+
         return AccessTokenInfo(self._token, int(time.time()) + 3600)
 
     def close(self) -> None:
         """Nothing to release."""
 
 
-class BudgetClock(Clock):
+class BudgetClock:
     """The Databricks SDK's retry clock, which never sleeps past the retry budget.
+
+    It has the two methods of ``databricks.sdk.clock.Clock`` (``time``, ``sleep``) without
+    subclassing it, so that importing this module imports no SDK (the SDK only calls them).
 
     A wait that would end after the SDK's deadline is skipped and the clock jumps to that
     deadline instead, so the SDK raises its ``TimeoutError`` (chained to the 429 or 503, whose
@@ -103,6 +107,13 @@ class BudgetClock(Clock):
 
 def azure_credential(cfg: AzureCredentialSettings, ca_file: str, where: str) -> TokenCredential:
     """The one credential that ``cfg`` names; :class:`ConfigError` if a field it needs is empty."""
+    from azure.identity import (
+        AzureCliCredential,
+        ClientSecretCredential,
+        ManagedIdentityCredential,
+        WorkloadIdentityCredential,
+    )
+
     transport: dict[str, Any] = {"connection_verify": ca_file} if ca_file else {}
 
     def need(*names: str) -> None:
@@ -254,6 +265,8 @@ class Clients:
         cfg = route.settings
 
         def build() -> DataFactoryManagementClient:
+            from azure.mgmt.datafactory import DataFactoryManagementClient
+
             credential = self._credential(cfg.credential, cfg.ca_file, f"clouds.adf.{route.name}")
             return DataFactoryManagementClient(
                 credential, cfg.subscription_id, base_url=cfg.base_url,
@@ -271,6 +284,8 @@ class Clients:
         cfg = route.settings
 
         def build() -> ArtifactsClient:
+            from azure.synapse.artifacts import ArtifactsClient
+
             credential = self._credential(
                 cfg.credential, cfg.ca_file, f"clouds.synapse.{route.name}"
             )
@@ -289,6 +304,9 @@ class Clients:
         where = f"clouds.databricks.{route.name}"
 
         def build() -> WorkspaceClient:
+            from databricks.sdk import WorkspaceClient
+            from databricks.sdk.config import Config
+
             if cfg.retry_timeout <= 0:
                 raise ConfigError(f"{where}.retry_timeout: must be > 0 (the SDK reads 0 as 300 s)")
             common: dict[str, Any] = {

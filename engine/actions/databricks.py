@@ -8,11 +8,8 @@ call and returns; the worker's probe polls ``runs/get`` or ``clusters/get`` unti
 from __future__ import annotations
 
 import inspect
-from typing import Any
-
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.service.compute import ClusterDetails, ClustersAPI, State
-from databricks.sdk.service.jobs import JobSettings, Run, RunLifeCycleState, RunResultState
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from engine.actions._event import attr, drop_empty
 from engine.actions.base import Params, params_key
@@ -21,6 +18,12 @@ from engine.actions.context import ActionContext, ActionResult, ProbeResult
 from engine.actions.errors import cloud_call
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+
+if TYPE_CHECKING:
+    # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.compute import ClusterDetails
+    from databricks.sdk.service.jobs import Run
 
 __all__ = [
     "TRIED_TAG",
@@ -43,10 +46,16 @@ TRIED_TAG = "remediator_tried_node_types"
 """Custom tag on the cluster spec that remembers which node types were already tried, so that
 walking the fallback list survives restarts and never loops."""
 
-_RUNNING_LIFE = {RunLifeCycleState.PENDING, RunLifeCycleState.QUEUED, RunLifeCycleState.RUNNING,
-                 RunLifeCycleState.TERMINATING, RunLifeCycleState.BLOCKED,
-                 RunLifeCycleState.WAITING_FOR_RETRY}
-_CLUSTER_BUSY = {State.PENDING, State.RESTARTING, State.RESIZING}
+# The SDK's enum values (RunLifeCycleState, compute.State), compared by value: naming the
+# enums would import the SDK with this module.
+_RUNNING_LIFE = frozenset({"PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED",
+                           "WAITING_FOR_RETRY"})
+_CLUSTER_BUSY = frozenset({"PENDING", "RESTARTING", "RESIZING"})
+
+
+def _value(state: Any) -> str | None:
+    """An SDK enum member's value (None stays None)."""
+    return None if state is None else str(state.value)
 
 
 class _Workspace(Params, kw_only=True):
@@ -169,9 +178,9 @@ def run_probe_state(run: Run, what: str) -> ProbeResult:
     state = run.state
     life = state.life_cycle_state if state else None
     result = state.result_state if state else None
-    if life in _RUNNING_LIFE or life is None:
+    if life is None or _value(life) in _RUNNING_LIFE:
         return ProbeResult(state="running", detail=f"{what} is {life.value if life else 'new'}")
-    if result == RunResultState.SUCCESS:
+    if _value(result) == "SUCCESS":
         return ProbeResult(state="succeeded", detail=f"{what} succeeded")
     message = state.state_message if state and state.state_message else ""
     tail = f": {message}" if message else ""
@@ -230,6 +239,8 @@ def probe_repair(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     run_id = int(result.ref["run_id"])
     with cloud_call(f"databricks.probe[run={run_id}]"):
         run = w.jobs.get_run(run_id, include_history=True)
+    from databricks.sdk.service.jobs import Run
+
     for item in run.repair_history or []:
         if str(item.id) == result.ref.get("repair_id") and item.state is not None:
             return run_probe_state(Run(state=item.state),
@@ -292,9 +303,9 @@ def probe_job_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
 
 def _cluster_state(details: ClusterDetails, what: str) -> ProbeResult:
     state = details.state
-    if state == State.RUNNING:
+    if _value(state) == "RUNNING":
         return ProbeResult(state="succeeded", detail=f"{what} is running")
-    if state in _CLUSTER_BUSY or state is None:
+    if state is None or _value(state) in _CLUSTER_BUSY:
         return ProbeResult(state="running", detail=f"{what} is {state.value if state else 'new'}")
     reason = details.termination_reason
     why = f" ({reason.code.value if reason.code else ''})" if reason and reason.code else ""
@@ -327,7 +338,7 @@ def reconcile_start(
     route, w = _client(ctx.clients, params.workspace_id)
     with cloud_call(f"databricks.start_cluster[cluster={params.cluster_id}]"):
         details = w.clusters.get(params.cluster_id)
-    if details.state not in _CLUSTER_BUSY | {State.RUNNING}:
+    if _value(details.state) not in _CLUSTER_BUSY | {"RUNNING"}:
         return None
     return ActionResult(outcome="already_done",
                         detail=f"cluster {params.cluster_id} is already {details.state.value}",
@@ -352,7 +363,7 @@ def reconcile_restart(
         details = w.clusters.get(params.cluster_id)
     since = int(event.occurred_at.timestamp() * 1000) if event.occurred_at else None
     restarted = max(details.last_restarted_time or 0, details.start_time or 0)
-    if details.state in _CLUSTER_BUSY or (since is not None and restarted > since):
+    if _value(details.state) in _CLUSTER_BUSY or (since is not None and restarted > since):
         return ActionResult(outcome="already_done",
                             detail=f"cluster {params.cluster_id} was already restarted",
                             ref={"cloud": route.name, "cluster_id": params.cluster_id})
@@ -376,10 +387,16 @@ def _next_node_type(current: str, tags: dict[str, str], fallbacks: tuple[str, ..
     )
 
 
-_EDIT_FIELDS = tuple(
-    name for name in inspect.signature(ClustersAPI.edit).parameters
-    if name not in ("self", "cluster_id", "spark_version")
-)
+@cache
+def _edit_fields() -> tuple[str, ...]:
+    """The fields ``clusters.edit`` takes besides the id and Spark version (read from the SDK
+    on first use, then kept: the SDK does not change while the process runs)."""
+    from databricks.sdk.service.compute import ClustersAPI
+
+    return tuple(
+        name for name in inspect.signature(ClustersAPI.edit).parameters
+        if name not in ("self", "cluster_id", "spark_version")
+    )
 
 
 def describe_node_type(params: NodeTypeParams, event: ErrorEvent) -> str:
@@ -417,6 +434,8 @@ def set_node_type(params: NodeTypeParams, event: ErrorEvent, ctx: ActionContext)
             if spec.new_cluster.driver_node_type_id == current:
                 spec.new_cluster.driver_node_type_id = node
             spec.new_cluster.custom_tags = tags
+            from databricks.sdk.service.jobs import JobSettings
+
             w.jobs.update(params.job_id, new_settings=JobSettings(job_clusters=clusters))
         ref = {"cloud": route.name, "job_id": str(params.job_id),
                "job_cluster_key": params.job_cluster_key, "node_type_id": node}
@@ -432,7 +451,7 @@ def set_node_type(params: NodeTypeParams, event: ErrorEvent, ctx: ActionContext)
         node, tags = _next_node_type(current, dict(details.custom_tags or {}), params.fallbacks,
                                      where)
         spec: dict[str, Any] = {
-            name: getattr(details, name) for name in _EDIT_FIELDS
+            name: getattr(details, name) for name in _edit_fields()
             if getattr(details, name, None) is not None
         }
         spec["node_type_id"] = node

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.service import jobs as dbx_jobs
-from databricks.sdk.service import settings as dbx_settings
 
 from engine.actions.errors import cloud_call
 from engine.config import Secret
 from engine.errors import PermanentActionError
+
+if TYPE_CHECKING:
+    # The SDK loads where a call is made, never at import (fast CLI start: see clients.py).
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service import jobs as dbx_jobs
 
 __all__ = [
     "MAX_PER_EVENT",
@@ -125,6 +127,8 @@ def plan(
     Raises PermanentActionError when a job already has :data:`MAX_PER_EVENT` other destinations
     on an event (naming the job and the event), or an ActionError from the SDK.
     """
+    from databricks.sdk.service import jobs as dbx_jobs
+
     name = display_name_for(url)
     destination = DestinationPlan(name, url, username, _find_destination(w, name))
     events = ("on_failure", "on_success") if on_success else ("on_failure",)
@@ -157,6 +161,9 @@ def apply(w: WorkspaceClient, setup: SetupPlan, password: Secret) -> str:
     (a rotated password takes effect). Each job gets one ``jobs/update`` with its whole
     ``webhook_notifications``: every other destination and event is kept.
     """
+    from databricks.sdk.service import jobs as dbx_jobs
+    from databricks.sdk.service import settings as dbx_settings
+
     dest = setup.destination
     config = dbx_settings.Config(generic_webhook=dbx_settings.GenericWebhookConfig(
         url=dest.url, username=dest.username, password=password.reveal()))

@@ -21,31 +21,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from azure.mgmt.datafactory.models import RunFilterParameters as AdfFilter
-from azure.mgmt.datafactory.models import RunQueryFilter as AdfQueryFilter
-from azure.synapse.artifacts.models import RunFilterParameters as SynFilter
-from azure.synapse.artifacts.models import RunQueryFilter as SynQueryFilter
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.service.jobs import Run, RunResultState
 
 from engine.actions import adf, synapse
 from engine.actions._event import arm_parts, attr
 from engine.actions.clients import Clients
-from engine.actions.errors import FOREIGN, map_error
+from engine.actions.errors import foreign, map_error
 from engine.errorcodes import unwrap_adf_error
 from engine.errors import ActionError, ConfigError
 from engine.events import ErrorEvent
+
+if TYPE_CHECKING:
+    # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import Run
 
 __all__ = ["TRACE_LIMIT", "EnrichResult", "LookupNote", "enrich"]
 
 TRACE_LIMIT = 2048
 """How much of a Databricks ``error_trace`` is kept (its head: the exception comes first)."""
 
-_FAILED_RESULTS = {RunResultState.FAILED, RunResultState.TIMEDOUT,
-                   RunResultState.MAXIMUM_CONCURRENT_RUNS_REACHED}
+_FAILED_RESULTS = frozenset({"FAILED", "TIMEDOUT", "MAXIMUM_CONCURRENT_RUNS_REACHED"})
+"""``jobs.RunResultState`` values of a failed task (by value: no SDK import at start)."""
 T = TypeVar("T")
 
 
@@ -73,7 +72,7 @@ class _Notes:
         """Run one look-up; on a cloud or routing failure note it and return None."""
         try:
             value = fn()
-        except FOREIGN as exc:
+        except foreign() as exc:
             self.items.append(LookupNote(call=call, ok=False, detail=str(map_error(exc, call))))
             return None
         except (ActionError, ConfigError) as exc:
@@ -128,7 +127,8 @@ def _databricks_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> Error
         return event
     task_key = attr(event, "task_key")
     failed = [t for t in run.tasks or []
-              if t.state is not None and t.state.result_state in _FAILED_RESULTS]
+              if t.state is not None and t.state.result_state is not None
+              and t.state.result_state.value in _FAILED_RESULTS]
     failed.sort(key=lambda t: t.task_key != task_key)  # the event's own task first
     outputs = []
     for task in failed:
@@ -336,6 +336,8 @@ def _synapse_client(event: ErrorEvent, clients: Clients) -> Any:
 def _pipeline_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEvent:
     run_id = event.run_id
     if event.source == "adf":
+        from azure.mgmt.datafactory.models import RunFilterParameters as AdfFilter
+
         found = notes.call("adf client", lambda: _adf_route(event, clients))
         if found is None:
             return event
@@ -359,6 +361,8 @@ def _pipeline_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEv
 
         acts = notes.call(f"adf activity_runs.query_by_pipeline_run {run_id}", activities)
     else:
+        from azure.synapse.artifacts.models import RunFilterParameters as SynFilter
+
         client = notes.call("synapse client", lambda: _synapse_client(event, clients))
         if client is None:
             return event
@@ -388,6 +392,8 @@ def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEve
     pipeline = _pipeline(event)
     start, end = _window(event)
     if event.source == "adf":
+        from azure.mgmt.datafactory.models import RunQueryFilter as AdfQueryFilter
+
         found = notes.call("adf client", lambda: _adf_route(event, clients))
         if found is None:
             return [event]
@@ -398,6 +404,8 @@ def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEve
         runs = notes.call(f"adf pipeline_runs.query_by_factory {pipeline}",
                           lambda: adf.query_runs(client, rg, factory, start, end, filters))
     else:
+        from azure.synapse.artifacts.models import RunQueryFilter as SynQueryFilter
+
         client = notes.call("synapse client", lambda: _synapse_client(event, clients))
         if client is None:
             return [event]

@@ -15,29 +15,28 @@ and chain the SDK's exception as ``__cause__``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Literal
+from functools import cache
+from types import MappingProxyType
+from typing import Any, Literal
 
-import azure.core.exceptions as az
-import azure.identity as azid
 import httpx
-import requests.exceptions as rq
-from databricks.sdk import errors as dbx
 
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
 from engine.redact import redact_text
 
 __all__ = [
-    "FOREIGN",
-    "VERDICTS",
     "RetryAfterError",
     "Verdict",
     "cloud_call",
+    "foreign",
     "map_error",
     "retryable_status",
     "safe_text",
     "verdict_of",
+    "verdicts",
 ]
 
 Verdict = Literal["retryable", "permanent", "status"]
@@ -52,124 +51,163 @@ class RetryAfterError(RetryableActionError):
         self.retry_after = retry_after
 
 
-VERDICTS: dict[type[BaseException], Verdict] = {
-    # databricks-sdk: the class is chosen by the SDK from the HTTP status and error code.
-    dbx.DatabricksError: "status",
-    dbx.BadRequest: "permanent",
-    dbx.InvalidParameterValue: "permanent",
-    dbx.InvalidState: "permanent",
-    dbx.Unauthenticated: "permanent",
-    dbx.PermissionDenied: "permanent",
-    dbx.NotFound: "permanent",
-    dbx.ResourceDoesNotExist: "permanent",
-    dbx.ResourceConflict: "permanent",
-    dbx.AlreadyExists: "permanent",
-    dbx.ResourceAlreadyExists: "permanent",
-    dbx.Aborted: "retryable",  # a concurrent modification: the next attempt sees fresh state
-    dbx.TooManyRequests: "retryable",
-    dbx.ResourceExhausted: "retryable",
-    dbx.RequestLimitExceeded: "retryable",
-    dbx.Cancelled: "retryable",
-    dbx.InternalError: "retryable",
-    dbx.Unknown: "retryable",
-    dbx.DataLoss: "permanent",
-    dbx.NotImplemented: "permanent",
-    dbx.TemporarilyUnavailable: "retryable",
-    dbx.DeadlineExceeded: "retryable",
-    dbx.PrivateLinkValidationError: "permanent",
-    dbx.OperationFailed: "permanent",
-    dbx.OperationTimeout: "retryable",
-    # The Databricks SDK raises the builtin TimeoutError when its retry budget runs out.
-    TimeoutError: "retryable",
-    # requests, under the Databricks SDK.
-    rq.RequestException: "retryable",
-    rq.BaseHTTPError: "permanent",
-    rq.HTTPError: "status",
-    rq.ConnectionError: "retryable",
-    rq.ProxyError: "retryable",
-    rq.SSLError: "permanent",
-    rq.Timeout: "retryable",
-    rq.ConnectTimeout: "retryable",
-    rq.ReadTimeout: "retryable",
-    rq.URLRequired: "permanent",
-    rq.TooManyRedirects: "permanent",
-    rq.MissingSchema: "permanent",
-    rq.InvalidSchema: "permanent",
-    rq.InvalidURL: "permanent",
-    rq.InvalidHeader: "permanent",
-    rq.InvalidProxyURL: "permanent",
-    rq.InvalidJSONError: "permanent",
-    rq.JSONDecodeError: "permanent",
-    rq.CompatJSONDecodeError: "permanent",
-    rq.ChunkedEncodingError: "retryable",
-    rq.ContentDecodingError: "permanent",
-    rq.StreamConsumedError: "permanent",
-    rq.RetryError: "retryable",
-    rq.UnrewindableBodyError: "permanent",
-    # azure-core, under azure-mgmt-datafactory and azure-synapse-artifacts.
-    az.AzureError: "permanent",
-    az.ServiceRequestError: "retryable",
-    az.ServiceResponseError: "retryable",
-    az.ServiceRequestTimeoutError: "retryable",
-    az.ServiceResponseTimeoutError: "retryable",
-    az.HttpResponseError: "status",
-    az.ODataV4Error: "status",
-    az.ResourceExistsError: "status",
-    az.ResourceNotFoundError: "status",
-    az.ResourceModifiedError: "status",
-    az.ResourceNotModifiedError: "status",
-    az.ClientAuthenticationError: "permanent",
-    az.DecodeError: "permanent",
-    az.IncompleteReadError: "retryable",
-    az.TooManyRedirectsError: "permanent",
-    az.StreamConsumedError: "permanent",
-    az.StreamClosedError: "permanent",
-    az.ResponseNotReadError: "permanent",
-    az.SerializationError: "permanent",
-    az.DeserializationError: "permanent",
-    azid.CredentialUnavailableError: "permanent",
-    azid.AuthenticationRequiredError: "permanent",
-    # httpx, under notify and ticket.
-    httpx.HTTPError: "permanent",
-    httpx.RequestError: "retryable",
-    httpx.TransportError: "retryable",
-    httpx.TimeoutException: "retryable",
-    httpx.ConnectTimeout: "retryable",
-    httpx.ReadTimeout: "retryable",
-    httpx.WriteTimeout: "retryable",
-    httpx.PoolTimeout: "retryable",
-    httpx.NetworkError: "retryable",
-    httpx.ConnectError: "retryable",
-    httpx.ReadError: "retryable",
-    httpx.WriteError: "retryable",
-    httpx.CloseError: "retryable",
-    httpx.ProtocolError: "retryable",
-    httpx.LocalProtocolError: "permanent",
-    httpx.RemoteProtocolError: "retryable",
-    httpx.ProxyError: "retryable",
-    httpx.UnsupportedProtocol: "permanent",
-    httpx.DecodingError: "permanent",
-    httpx.TooManyRedirects: "permanent",
-    httpx.HTTPStatusError: "status",
-    httpx.InvalidURL: "permanent",
-    httpx.CookieConflict: "permanent",
-    httpx.StreamError: "permanent",
-    httpx.StreamConsumed: "permanent",
-    httpx.StreamClosed: "permanent",
-    httpx.ResponseNotRead: "permanent",
-    httpx.RequestNotRead: "permanent",
-}
+@cache
+def verdicts() -> Mapping[type[BaseException], Verdict]:
+    """Every foreign exception class and its verdict (read-only; built on first use).
 
-_DBX_STATUS: dict[type[BaseException], int] = {
-    cls: status for status, cls in dbx.STATUS_CODE_MAPPING.items()
-}
+    Built lazily, and cached as the immutable constant it is, because naming the classes
+    imports the cloud SDKs: the CLI commands that make no cloud call must not pay for them.
+    ``VERDICTS`` (a module attribute) is the same mapping.
+    """
+    import azure.core.exceptions as az
+    import azure.identity as azid
+    import requests.exceptions as rq
+    from databricks.sdk import errors as dbx
 
-FOREIGN: tuple[type[BaseException], ...] = (
-    dbx.DatabricksError, TimeoutError, rq.RequestException, az.AzureError,
-    azid.CredentialUnavailableError, azid.AuthenticationRequiredError, httpx.HTTPError,
-    httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError,
-)
-"""The roots that :func:`cloud_call` catches; nothing else is swallowed."""
+    table: dict[type[BaseException], Verdict] = {
+        # databricks-sdk: the class is chosen by the SDK from the HTTP status and error code.
+        dbx.DatabricksError: "status",
+        dbx.BadRequest: "permanent",
+        dbx.InvalidParameterValue: "permanent",
+        dbx.InvalidState: "permanent",
+        dbx.Unauthenticated: "permanent",
+        dbx.PermissionDenied: "permanent",
+        dbx.NotFound: "permanent",
+        dbx.ResourceDoesNotExist: "permanent",
+        dbx.ResourceConflict: "permanent",
+        dbx.AlreadyExists: "permanent",
+        dbx.ResourceAlreadyExists: "permanent",
+        dbx.Aborted: "retryable",  # a concurrent modification: the next attempt sees fresh state
+        dbx.TooManyRequests: "retryable",
+        dbx.ResourceExhausted: "retryable",
+        dbx.RequestLimitExceeded: "retryable",
+        dbx.Cancelled: "retryable",
+        dbx.InternalError: "retryable",
+        dbx.Unknown: "retryable",
+        dbx.DataLoss: "permanent",
+        dbx.NotImplemented: "permanent",
+        dbx.TemporarilyUnavailable: "retryable",
+        dbx.DeadlineExceeded: "retryable",
+        dbx.PrivateLinkValidationError: "permanent",
+        dbx.OperationFailed: "permanent",
+        dbx.OperationTimeout: "retryable",
+        # The Databricks SDK raises the builtin TimeoutError when its retry budget runs out.
+        TimeoutError: "retryable",
+        # requests, under the Databricks SDK.
+        rq.RequestException: "retryable",
+        rq.BaseHTTPError: "permanent",
+        rq.HTTPError: "status",
+        rq.ConnectionError: "retryable",
+        rq.ProxyError: "retryable",
+        rq.SSLError: "permanent",
+        rq.Timeout: "retryable",
+        rq.ConnectTimeout: "retryable",
+        rq.ReadTimeout: "retryable",
+        rq.URLRequired: "permanent",
+        rq.TooManyRedirects: "permanent",
+        rq.MissingSchema: "permanent",
+        rq.InvalidSchema: "permanent",
+        rq.InvalidURL: "permanent",
+        rq.InvalidHeader: "permanent",
+        rq.InvalidProxyURL: "permanent",
+        rq.InvalidJSONError: "permanent",
+        rq.JSONDecodeError: "permanent",
+        rq.CompatJSONDecodeError: "permanent",
+        rq.ChunkedEncodingError: "retryable",
+        rq.ContentDecodingError: "permanent",
+        rq.StreamConsumedError: "permanent",
+        rq.RetryError: "retryable",
+        rq.UnrewindableBodyError: "permanent",
+        # azure-core, under azure-mgmt-datafactory and azure-synapse-artifacts.
+        az.AzureError: "permanent",
+        az.ServiceRequestError: "retryable",
+        az.ServiceResponseError: "retryable",
+        az.ServiceRequestTimeoutError: "retryable",
+        az.ServiceResponseTimeoutError: "retryable",
+        az.HttpResponseError: "status",
+        az.ODataV4Error: "status",
+        az.ResourceExistsError: "status",
+        az.ResourceNotFoundError: "status",
+        az.ResourceModifiedError: "status",
+        az.ResourceNotModifiedError: "status",
+        az.ClientAuthenticationError: "permanent",
+        az.DecodeError: "permanent",
+        az.IncompleteReadError: "retryable",
+        az.TooManyRedirectsError: "permanent",
+        az.StreamConsumedError: "permanent",
+        az.StreamClosedError: "permanent",
+        az.ResponseNotReadError: "permanent",
+        az.SerializationError: "permanent",
+        az.DeserializationError: "permanent",
+        azid.CredentialUnavailableError: "permanent",
+        azid.AuthenticationRequiredError: "permanent",
+        # httpx, under notify and ticket.
+        httpx.HTTPError: "permanent",
+        httpx.RequestError: "retryable",
+        httpx.TransportError: "retryable",
+        httpx.TimeoutException: "retryable",
+        httpx.ConnectTimeout: "retryable",
+        httpx.ReadTimeout: "retryable",
+        httpx.WriteTimeout: "retryable",
+        httpx.PoolTimeout: "retryable",
+        httpx.NetworkError: "retryable",
+        httpx.ConnectError: "retryable",
+        httpx.ReadError: "retryable",
+        httpx.WriteError: "retryable",
+        httpx.CloseError: "retryable",
+        httpx.ProtocolError: "retryable",
+        httpx.LocalProtocolError: "permanent",
+        httpx.RemoteProtocolError: "retryable",
+        httpx.ProxyError: "retryable",
+        httpx.UnsupportedProtocol: "permanent",
+        httpx.DecodingError: "permanent",
+        httpx.TooManyRedirects: "permanent",
+        httpx.HTTPStatusError: "status",
+        httpx.InvalidURL: "permanent",
+        httpx.CookieConflict: "permanent",
+        httpx.StreamError: "permanent",
+        httpx.StreamConsumed: "permanent",
+        httpx.StreamClosed: "permanent",
+        httpx.ResponseNotRead: "permanent",
+        httpx.RequestNotRead: "permanent",
+    }
+    return MappingProxyType(table)
+
+
+@cache
+def _dbx_status() -> Mapping[type[BaseException], int]:
+    from databricks.sdk import errors as dbx
+
+    return MappingProxyType({cls: status for status, cls in dbx.STATUS_CODE_MAPPING.items()})
+
+
+@cache
+def foreign() -> tuple[type[BaseException], ...]:
+    """The roots that :func:`cloud_call` catches; nothing else is swallowed.
+
+    A function (cached) so that the SDKs load on first use; ``except foreign() as exc``
+    evaluates it only when an exception is being matched. ``FOREIGN`` is the same tuple.
+    """
+    import azure.core.exceptions as az
+    import azure.identity as azid
+    import requests.exceptions as rq
+    from databricks.sdk import errors as dbx
+
+    return (
+        dbx.DatabricksError, TimeoutError, rq.RequestException, az.AzureError,
+        azid.CredentialUnavailableError, azid.AuthenticationRequiredError, httpx.HTTPError,
+        httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``VERDICTS`` and ``FOREIGN`` as module attributes, built on first access (PEP 562)."""
+    if name == "VERDICTS":
+        return verdicts()
+    if name == "FOREIGN":
+        return foreign()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _URL = re.compile(r"\b(https?://[^/\s'\"]+)[^\s'\"]*")
 
@@ -183,9 +221,10 @@ def safe_text(text: str, limit: int = 300) -> str:
 
 def verdict_of(cls: type[BaseException]) -> Verdict | None:
     """The verdict of ``cls`` or of its nearest ancestor in :data:`VERDICTS`."""
+    table = verdicts()
     for klass in cls.__mro__:
-        if klass in VERDICTS:
-            return VERDICTS[klass]
+        if klass in table:
+            return table[klass]
     return None
 
 
@@ -219,19 +258,31 @@ def _status(exc: BaseException) -> tuple[int | None, str]:
     return (status if isinstance(status, int) else None), str(reason or "")
 
 
+def _is_databricks_error(exc: BaseException) -> bool:
+    # An SDK that was never imported raised nothing: do not import it to find out.
+    errors = sys.modules.get("databricks.sdk.errors")
+    return errors is not None and isinstance(exc, errors.DatabricksError)
+
+
+def _is_azure_response_error(exc: BaseException) -> bool:
+    exceptions = sys.modules.get("azure.core.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.HttpResponseError)
+
+
 def _describe(exc: BaseException, status: int | None, reason: str) -> str:
-    if isinstance(exc, dbx.DatabricksError):
+    if _is_databricks_error(exc):
         code = getattr(exc, "error_code", None) or type(exc).__name__
         # On 401/403 the SDK appends its whole configuration ("Config: host=..."): cut it.
         text = str(exc).split(". Config: ")[0]
-        http = next((_DBX_STATUS[k] for k in type(exc).__mro__ if k in _DBX_STATUS), None)
+        statuses = _dbx_status()
+        http = next((statuses[k] for k in type(exc).__mro__ if k in statuses), None)
         return f"{f'{http} ' if http else ''}{code}: {safe_text(text)}"
     if isinstance(exc, TimeoutError) and exc.__cause__ is not None:
         return f"gave up retrying: {_describe(exc.__cause__, *_status(exc.__cause__))}"
     if status is not None:
         text = f"{status} {reason}".strip()
         detail = getattr(exc, "message", None)
-        if isinstance(exc, az.HttpResponseError) and exc.error is not None and exc.error.message:
+        if _is_azure_response_error(exc) and exc.error is not None and exc.error.message:
             detail = f"{exc.error.code}: {exc.error.message}"
         elif not isinstance(detail, str) or isinstance(exc, httpx.HTTPStatusError):
             detail = None
@@ -260,5 +311,5 @@ def cloud_call(where: str) -> Iterator[None]:
     """Run an SDK call, turning its exceptions into ours (chained) with ``where`` in front."""
     try:
         yield
-    except FOREIGN as exc:
+    except foreign() as exc:
         raise map_error(exc, where) from exc

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from databricks.sdk.service.jobs import RunLifeCycleState, RunResultState
 
 from engine.actions.clients import Clients, DatabricksRoute
 from engine.actions.errors import cloud_call
@@ -30,7 +29,8 @@ __all__ = [
 CLUSTER_EVENTS_PATH = "/api/2.1/clusters/events"
 _PAGE_LIMIT = 100
 _MAX_PAGES = 100  # 10,000 events per cluster and tick; the checkpoint resumes the rest
-_FAILED_RESULTS = {RunResultState.FAILED, RunResultState.TIMEDOUT}
+_FAILED_RESULTS = frozenset({"FAILED", "TIMEDOUT"})  # jobs.RunResultState values
+
 
 
 class ClusterRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +106,9 @@ def failed_runs(clients: Clients, route: DatabricksRoute, start_ms: int) -> list
             state = run.state
             result = state.result_state if state is not None else None
             life = state.life_cycle_state if state is not None else None
-            if result not in _FAILED_RESULTS and life != RunLifeCycleState.INTERNAL_ERROR:
+            result_value = result.value if result is not None else None
+            life_value = life.value if life is not None else None
+            if result_value not in _FAILED_RESULTS and life_value != "INTERNAL_ERROR":
                 continue
             if run.run_id is None or run.job_id is None:
                 continue

@@ -8,10 +8,7 @@ a recovery run joins the original's run group, which :func:`reconcile_rerun` loo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from azure.synapse.artifacts import ArtifactsClient
-from azure.synapse.artifacts.models import PipelineRun, RunFilterParameters, RunQueryFilter
+from typing import TYPE_CHECKING, Any
 
 from engine.actions import adf
 from engine.actions._event import arm_parts, attr, drop_empty, short_id
@@ -21,6 +18,11 @@ from engine.actions.context import ActionContext, ActionResult, ProbeResult
 from engine.actions.errors import cloud_call
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+
+if TYPE_CHECKING:
+    # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
+    from azure.synapse.artifacts import ArtifactsClient
+    from azure.synapse.artifacts.models import PipelineRun, RunQueryFilter
 
 __all__ = [
     "RerunParams",
@@ -110,6 +112,8 @@ def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
 def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
                filters: list[RunQueryFilter], limit: int = 20) -> list[PipelineRun]:
     """``query_pipeline_runs_by_workspace``, following continuation tokens (``limit`` pages)."""
+    from azure.synapse.artifacts.models import RunFilterParameters
+
     runs: list[PipelineRun] = []
     token: str | None = None
     for _ in range(limit):
@@ -128,6 +132,8 @@ def reconcile_rerun(
     params: RerunParams, event: ErrorEvent, ctx: ActionContext
 ) -> ActionResult | None:
     """A later run in the original's run group is the rerun already made."""
+    from azure.synapse.artifacts.models import RunQueryFilter
+
     route, client = _client(ctx.clients, params.workspace)
     where = f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline}]"
     with cloud_call(where):
