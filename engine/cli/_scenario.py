@@ -29,7 +29,7 @@ from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 
-__all__ = ["STEP_NAMES", "Harness", "Sink", "Step", "run_steps"]
+__all__ = ["STEP_NAMES", "Harness", "Sink", "Step", "resume_after", "run_steps"]
 
 DBX_API = "/api/2.2"
 DBX_CLUSTERS = "/api/2.1"
@@ -141,6 +141,10 @@ class Harness:
         return done()
 
     # -- reading real state ----------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The engine's time, in the store's unit."""
+        return int(self.clock.now().timestamp() * 1000)
+
     def incidents_of(self, event_id: str) -> list[incidents_store.Incident]:
         """The incidents the audit log ties to ``event_id``."""
         ids = dict.fromkeys(r.incident_id for r in
@@ -225,11 +229,12 @@ def dbx_job_failure(job_id: int, name: str) -> tuple[dict[str, Any], int]:
 
 
 def cluster_failed_to_start(cluster_id: str, name: str, code: str, kind: str,
-                            parameters: dict[str, str]) -> dict[str, Any]:
-    """The in-house ``cluster.failed_to_start`` body (the seed sample's shape)."""
+                            parameters: dict[str, str], now_ms: int) -> dict[str, Any]:
+    """The in-house ``cluster.failed_to_start`` body (the seed sample's shape) at ``now_ms``."""
     payload = copy.deepcopy(load_sample("databricks", "seed"))
     del payload["job"], payload["run"]
-    payload.update(event="cluster.failed_to_start", event_type="cluster.failed_to_start")
+    payload.update(event="cluster.failed_to_start", event_type="cluster.failed_to_start",
+                   timestamp=now_ms)
     payload["cluster"] = {"cluster_id": cluster_id, "cluster_name": name, "state": "TERMINATED",
                           "state_message": "",
                           "termination_reason": {"code": code, "type": kind,
@@ -285,7 +290,19 @@ def _fresh_id(base: int) -> int:
 def _state(incident: incidents_store.Incident | None) -> str:
     if incident is None:
         return "no incident"
-    return f"{incident.rule_id or 'no rule'}: {incident.state} ({incident.reason})"
+    reason = incident.reason if len(incident.reason) <= 90 else \
+        incident.reason[:40] + " ... " + incident.reason[-45:]
+    return f"{incident.rule_id or 'no rule'}: {incident.state} ({reason})"
+
+
+def resume_after(db: Database, clock: WarpClock) -> None:
+    """On a database that already holds a demo's incidents, start a day after the last one,
+    so that the earlier run's cooldowns and 24-hour budgets do not hold this one back."""
+    latest = max((i.updated_ms for i in incidents_store.list_incidents(db, limit=100)),
+                 default=0)
+    ahead_ms = latest - int(clock.now().timestamp() * 1000)
+    if latest:
+        clock.advance(max(0, ahead_ms) / 1000 + 25 * 3600)
 
 
 def _query(call: dict[str, Any], name: str) -> str:
@@ -342,6 +359,7 @@ def blob_missing(h: Harness) -> Step:
 def duplicate_webhook(h: Harness) -> Step:
     pipeline = "pl_ingest_customers_daily"
     payload, run_id = adf_alert(pipeline)
+    since = h.now_ms()
     first = h.post("azure-monitor", payload)
     second = h.post("azure-monitor", payload)
 
@@ -352,7 +370,8 @@ def duplicate_webhook(h: Harness) -> Step:
     h.settle(done, step_s=120)
     calls = h.posts_to("adf", "/createRun",
                        lambda c: _query(c, "referencePipelineRunId") == run_id)
-    incidents = incidents_store.list_incidents(h.db, resource=pipeline, limit=10)
+    incidents = incidents_store.list_incidents(h.db, resource=pipeline, since_ms=since,
+                                               limit=10)
     ok = (second["duplicate"] is True and second["event_id"] == first["event_id"]
           and len(calls) == 1 and len(incidents) == 1)
     return Step(
@@ -467,7 +486,8 @@ def quota_notify(h: Harness) -> Step:
         {"azure_error_code": "QuotaExceeded",
          "azure_error_message": "Operation could not be completed as it results in exceeding "
                                 "approved standardDSv2Family Cores quota. Current Limit: 100, "
-                                "Current Usage: 96, Additional Required: 8."})
+                                "Current Usage: 96, Additional Required: 8."},
+        h.now_ms())
     before = len(h.sink.posts("/chat"))
     event_id = h.post("databricks-monitor", payload)["event_id"]
     h.settle(lambda: len(h.sink.posts("/chat")) > before, step_s=60, rounds=5)
@@ -517,7 +537,8 @@ def unknown_rca(h: Harness) -> Step:
     payload = cluster_failed_to_start(
         cluster_id, name, "DOCKER_IMAGE_PULL_FAILURE", "CLIENT_ERROR",
         {"databricks_error_message": "Failed to pull image contoso.azurecr.io/ml/runtime:14.3:"
-                                     " toomanyrequests: rate limit exceeded (HTTP 429)"})
+                                     " toomanyrequests: rate limit exceeded (HTTP 429)"},
+        h.now_ms())
     before = len(h.posts_to("openai", ""))
     event_id = h.post("databricks-monitor", payload)["event_id"]
     h.run()

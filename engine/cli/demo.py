@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import tempfile
 import threading
 import time
@@ -88,18 +89,33 @@ def _serve(app: Any, port: int) -> Iterator[str]:
         thread.join(timeout=15)
 
 
+def _stop_on_sigterm(stack: ExitStack) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that the sandbox child and the server are stopped too
+    (the default action would leave the child running)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    stack.callback(signal.signal, signal.SIGTERM, previous)
+
+
 def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> int:
     """Run the scenario (and serve, without ``once``); 0 if every step passed, else 1."""
     from rich.console import Console
 
     console = Console(stderr=as_json, highlight=False, quiet=as_json)
     with ExitStack() as stack:
+        _stop_on_sigterm(stack)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="remediator-demo-")))
         try:
             steps = _run(stack, workdir, console, once=once, db_path=db_path, port=port)
         except click.ClickException as exc:
             if as_json:
-                click.echo(json.dumps({"ok": False, "steps": [], "error": exc.message}))
+                click.echo(json.dumps({"ok": False, "steps": []}))
             click.echo(f"remediator demo: {exc.message}", err=True)
             return 1
     ok = bool(steps) and all(s.ok for s in steps)
@@ -110,7 +126,7 @@ def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> in
 
 def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: str | None,
          port: int) -> list[Any]:
-    from engine.cli._scenario import Harness, Sink, run_steps
+    from engine.cli._scenario import Harness, Sink, resume_after, run_steps
     from engine.cli.sandbox import sandbox_process
     from engine.clock import WarpClock
     from engine.config import load_settings
@@ -139,6 +155,7 @@ def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: 
         raise click.ClickException(str(exc)) from exc
     stack.callback(db.close)
     clock = WarpClock()
+    resume_after(db, clock)
     try:
         service = Service(settings, db, clock=clock)
     except PlaybookError as exc:
