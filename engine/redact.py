@@ -40,6 +40,16 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1={MASK}",
     ),
+    # OpenAI-style keys
+    (re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}"), MASK),
+    # `password: value` written without quotes (logs, YAML, error messages)
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|pwd|secret|client_secret|token|api[_-]?key|access[_-]?key)"
+            r"(\s*:\s*)(?![\"'\s])([^\s'\",;]+)"
+        ),
+        rf"\1\2{MASK}",
+    ),
 )
 
 _SECRET_KEY = re.compile(
@@ -65,7 +75,7 @@ def _mask_pair(m: re.Match[str]) -> str:
 # What each of _TEXT_PATTERNS needs to match, in order ("bearer"/"basic" case-insensitively):
 # a pattern runs only on strings that hold its needle, and most strings (names, ids,
 # timestamps, messages) hold none, so they cost a few substring checks instead of nine scans.
-_NEEDLES = ("eyJ", "bearer", "basic", "dapi", "dose", "://", "=", "=")
+_NEEDLES = ("eyJ", "bearer", "basic", "dapi", "dose", "://", "=", "=", "sk-", ":")
 _LOWER_NEEDLES = frozenset({"bearer", "basic"})
 _QUOTE_AFTER_COLON = re.compile(r""":\s*["']""")
 
@@ -87,6 +97,17 @@ def redact_text(text: str) -> str:
     return _QUOTED_PAIR.sub(_mask_pair, text)
 
 
+# Objects under these names describe access (Azure's activity-log `authorization` holds an
+# action and a scope); their inner keys are checked one by one instead.
+_DESCRIBES_ACCESS = re.compile(r"(?i)^(authorization|credentials?)$")
+
+
+def _maskable(key: str, item: Any) -> bool:
+    if item is None or isinstance(item, bool):
+        return False
+    return not (isinstance(item, dict | list | tuple) and _DESCRIBES_ACCESS.match(key))
+
+
 def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.match(key)
 
@@ -98,8 +119,8 @@ def redact(value: Any) -> Any:
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and _is_secret_key(key) and isinstance(item, str | int | float):
-                out[key] = MASK
+            if isinstance(key, str) and _is_secret_key(key) and _maskable(key, item):
+                out[key] = MASK  # the whole value, whatever its shape (a list, an object)
             else:
                 out[key] = redact(item)
         return out

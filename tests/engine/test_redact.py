@@ -30,6 +30,9 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl"
             '{"password": "hunter2", "task_key": "t1"}',
             f'{{"password": "{MASK}", "task_key": "t1"}}',
         ),
+        ("key sk-proj-AbCdEf0123456789xyz used", f"key {MASK} used"),
+        ("login failed, password: hunter2 for x", f"login failed, password: {MASK} for x"),
+        ("at 2025-03-14T02:14:44Z: done", "at 2025-03-14T02:14:44Z: done"),
         (
             "ErrorCode=UserErrorSourceBlobNotExist,'Type=X'",
             "ErrorCode=UserErrorSourceBlobNotExist,'Type=X'",
@@ -48,6 +51,10 @@ def test_redact_masks_values_of_secret_keys_and_keeps_the_rest() -> None:
         "nested": [{"accessToken": "t", "task_key": "ingest", "job_cluster_key": "etl"}],
         "message": f"Bearer {JWT}",
         "count": 3,
+        "client_secret": {"value": "x"},
+        "passwords": ["hunter2"],
+        "token": None,
+        "authorization": {"action": "Microsoft.DataFactory/factories/triggers/stop/action"},
     }
     assert redact(body) == {
         "password": MASK,
@@ -56,6 +63,10 @@ def test_redact_masks_values_of_secret_keys_and_keeps_the_rest() -> None:
         "nested": [{"accessToken": MASK, "task_key": "ingest", "job_cluster_key": "etl"}],
         "message": f"Bearer {MASK}",
         "count": 3,
+        "client_secret": MASK,
+        "passwords": MASK,
+        "token": None,
+        "authorization": {"action": "Microsoft.DataFactory/factories/triggers/stop/action"},
     }
     assert body["password"] == "p"  # the input is not changed
 
