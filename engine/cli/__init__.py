@@ -52,3 +52,11 @@ main.add_command(sandbox)
 from engine.cli.demo import demo  # noqa: E402
 
 main.add_command(demo)
+
+from engine.cli.admin import approve, incidents, pause, reject, resume  # noqa: E402
+
+main.add_command(approve)
+main.add_command(reject)
+main.add_command(pause)
+main.add_command(resume)
+main.add_command(incidents)

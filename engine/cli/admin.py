@@ -1,0 +1,293 @@
+"""``remediator approve|reject|pause|resume|incidents``: operate the engine from the shell.
+
+By default each command talks to a running server through its management API (``--url``,
+``--key`` or ``REMEDIATOR_ADMIN_KEY``), so that the running engine sees the decision at once and
+the audit log names the admin key that made it. With ``--db PATH`` it acts on the database
+directly through :mod:`engine.guards` (the same functions the API calls), for a stopped
+service. Exit codes: 0 done, 1 refused (unknown incident, not waiting for approval, key refused,
+server unreachable; the reason on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import httpx
+import msgspec
+
+from engine import guards
+from engine.errors import StorageError
+from engine.store import Database
+from engine.store import incidents as incidents_store
+
+__all__ = [
+    "ADMIN_KEY_ENV",
+    "Target",
+    "approve",
+    "incidents",
+    "pause",
+    "reject",
+    "resume",
+    "run_decide",
+    "run_incidents",
+    "run_pause",
+]
+
+ADMIN_KEY_ENV = "REMEDIATOR_ADMIN_KEY"
+DEFAULT_URL = "http://127.0.0.1:8080"
+FIELDS = ("id", "state", "source", "resource", "target", "rule_id", "attempts", "opened_at",
+          "updated_at", "reason")
+"""The fields ``incidents`` prints, the same from the API and from the database."""
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a command acts: a server (``url``, ``key``) or a database file (``db``)."""
+
+    url: str = DEFAULT_URL
+    key: str = ""
+    db: str = ""
+    timeout: float = 30.0
+
+
+class Refused(Exception):
+    """The server or the guards said no; the message says why (exit 1)."""
+
+
+class Usage(Exception):
+    """The command cannot run as given (exit 2)."""
+
+
+# -- transport ----------------------------------------------------------------------------
+
+
+def _call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
+          *, who: str | None = None) -> Any:
+    """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
+
+    The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
+    with ``who``, as the password of HTTP basic auth whose user name the server records as
+    the caller (the admin-key check is the same)."""
+    if not target.key:
+        raise Usage(f"no admin key: pass --key or set {ADMIN_KEY_ENV} (or use --db PATH)")
+    url = target.url.rstrip("/") + path
+    auth = {"auth": httpx.BasicAuth(who, target.key)} if who else {
+        "headers": {"x-api-key": target.key}}
+    try:
+        response = httpx.request(method, url, params=params, timeout=target.timeout, **auth)
+    except httpx.HTTPError as exc:
+        raise Refused(f"cannot reach {target.url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code < 300:
+        return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if response.status_code == 401:
+        raise Refused(f"{target.url} refused the admin key (401)")
+    if response.status_code == 400:
+        raise Usage(str(detail or response.text))
+    raise Refused(str(detail or f"{response.status_code} {response.reason_phrase}"))
+
+
+def _with_db(target: Target, work: Callable[[Database], Any]) -> Any:
+    try:
+        db = Database(target.db)
+    except StorageError as exc:
+        raise Refused(f"{target.db}: {exc}") from exc
+    try:
+        return work(db)
+    finally:
+        db.close()
+
+
+def _run(action: Callable[[], int]) -> int:
+    """Map our two failures to exit codes, printing the reason."""
+    try:
+        return action()
+    except Usage as exc:
+        click.echo(f"remediator: {exc}", err=True)
+        return 2
+    except Refused as exc:
+        click.echo(f"remediator: {exc}", err=True)
+        return 1
+
+
+# -- commands as functions (tests call these or the click commands) -----------------------
+
+
+def run_decide(target: Target, decision: str, incident_id: str, *, who: str | None = None,
+               reason: str = "") -> int:
+    """Approve or reject ``incident_id`` (``decision`` is ``approve`` or ``reject``)."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> None:
+                try:
+                    if decision == "approve":
+                        guards.approve(db, incident_id, name)
+                    else:
+                        guards.reject(db, incident_id, name, reason=reason)
+                except guards.GuardError as exc:
+                    raise Refused(str(exc)) from exc
+
+            _with_db(target, work)
+        else:
+            # POST /api/incidents/{id}/reject takes no body: a reason would be dropped, so it
+            # is refused rather than lost.
+            if reason:
+                raise Usage("--reason applies with --db only: the API's reject takes no reason")
+            answer = _call(target, "POST", f"/api/incidents/{incident_id}/{decision}", who=who)
+            name = str(answer.get("who", ""))
+        past = "approved" if decision == "approve" else "rejected"
+        click.echo(f"{incident_id}: {past} by {name}")
+        return 0
+
+    return _run(act)
+
+
+def run_pause(target: Target, paused: bool, *, who: str | None = None) -> int:
+    """Pause (``paused``) or resume every action."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+            _with_db(target, lambda db: (guards.pause if paused else guards.resume)(db, name))
+        else:
+            answer = _call(target, "POST", "/api/pause" if paused else "/api/resume", who=who)
+            name = str(answer.get("who", ""))
+        click.echo(f"{'paused' if paused else 'resumed'} by {name}")
+        return 0
+
+    return _run(act)
+
+
+def _iso(ms: int) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _from_db(incident: incidents_store.Incident) -> dict[str, Any]:
+    row: dict[str, Any] = msgspec.to_builtins(incident)
+    row["opened_at"], row["updated_at"] = _iso(incident.opened_ms), _iso(incident.updated_ms)
+    return {name: row.get(name) for name in FIELDS}
+
+
+def run_incidents(target: Target, *, state: str | None = None, resource: str | None = None,
+                  limit: int = 50, as_json: bool = False) -> int:
+    """Print the newest ``limit`` incidents (filtered), as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, lambda db: [
+                _from_db(i) for i in incidents_store.list_incidents(
+                    db, state=state, resource=resource, limit=limit)])
+        else:
+            params = {"limit": str(limit)}
+            if state:
+                params["state"] = state
+            if resource:
+                params["resource"] = resource
+            answer = _call(target, "GET", "/api/incidents", params)
+            rows = [{name: item.get(name) for name in FIELDS} for item in answer["items"]]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            click.echo("  ".join(str(row[name]) for name in
+                                 ("id", "state", "rule_id", "resource", "reason")))
+        if not rows:
+            click.echo("no incidents", err=True)
+        return 0
+
+    return _run(act)
+
+
+# -- click ---------------------------------------------------------------------------------
+
+
+def _target(url: str, key: str | None, db: str | None) -> Target:
+    return Target(url=url, key=key or "", db=db or "")
+
+
+def _where(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every admin command shares: where to act."""
+    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
+                           exists=True),
+                           help="Act on this database directly (a stopped service).")(command)
+    command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
+                           help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
+    return click.option("--url", default=DEFAULT_URL, show_default=True,
+                        help="The running server.")(command)
+
+
+_WHO = click.option("--who", default=None,
+                    help="Who decides, for the audit log (default: the OS user with --db, "
+                         "'admin' through the API).")
+
+
+@click.command("approve")
+@click.argument("incident_id")
+@_WHO
+@_where
+@click.pass_context
+def approve(ctx: click.Context, incident_id: str, who: str | None, url: str, key: str | None,
+            db: str | None) -> None:
+    """Approve an incident waiting for approval: its actions run at the next tick."""
+    ctx.exit(run_decide(_target(url, key, db), "approve", incident_id, who=who))
+
+
+@click.command("reject")
+@click.argument("incident_id")
+@_WHO
+@click.option("--reason", default="", help="Why (with --db; kept in the audit log).")
+@_where
+@click.pass_context
+def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, url: str,
+           key: str | None, db: str | None) -> None:
+    """Reject an incident waiting for approval: its actions are cancelled."""
+    ctx.exit(run_decide(_target(url, key, db), "reject", incident_id, who=who, reason=reason))
+
+
+@click.command("pause")
+@_WHO
+@_where
+@click.pass_context
+def pause(ctx: click.Context, who: str | None, url: str, key: str | None,
+          db: str | None) -> None:
+    """Stop all actions (intake and planning go on; scheduled actions wait)."""
+    ctx.exit(run_pause(_target(url, key, db), True, who=who))
+
+
+@click.command("resume")
+@_WHO
+@_where
+@click.pass_context
+def resume(ctx: click.Context, who: str | None, url: str, key: str | None,
+           db: str | None) -> None:
+    """Let actions run again; those that waited run at the next tick."""
+    ctx.exit(run_pause(_target(url, key, db), False, who=who))
+
+
+@click.command("incidents")
+@click.option("--state", type=click.Choice(incidents_store.STATES), default=None,
+              help="Only incidents in this state.")
+@click.option("--resource", default=None, help="Only incidents about this resource.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
+              help="At most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def incidents(ctx: click.Context, state: str | None, resource: str | None, limit: int,
+              as_json: bool, url: str, key: str | None, db: str | None) -> None:
+    """List incidents, newest first: id, state, rule, resource, reason."""
+    ctx.exit(run_incidents(_target(url, key, db), state=state, resource=resource, limit=limit,
+                           as_json=as_json))

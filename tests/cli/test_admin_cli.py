@@ -1,0 +1,255 @@
+"""``remediator approve|reject|pause|resume|incidents``: through a running server's API (the
+app under uvicorn on a free port, the engine driven by hand with a FakeClock) and on the
+database directly (``--db``)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from click.testing import CliRunner, Result
+
+from engine.cli import main
+from engine.events import utcnow
+from engine.store import audit as audit_store
+from engine.store import state as state_store
+from tests.e2e.test_remediation import APPROVAL, BLOB, CREATE_RUN
+from tests.fixtures.common import load_sample
+from tests.fixtures.service import ADMIN_KEY, ServiceRig
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    """The rig's service behind a real HTTP server (the CLI is a separate client)."""
+
+    def __init__(self, rig: ServiceRig) -> None:
+        from receivers.app import create_app
+
+        self.rig = rig
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        app = create_app(rig.service.settings, rig.db, service=rig.service, start_service=False)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                                    log_config=None, access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive(), "uvicorn stopped before it started"
+            assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
+            time.sleep(0.01)
+
+    def cli(self, *args: str, key: str | None = ADMIN_KEY) -> Result:
+        extra = ["--url", self.url] + (["--key", key] if key is not None else [])
+        return CliRunner().invoke(main, [*args, *extra])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def served(service_rig: Any) -> Iterator[Served]:
+    """A live rig with one incident waiting for approval, served on a free port."""
+    rig = service_rig(APPROVAL, live=True)
+    rig.post("azure-monitor", load_sample(BLOB))
+    rig.run()
+    running = Served(rig)
+    yield running
+    running.stop()
+
+
+def _waiting(rig: ServiceRig) -> str:
+    [incident] = rig.incidents()
+    assert incident.state == "waiting_approval"
+    return incident.id
+
+
+def _approvals(rig: ServiceRig, incident_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(r.actor, r.data) for r in audit_store.list_records(rig.db, incident_id=incident_id)
+            if r.kind == "approval"]
+
+
+def _db_cli(rig: ServiceRig, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--db", rig.db.path])
+
+
+# -- through the API ---------------------------------------------------------------------
+
+
+def test_approve_through_the_api_releases_the_action(served: Served) -> None:
+    rig = served.rig
+    incident_id = _waiting(rig)
+    result = served.cli("approve", incident_id)
+    assert (result.exit_code, result.stdout) == (
+        0, f"{incident_id}: approved by admin\n")
+    rig.tick(1)
+    assert rig.mutating_calls() == [CREATE_RUN]
+    assert _approvals(rig, incident_id) == [
+        ("admin", {"decision": "approved", "who": "admin", "actions": 1})]
+
+
+def test_approve_names_who_through_basic_auth(served: Served) -> None:
+    incident_id = _waiting(served.rig)
+    result = served.cli("approve", incident_id, "--who", "alice")
+    assert (result.exit_code, result.stdout) == (
+        0, f"{incident_id}: approved by alice\n")
+    assert [actor for actor, _ in _approvals(served.rig, incident_id)] == ["alice"]
+
+
+def test_a_second_approval_and_an_unknown_incident_are_refused(served: Served) -> None:
+    incident_id = _waiting(served.rig)
+    assert served.cli("approve", incident_id).exit_code == 0
+    again = served.cli("approve", incident_id)
+    assert (again.exit_code, again.stderr) == (
+        1, f"remediator: incident {incident_id} is remediating, not waiting_approval\n")
+    unknown = served.cli("reject", "inc-nope")
+    assert (unknown.exit_code, unknown.stderr) == (
+        1, "remediator: unknown incident inc-nope\n")
+
+
+def test_reject_through_the_api_cancels_the_action(served: Served) -> None:
+    rig = served.rig
+    incident_id = _waiting(rig)
+    result = served.cli("reject", incident_id)
+    assert (result.exit_code, result.stdout) == (
+        0, f"{incident_id}: rejected by admin\n")
+    rig.tick(60)
+    assert rig.mutating_calls() == []
+    [incident] = rig.incidents()
+    assert (incident.state, incident.reason) == ("ignored", "rejected by admin")
+
+
+def test_reject_with_a_reason_needs_the_database(served: Served) -> None:
+    result = served.cli("reject", _waiting(served.rig), "--reason", "planned outage")
+    assert (result.exit_code, result.stderr) == (
+        2, "remediator: --reason applies with --db only: the API's reject takes no reason\n")
+
+
+def test_pause_and_resume_through_the_api(served: Served) -> None:
+    rig = served.rig
+    paused = served.cli("pause")
+    assert (paused.exit_code, paused.stdout) == (
+        0, "paused by admin\n")
+    assert state_store.pause_state(rig.db).paused is True
+    assert served.cli("approve", _waiting(rig)).exit_code == 0
+    rig.tick(1)
+    assert rig.mutating_calls() == []  # approved, but paused
+    resumed = served.cli("resume", "--who", "bob")
+    assert (resumed.exit_code, resumed.stdout) == (
+        0, "resumed by bob\n")
+    rig.tick(1)
+    assert rig.mutating_calls() == [CREATE_RUN]
+
+
+def test_incidents_through_the_api(served: Served) -> None:
+    incident_id = _waiting(served.rig)
+    lines = served.cli("incidents")
+    assert (lines.exit_code, lines.stdout) == (
+        0, f"{incident_id}  waiting_approval  blob-with-approval  pl_ingest_sales_daily  "
+           "waiting for approval\n")
+    as_json = served.cli("incidents", "--json", "--state", "waiting_approval")
+    [row] = json.loads(as_json.stdout)
+    assert (row["id"], row["state"], row["source"], row["rule_id"]) == (
+        incident_id, "waiting_approval", "adf", "blob-with-approval")
+    none = served.cli("incidents", "--state", "resolved")
+    assert (none.exit_code, none.stdout) == (
+        0, "")
+
+
+def test_the_key_from_the_environment_and_a_wrong_or_missing_key(served: Served) -> None:
+    runner = CliRunner()
+    from_env = runner.invoke(main, ["pause", "--url", served.url],
+                             env={"REMEDIATOR_ADMIN_KEY": ADMIN_KEY})
+    assert (from_env.exit_code, from_env.stdout) == (
+        0, "paused by admin\n")
+    wrong = served.cli("resume", key="not-the-key")
+    assert (wrong.exit_code, wrong.stderr) == (
+        1, f"remediator: {served.url} refused the admin key (401)\n")
+    missing = served.cli("resume", key=None)
+    assert (missing.exit_code, missing.stderr) == (
+        2, "remediator: no admin key: pass --key or set REMEDIATOR_ADMIN_KEY "
+           "(or use --db PATH)\n")
+    assert state_store.pause_state(served.rig.db).paused is True
+
+
+def test_an_unreachable_server_is_exit_1() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(main, ["pause", "--url", url, "--key", ADMIN_KEY])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"remediator: cannot reach {url}: ConnectError: ")
+
+
+# -- on the database ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def stopped(service_rig: Any) -> ServiceRig:
+    """A rig with one incident waiting for approval; its server is not running."""
+    rig: ServiceRig = service_rig(APPROVAL, live=True)
+    rig.post("azure-monitor", load_sample(BLOB))
+    rig.run()
+    return rig
+
+
+def test_approve_on_the_database(stopped: ServiceRig) -> None:
+    incident_id = _waiting(stopped)
+    result = _db_cli(stopped, "approve", incident_id, "--who", "carol")
+    assert (result.exit_code, result.stdout) == (
+        0, f"{incident_id}: approved by carol\n")
+    assert _approvals(stopped, incident_id) == [
+        ("carol", {"decision": "approved", "who": "carol", "actions": 1})]
+    # The service, started again, runs what was approved (at the approval's time: align the
+    # rig's clock with the real one that --db used).
+    stopped.tick((utcnow() - stopped.clock.now()).total_seconds() + 1)
+    assert stopped.mutating_calls() == [CREATE_RUN]
+    again = _db_cli(stopped, "approve", incident_id)
+    assert (again.exit_code, again.stderr) == (
+        1, f"remediator: incident {incident_id} is verifying, not waiting_approval\n")
+
+
+def test_reject_on_the_database_keeps_the_reason(stopped: ServiceRig) -> None:
+    incident_id = _waiting(stopped)
+    result = _db_cli(stopped, "reject", incident_id, "--who", "dave", "--reason", "known outage")
+    assert (result.exit_code, result.stdout) == (
+        0, f"{incident_id}: rejected by dave\n")
+    [incident] = stopped.incidents()
+    assert (incident.state, incident.reason) == ("ignored", "rejected by dave: known outage")
+    [(actor, data)] = _approvals(stopped, incident_id)
+    assert (actor, data["decision"], data["reason"]) == ("dave", "rejected", "known outage")
+
+
+def test_pause_resume_and_incidents_on_the_database(stopped: ServiceRig) -> None:
+    paused = _db_cli(stopped, "pause", "--who", "erin")
+    assert (paused.exit_code, paused.stdout) == (
+        0, "paused by erin\n")
+    state = state_store.pause_state(stopped.db)
+    assert (state.paused, state.who) == (True, "erin")
+    assert _db_cli(stopped, "resume", "--who", "erin").exit_code == 0
+    assert state_store.pause_state(stopped.db).paused is False
+    listed = _db_cli(stopped, "incidents", "--resource", "pl_ingest_sales_daily")
+    assert listed.exit_code == 0
+    assert listed.stdout.split("  ")[1:3] == ["waiting_approval", "blob-with-approval"]
+    unknown = _db_cli(stopped, "approve", "inc-nope")
+    assert (unknown.exit_code, unknown.stderr) == (
+        1, "remediator: unknown incident inc-nope\n")
+
+
+def test_bad_usage_is_exit_2(stopped: ServiceRig) -> None:
+    bad_state = _db_cli(stopped, "incidents", "--state", "exploded")
+    assert bad_state.exit_code == 2
+    assert "Invalid value for '--state': 'exploded' is not one of" in bad_state.output
+    no_id = CliRunner().invoke(main, ["approve"])
+    assert no_id.exit_code == 2
+    assert "Missing argument 'INCIDENT_ID'" in no_id.output
