@@ -1,13 +1,44 @@
 """The ``remediator`` command: thin wrappers that call into the engine and return exit codes.
 
-Commands return an exit code; only :func:`main` exits.
+Commands return an exit code; only :func:`main` exits. Every command is listed here, by hand.
 """
 
 from __future__ import annotations
 
 import click
 
+from engine.cli.admin import approve, incidents, pause, reject, resume
+from engine.cli.audit import audit
+from engine.cli.demo import demo
+from engine.cli.playbooks import schema, simulate, test, validate
+from engine.cli.rca import rca
+from engine.cli.replay import replay
+from engine.cli.sandbox import sandbox
+from engine.cli.send_test import send_test
+from engine.cli.serve import serve
+from engine.cli.setup import setup
+
 __all__ = ["main"]
+
+COMMANDS: tuple[click.Command, ...] = (
+    serve,
+    demo,
+    sandbox,
+    validate,
+    test,
+    simulate,
+    schema,
+    rca,
+    replay,
+    audit,
+    approve,
+    reject,
+    pause,
+    resume,
+    incidents,
+    setup,
+    send_test,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,47 +47,5 @@ def main() -> None:
     """Remediator: rules-driven auto-remediation for Azure data platforms."""
 
 
-from engine.cli.serve import serve  # noqa: E402
-
-main.add_command(serve)
-
-from engine.cli.playbooks import schema, simulate, test, validate  # noqa: E402
-
-main.add_command(validate)
-main.add_command(test)
-main.add_command(simulate)
-main.add_command(schema)
-
-from engine.cli.setup import setup  # noqa: E402
-
-main.add_command(setup)
-
-from engine.cli.send_test import send_test  # noqa: E402
-
-main.add_command(send_test)
-
-from engine.cli.audit import audit  # noqa: E402
-from engine.cli.replay import replay  # noqa: E402
-
-main.add_command(audit)
-main.add_command(replay)
-
-from engine.cli.rca import rca  # noqa: E402
-
-main.add_command(rca)
-
-from engine.cli.sandbox import sandbox  # noqa: E402
-
-main.add_command(sandbox)
-
-from engine.cli.demo import demo  # noqa: E402
-
-main.add_command(demo)
-
-from engine.cli.admin import approve, incidents, pause, reject, resume  # noqa: E402
-
-main.add_command(approve)
-main.add_command(reject)
-main.add_command(pause)
-main.add_command(resume)
-main.add_command(incidents)
+for _command in COMMANDS:
+    main.add_command(_command)
