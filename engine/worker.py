@@ -68,8 +68,17 @@ class Worker:
         claimed = inbox.claim(self.deps.db, limit=self.deps.options.batch,
                               lease_ms=self.deps.options.event_lease_s * 1000,
                               now_ms=to_ms(self.deps.now()))
-        list(self._pool.map(self._process, claimed))
+        # Events of one target run one after another, so that each sees what the one before it
+        # recorded (its incident, attempt and lock); different targets run in parallel.
+        groups: dict[str, list[inbox.StoredEvent]] = {}
+        for stored in claimed:
+            groups.setdefault(pipeline.target_of(stored.event), []).append(stored)
+        list(self._pool.map(self._process_in_order, groups.values()))
         return len(claimed)
+
+    def _process_in_order(self, group: list[inbox.StoredEvent]) -> None:
+        for stored in group:
+            self._process(stored)
 
     def _process(self, stored: inbox.StoredEvent) -> None:
         try:
@@ -94,7 +103,13 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if self.run_once() == 0:
+            try:
+                claimed = self.run_once()
+            except StorageError as exc:
+                # The database is locked or full: nothing was claimed; try again next poll.
+                log.warning("claim_failed", error=str(exc))
+                claimed = 0
+            if claimed == 0:
                 self._stop.wait(self._poll_s)
 
     def stop(self) -> None:

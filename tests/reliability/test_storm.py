@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from engine.execute import EngineOptions
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
@@ -49,11 +47,8 @@ def test_a_thousand_alerts_of_one_failure_are_one_incident(engine_rig: EngineRig
     assert joins == Counter({True: 1, False: 999})
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG (race) engine/pipeline.py guards: events of one incident processed at once on the "
-    "worker's pool each pass the budget and lock guards before any of them records its "
-    "attempt; a 1,000-alert storm starts 1 to 3 reruns of the same pipeline (budget "
-    "max_attempts 2), the later ones while the first is still being verified"))
+# Events of one target are processed in order (engine/worker.py), so a storm of one failure
+# on the whole pool still starts one rerun.
 def test_a_storm_starts_one_rerun_and_never_exceeds_the_budget(engine_rig: EngineRig) -> None:
     _, rows = _storm(engine_rig)
     assert len(reruns(engine_rig.sandbox)) == 1
