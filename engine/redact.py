@@ -7,6 +7,7 @@ value of any key whose name says password, secret, token or key.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -108,6 +109,12 @@ def _maskable(key: str, item: Any) -> bool:
     return not (isinstance(item, dict | list | tuple) and _DESCRIBES_ACCESS.match(key))
 
 
+# The audit's match records repeat the same key names, rule ids and reasons event after event:
+# both checks are pure, so short strings are answered from a bounded cache.
+_redact_short = functools.lru_cache(maxsize=4096)(redact_text)
+
+
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.match(key)
 
@@ -115,7 +122,7 @@ def _is_secret_key(key: str) -> bool:
 def redact(value: Any) -> Any:
     """A copy of ``value`` (JSON-like data) with secrets masked; the input is not changed."""
     if isinstance(value, str):
-        return redact_text(value)
+        return _redact_short(value) if len(value) <= 512 else redact_text(value)
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for key, item in value.items():

@@ -72,7 +72,10 @@ def append(
         body_data = {"value": body_data}
     if resource:
         body_data.setdefault("resource", resource)
-    body_data = json.loads(json.dumps(body_data))  # exactly what reading it back will give
+    # Exactly what reading it back will give (tuples become lists, keys strings); msgspec
+    # encodes sorted and compact, so the same bytes are also what is stored.
+    stored = msgspec.json.encode(body_data, order="sorted")
+    body_data = msgspec.json.decode(stored)
     with db.write() as conn:
         row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         seq, prev = (row["seq"] + 1, row["hash"]) if row else (1, GENESIS)
@@ -86,7 +89,7 @@ def append(
                                   data, prev_hash, hash)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (seq, body["ts"], int(ts.timestamp() * 1000), incident_id, event_id, kind, actor,
-             resource, json.dumps(body_data, sort_keys=True, separators=(",", ":")), prev,
+             resource, stored.decode(), prev,
              digest),
         )
         conn.execute(
