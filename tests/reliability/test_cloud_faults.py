@@ -22,8 +22,8 @@ from tests.engine.actions.conftest import cloud_settings
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import RECEIVER
 
-TIMEOUT = 0.5
-"""The SDK clients' timeout in these tests (a scripted hang of 1 s outlasts it)."""
+TIMEOUT = 0.3
+"""The SDK clients' timeout in these tests (a scripted hang of 0.6 s outlasts it)."""
 
 CASES = {
     "adf.rerun_pipeline": ("{source: adf}", "azure-monitor", BLOB, "adf", "adf.createRun",
@@ -34,7 +34,7 @@ CASES = {
                                  "databricks", "clusters.start", "/clusters/start"),
 }
 TRANSIENT = {"429": {"status": 429, "retry_after": 120}, "503": {"status": 503},
-             "500": {"status": 500}, "hang": {"hang": 1.0}}
+             "500": {"status": 500}, "hang": {"hang": 0.6}}
 PERMANENT = {"403": {"status": 403}, "404": {"status": 404}}
 RETRY_LIMIT = 3
 """EngineSettings.retry_limit (the default)."""
@@ -127,7 +127,7 @@ def test_a_hanging_rerun_does_not_hold_the_app_back(rig_of: Any) -> None:
     """While the worker waits on a createRun that hangs, the app answers at once."""
     match, endpoint, sample, service, operation, suffix = CASES["adf.rerun_pipeline"]
     rig = rig_of(rule(match, "      - action: adf.rerun_pipeline", VERIFY), live=True)
-    rig.sandbox.script(service, operation, hang=1.0)
+    rig.sandbox.script(service, operation, hang=0.6)
     rig.post(endpoint, load_sample(sample))
     worker = threading.Thread(target=rig.run)
     worker.start()
