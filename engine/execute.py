@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from engine.actions import notify
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, ProbeResult
 from engine.clock import Clock, to_ms
@@ -35,7 +36,9 @@ __all__ = [
     "run_row", "settle",
 ]
 
-Rca = Callable[[ErrorEvent, list[dict[str, Any]]], dict[str, Any]]
+Rca = Callable[..., dict[str, Any]]
+"""``rca(event, history, *, refresh=False, offline=False) -> dict`` (the keywords are
+passed only when set, by ``rca.analyze``)."""
 
 
 EngineOptions = EngineSettings
@@ -241,26 +244,65 @@ def _call(deps: Deps, spec: ActionSpec, planned: PlannedAction, event: ErrorEven
           incident: incidents_store.Incident) -> ActionResult:
     if spec.run is not None:
         return spec.run(planned.params, event, deps.ctx)
-    # rca.analyze: routed to the RCA hook.
-    analysis = rca_for(deps, event, incident)
-    return ActionResult(outcome="done", detail="root-cause analysis recorded",
-                        data={"rca": analysis})
+    # rca.analyze: routed to the RCA hook, with the action's refresh / offline / channel.
+    params = planned.params
+    refresh = bool(getattr(params, "refresh", False))
+    offline = bool(getattr(params, "offline", False))
+    channel = str(getattr(params, "channel", "") or "")
+    analysis = rca_for(deps, event, incident, refresh=refresh, offline=offline,
+                       channel=channel)
+    detail = "root-cause analysis recorded"
+    if channel:
+        post_rca(deps, event, incident, analysis, channel)
+        detail += f" and posted to channel {channel}"
+    return ActionResult(outcome="done", detail=detail, data={"rca": analysis})
 
 
-def rca_for(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident) -> dict[str, Any]:
+def rca_for(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident, *,
+            refresh: bool = False, offline: bool = False, channel: str = "") -> dict[str, Any]:
     """Ask the RCA hook about ``event`` (with the incidents of the same fingerprint) and audit
-    the answer; without a hook, the record says so."""
+    the answer; without a hook, the record says so. ``refresh`` (skip the cache) and
+    ``offline`` (catalog only) are passed to the hook only when set, so plain
+    ``rca(event, history)`` hooks keep working; ``channel`` is only recorded (the caller
+    posts)."""
     history = [
         {"id": i.id, "state": i.state, "reason": i.reason, "opened_ms": i.opened_ms}
         for i in incidents_store.list_incidents(deps.db, fingerprint=event.fingerprint,
                                                 limit=10)
         if i.id != incident.id
     ]
-    analysis = deps.rca(event, history) if deps.rca is not None else {
+    asked = {name: True for name, value in (("refresh", refresh), ("offline", offline))
+             if value}
+    analysis = deps.rca(event, history, **asked) if deps.rca is not None else {
         "summary": "no RCA engine configured"}
-    deps.audit("rca", {"analysis": analysis, "history": len(history)},
-               incident_id=incident.id, event_id=event.id, resource=incident.resource)
+    data: dict[str, Any] = {"analysis": analysis, "history": len(history)}
+    if asked or channel:
+        data["params"] = {"refresh": refresh, "offline": offline, "channel": channel}
+    deps.audit("rca", data, incident_id=incident.id, event_id=event.id,
+               resource=incident.resource)
     return analysis
+
+
+def post_rca(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident,
+             analysis: dict[str, Any], channel: str) -> None:
+    """Post the analysis to the configured ``channel`` through notify's code (the channel's
+    format applies; 5xx/429/timeouts raise RetryableActionError, so the action retries)."""
+    where = f"rca.analyze[channel={channel}]"
+    target = notify.channel_target(deps.ctx, channel, where)
+    summary = str(analysis.get("summary") or "")
+    cause = str(analysis.get("probable_cause") or "")
+    steps = [str(s) for s in analysis.get("next_steps") or []]
+    text = "\n".join([summary] + ([f"Probable cause: {cause}"] if cause else [])
+                      + [f"- {s}" for s in steps])
+    message = notify.Message(
+        title=f"RCA: {incident.resource or incident.target}: {event.error_code or 'failure'}",
+        text=text or "no analysis", rca=summary, facts=notify.event_facts(event),
+        fields={"incident": {"id": incident.id, "state": incident.state},
+                "analysis": {k: analysis.get(k) for k in
+                             ("category", "confidence", "retryable", "engine")
+                             if k in analysis}},
+        event=notify.event_summary(event))
+    notify.send(deps.ctx, target, message, where, key=f"rca:{incident.id}:{channel}")
 
 
 def _failed(deps: Deps, row: actions_store.ActionRow, error: str, ids: dict[str, str]) -> None:

@@ -49,8 +49,10 @@ class Analyzer:
         """The ``[llm]`` settings in use, or None when offline."""
         return self.llm.cfg if self.llm is not None else None
 
-    def __call__(self, event: ErrorEvent, history: list[dict[str, Any]]) -> dict[str, Any]:
-        return msgspec.to_builtins(self.analyze(event, history))
+    def __call__(self, event: ErrorEvent, history: list[dict[str, Any]], *,
+                 refresh: bool = False, offline: bool = False) -> dict[str, Any]:
+        return msgspec.to_builtins(self.analyze(event, history, refresh=refresh,
+                                                offline=offline))
 
     def tried(self, history: Sequence[Mapping[str, Any]]) -> list[Tried]:
         """The worker's history (earlier incidents) with the actions each one took."""
