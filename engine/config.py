@@ -262,7 +262,10 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     ``retry_limit`` retries of an action that failed in a retryable way (429, 5xx, timeout),
     each after ``retry_backoff_s * 2**n`` (at most ``retry_backoff_max_s``, at least the
     server's Retry-After); then the incident escalates. ``breaker_threshold`` consecutive
-    failed remediations of a rule open its circuit breaker.
+    failed remediations of a rule open its circuit breaker. A firing event no rule matches
+    joins the incident of the same failure (fingerprint and target) escalated as unmatched
+    less than ``rejoin_window_s`` ago instead of opening a new one (one RCA, one
+    notification per storm); 0 turns that off.
     """
 
     breaker_threshold: int = 5
@@ -277,6 +280,7 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     verify_interval_s: int = 60
     threads: int = 4
     batch: int = 16
+    rejoin_window_s: int = 6 * 3600
 
 
 class DatabricksPollSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,

@@ -107,7 +107,7 @@ def match(deps: Deps, job: Job) -> None:
         deps.audit("matched", {"rules": explanation.rule_ids, "tried": tried}, **_ids(job))
         return
     deps.audit("no_match", {"tried": tried}, **_ids(job))
-    incident = _incident(deps, job)
+    incident = _incident(deps, job, rejoin=True)
     if incident.state == "open":
         execute.rca_for(deps, job.event, incident)
         incidents_store.set_state(deps.db, incident.id, "escalated", reason="no rule matched",
@@ -115,16 +115,24 @@ def match(deps: Deps, job: Job) -> None:
     job.done = True
 
 
-def _incident(deps: Deps, job: Job) -> incidents_store.Incident:
+def _incident(deps: Deps, job: Job, *, rejoin: bool = False) -> incidents_store.Incident:
+    """Open or join the incident of the event; ``rejoin`` (an unmatched event) also joins
+    the same failure escalated as unmatched within ``rejoin_window_s``: a repeat is counted
+    and audited (``repeat``), not analysed and announced again."""
     event = job.event
+    now_ms = to_ms(deps.now())
+    window_ms = deps.options.rejoin_window_s * 1000
     incident, created = incidents_store.open_or_join(
         deps.db, fingerprint=event.fingerprint, target=target_of(event), source=event.source,
         resource=event.resource, alert_key=alert_key(event), event_id=event.id,
-        now_ms=to_ms(deps.now()))
+        now_ms=now_ms, rejoin_since_ms=now_ms - window_ms if rejoin and window_ms > 0 else None)
     job.incident = incident
     deps.audit("incident", {"state": incident.state, "created": created,
                             "target": incident.target, "fingerprint": incident.fingerprint},
                **_ids(job))
+    if rejoin and incident.state == "escalated":
+        deps.audit("repeat", {"events": incident.events, "closed_ms": incident.closed_ms,
+                              "reason": incident.reason}, **_ids(job))
     return incident
 
 

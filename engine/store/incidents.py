@@ -129,9 +129,13 @@ def open_or_join(
     alert_key: str,
     event_id: str,
     now_ms: int,
+    rejoin_since_ms: int | None = None,
 ) -> tuple[Incident, bool]:
     """The active incident of (fingerprint, target), joined by this event, or a new one.
 
+    With ``rejoin_since_ms``, an incident of (fingerprint, target) escalated with no rule
+    (unmatched: ``rule_id`` empty) and closed after that time is joined too, staying
+    escalated: a repeat of a failure already analysed and announced.
     Returns the incident and whether it was created. Runs in one write transaction, so two
     workers handling the same failure at once end in the same incident.
     """
@@ -141,6 +145,13 @@ def open_or_join(
             f"{_active_sql('state')} ORDER BY opened_ms LIMIT 1",
             (fingerprint, target),
         ).fetchone()
+        if row is None and rejoin_since_ms is not None:
+            row = conn.execute(
+                "SELECT id FROM incidents WHERE fingerprint = ? AND target = ? AND "
+                "state = 'escalated' AND rule_id = '' AND closed_ms > ? "
+                "ORDER BY closed_ms DESC LIMIT 1",
+                (fingerprint, target, rejoin_since_ms),
+            ).fetchone()
         if row is not None:
             conn.execute(
                 "UPDATE incidents SET events = events + 1, updated_ms = ? WHERE id = ?",
