@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,19 @@ def test_demo_once_passes_every_step(tmp_path: Path) -> None:
         "adf-source-blob-missing", "dbx-run-node-lost-all-purpose",
         "dbx-run-instance-type-unavailable", "dbx-cluster-quota-exceeded", "",
     ])
+    # The demo's audit chain verifies, and stops verifying once a record is edited in the file
+    # behind the engine's back (issue "Audit": the done criterion, on the demo's own database).
+    verified = subprocess.run([*_command(), "audit", "verify", "--db", str(db_file)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("ok: ")
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("DROP TRIGGER audit_no_update")
+        [seq] = conn.execute("SELECT min(seq) FROM audit WHERE kind = 'matched'").fetchone()
+        conn.execute("UPDATE audit SET data = replace(data, 'adf-source-blob-missing', 'x') "
+                     "WHERE seq = ?", (seq,))
+    tampered = subprocess.run([*_command(), "audit", "verify", "--db", str(db_file)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert tampered.returncode == 1
+    assert tampered.stderr.startswith(
+        f"FAILED: record {seq}: hash does not match its content: it was edited\n")
