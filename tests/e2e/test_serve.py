@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +37,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A running ``remediator serve`` on a free port; yields its URL and its log file."""
+@contextmanager
+def _serve(tmp_path: Path, playbooks: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A running ``remediator serve`` on a free port: its URL, log file and process."""
     port = _free_port()
     env = {**os.environ, "REMEDIATOR_API_KEYS": RECEIVER_KEY, "REMEDIATOR_ADMIN_KEYS": ADMIN_KEY,
            "PYTHONPATH": str(ROOT)}
@@ -45,7 +47,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--db", str(tmp_path / "e2e.db"), "--playbooks", str(ROOT / "playbooks")],
+             "--db", str(tmp_path / "e2e.db"), "--playbooks", str(playbooks)],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -60,7 +62,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 pass
             assert time.monotonic() < deadline, "serve did not answer /health in 90 s"
             time.sleep(0.1)
-        yield url, log_path
+        yield url, log_path, process
     finally:
         process.terminate()
         try:
@@ -71,6 +73,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``remediator serve`` with the shipped playbooks; yields its URL and its log file."""
+    with _serve(tmp_path, ROOT / "playbooks") as (url, log_path, _):
+        yield url, log_path
 
 
 def test_serve_takes_a_webhook_and_shows_the_event(server: tuple[str, Path]) -> None:
@@ -109,3 +118,45 @@ def test_serve_refuses_a_bad_setting_with_exit_code_2(tmp_path: Path) -> None:
     assert result.stderr == (
         f"remediator serve: {tmp_path / 'missing.toml'}: cannot read: No such file or directory\n"
     )
+
+
+RULE = """\
+name: {name}
+rules:
+  - id: {name}-rule
+    match: {{source: adf, error_code: {code}}}
+    actions:
+      - action: noop
+"""
+
+
+def _rules(url: str) -> list[str]:
+    answer = httpx.get(f"{url}/api/playbooks", headers={"x-api-key": ADMIN_KEY}).json()
+    return [rule["id"] for rule in answer["rules"]]
+
+
+def _wait_for(check: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, f"not within 30 s: {what}"
+        time.sleep(0.1)
+
+
+def test_sighup_reloads_the_playbooks_and_refuses_a_broken_set(tmp_path: Path) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "a.yaml").write_text(RULE.format(name="a", code="CodeA"))
+    with _serve(tmp_path, playbooks) as (url, log_path, process):
+        assert _rules(url) == ["a-rule"]
+
+        (playbooks / "b.yaml").write_text(RULE.format(name="b", code="CodeB"))
+        process.send_signal(signal.SIGHUP)
+        _wait_for(lambda: _rules(url) == ["a-rule", "b-rule"], "the new rule after SIGHUP")
+
+        (playbooks / "c.yaml").write_text(RULE.format(name="c", code="CodeC") + "  - id: [\n")
+        process.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "playbooks_problem" in log_path.read_text(), "the refusal logged")
+        assert _rules(url) == ["a-rule", "b-rule"]  # the set in force stays, whole
+        problems = [json.loads(line)["problem"] for line in log_path.read_text().splitlines()
+                    if '"playbooks_problem"' in line]
+        assert problems and all(p.startswith(str(playbooks / "c.yaml") + ":") for p in problems)
