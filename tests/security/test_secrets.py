@@ -1,0 +1,99 @@
+"""Secrets planted in a webhook payload, in a cloud's error answer and in the configuration
+never show in the captured log output, the audit log, the dashboard pages or any /api answer
+of the running app (webhook over HTTP -> worker -> real SDK client -> sandbox). The LLM
+prompt is checked with the same planted kinds in tests/engine/analysis/test_secrets.py."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from typing import Any
+
+import msgspec
+
+from engine.logs import configure_logging
+from engine.store import audit as audit_store
+from tests.e2e.test_actions_e2e import rule
+from tests.e2e.test_remediation import BLOB
+from tests.engine.actions.conftest import AZ_SECRET, DBX_TOKEN
+from tests.fixtures.common import load_sample
+from tests.fixtures.service import ADMIN, ADMIN_KEY, RECEIVER_KEY
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlUExBTlRFRA"
+PLANTED = {
+    "sas": "SASsig0123456789abcdefPLANT%3D",
+    "account_key": "AKplanted0123456789abcdef==",
+    "password": "Pw-planted-123",
+    "jwt": JWT,
+    "dapi": "dapifeedfacecafebeef0123456789abcd",
+    "client_secret": "CSplanted~secret.value",
+    "echoed": "dapi0badc0ffee0123456789abcdef0123",
+}
+CONFIGURED = {"receiver key": RECEIVER_KEY, "admin key": ADMIN_KEY,
+              "[clouds] client secret": AZ_SECRET, "[clouds] databricks token": DBX_TOKEN}
+MESSAGE = (
+    "Copy failed: ErrorCode=UserErrorSourceBlobNotExist reading "
+    f"https://st.blob.core.windows.net/raw?sv=2022-11-02&sig={PLANTED['sas']}&se=2025 "
+    f"DefaultEndpointsProtocol=https;AccountName=st;AccountKey={PLANTED['account_key']};"
+    f" Server=tcp:sql;User ID=etl;Password={PLANTED['password']}; id_token {JWT} "
+    f"databricks token {PLANTED['dapi']} client_secret={PLANTED['client_secret']}"
+)
+
+
+def _payload() -> dict[str, Any]:
+    payload = copy.deepcopy(load_sample(BLOB))
+    payload["data"]["essentials"]["description"] = MESSAGE
+    payload["data"]["customProperties"] = {"password": PLANTED["password"],
+                                           "client_secret": PLANTED["client_secret"],
+                                           "note": MESSAGE}
+    return payload
+
+
+def _leaks(text: str) -> list[str]:
+    secrets = {**PLANTED, **CONFIGURED}
+    return sorted(name for name, value in secrets.items() if value in text)
+
+
+def test_no_planted_or_configured_secret_shows_anywhere(service_rig: Any) -> None:
+    logs = io.StringIO()
+    configure_logging("debug", "json", stream=logs)
+    try:
+        rig = service_rig(rule("{source: adf}", "      - action: adf.rerun_pipeline"),
+                          live=True)
+        echo = {"error": {"code": "BadRequest",
+                          "message": f"bad token {PLANTED['echoed']} (Bearer "
+                                     f"{PLANTED['echoed']}); sig={PLANTED['sas']}"}}
+        rig.sandbox.script("adf", "adf.createRun", status=400, body=echo)
+        answer = rig.post("azure-monitor", _payload())
+        assert rig.run() == 1
+        rig.tick(3600)
+        [incident] = rig.incidents()
+        assert incident.state == "escalated"
+        assert incident.reason == (  # the cloud's words are kept, masked
+            "rules.yaml:r/actions[0]: adf.rerun_pipeline[factory=adf-contoso-prod "
+            "pipeline=pl_ingest_sales_daily]: 400 Bad Request (BadRequest: bad token *** "
+            "(Bearer ***); sig=***)")
+        pages = {}
+        for path in ("/api/events", f"/api/events/{answer['event_id']}", "/api/incidents",
+                     f"/api/incidents/{incident.id}", "/api/status", "/api/playbooks", "/",
+                     f"/incidents/{incident.id}", "/playbooks", "/audit", "/metrics"):
+            response = rig.client.get(path, headers=ADMIN)
+            assert response.status_code == 200, (path, response.status_code)
+            pages[path] = response.text
+    finally:
+        configure_logging()
+    records = audit_store.list_records(rig.db, limit=10_000)
+    audit = msgspec.json.encode([r.data for r in records]).decode()
+    assert "escalation" in [r.kind for r in records]
+    found = {where: _leaks(text) for where, text in
+             {"logs": logs.getvalue(), "audit": audit, **pages}.items()}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert json.loads(pages["/api/incidents"])  # the pages are not empty answers
+    assert len(logs.getvalue()) > 1000
+    event = json.loads(pages[f"/api/events/{answer['event_id']}"])
+    assert event["attributes"]["description"] == (  # the payload reached the app, masked
+        "Copy failed: ErrorCode=UserErrorSourceBlobNotExist reading "
+        "https://st.blob.core.windows.net/raw?sv=2022-11-02&sig=***&se=2025 "
+        "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=***; Server=tcp:sql;"
+        "User ID=etl;Password=***; id_token *** databricks token *** client_secret=***")
