@@ -66,7 +66,7 @@ class Service:
         clock: Clock | None = None,
         rca: Rca | None = None,
         options: EngineOptions | None = None,
-        poll_s: float = 1.0,
+        poll_s: float = 0.05,  # an idle worker's wait: part of every event's latency
     ) -> None:
         self.settings = settings
         self.db = db
