@@ -50,9 +50,48 @@ class RenderError(PlaybookError):
         super().__init__([f"{ref}: {message}"])
 
 
+MAX_FACTOR = 10_000
+"""The largest constant a template may multiply by: `"=" * 80` is fine, `* 10**9` is not."""
+MAX_RESULT = 100_000
+"""The longest string or list, and the most digits of a number, that `*` may produce."""
+
+
+class _TemplateEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*` bounded and `**` refused: Jinja's own sandbox bounds `range()`
+    but would render `{{ event.resource * 10**9 }}` (gigabytes) or `{{ 9 ** 10**9 }}`.
+
+    Intercepted operators are also never folded at compile time, so validating such a
+    template cannot hang either.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            raise jinja2.sandbox.SecurityError("the power operator `**` is not allowed")
+        if _product_size(left, right) > MAX_RESULT:
+            raise jinja2.sandbox.SecurityError(
+                f"`*` would make a value larger than {MAX_RESULT:,} characters or digits")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _product_size(left: Any, right: Any) -> int:
+    """The length (sequence times count) or digits (int times int) that ``left * right`` has."""
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and _is_int(count):
+            return len(seq) * abs(count)
+    if _is_int(left) and _is_int(right):
+        return (left.bit_length() + right.bit_length()) * 3 // 10 + 1
+    return 0
+
+
 def make_environment() -> jinja2.Environment:
     """The one kind of environment playbook templates run in (one per loaded set)."""
-    return ImmutableSandboxedEnvironment(
+    return _TemplateEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
 
@@ -74,6 +113,13 @@ def check_template(env: jinja2.Environment, source: str, groups: frozenset[str])
         if message not in problems:
             problems.append(message)
 
+    if any(True for _ in tree.find_all(nodes.Pow)):
+        add("the power operator `**` is not allowed in templates")
+    for node in tree.find_all(nodes.Mul):
+        factors = [n.value for n in (node.left, node.right) if isinstance(n, nodes.Const)]
+        if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_FACTOR
+               for v in factors):
+            add(f"`*` by more than {MAX_FACTOR:,} is not allowed in templates")
     for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Name):
             if node.ctx == "load" and node.name not in TEMPLATE_NAMES and node.name not in stored:
