@@ -10,6 +10,7 @@ is refused at load; everything else fails at render as :class:`RenderError`, nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,15 +65,20 @@ class _TemplateEnvironment(ImmutableSandboxedEnvironment):
     template cannot hang either.
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             raise jinja2.sandbox.SecurityError("the power operator `**` is not allowed")
+        if operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise jinja2.sandbox.SecurityError("a `%` format wider than 99,999 is not allowed")
         if _product_size(left, right) > MAX_RESULT:
             raise jinja2.sandbox.SecurityError(
                 f"`*` would make a value larger than {MAX_RESULT:,} characters or digits")
         return super().call_binop(context, operator, left, right)
+
+
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*(?:\*|\d{6,})|%[-+ #0]*\d*\.(?:\*|\d{6,})")
 
 
 def _is_int(value: Any) -> bool:
