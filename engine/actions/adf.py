@@ -6,6 +6,7 @@ original run's run group, which is how :func:`reconcile_rerun` finds it after a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -178,19 +179,28 @@ def query_runs(
     pages: the SDK does not follow them for us)."""
     from azure.mgmt.datafactory.models import RunFilterParameters
 
-    runs: list[PipelineRun] = []
-    token: str | None = None
-    for _ in range(limit):
-        page = client.pipeline_runs.query_by_factory(
+    return follow_pages(
+        lambda token: client.pipeline_runs.query_by_factory(
             rg, factory,
             RunFilterParameters(last_updated_after=after, last_updated_before=before,
                                 filters=filters, continuation_token=token),
-        )
-        runs.extend(page.value or [])
+        ),
+        limit,
+    )
+
+
+def follow_pages(fetch: Callable[[str | None], Any], limit: int) -> list[Any]:
+    """The ``value`` of every page that ``fetch(continuation_token)`` returns, at most
+    ``limit`` pages (the ADF and Synapse SDKs return one page and a token, not an iterator)."""
+    items: list[Any] = []
+    token: str | None = None
+    for _ in range(limit):
+        page = fetch(token)
+        items.extend(page.value or [])
         token = page.continuation_token
         if not token:
             break
-    return runs
+    return items
 
 
 def reconcile_rerun(

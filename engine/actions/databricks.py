@@ -322,13 +322,18 @@ def probe_cluster(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     return _cluster_state(details, f"cluster {cluster_id}")
 
 
+def _cluster_verb(params: ClusterParams, ctx: ActionContext, verb: str) -> ActionResult:
+    """``clusters.<verb>`` (start or restart), without waiting; the probe follows it."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.{verb}_cluster[cluster={params.cluster_id}]"):
+        getattr(w.clusters, verb)(params.cluster_id)
+    return ActionResult(outcome="started", detail=f"cluster {params.cluster_id} {verb}ing",
+                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+
+
 def start_cluster(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
     """``clusters.start`` (without waiting)."""
-    route, w = _client(ctx.clients, params.workspace_id)
-    with cloud_call(f"databricks.start_cluster[cluster={params.cluster_id}]"):
-        w.clusters.start(params.cluster_id)
-    return ActionResult(outcome="started", detail=f"cluster {params.cluster_id} starting",
-                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+    return _cluster_verb(params, ctx, "start")
 
 
 def reconcile_start(
@@ -347,11 +352,7 @@ def reconcile_start(
 
 def restart_cluster(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
     """``clusters.restart`` (a terminated cluster is started instead, by Databricks)."""
-    route, w = _client(ctx.clients, params.workspace_id)
-    with cloud_call(f"databricks.restart_cluster[cluster={params.cluster_id}]"):
-        w.clusters.restart(params.cluster_id)
-    return ActionResult(outcome="started", detail=f"cluster {params.cluster_id} restarting",
-                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+    return _cluster_verb(params, ctx, "restart")
 
 
 def reconcile_restart(

@@ -114,18 +114,13 @@ def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
     """``query_pipeline_runs_by_workspace``, following continuation tokens (``limit`` pages)."""
     from azure.synapse.artifacts.models import RunFilterParameters
 
-    runs: list[PipelineRun] = []
-    token: str | None = None
-    for _ in range(limit):
-        page = client.pipeline_run.query_pipeline_runs_by_workspace(RunFilterParameters(
+    return adf.follow_pages(
+        lambda token: client.pipeline_run.query_pipeline_runs_by_workspace(RunFilterParameters(
             last_updated_after=after, last_updated_before=before, filters=filters,
             continuation_token=token,
-        ))
-        runs.extend(page.value or [])
-        token = page.continuation_token
-        if not token:
-            break
-    return runs
+        )),
+        limit,
+    )
 
 
 def reconcile_rerun(
