@@ -73,29 +73,37 @@ def _mask_pair(m: re.Match[str]) -> str:
     return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}{m.group(5)}"
 
 
-# What each of _TEXT_PATTERNS needs to match, in order ("bearer"/"basic" case-insensitively):
-# a pattern runs only on strings that hold its needle, and most strings (names, ids,
-# timestamps, messages) hold none, so they cost a few substring checks instead of nine scans.
-_NEEDLES = ("eyJ", "bearer", "basic", "dapi", "dose", "://", "=", "=", "sk-", ":")
-_LOWER_NEEDLES = frozenset({"bearer", "basic"})
-_QUOTE_AFTER_COLON = re.compile(r""":\s*["']""")
+# What each of _TEXT_PATTERNS needs before it can match, in order: any of these substrings of
+# the lower-cased text (a superset test: the pattern still decides). Most strings (names, ids,
+# timestamps, messages, portal and log-query URLs) hold none, so they cost a lower() and a few
+# substring checks instead of ten regex scans (a 1 KB log-query URL: ~600 µs -> ~10 µs).
+_NEEDLES: tuple[tuple[str, ...], ...] = (
+    ("eyj",),
+    ("bearer",),
+    ("basic",),
+    ("dapi",),
+    ("dose",),
+    ("@",),  # user:password@ (the pattern also needs "://")
+    ("password=", "pwd="),
+    ("sig=", "signature=", "key=", "password=", "pwd=", "secret=", "token="),
+    ("sk-",),
+    ("pass", "pwd", "secret", "token", "key"),
+)
+# A quoted pair is masked only under a secret key name: one of these is in every name that
+# _SECRET_KEY matches.
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "authorization", "credential", "sig")
 
 
 def redact_text(text: str) -> str:
     """Mask every secret-looking part of a string."""
-    lower = ""
-    for needle, (pattern, replacement) in zip(_NEEDLES, _TEXT_PATTERNS, strict=True):
-        if needle in _LOWER_NEEDLES:
-            lower = lower or text.lower()
-            if needle not in lower:
-                continue
-        elif needle not in text:
-            continue
-        text = pattern.sub(replacement, text)
-        lower = ""
-    if "=" not in text and not (":" in text and _QUOTE_AFTER_COLON.search(text)):
-        return text
-    return _QUOTED_PAIR.sub(_mask_pair, text)
+    lower = text.lower()
+    for needles, (pattern, replacement) in zip(_NEEDLES, _TEXT_PATTERNS, strict=True):
+        if any(needle in lower for needle in needles):
+            text = pattern.sub(replacement, text)
+            lower = text.lower()
+    if ('"' in text or "'" in text) and any(word in lower for word in _SECRET_WORDS):
+        return _QUOTED_PAIR.sub(_mask_pair, text)
+    return text
 
 
 # Objects under these names describe access (Azure's activity-log `authorization` holds an

@@ -269,15 +269,21 @@ def _authenticator(connection: ASGIConnection[Any, Any, Any, Any]) -> Authentica
     return connection.app.state["authenticator"]
 
 
-def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A Litestar guard: only admin keys (``x-api-key``, or basic auth with one as password)."""
+async def admin_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A Litestar guard: only admin keys (``x-api-key``, or basic auth with one as password).
+
+    Async although it never awaits: Litestar runs a sync guard in a worker thread, a thread hop
+    per request for a check that takes microseconds (the signing keys are loaded at start)."""
     _authenticator(connection).check(ADMIN, connection.headers, connection.query_params)
 
 
-def receiver_guard(
+async def receiver_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """A Litestar guard: what the receiver named in the handler's ``opt["receiver"]`` takes."""
+    """A Litestar guard: what the receiver named in the handler's ``opt["receiver"]`` takes
+    (async for the reason :func:`admin_guard` is)."""
     _authenticator(connection).check(
         handler.opt["receiver"], connection.headers, connection.query_params
     )

@@ -252,7 +252,7 @@ def dashboard_router() -> Router:
     )
 
 
-def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
+async def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """``Authorization: Bearer <admin key>`` (compared in constant time against every admin
     key), else what :func:`admin_guard` takes."""
@@ -265,7 +265,7 @@ def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
                                                        key.reveal().encode())
         if found:
             return
-    admin_guard(connection, handler)
+    await admin_guard(connection, handler)
 
 
 @get("/metrics", guards=[_bearer_or_admin], sync_to_thread=True, include_in_schema=False)

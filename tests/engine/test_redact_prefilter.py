@@ -11,7 +11,9 @@ FRAGMENTS = [
     "password=", "pwd=", "sig=", "AccountKey=", "token=", "api_key=", "Bearer ", "basic ",
     "BASIC ", "https://", "user:pa55@", "eyJhbGciOi", ".eyJzdWIiOi", ".c2lnbmF0dXJl", "dapi",
     "dose", "0123456789abcdef0123", '"secret": "', "'token': '", "key:", ' "', "'", ":", "=",
-    ";", "&", " ", "\n", "x", "Z9", "-", "_", "/", "@", "abcdefgh",
+    ";", "&", " ", "\n", "x", "Z9", "-", "_", "/", "@", "abcdefgh", "Password: ", "SIG=",
+    "Signature=", "client_secret=", "ClientSecret", "sk-", "Authorization", "credential",
+    "private_key", "x-key", "Token", "passwd", '"', "ftp://", "Key=",
 ]
 
 
@@ -21,7 +23,7 @@ def _every_pattern(text: str) -> str:
     return redactor._QUOTED_PAIR.sub(redactor._mask_pair, text)
 
 
-@settings(max_examples=400)
+@settings(max_examples=1500)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
 def test_redact_text_equals_running_every_pattern(text: str) -> None:
     assert redactor.redact_text(text) == _every_pattern(text)
