@@ -66,7 +66,8 @@ class Service:
         clock: Clock | None = None,
         rca: Rca | None = None,
         options: EngineOptions | None = None,
-        poll_s: float = 0.05,  # an idle worker's wait: part of every event's latency
+        poll_s: float = 0.05,  # an idle worker's wait until wake() is first called
+        fallback_poll_s: float = 1.0,  # then: only for what other processes write
     ) -> None:
         self.settings = settings
         self.db = db
@@ -81,7 +82,7 @@ class Service:
             db, self.playbooks, self.actions, self.ctx, settings, self.clock,
             rca if rca is not None else make_rca(settings, clients, db, clock=self.clock),
             enrich=lambda event: enrich.enrich(event, clients),
-            options=options, poll_s=poll_s,
+            options=options, poll_s=poll_s, fallback_poll_s=fallback_poll_s,
         )
         deps = self.worker.deps
         if parse_cluster_page is not None:
@@ -104,6 +105,12 @@ class Service:
         self._started = True
         log.info("service_started", mode=self.status().mode,
                  playbooks_generation=self.playbooks.generation)
+
+    def wake(self) -> None:
+        """New events were committed to the inbox: the idle worker claims them now instead of
+        at its next poll. Thread-safe and cheap; call it after each intake commit. Once called,
+        the worker polls only every ``fallback_poll_s`` (for other processes' writes)."""
+        self.worker.wake()
 
     def stop(self) -> None:
         """Stop the worker and scheduler (in-flight events finish) and close the clients."""

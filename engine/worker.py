@@ -8,6 +8,7 @@ action rows' idempotency keys keep a second pass from repeating a call.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,7 +32,13 @@ log = structlog.get_logger("remediator.worker")
 
 class Worker:
     """Process inbox events: ``run_once()`` for what is claimable now (tests drive it step by
-    step), ``start()``/``stop()`` for the service (a polling thread plus the scheduler).
+    step), ``start()``/``stop()`` for the service (a claim loop plus the scheduler).
+
+    The claim loop keeps up to ``options.batch`` events claimed and unfinished: it claims
+    again as soon as one finishes, or when ``wake()`` says the inbox has news, else every
+    ``poll_s`` (``fallback_poll_s`` once ``wake()`` has been called: then polling only
+    catches what other processes wrote). Events of one target run one after another, in
+    claim order, on one thread at a time ("lanes"); different targets run in parallel.
 
     ``playbooks.current`` gives the loaded playbook set; ``actions`` is the registry's table;
     ``ctx`` the ActionContext with the cloud clients; ``rca(event, history) -> dict`` answers
@@ -52,6 +59,7 @@ class Worker:
         enrich: Callable[[ErrorEvent], Any] | None = None,
         options: EngineOptions | None = None,
         poll_s: float = 1.0,
+        fallback_poll_s: float | None = None,
     ) -> None:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
@@ -60,8 +68,20 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.deps.options.threads,
                                         thread_name_prefix="remediator-worker")
         self._poll_s = poll_s
+        self._fallback_poll_s = poll_s if fallback_poll_s is None else fallback_poll_s
+        self._woken = False  # wake() was called: someone tells us about new events
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lanes: dict[str, deque[inbox.StoredEvent]] = {}
+        self._lanes_lock = threading.Lock()
+        self._held = 0  # claimed by the loop and not finished yet
+
+    def wake(self) -> None:
+        """New events are in the inbox: the idle claim loop claims now (thread-safe, cheap;
+        any thread may call it, e.g. the intake's writer after each commit)."""
+        self._woken = True
+        self._wake.set()
 
     def run_once(self) -> int:
         """Claim what is claimable now and process it on the pool; returns how many."""
@@ -103,18 +123,58 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before claiming: a wake-up from now on is not lost
+            room = self.deps.options.batch - self._held
+            claimed = 0
+            if room > 0:
+                try:
+                    claimed = self._claim(room)
+                except StorageError as exc:
+                    # The database is locked or full: nothing was claimed; try again later.
+                    log.warning("claim_failed", error=str(exc))
+            if room > 0 and claimed == room:
+                continue  # the inbox may hold more and there is room: claim again
+            # Full (a finishing event wakes us) or the inbox is empty (intake wakes us).
+            self._wake.wait(self._fallback_poll_s if self._woken else self._poll_s)
+
+    def _claim(self, limit: int) -> int:
+        """Claim up to ``limit`` events and queue each behind its target's lane."""
+        claimed = inbox.claim(self.deps.db, limit=limit,
+                              lease_ms=self.deps.options.event_lease_s * 1000,
+                              now_ms=to_ms(self.deps.now()))
+        for stored in claimed:
+            target = pipeline.target_of(stored.event)
+            with self._lanes_lock:
+                self._held += 1
+                lane = self._lanes.get(target)
+                if lane is not None:  # a thread is on this target: it takes this one next
+                    lane.append(stored)
+                    continue
+                self._lanes[target] = deque()
+            self._pool.submit(self._run_lane, target, stored)
+        return len(claimed)
+
+    def _run_lane(self, target: str, stored: inbox.StoredEvent | None) -> None:
+        """Process ``stored``, then whatever was queued behind it for ``target``."""
+        while stored is not None:
             try:
-                claimed = self.run_once()
-            except StorageError as exc:
-                # The database is locked or full: nothing was claimed; try again next poll.
-                log.warning("claim_failed", error=str(exc))
-                claimed = 0
-            if claimed == 0:
-                self._stop.wait(self._poll_s)
+                self._process(stored)
+            except Exception:  # a bug must not stop the lane: the lease brings it back
+                log.exception("event_crashed", event_id=stored.event.id)
+            with self._lanes_lock:
+                self._held -= 1
+                lane = self._lanes[target]
+                if lane:
+                    stored = lane.popleft()
+                else:
+                    del self._lanes[target]
+                    stored = None
+            self._wake.set()  # room for one more
 
     def stop(self) -> None:
         """Stop polling and ticking; in-flight events finish first."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
         self.scheduler.shutdown()

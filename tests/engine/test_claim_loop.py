@@ -1,0 +1,110 @@
+"""The service's claim loop (``Worker.start``): it claims again as soon as a thread frees up
+instead of waiting for a whole batch, keeps the events of one target in order, and claims at
+once when ``wake()`` says the inbox has news. A scripted hang of the ADF emulator's createRun
+holds one event mid-call for as long as the test wants (the client's timeout is 30 s here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.actions.clients import Clients
+from engine.actions.context import ActionContext
+from engine.clock import FakeClock
+from engine.execute import EngineOptions
+from engine.store import Database, inbox
+from engine.store import audit as audit_store
+from engine.worker import Worker
+from tests.engine.actions.conftest import adf_event, cloud_settings
+from tests.engine.test_worker import RERUN, reruns
+from tests.fixtures.engine import EngineRig
+from tests.reliability.conftest import poll
+
+OPTIONS = EngineOptions(threads=2, batch=4)
+
+
+@pytest.fixture
+def rig(db: Database, sandbox: Any, tmp_path: Path) -> Iterator[EngineRig]:
+    """An engine rig whose cloud clients wait 30 s for an answer (the test ends hangs)."""
+    clients = Clients(cloud_settings(sandbox, timeout=30.0))
+    built = EngineRig(db=db, clock=FakeClock(), sandbox=sandbox, tmp=tmp_path,
+                      ctx=ActionContext(clients=clients))
+    yield built
+    sandbox.reset()
+    for worker in built.workers:
+        worker.stop()
+    clients.close()
+
+
+def _event(n: int, pipeline: str) -> Any:
+    """A distinct firing alert about ``pipeline`` (its own target)."""
+    event = adf_event(resource=pipeline, dedup_key=f"azmon:claim-loop:{n}")
+    return event.__class__(**{**{f: getattr(event, f) for f in event.__struct_fields__},
+                              "attributes": {**event.attributes, "pipeline": pipeline}})
+
+
+def _state(db: Database, event_id: str) -> str:
+    stored = inbox.get(db, event_id)
+    assert stored is not None
+    return stored.state
+
+
+def _received(db: Database, event_id: str) -> bool:
+    return bool(audit_store.list_records(db, event_id=event_id, kind="received"))
+
+
+def _started(worker: Worker, poll_s: float = 0.02) -> Worker:
+    worker._poll_s = poll_s  # the tests below set how often an idle loop looks
+    worker._fallback_poll_s = poll_s
+    worker.start()
+    return worker
+
+
+def test_a_free_thread_takes_new_events_while_another_is_mid_call(rig: EngineRig) -> None:
+    rig.sandbox.script("adf", "adf.createRun", hang=60)
+    worker = _started(rig.worker(RERUN, live=True, options=OPTIONS))
+    stuck = rig.deliver(_event(1, "pl_stuck"))
+    poll(lambda: rig.sandbox.calls("adf") and any(
+        c["path"].endswith("/createRun") for c in rig.sandbox.calls("adf")))
+    # The first event is inside its createRun; a batch-at-a-time loop would wait for it.
+    later = rig.deliver(_event(2, "pl_later"))
+    poll(lambda: _state(rig.db, later) == "done")
+    assert _state(rig.db, stuck) == "processing"
+    assert [c["path"].split("/pipelines/")[1] for c in reruns(rig.sandbox)] == [
+        "pl_stuck/createRun", "pl_later/createRun"]
+    rig.sandbox.reset()  # ends the hang: the connection drops
+    poll(lambda: _state(rig.db, stuck) == "done")
+
+
+def test_events_of_one_target_wait_for_the_one_before_them(rig: EngineRig) -> None:
+    rig.sandbox.script("adf", "adf.createRun", hang=60)
+    worker = _started(rig.worker(RERUN, live=True, options=OPTIONS))
+    first = rig.deliver(_event(1, "pl_same"))
+    poll(lambda: reruns(rig.sandbox))
+    second = rig.deliver(_event(2, "pl_same"))
+    # Claimed (a thread is free), but queued behind the first event of its target.
+    poll(lambda: _state(rig.db, second) == "processing")
+    assert not _received(rig.db, second)
+    assert _state(rig.db, first) == "processing"
+    rig.sandbox.reset()  # ends the hang: the connection drops
+    poll(lambda: _state(rig.db, second) == "done")
+    order = [r.event_id for r in audit_store.list_records(rig.db, kind="received", limit=10)]
+    assert order == [first, second]
+    first_records = audit_store.list_records(rig.db, event_id=first, limit=100)
+    second_records = audit_store.list_records(rig.db, event_id=second, limit=100)
+    assert max(r.seq for r in first_records) < min(r.seq for r in second_records)
+
+
+def test_wake_claims_at_once_where_the_poll_would_wait_an_hour(rig: EngineRig) -> None:
+    worker = rig.worker(RERUN, options=OPTIONS)
+    before = rig.deliver(_event(1, "pl_a"))
+    _started(worker, poll_s=3600)
+    poll(lambda: _state(rig.db, before) == "done")  # the first claim at start
+    after = rig.deliver(_event(2, "pl_b"))
+    with pytest.raises(AssertionError):
+        poll(lambda: _state(rig.db, after) == "done", bound_s=0.5)
+    worker.wake()
+    poll(lambda: _state(rig.db, after) == "done")
