@@ -1,88 +1,218 @@
 """Cost growth: intake with 0, 1 and 10 million stored events, and worker throughput (dry-run).
 
-Part 1: one SQLite file grows in steps by bulk SQL (a recursive CTE straight into the events
-table, every index in place; each row holds a real stored event, ``raw`` left as ``{}`` to
-spare disk); at each size the service is started on it and takes the same webhook load as
-bench_intake.py. Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes
-events received through the intake path from inbox to decision (``run_once`` until nothing is
-pending), no cloud calls.
+Part 1: for each size a SQLite file is filled by bulk SQL (a recursive CTE straight into the
+events table; every row holds a real stored event: the 8 webhook samples of the load, each
+with its own uid, id and one of 500 resources per sample with its real fingerprint; ``raw``
+is left as ``{}`` to spare disk: ~3.4 GB per million rows), then the service is
+started on it and takes the same webhook load as bench_intake.py. Every index of the
+service's schema is in place while the service runs. With ``--dir`` the filled files are
+kept there (``growth-<size>.db`` and a ``.rows`` marker of how many rows the fill wrote), and
+a later run fills nothing and only measures (each measurement adds its requests' rows, with
+uids no earlier run used). The fill keeps every index in place (as the service's own inserts
+leave them), writes without journal or sync through a 4 GB page cache, 1M rows per commit.
+Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes events received
+through the intake path from inbox to decision (``run_once`` until nothing is pending), no
+cloud calls.
 
-    .venv/bin/python bench/bench_growth.py                          # 0, 1M, 10M (~15 min)
+    .venv/bin/python bench/bench_growth.py --dir /work/bigdb       # 0, 1M, 10M
+    .venv/bin/python bench/bench_growth.py --dir /work/bigdb --fill-only --sizes 10000000
     .venv/bin/python bench/bench_growth.py --sizes 0,1000000 --worker-events 2000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from _server import ROOT, Server, check_specs_unique, machine, webhook_specs
 
-_FILL = """
-WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+_UID = "000000000000"  # the uid the templates are rendered with; each row puts its own there
+_RESOURCES = 500  # resources (with their fingerprints) per sample
+_BASE_MS = 1_600_000_000_000  # fill rows are older than anything the service writes
+_STEP_MS = 50  # 20 events/s: 10M rows span ~6 days
+
+_FILL = f"""
+WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?),
+     r(i, id, ms, uid) AS (
+       SELECT i, printf('evt_%012x%010x', {_BASE_MS} + i * {_STEP_MS}, i),
+              {_BASE_MS} + i * {_STEP_MS}, printf('%012d', i) FROM n)
 INSERT INTO events (id, dedup_key, received_ms, endpoint, source, kind, status, resource,
-                    run_id, fingerprint, event, raw, state)
-SELECT printf('evt_%012x%010x', ? + i / 1000, i), 'bench-fill:' || i, ? + i / 1000,
-       'azure-monitor', 'adf', 'pipeline_run', 'firing', 'pl_' || (i % 500), 'run-' || i,
-       printf('%016x', i % 5000), ?, '{}', 'done'
-FROM n
+                    run_id, fingerprint, event, raw, state, attempts)
+SELECT r.id, replace(t.dedup_key, '{_UID}', r.uid), r.ms, t.endpoint, t.source, t.kind,
+       t.status, t.resource, replace(t.run_id, '{_UID}', r.uid), t.fingerprint,
+       replace(replace(t.event, '{_UID}', r.uid), '"id":""', '"id":"' || r.id || '"'),
+       '{{}}', 'done', 1
+FROM r JOIN fill_templates AS t ON t.k = r.i % ?
 """
 
 
-def _stored_event_json() -> str:
-    """One real event as the inbox stores it (a parsed sample, encoded like insert does)."""
+def _templates() -> list[tuple[object, ...]]:
+    """Stored events of the load's samples (as insert encodes them, ``id`` empty), each for
+    ``_RESOURCES`` resources with the fingerprint the service computes for it."""
     import msgspec
 
     from receivers import intake
 
-    _, _, body = webhook_specs()[1]
-    payload = intake.decode(body.replace("~UID~", "0").encode())
-    [event, *_] = intake.normalize("azure-monitor", payload)
-    return msgspec.json.encode(event).decode()
+    events = []
+    for path, _, body in webhook_specs():
+        payload = intake.decode(body.replace("~UID~", _UID).encode())
+        [event] = intake.normalize(path[1:], payload)
+        events.append((path[1:], event))
+    out: list[tuple[object, ...]] = []
+    # Row i takes template i % len: the samples interleave, each resource in turn.
+    for r in range(_RESOURCES):
+        for endpoint, event in events:
+            e = msgspec.structs.replace(event, resource=f"{event.resource}_{r}").with_fingerprint()
+            out.append((len(out), endpoint, e.source, e.kind, e.status, e.dedup_key, e.resource,
+                        e.run_id, e.fingerprint, msgspec.json.encode(e).decode()))
+    return out
 
 
-def fill(db: Path, start: int, stop: int) -> float:
-    """Add events ``start``..``stop - 1``; seconds taken."""
+def _marker(db: Path) -> Path:
+    return db.with_name(db.name + ".rows")
+
+
+def filled_rows(db: Path) -> int | None:
+    """Rows the fill wrote into ``db``, or None if no complete fill is recorded."""
+    marker = _marker(db)
+    return int(marker.read_text()) if db.exists() and marker.exists() else None
+
+
+@contextlib.contextmanager
+def _fill_connection(db: Path, cache_mb: int) -> Iterator[sqlite3.Connection]:
+    """A connection for the fill only: no journal (a crash leaves no marker and the file is
+    filled anew), no sync, a big page cache so index pages stay in memory."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")  # leave WAL (needs the file to ourselves)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    try:
+        yield conn
+    finally:
+        conn.execute("PRAGMA journal_mode=WAL")  # as the service keeps it
+        conn.close()
+
+
+def fill(db: Path, size: int, *, cache_mb: int = 4096, step: int = 1_000_000) -> float:
+    """Fill ``db`` up to ``size`` fill rows (from what an earlier fill left); seconds taken."""
     from engine.store import Database
 
-    Database(db).close()  # the schema
-    began = time.perf_counter()
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")  # a bench fill, not the service's writes
-    base = 1_600_000_000_000
-    event = _stored_event_json()
-    step = 500_000
-    for lo in range(start, stop, step):
-        hi = min(stop, lo + step) - 1
-        conn.execute("BEGIN")
-        conn.execute(_FILL, (lo, hi, base, base, event))
-        conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return time.perf_counter() - began
-
-
-def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path | None) -> None:
-    print(f"{'stored':>12} {'fill s':>7} {'db MB':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'cpu ms/req':>10} {'RSS MB':>7}  statuses")
-    with tempfile.TemporaryDirectory(dir=keep) as tmp:
-        db = Path(tmp) / "growth.db"
+    have = filled_rows(db)
+    if have is None:
+        for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            stale.unlink(missing_ok=True)
         have = 0
-        for i, size in enumerate(sorted(sizes)):
-            took = fill(db, have, size) if size > have else 0.0
-            have = max(have, size)
-            with Server(db) as server:
-                r = server.load(webhook_specs(), requests=requests, concurrency=concurrency,
-                                uid_base=(i + 1) * 10**10)
-                rss, _ = server.rss_mb()
-            mb = db.stat().st_size / 2**20
-            print(f"{size:>12,} {took:>7.0f} {mb:>7,.0f} {r['rps']:>8,.0f} {r['p50_ms']:>7.2f} "
-                  f"{r['p99_ms']:>7.2f} {r['cpu_ms']:>10.3f} {rss:>7.0f}  {r['statuses']}",
-                  flush=True)
+    if have >= size:
+        return 0.0
+    Database(db).close()  # the schema, every index included
+    began = time.perf_counter()
+    _marker(db).unlink(missing_ok=True)
+    with _fill_connection(db, cache_mb) as conn:
+        conn.execute("CREATE TEMP TABLE fill_templates (k INTEGER PRIMARY KEY, endpoint, source,"
+                     " kind, status, dedup_key, resource, run_id, fingerprint, event)")
+        templates = _templates()
+        conn.executemany("INSERT INTO fill_templates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         templates)
+        for lo in range(have, size, step):
+            hi = min(size, lo + step) - 1
+            conn.execute("BEGIN")
+            conn.execute(_FILL, (lo, hi, len(templates)))
+            conn.execute("COMMIT")
+            print(f"  filled {hi + 1:,} rows in {time.perf_counter() - began:,.0f} s", flush=True)
+    took = time.perf_counter() - began
+    check(db, size)
+    _marker(db).write_text(str(size))
+    return took
+
+
+def check(db: Path, size: int) -> None:
+    """Fail unless ``db`` has the service's every index and its last fill row is a stored
+    event whose columns agree with its JSON (id, dedup key, resource, the real fingerprint)."""
+    import msgspec
+
+    from engine.events import ErrorEvent, fingerprint
+    from engine.store import Database
+
+    def indexes(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+        return {(name, text) for name, text in conn.execute(sql)}
+
+    fresh = Database(":memory:")
+    conn = sqlite3.connect(db)
+    try:
+        want, have = indexes(fresh._conn), indexes(conn)
+        row = conn.execute("SELECT id, dedup_key, resource, fingerprint, event FROM events "
+                           "WHERE id = printf('evt_%012x%010x', ?, ?)",
+                           (_BASE_MS + (size - 1) * _STEP_MS, size - 1)).fetchone()
+    finally:
+        conn.close()
+        fresh.close()
+    if want != have:
+        raise SystemExit(f"{db}: indexes differ from the service's schema: {want ^ have}")
+    if row is None:
+        raise SystemExit(f"{db}: fill row {size - 1} missing")
+    event = msgspec.json.decode(row[4], type=ErrorEvent)
+    if ((event.id, event.dedup_key, event.resource, event.fingerprint) != tuple(row[:4]) or
+            fingerprint(event.source, event.resource, event.error_code, event.message)
+            != event.fingerprint or f"{size - 1:012d}" not in event.dedup_key):
+        raise SystemExit(f"{db}: fill row {size - 1} does not agree with its JSON: {row[:4]}")
+
+
+def _rows(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _measure(db: Path, size: int, took: float, requests: int, concurrency: int) -> None:
+    before = _rows(db) if db.exists() else 0
+    # Fresh uids in every run (microseconds since the epoch, far above the fill's), so that no
+    # request of a kept file's later run is a duplicate of an earlier one.
+    uid_base = time.time_ns() // 1000
+    with Server(db) as server:
+        r = server.load(webhook_specs(), requests=requests, concurrency=concurrency,
+                        uid_base=uid_base)
+        rss, _ = server.rss_mb()
+    db.with_suffix(f".bodies{uid_base}.json").unlink(missing_ok=True)  # what load() wrote
+    added = _rows(db) - before
+    mb = db.stat().st_size / 2**20
+    print(f"{size:>12,} {before:>12,} {took:>7.0f} {mb:>8,.0f} {r['rps']:>8,.0f} "
+          f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['cpu_ms']:>10.3f} {rss:>7.0f} "
+          f"{added:>7,}  {r['statuses']}", flush=True)
+
+
+def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path | None,
+                  fill_only: bool) -> None:
+    if not fill_only:
+        print(f"{'filled':>12} {'rows before':>12} {'fill s':>7} {'db MB':>8} {'req/s':>8} "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10} {'RSS MB':>7} {'added':>7}  "
+              "statuses")
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
+        for size in sorted(sizes):
+            # Size 0 is always a fresh file; the others are kept in ``keep`` if given.
+            db = (keep if keep and size else Path(tmp)) / f"growth-{size}.db"
+            took = fill(db, size) if size else 0.0
+            if size:
+                # A kept file was filled under an earlier schema: the service's own migration
+                # adds what is new (however long it takes), then the file is checked again.
+                from engine.store import Database
+
+                Database(db).close()
+                check(db, size)
+            if fill_only:
+                print(f"{size:,} rows: filled in {took:,.0f} s, "
+                      f"{db.stat().st_size / 2**30:,.2f} GiB", flush=True)
+            else:
+                _measure(db, size, took, requests, concurrency)
 
 
 def worker_throughput(events: int) -> None:
@@ -126,15 +256,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--worker-events", type=int, default=2_000)
-    parser.add_argument("--dir", type=Path, default=None, help="where the big file goes")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="keep the filled files here and reuse them in later runs")
+    parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
     args = parser.parse_args()
     check_specs_unique()
-    print(f"growth: {machine()}; {args.requests:,} webhooks per size at concurrency "
-          f"{args.concurrency}")
+    if args.dir:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    if not args.fill_only:
+        print(f"growth: {machine()}; {args.requests:,} webhooks per size at concurrency "
+              f"{args.concurrency}")
     if args.sizes:
         intake_growth([int(s) for s in args.sizes.split(",")], args.requests, args.concurrency,
-                      args.dir)
-    if args.worker_events:
+                      args.dir, args.fill_only)
+    if args.worker_events and not args.fill_only:
         worker_throughput(args.worker_events)
 
 
