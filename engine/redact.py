@@ -117,9 +117,11 @@ def _maskable(key: str, item: Any) -> bool:
     return not (isinstance(item, dict | list | tuple) and _DESCRIBES_ACCESS.match(key))
 
 
-# The audit's match records repeat the same key names, rule ids and reasons event after event:
-# both checks are pure, so short strings are answered from a bounded cache.
+# The audit's match records repeat the same key names, rule ids and reasons event after event,
+# and intake redacts a payload and then the events' attributes copied from it: both checks are
+# pure, so strings are answered from bounded caches (long ones in a small cache of their own).
 _redact_short = functools.lru_cache(maxsize=4096)(redact_text)
+_redact_long = functools.lru_cache(maxsize=256)(redact_text)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,18 +129,40 @@ def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET.match(key)
 
 
+def _text(value: str) -> str:
+    if len(value) <= 512:
+        return _redact_short(value)
+    return _redact_long(value) if len(value) <= 8192 else redact_text(value)
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def redact(value: Any) -> Any:
     """A copy of ``value`` (JSON-like data) with secrets masked; the input is not changed."""
-    if isinstance(value, str):
-        return _redact_short(value) if len(value) <= 512 else redact_text(value)
-    if isinstance(value, dict):
+    kind = type(value)  # exact types first: this walks every value of every payload
+    if kind is str:
+        return _text(value)
+    if kind is dict:
         out: dict[Any, Any] = {}
         for key, item in value.items():
             if isinstance(key, str) and _is_secret_key(key) and _maskable(key, item):
                 out[key] = MASK  # the whole value, whatever its shape (a list, an object)
+            elif type(item) is str:
+                out[key] = _text(item)
+            elif type(item) in _PLAIN:
+                out[key] = item
             else:
                 out[key] = redact(item)
         return out
+    if kind is list or kind is tuple:
+        return [redact(item) for item in value]
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, str):  # subclasses (str enums)
+        return _text(value)
+    if isinstance(value, dict):
+        return redact(dict(value))
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
     return value

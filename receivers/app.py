@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 import structlog
-from litestar import Litestar, Request, Response, Router, get, post
+from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
 from engine.config import RECEIVERS, Settings
@@ -29,7 +31,7 @@ from engine.metrics import Metrics
 from engine.store import Database
 from receivers import intake
 from receivers.api import BadRequest, api_router
-from receivers.auth import Authenticator, Unauthorized, admin_guard, receiver_guard
+from receivers.auth import Authenticator, Unauthorized, admin_guard
 from receivers.dashboard import dashboard_router, metrics_handler
 from receivers.group_commit import GroupCommitter
 
@@ -58,11 +60,22 @@ def _prepare(endpoint: str, payload: dict[str, Any]) -> tuple[list[ErrorEvent], 
     return intake.redacted(intake.normalize(endpoint, payload), payload)
 
 
-def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
-    """A POST handler for one receiver endpoint; all of them share :mod:`receivers.intake`."""
+_ENCODER = msgspec.json.Encoder()
 
-    async def receive(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+
+def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
+    """A POST handler for one receiver endpoint; all of them share :mod:`receivers.intake`.
+
+    The hot path of the service, so it skips two pieces of Litestar's machinery that cost
+    more than the work they do here (measured in-process: 119 -> 56 µs per request): the
+    caller is checked in the handler instead of by a guard (Litestar copies the handler for
+    every guard call), and the 202 body is encoded once into an ``ASGIResponse``.
+    """
+
+    async def receive(request: Request[Any, Any, Any]) -> ASGIResponse:
         started = time.perf_counter()
+        authenticator: Authenticator = request.app.state["authenticator"]
+        authenticator.check(endpoint, request.headers, request.query_params)
         try:
             intake.check_content_type(request.headers.get("content-type", ""))
         except ValueError as exc:
@@ -93,17 +106,20 @@ def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
             events=len(receipts),
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        return Response(answer, status_code=202)
+        return ASGIResponse(body=_ENCODER.encode(answer), status_code=202,
+                            media_type=MediaType.JSON)
 
     return post(
         f"/{endpoint}",
         name=endpoint,
         operation_id=f"receive_{endpoint.replace('-', '_')}",
         summary=f"Receive a {endpoint} notification",
+        description="Answers 202 with the stored event's id once the event is committed.",
         opt={"receiver": endpoint},
-        guards=[receiver_guard],
         status_code=202,
         tags=["receivers"],
+        responses={202: ResponseSpec(data_container=dict[str, Any],
+                                     description="Stored (or a duplicate of a stored event)")},
     )(receive)
 
 

@@ -33,7 +33,6 @@ __all__ = [
     "Unauthorized",
     "admin_guard",
     "load_jwks",
-    "receiver_guard",
 ]
 
 ADMIN = "admin"
@@ -277,13 +276,3 @@ async def admin_guard(
     Async although it never awaits: Litestar runs a sync guard in a worker thread, a thread hop
     per request for a check that takes microseconds (the signing keys are loaded at start)."""
     _authenticator(connection).check(ADMIN, connection.headers, connection.query_params)
-
-
-async def receiver_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """A Litestar guard: what the receiver named in the handler's ``opt["receiver"]`` takes
-    (async for the reason :func:`admin_guard` is)."""
-    _authenticator(connection).check(
-        handler.opt["receiver"], connection.headers, connection.query_params
-    )
