@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +90,12 @@ def warm_up(url: str, sandbox: Any) -> None:
     sandbox.reset()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -100,6 +109,11 @@ def main() -> None:
                         help="how long to wait after the last send for the last remediation")
     parser.add_argument("--threads", type=int, default=4, help="[engine] threads")
     parser.add_argument("--batch", type=int, default=16, help="[engine] batch")
+    parser.add_argument("--profile", default="",
+                        help="py-spy (raw, per thread) of the serve process while it works, "
+                             "to FILE")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --profile: only samples holding the GIL (else idle too)")
     args = parser.parse_args()
     print(f"e2e: {machine()}; {args.rate:.0f} webhooks/s for {args.seconds:.0f} s; "
           f"[engine] threads = {args.threads}, batch = {args.batch}")
@@ -112,6 +126,14 @@ def main() -> None:
         try:
             serve.start()
             warm_up(serve.url, sandbox)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                     str(serve.process.pid), "-r", "100", "-f", "raw", "--threads",
+                     "--nonblocking", "--gil" if args.gil else "--idle", "-o", args.profile],
+                    stdout=subprocess.DEVNULL)
+            cpu_before, own_before = cpu_s(serve.process.pid), time.process_time()
             began = time.time()
             sent, statuses = asyncio.run(send(serve.url, args.rate, args.seconds))
             sending = time.time() - began
@@ -124,13 +146,21 @@ def main() -> None:
                 if len(first) >= len(sent):
                     break
                 time.sleep(0.5)
+            cpu = cpu_s(serve.process.pid) - cpu_before  # intake and worker, idle polls included
+            own = time.process_time() - own_before  # the sender and the emulators
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
         finally:
             serve.stop()
             sandbox.stop()
     latencies = [(first[p] - t) * 1000 for p, t in sent.items() if p in first]
     done = max(first.values()) - min(sent.values()) if first else float("nan")
     print(f"sent {len(sent):,} in {sending:.1f} s, statuses {statuses}; remediated "
-          f"{len(latencies):,} ({len(latencies) / done:,.1f}/s over {done:.1f} s)")
+          f"{len(latencies):,} ({len(latencies) / done:,.1f}/s over {done:.1f} s); "
+          f"CPU per event: serve {cpu * 1000 / max(1, len(latencies)):.1f} ms, "
+          f"bench (sender + emulators) {own * 1000 / max(1, len(latencies)):.1f} ms; "
+          f"load average {os.getloadavg()[0]:.1f}")
     if latencies:
         print(f"webhook -> first createRun: p50 {percentile(latencies, 0.5):,.0f} ms, "
               f"p90 {percentile(latencies, 0.9):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f}"

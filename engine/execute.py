@@ -175,7 +175,8 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
         if spec is None:
             raise PermanentActionError(f"{row.reference}: unknown action {row.action}")
         planned = _render(deps, row, event, incident)
-        result = _call(deps, spec, planned, event, incident)
+        with deps.db.outside():  # the intent above is committed before the call
+            result = _call(deps, spec, planned, event, incident)
     except RetryableActionError as exc:
         if row.retries < deps.options.retry_limit:
             delay = retry_delay_s(deps.options, row.retries, exc)
@@ -273,8 +274,9 @@ def rca_for(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident, *
     ]
     asked = {name: True for name, value in (("refresh", refresh), ("offline", offline))
              if value}
-    analysis = deps.rca(event, history, **asked) if deps.rca is not None else {
-        "summary": "no RCA engine configured"}
+    with deps.db.outside():  # an LLM call: the lock is not held meanwhile
+        analysis = deps.rca(event, history, **asked) if deps.rca is not None else {
+            "summary": "no RCA engine configured"}
     data: dict[str, Any] = {"analysis": analysis, "history": len(history)}
     if asked or channel:
         data["params"] = {"refresh": refresh, "offline": offline, "channel": channel}
@@ -481,7 +483,8 @@ def reconcile_row(deps: Deps, row: actions_store.ActionRow) -> None:
     if spec is not None and spec.reconcile is not None:
         try:
             planned = _render(deps, row, event, incident)
-            found = spec.reconcile(planned.params, event, deps.ctx)
+            with deps.db.outside():
+                found = spec.reconcile(planned.params, event, deps.ctx)
         except RetryableActionError as exc:
             deps.audit("action_failed", {"action": row.action, "reference": row.reference,
                                          "error": f"reconcile: {exc}; will try again"}, **ids)
@@ -513,7 +516,8 @@ def poll_probe(deps: Deps, row: actions_store.ActionRow) -> None:
     now_ms = to_ms(deps.now())
     result = msgspec.convert(row.result, ActionResult)
     try:
-        answer: ProbeResult = spec.probe(result, deps.ctx)
+        with deps.db.outside():
+            answer: ProbeResult = spec.probe(result, deps.ctx)
     except RetryableActionError as exc:
         answer = ProbeResult(state="running", detail=f"probe failed, will retry: {exc}")
     except ActionError as exc:

@@ -5,6 +5,7 @@ holds one event mid-call for as long as the test wants (the client's timeout is 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def _started(worker: Worker, poll_s: float = 0.02) -> Worker:
 
 def test_a_free_thread_takes_new_events_while_another_is_mid_call(rig: EngineRig) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
-    worker = _started(rig.worker(RERUN, live=True, options=OPTIONS))
+    _started(rig.worker(RERUN, live=True, options=OPTIONS))
     stuck = rig.deliver(_event(1, "pl_stuck"))
     poll(lambda: rig.sandbox.calls("adf") and any(
         c["path"].endswith("/createRun") for c in rig.sandbox.calls("adf")))
@@ -81,7 +82,7 @@ def test_a_free_thread_takes_new_events_while_another_is_mid_call(rig: EngineRig
 
 def test_events_of_one_target_wait_for_the_one_before_them(rig: EngineRig) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
-    worker = _started(rig.worker(RERUN, live=True, options=OPTIONS))
+    _started(rig.worker(RERUN, live=True, options=OPTIONS))
     first = rig.deliver(_event(1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))
     second = rig.deliver(_event(2, "pl_same"))
@@ -108,3 +109,49 @@ def test_wake_claims_at_once_where_the_poll_would_wait_an_hour(rig: EngineRig) -
         poll(lambda: _state(rig.db, after) == "done", bound_s=0.5)
     worker.wake()
     poll(lambda: _state(rig.db, after) == "done")
+
+
+class Commits:
+    """Counts the COMMIT statements of the database's write connection."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        db._conn.set_trace_callback(self._seen)
+
+    def _seen(self, statement: str) -> None:
+        if statement.strip().upper() == "COMMIT":
+            self.count += 1
+
+
+def test_a_dry_run_event_costs_two_commits_the_claim_and_its_stages(rig: EngineRig) -> None:
+    worker = rig.worker(RERUN, options=OPTIONS)
+    event_id = rig.deliver(_event(1, "pl_dry"))
+    commits = Commits(rig.db)
+    assert worker.run_once() == 1
+    # The claim, then received, matched, incident, 7 guards, planned, state and done at once.
+    assert commits.count == 2
+    assert len(audit_store.list_records(rig.db, event_id=event_id, limit=100)) == 11
+    assert _state(rig.db, event_id) == "done"
+
+
+def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
+    rig: EngineRig,
+) -> None:
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(_event(1, "pl_live"))
+    seen: list[str] = []
+    commits = Commits(rig.db)
+    rig.sandbox.script("adf", "adf.createRun", hang=60)
+    worker._pool.submit(worker.run_once)
+    poll(lambda: reruns(rig.sandbox))
+    # Mid-call: the claim and everything up to the intent are committed, read back by
+    # another connection (a second process would see the same).
+    other = sqlite3.connect(rig.db.path)
+    try:
+        seen.extend(row[0] for row in other.execute("SELECT state FROM actions"))
+    finally:
+        other.close()
+    assert (seen, commits.count) == (["started"], 2)
+    rig.sandbox.reset()  # the call fails (connection dropped): the outcome is committed
+    poll(lambda: commits.count == 3)
+    assert rig.db.query("SELECT state FROM actions")[0]["state"] == "scheduled"
