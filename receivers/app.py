@@ -245,7 +245,9 @@ def create_app(
                 lambda: Database(settings.db, sync_full=settings.sync_full)
             )
         app.state["db"] = db or owned
-        committer = GroupCommitter(app.state["db"])
+        committer = GroupCommitter(
+            app.state["db"], on_commit=service.wake if service is not None else None
+        )
         committer.start()
         app.state["committer"] = committer
         app.state["metrics"] = Metrics(lambda: app.state.get("db"))

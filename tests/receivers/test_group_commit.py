@@ -152,3 +152,25 @@ def test_close_commits_what_is_queued_and_a_closed_writer_refuses(db: Database) 
 
     with pytest.raises(StorageError, match=r"^the intake writer is not running$"):
         asyncio.run(late())
+
+
+def test_each_committed_batch_wakes_the_engine_and_a_failed_one_does_not(db: Database) -> None:
+    woken: list[int] = []
+    committer = GroupCommitter(
+        db, on_commit=lambda: woken.append(db.query("SELECT count(*) AS n FROM events")[0]["n"])
+    )
+    committer.start()
+    broken = msgspec.structs.replace(_event("k-x"), dedup_key=None)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await committer.commit("x", [_event("k-1")], {})
+        with pytest.raises(StorageError):
+            await committer.commit("x", [broken], {})
+        await committer.commit("x", [_event("k-2")], {})
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        committer.close()
+    # Called after each successful commit, when its rows are visible; not for the failed batch.
+    assert woken == [1, 2]
