@@ -17,9 +17,12 @@ Never ``DefaultAzureCredential`` or a credential chain: the type is named in the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -52,7 +55,28 @@ __all__ = [
     "StaticTokenCredential",
     "SynapseRoute",
     "azure_credential",
+    "env_settings_matter",
 ]
+
+
+def env_settings_matter(environ: Mapping[str, str] | None = None,
+                        home: Path | None = None, *, own_ca: bool = False) -> bool:
+    """Whether ``requests``' environment settings (``trust_env``) can change a call: a
+    ``*_proxy``/``no_proxy`` variable, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (unless the
+    client has its own CA file, ``own_ca``: then requests ignores them), ``NETRC`` or a
+    netrc file. When none is there, the Azure clients skip them: ``requests`` would
+    otherwise scan the environment and look for netrc files on every call (~1 ms of CPU per
+    call here), to find nothing."""
+    names = {name.lower() for name in (os.environ if environ is None else environ)}
+    if any(name.endswith("_proxy") for name in names):
+        return True
+    if "netrc" in names or (not own_ca and names & {"requests_ca_bundle", "curl_ca_bundle"}):
+        return True
+    try:
+        folder = Path.home() if home is None else home
+    except RuntimeError:  # no home directory: requests finds no netrc either
+        return False
+    return any((folder / name).exists() for name in (".netrc", "_netrc"))
 
 
 class StaticTokenCredential:
@@ -275,6 +299,7 @@ class Clients:
                 connection_timeout=cfg.timeout, read_timeout=cfg.timeout,
                 retry_total=cfg.retries, retry_status=0, retry_read=0,
                 retry_backoff_factor=0.5, retry_backoff_max=5,
+                use_env_settings=env_settings_matter(own_ca=bool(cfg.ca_file)),
             )
 
         return self._get(("adf", route.name), build)
@@ -294,6 +319,7 @@ class Clients:
                 connection_timeout=cfg.timeout, read_timeout=cfg.timeout,
                 retry_total=cfg.retries, retry_status=0, retry_read=0,
                 retry_backoff_factor=0.5, retry_backoff_max=5,
+                use_env_settings=env_settings_matter(own_ca=bool(cfg.ca_file)),
             )
 
         return self._get(("synapse", route.name), build)
