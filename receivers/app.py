@@ -26,7 +26,6 @@ from litestar.types import ControllerRouterHandler
 
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
-from engine.events import ErrorEvent
 from engine.metrics import Metrics
 from engine.store import Database
 from receivers import intake
@@ -55,11 +54,6 @@ millisecond; a thread hop costs as much); larger ones in a worker thread, so tha
 does not stall the other requests."""
 
 
-def _prepare(endpoint: str, payload: dict[str, Any]) -> tuple[list[ErrorEvent], Any]:
-    """The events of ``payload`` and the payload, redacted, as the inbox stores them."""
-    return intake.redacted(intake.normalize(endpoint, payload), payload)
-
-
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -82,11 +76,10 @@ def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
             raise UnsupportedMediaType(str(exc)) from exc
         body = await request.body()
         try:
-            payload = intake.decode(body)
             if len(body) > INLINE_BYTES:
-                events, raw = await anyio.to_thread.run_sync(_prepare, endpoint, payload)
+                events, raw = await anyio.to_thread.run_sync(intake.prepare, endpoint, body)
             else:
-                events, raw = _prepare(endpoint, payload)
+                events, raw = intake.prepare(endpoint, body)
             committer: GroupCommitter = request.app.state["committer"]
             receipts = await committer.commit(endpoint, events, raw)
         except PayloadError as exc:

@@ -28,11 +28,12 @@ __all__ = [
     "check_content_type",
     "decode",
     "normalize",
+    "prepare",
     "redacted",
     "store",
 ]
 
-Parser = Callable[[dict[str, Any]], list[ErrorEvent]]
+Parser = Callable[[bytes | dict[str, Any]], list[ErrorEvent]]
 
 PARSERS: dict[str, Parser] = {
     **{
@@ -66,8 +67,7 @@ def decode(body: bytes) -> dict[str, Any]:
     Raises :class:`MalformedPayload` if it is not JSON (or not UTF-8), :class:`UnknownSchema`
     if it is JSON but not an object, or nests deeper than :data:`MAX_DEPTH`.
     """
-    if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as some tools write
-        body = body[3:]
+    body = _without_bom(body)
     if not body.strip():
         raise MalformedPayload("empty body; expected a JSON object")
     try:
@@ -84,6 +84,11 @@ def decode(body: bytes) -> dict[str, Any]:
     if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise UnknownSchema(f"JSON nested deeper than {MAX_DEPTH} levels")
     return value
+
+
+def _without_bom(body: bytes) -> bytes:
+    """``body`` without a UTF-8 byte order mark (as some tools write)."""
+    return body[3:] if body.startswith(b"\xef\xbb\xbf") else body
 
 
 def _json_type(value: object) -> str:
@@ -113,9 +118,21 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def normalize(endpoint: str, payload: dict[str, Any]) -> list[ErrorEvent]:
-    """The events in ``payload``, by the parser of ``endpoint`` (pure: no I/O)."""
+def normalize(endpoint: str, payload: bytes | dict[str, Any]) -> list[ErrorEvent]:
+    """The events in ``payload`` (a body or its decoded object), by the parser of ``endpoint``
+    (pure: no I/O)."""
     return PARSERS[endpoint](payload)
+
+
+def prepare(endpoint: str, body: bytes) -> tuple[list[ErrorEvent], Any]:
+    """Decode, parse and redact one request body: its events and payload as the inbox stores
+    them. Raises PayloadError for what the sender got wrong.
+
+    The parser is given the bytes, not the decoded object: a parser re-encodes an object to
+    read it as JSON reads, and decoding the bytes again is cheaper than that round trip.
+    """
+    payload = decode(body)
+    return redacted(normalize(endpoint, _without_bom(body)), payload)
 
 
 def store(
