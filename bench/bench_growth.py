@@ -10,6 +10,8 @@ kept there (``growth-<size>.db`` and a ``.rows`` marker of how many rows the fil
 a later run fills nothing and only measures (each measurement adds its requests' rows, with
 uids no earlier run used). The fill keeps every index in place (as the service's own inserts
 leave them), writes without journal or sync through a 4 GB page cache, 1M rows per commit.
+At each size the store alone then takes ``--probe-events`` inserts with random dedup keys
+(the HTTP load's keys are sequential uids, which land at the same few index pages).
 Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes events received
 through the intake path from inbox to decision (``run_once`` until nothing is pending), no
 cloud calls.
@@ -190,12 +192,44 @@ def _measure(db: Path, size: int, took: float, requests: int, concurrency: int) 
           f"{added:>7,}  {r['statuses']}", flush=True)
 
 
+def store_probe(db: Path, events: int, *, batch: int = 16) -> tuple[float, float]:
+    """Wall and CPU microseconds per event of ``inbox.insert_batch`` (the receivers' group
+    commit) in-process, with a random dedup key per event (as real alert ids are GUIDs: each
+    insert lands at a random page of the dedup index, where the HTTP load's sequential uids
+    land at the same few pages); the events are the load's samples."""
+    import uuid
+
+    import msgspec
+
+    from engine.store import Database, inbox
+    from receivers import intake
+
+    specs = webhook_specs()
+    payloads = []
+    for i in range(events):
+        path, _, body = specs[i % len(specs)]
+        payload = intake.decode(body.replace("~UID~", _UID).encode())
+        [event] = intake.normalize(path[1:], payload)
+        key = event.dedup_key.replace(_UID, str(uuid.uuid4()))
+        payloads.append(([msgspec.structs.replace(event, dedup_key=key)], payload, path[1:]))
+    database = Database(db)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for lo in range(0, events, batch):
+            inbox.insert_batch(database, payloads[lo:lo + batch])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        database.close()
+    return wall * 1e6 / events, cpu * 1e6 / events
+
+
 def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path | None,
-                  fill_only: bool) -> None:
+                  fill_only: bool, probe: int) -> None:
     if not fill_only:
         print(f"{'filled':>12} {'rows before':>12} {'fill s':>7} {'db MB':>8} {'req/s':>8} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10} {'RSS MB':>7} {'added':>7}  "
               "statuses")
+    probes: list[str] = []
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         for size in sorted(sizes):
             # Size 0 is always a fresh file; the others are kept in ``keep`` if given.
@@ -213,6 +247,15 @@ def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path 
                       f"{db.stat().st_size / 2**30:,.2f} GiB", flush=True)
             else:
                 _measure(db, size, took, requests, concurrency)
+                if probe:
+                    before = _rows(db)
+                    wall, cpu = store_probe(db, probe)
+                    probes.append(f"{size:>12,} {before:>12,} {wall:>9.1f} {cpu:>8.1f}")
+    if probes:
+        print(f"store only, inbox.insert_batch of {probe:,} events with random dedup keys, "
+              "batches of 16, in-process:")
+        print(f"{'filled':>12} {'rows before':>12} {'wall us':>9} {'cpu us':>8}  (per event)")
+        print("\n".join(probes), flush=True)
 
 
 def worker_throughput(events: int) -> None:
@@ -259,6 +302,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None,
                         help="keep the filled files here and reuse them in later runs")
     parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
+    parser.add_argument("--probe-events", type=int, default=5_000,
+                        help="store-only inserts with random dedup keys per size (0: none)")
     args = parser.parse_args()
     check_specs_unique()
     if args.dir:
@@ -268,7 +313,7 @@ def main() -> None:
               f"{args.concurrency}")
     if args.sizes:
         intake_growth([int(s) for s in args.sizes.split(",")], args.requests, args.concurrency,
-                      args.dir, args.fill_only)
+                      args.dir, args.fill_only, args.probe_events)
     if args.worker_events and not args.fill_only:
         worker_throughput(args.worker_events)
 
