@@ -95,14 +95,17 @@ def machine() -> str:
 
 
 class Server:
-    """The service in a child process pinned to ``cpu``; a context manager."""
+    """The service in a child process pinned to ``cpu`` (None: free to use every core); a
+    context manager."""
 
-    def __init__(self, db: Path, *, cpu: int = 0, sync_full: bool = False, loop: str = "uvloop",
-                 http: str = "httptools", log: Path | None = None, bare: bool = False) -> None:
+    def __init__(self, db: Path, *, cpu: int | None = 0, sync_full: bool = False,
+                 loop: str = "uvloop", http: str = "httptools", log: Path | None = None,
+                 bare: bool = False) -> None:
         self.port = free_port()
         self.args = [sys.executable, str(ROOT / "bench" / "_server.py"), "--db", str(db),
-                     "--port", str(self.port), "--cpu", str(cpu), "--loop", loop,
+                     "--port", str(self.port), "--loop", loop,
                      "--http", http] + (["--sync-full"] if sync_full else [])
+        self.args += ["--cpu", str(cpu)] if cpu is not None else []
         self.args += ["--bare"] if bare else []
         self.log = log or db.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -142,6 +145,28 @@ class Server:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def wrk(self, specs: list[tuple[str, dict[str, str], str]], *, seconds: float,
+            connections: int = 64, threads: int = 1, cpu: int | None = 1,
+            uid_base: int = 0) -> dict[str, Any]:
+        """Run wrk (C, Debian's package) against this server for ``seconds``; a summary like
+        :meth:`load`'s (wrk keeps its connections busy: a closed loop)."""
+        script = self.log.with_suffix(f".wrk{uid_base}.lua")
+        script.write_text(wrk_script(specs, uid_base))
+        args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script),
+                f"http://127.0.0.1:{self.port}"]
+        if cpu is not None:
+            args = ["taskset", "-c", str(cpu), *args]
+        before = self.cpu_seconds()
+        done = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        used = self.cpu_seconds() - before
+        out = json.loads(done.strip().splitlines()[-1])
+        answered = out["requests"] - out["socket_errors"]
+        out["rps"] = round(answered / out["seconds"], 1)
+        out["errors"] = out["socket_errors"]
+        out["statuses"] = {"2xx": answered - out["non2xx"], "other": out["non2xx"]}
+        out["cpu_ms"] = round(used * 1000 / max(answered, 1), 3)
+        return out
+
     def load(self, specs: list[tuple[str, dict[str, str], str]], *, cpu: int = 1,
              uid_base: int = 0, **options: Any) -> dict[str, Any]:
         """Run bench/_load.py against this server on core ``cpu``; its JSON summary."""
@@ -157,6 +182,64 @@ class Server:
         # Server CPU per answered request: what the load costs, whatever else runs on the box.
         out["cpu_ms"] = round(used * 1000 / max(out["requests"], 1), 3)
         return out
+
+
+_WRK_SCRIPT = """
+-- Written by bench/_server.py: the request templates, each ~UID~ replaced by a fresh number
+-- (thread k counts from uid_base + k * 10^9), and a JSON summary at the end.
+local specs = {SPECS}
+local uid_base = {UID_BASE}
+local threads = {}
+local n = 0
+local thread_id = 0
+local counter = 0
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  thread_id = id
+end
+
+function request()
+  counter = counter + 1
+  local spec = specs[(counter % #specs) + 1]
+  local body = spec.body
+  if body ~= "" then
+    body = string.gsub(body, "~UID~", string.format("%012d", uid_base + thread_id * 1e9 + counter))
+    return wrk.format("POST", spec.path, spec.headers, body)
+  end
+  return wrk.format("GET", spec.path, spec.headers)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.3f, "non2xx": %d, "socket_errors": %d, ' ..
+    '"p50_ms": %.2f, "p99_ms": %.2f, "max_ms": %.2f}\\n',
+    summary.requests, summary.duration / 1e6, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    level = "=" * 4
+    assert f"]{level}]" not in text
+    return f"[{level}[{text}]{level}]"
+
+
+def wrk_script(specs: list[tuple[str, dict[str, str], str]], uid_base: int) -> str:
+    """The Lua script for wrk that sends ``specs`` in rotation, each with a fresh uid."""
+    entries = []
+    for path, headers, body in specs:
+        head = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
+        entries.append(f"{{path = {_lua_string(path)}, headers = {{{head}}}, "
+                       f"body = {_lua_string(body)}}}")
+    return (_WRK_SCRIPT.replace("{SPECS}", "{" + ",\n".join(entries) + "}")
+            .replace("{UID_BASE}", str(uid_base)))
 
 
 async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
