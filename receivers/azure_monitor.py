@@ -20,6 +20,7 @@ Nothing but ``PayloadError`` subclasses ever escapes, whatever the body.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -313,6 +314,7 @@ class _Target(NamedTuple):
     children: tuple[tuple[str, str], ...]  # (lower-case child type, name)
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and the same few resources alert again and again
 def _arm(arm_id: str) -> _Target | None:
     parts = [p for p in arm_id.strip().split("/") if p]
     lower = [p.lower() for p in parts]
