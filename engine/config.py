@@ -265,7 +265,10 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     failed remediations of a rule open its circuit breaker. A firing event no rule matches
     joins the incident of the same failure (fingerprint and target) escalated as unmatched
     less than ``rejoin_window_s`` ago instead of opening a new one (one RCA, one
-    notification per storm); 0 turns that off.
+    notification per storm); 0 turns that off. ``threads`` events run at once (one per
+    target at a time), ``batch`` at most are claimed and unfinished: an event mostly waits on
+    its cloud round trips, so threads are cheap (16 did 2x the remediations/s of 4 against
+    the sandbox; docs/BENCHMARKS.md).
     """
 
     breaker_threshold: int = 5
@@ -278,8 +281,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     retry_backoff_max_s: int = 3600
     verify_timeout_s: int = 3600
     verify_interval_s: int = 60
-    threads: int = 4
-    batch: int = 16
+    threads: int = 16  # each event waits on 1-3 cloud round trips; CPU is not the limit
+    batch: int = 32
     rejoin_window_s: int = 6 * 3600
 
 
