@@ -267,8 +267,7 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     less than ``rejoin_window_s`` ago instead of opening a new one (one RCA, one
     notification per storm); 0 turns that off. ``threads`` events run at once (one per
     target at a time), ``batch`` at most are claimed and unfinished: an event mostly waits on
-    its cloud round trips, so threads are cheap (16 did 2x the remediations/s of 4 against
-    the sandbox; docs/BENCHMARKS.md).
+    its cloud round trips, so threads are cheap (docs/BENCHMARKS.md, "End to end").
     """
 
     breaker_threshold: int = 5
