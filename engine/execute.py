@@ -461,13 +461,10 @@ def run_due(deps: Deps, *, incident_id: str | None = None) -> int:
     """Run the scheduled rows that are due (of one incident, or all); returns how many ran."""
     if state_store.pause_state(deps.db).paused:
         return 0
-    rows = actions_store.due(deps.db, to_ms(deps.now()))
-    count = 0
+    rows = actions_store.due(deps.db, to_ms(deps.now()), incident_id=incident_id)
     for row in rows:
-        if incident_id is None or row.incident_id == incident_id:
-            run_row(deps, row)
-            count += 1
-    return count
+        run_row(deps, row)
+    return len(rows)
 
 
 def reconcile_row(deps: Deps, row: actions_store.ActionRow) -> None:

@@ -205,12 +205,16 @@ def for_incident(
     return [_row(r) for r in db.query(sql + ' ORDER BY created_ms, "index", id', params)]
 
 
-def due(db: Database, now_ms: int, limit: int = 50) -> list[ActionRow]:
-    """Scheduled actions whose time has come, oldest due first."""
+def due(db: Database, now_ms: int, limit: int = 50, *,
+        incident_id: str | None = None) -> list[ActionRow]:
+    """Scheduled actions whose time has come (of one incident, or all), oldest due first."""
+    where, params = "", [now_ms]
+    if incident_id is not None:  # the worker's own rows, however many others are due
+        where, params = " AND incident_id = ?", [now_ms, incident_id]
     rows = db.query(
-        "SELECT * FROM actions WHERE state = 'scheduled' AND due_ms <= ? "
+        f"SELECT * FROM actions WHERE state = 'scheduled' AND due_ms <= ?{where} "
         'ORDER BY due_ms, created_ms, "index" LIMIT ?',
-        (now_ms, limit),
+        (*params, limit),
     )
     return [_row(r) for r in rows]
 
