@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _server import machine
 
+from engine.config import EngineSettings
 from sandbox.server import start_sandbox
 from scripts._harness import (
     RECEIVER_KEY,
@@ -107,8 +108,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=120.0,
                         help="how long to wait after the last send for the last remediation")
-    parser.add_argument("--threads", type=int, default=4, help="[engine] threads")
-    parser.add_argument("--batch", type=int, default=16, help="[engine] batch")
+    defaults = EngineSettings()
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="[engine] threads (default: the service's default)")
+    parser.add_argument("--batch", type=int, default=defaults.batch,
+                        help="[engine] batch (default: the service's default)")
     parser.add_argument("--profile", default="",
                         help="py-spy (raw, per thread) of the serve process while it works, "
                              "to FILE")
