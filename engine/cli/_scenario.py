@@ -412,14 +412,14 @@ def resolved_cancels(h: Harness) -> Step:
         ok)
 
 
-def instance_unreachable(h: Harness) -> Step:
-    job_id, name = _fresh_id(816305900000), "orders_gold_hourly"
-    cluster_id = "0314-020004-unr34chb"
+def _run_lost_its_cluster(h: Harness, job_id: int, name: str, cluster_id: str, code: str,
+                          parameters: dict[str, str], *, all_purpose: bool,
+                          ) -> tuple[incidents_store.Incident | None, list[dict[str, Any]]]:
+    """Post job ``name``'s run that failed because its cluster terminated with ``code``,
+    settle, and return the incident and the sandbox's repairs of that run."""
     payload, run_id = dbx_job_failure(job_id, name)
-    _run_on_failed_cluster(h, run_id, job_id, cluster_id, all_purpose=True)
-    _cluster_terminated(h, cluster_id, "INSTANCE_UNREACHABLE",
-                        {"instance_id": "e4a1c0f9a3c44d3e9c1f2b7d8a6e5c4b",
-                         "databricks_error_message": "Instance became unreachable."})
+    _run_on_failed_cluster(h, run_id, job_id, cluster_id, all_purpose=all_purpose)
+    _cluster_terminated(h, cluster_id, code, parameters)
     event_id = h.post("databricks-monitor", payload)["event_id"]
 
     def done() -> bool:
@@ -427,11 +427,20 @@ def instance_unreachable(h: Harness) -> Step:
         return found is not None and found.state in ("resolved", "escalated", "ignored")
 
     h.settle(done, step_s=60)
-    incident = h.incident(event_id)
-    restarts = h.posts_to("databricks", "/clusters/restart",
-                          lambda c: _body(c, "cluster_id") == cluster_id)
     repairs = h.posts_to("databricks", "/jobs/runs/repair",
                          lambda c: _body(c, "run_id") == str(run_id))
+    return h.incident(event_id), repairs
+
+
+def instance_unreachable(h: Harness) -> Step:
+    job_id, name = _fresh_id(816305900000), "orders_gold_hourly"
+    cluster_id = "0314-020004-unr34chb"
+    incident, repairs = _run_lost_its_cluster(
+        h, job_id, name, cluster_id, "INSTANCE_UNREACHABLE",
+        {"instance_id": "e4a1c0f9a3c44d3e9c1f2b7d8a6e5c4b",
+         "databricks_error_message": "Instance became unreachable."}, all_purpose=True)
+    restarts = h.posts_to("databricks", "/clusters/restart",
+                          lambda c: _body(c, "cluster_id") == cluster_id)
     ok = (incident is not None and incident.rule_id == "dbx-run-node-lost-all-purpose"
           and (incident.state, incident.reason) == ("resolved", "verified")
           and len(restarts) == 1 and len(repairs) == 1)
@@ -446,25 +455,13 @@ def instance_unreachable(h: Harness) -> Step:
 def instance_type_unavailable(h: Harness) -> Step:
     job_id, name = _fresh_id(816305800000), "features_daily"
     cluster_id = "0314-020004-st0ck0ut"
-    payload, run_id = dbx_job_failure(job_id, name)
-    _run_on_failed_cluster(h, run_id, job_id, cluster_id, all_purpose=False)
-    _cluster_terminated(h, cluster_id, "CLOUD_PROVIDER_RESOURCE_STOCKOUT",
-                        {"azure_error_code": "SkuNotAvailable",
-                         "azure_error_message": "The requested VM size Standard_DS4_v2 is "
-                                                "currently not available in location "
-                                                "'westeurope'."})
-    event_id = h.post("databricks-monitor", payload)["event_id"]
-
-    def done() -> bool:
-        found = h.incident(event_id)
-        return found is not None and found.state in ("resolved", "escalated", "ignored")
-
-    h.settle(done, step_s=60)
-    incident = h.incident(event_id)
+    incident, repairs = _run_lost_its_cluster(
+        h, job_id, name, cluster_id, "CLOUD_PROVIDER_RESOURCE_STOCKOUT",
+        {"azure_error_code": "SkuNotAvailable",
+         "azure_error_message": "The requested VM size Standard_DS4_v2 is currently not "
+                                "available in location 'westeurope'."}, all_purpose=False)
     updates = h.posts_to("databricks", "/jobs/update",
                          lambda c: _body(c, "job_id") == str(job_id))
-    repairs = h.posts_to("databricks", "/jobs/runs/repair",
-                         lambda c: _body(c, "run_id") == str(run_id))
     job = h.dbx_get(f"{DBX_API}/jobs/get", job_id=job_id)
     nodes = [c["new_cluster"]["node_type_id"] for c in job["settings"].get("job_clusters", [])]
     ok = (incident is not None and incident.rule_id == "dbx-run-instance-type-unavailable"
