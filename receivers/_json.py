@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from engine.errors import MalformedPayload
 
-__all__ = ["decode_bytes"]
+__all__ = ["decode_bytes", "kind_of"]
 
 
 def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
@@ -23,3 +23,23 @@ def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
         raise MalformedPayload(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
+
+
+# (types, JSON's name, msgspec's name): a message names a type as its parser's contract does.
+_KINDS: Final = (
+    (type(None), "null", "null"),
+    (bool, "boolean", "bool"),
+    (int, "number", "int"),
+    (float, "number", "float"),
+    (str, "string", "str"),
+    (list | tuple, "array", "array"),
+    (dict, "object", "object"),
+)
+
+
+def kind_of(value: object, *, msgspec_names: bool = False) -> str:
+    """The name of a value's JSON type, for messages; ``msgspec_names``: as msgspec says it."""
+    for types, json_name, msgspec_name in _KINDS:
+        if isinstance(value, types):
+            return msgspec_name if msgspec_names else json_name
+    return type(value).__name__

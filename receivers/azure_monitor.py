@@ -33,7 +33,7 @@ from engine.errorcodes import innermost_target_failure, unwrap_adf_error
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
 from engine.redact import redact
-from receivers._json import decode_bytes
+from receivers._json import decode_bytes, kind_of
 
 __all__ = ["ENDPOINT_SOURCES", "parse"]
 
@@ -774,19 +774,5 @@ def _show(value: object) -> str:
 
 
 def _kind(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    """The type's name as msgspec's own messages say it, so that every refusal reads alike."""
+    return kind_of(value, msgspec_names=True)

@@ -29,7 +29,7 @@ import msgspec
 
 from engine.errors import UnknownSchema
 from engine.events import ErrorEvent, Status
-from receivers._json import decode_bytes
+from receivers._json import decode_bytes, kind_of
 
 __all__ = ["parse", "parse_cluster_events_page"]
 
@@ -74,7 +74,7 @@ def parse(body: bytes | bytearray | memoryview | str | dict[str, Any]) -> list[E
     """
     data = _decode(body)
     if not isinstance(data, dict):
-        raise UnknownSchema(f"a Databricks payload must be a JSON object, got {_kind(data)}")
+        raise UnknownSchema(f"a Databricks payload must be a JSON object, got {kind_of(data)}")
     root = _Node(data, "")
     # The in-house shapes carry `event` (and a copy in `event_type`); real ones only
     # `event_type`. `event` wins when both are there.
@@ -106,7 +106,7 @@ def parse_cluster_events_page(
     A page of the wrong shape raises ``UnknownSchema`` with the path of the bad field.
     """
     if not isinstance(page, dict):
-        raise UnknownSchema(f"a cluster events page must be a JSON object, got {_kind(page)}")
+        raise UnknownSchema(f"a cluster events page must be a JSON object, got {kind_of(page)}")
     # The API leaves `events` out of an empty page.
     entries = _Node(page, "").get("events", list, default=[])
     events: list[ErrorEvent] = []
@@ -114,7 +114,7 @@ def parse_cluster_events_page(
         path = f"events[{index}]"
         if not isinstance(entry, dict):
             raise UnknownSchema(
-                f"`{path}` must be an object, got {_kind(entry)}", f"$.{path}"
+                f"`{path}` must be an object, got {kind_of(entry)}", f"$.{path}"
             )
         node = _Node(entry, path)
         if node.text("type") != "TERMINATING":
@@ -317,23 +317,6 @@ def _decode(body: object) -> object:
     return body
 
 
-def _kind(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _quote(value: str) -> str:
     """A sender's value quoted for a message, cut short so that a huge one stays readable."""
     return f"'{value[:100]}...'" if len(value) > 100 else f"'{value}'"
@@ -368,7 +351,7 @@ class _Node:
 
     def _wrong(self, key: str, expected: str, value: object) -> UnknownSchema:
         return UnknownSchema(
-            f"`{self.join(key)}` must be {expected}, got {_kind(value)}", self.at(key)
+            f"`{self.join(key)}` must be {expected}, got {kind_of(value)}", self.at(key)
         )
 
     def get(self, key: str, kind: type, *, default: Any) -> Any:
