@@ -40,19 +40,10 @@ from scripts._harness import (
     make_serve,
     pipeline_of,
     rerun_calls,
+    rerun_playbook,
 )
 
-PLAYBOOK = """\
-name: e2e
-rules:
-  - id: adf-copy-failed
-    match: {source: adf, error_code: ["2200", UserErrorSourceBlobNotExist]}
-    actions:
-      - action: adf.rerun_pipeline
-        with: {start_from_failure: true}
-    verify: {timeout: 30m, interval: 10m}
-    budget: {max_attempts: 3, window: 24h}
-"""
+PLAYBOOK = rerun_playbook("e2e", verify_interval="10m")
 
 
 async def send(url: str, rate: float, seconds: float,

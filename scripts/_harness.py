@@ -29,16 +29,23 @@ ADMIN_KEY = "ak-harness-1c7d3b"
 DBX_TOKEN = "dapi00112233445566778899aabbccddeeff"
 AZ_SECRET = "harness-client-secret-Zq8"
 
-RERUN_PLAYBOOK = """\
-name: harness
+
+def rerun_playbook(name: str, verify_interval: str) -> str:
+    """A playbook whose one rule reruns a failed ADF copy from the failed activity."""
+    return f"""\
+name: {name}
 rules:
   - id: adf-copy-failed
-    match: {source: adf, error_code: ["2200", UserErrorSourceBlobNotExist]}
+    match: {{source: adf, error_code: ["2200", UserErrorSourceBlobNotExist]}}
     actions:
       - action: adf.rerun_pipeline
-        with: {start_from_failure: true}
-    verify: {timeout: 30m, interval: 1s}
-    budget: {max_attempts: 3, window: 24h}
+        with: {{start_from_failure: true}}
+    verify: {{timeout: 30m, interval: {verify_interval}}}
+    budget: {{max_attempts: 3, window: 24h}}
+"""
+
+
+RERUN_PLAYBOOK = rerun_playbook("harness", "1s") + """\
     on_failure:
       - action: noop
         with: {note: "still failing after {{ attempts }} attempts"}
