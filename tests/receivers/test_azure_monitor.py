@@ -39,6 +39,35 @@ PIPELINE_DESCRIPTION = (
     "A triggered ADF pipeline run ended in Failed state (PipelineFailedRuns > 0, split by "
     "pipeline Name and FailureType)."
 )
+# One ADF pipeline failure as the common and the legacy metric alert both tell it: the event's
+# fields, and the PipelineFailedRuns criterion among its attributes.
+ADF_PIPELINE_FAILED: dict[str, Any] = {
+    "source": "adf",
+    "kind": "pipeline_run",
+    "status": "firing",
+    "resource": "pl_ingest_sales_daily",
+    "message": PIPELINE_DESCRIPTION,
+    "failure_type": "UserError",
+    "severity": 2,
+    "occurred_at": datetime(2025, 3, 14, 2, 21, 37, 412782, tzinfo=UTC),
+}
+ADF_FAILED_RUNS_CRITERION = {
+    "condition_type": "SingleResourceMultipleMetricCriteria",
+    "window_size": "PT5M",
+    "metric_name": "PipelineFailedRuns",
+    "metric_namespace": "Microsoft.DataFactory/factories",
+    "metric_value": 1.0,
+    "operator": "GreaterThan",
+    "threshold": "0",
+    "time_aggregation": "Total",
+    "dimensions": {"Name": "pl_ingest_sales_daily", "FailureType": "UserError"},
+    "pipeline": "pl_ingest_sales_daily",
+}
+METRIC = "azure-monitor/azmon-common-metric-adf-pipelinefailed.json"
+SYNAPSE_METRIC = "azure-monitor/azmon-common-metric-synapse-failed.json"
+SEED = "seed/adf-action-group-alert.json"
+LEGACY = "azure-monitor/azmon-legacy-metric-adf.json"
+ABSENT = "<absent>"  # an attribute the event must not carry
 SAMPLES = [
     "azure-monitor/azmon-common-activitylog.json",
     "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json",
@@ -91,19 +120,12 @@ def test_every_sample_is_covered() -> None:
 def test_metric_alert_adf_pipeline_failed() -> None:
     event = _one(_raw("azure-monitor/azmon-common-metric-adf-pipelinefailed.json"))
     assert _fields(event) == _expected(
-        source="adf",
-        kind="pipeline_run",
-        status="firing",
+        **ADF_PIPELINE_FAILED,
         dedup_key=f"azmon:{ALERTS}/0f6c2b7e-3a41-4d8e-9b5a-71c2d4e8f903:Fired",
-        resource="pl_ingest_sales_daily",
         resource_id=FACTORY_ID,
         run_id="",
         error_code="",
         error_codes=(),
-        message=PIPELINE_DESCRIPTION,
-        failure_type="UserError",
-        severity=2,
-        occurred_at=datetime(2025, 3, 14, 2, 21, 37, 412782, tzinfo=UTC),
         attributes={
             **ADF_TARGET,
             "alert_rule": "adf-prod-pipeline-failed",
@@ -117,18 +139,9 @@ def test_metric_alert_adf_pipeline_failed() -> None:
             "target_ids": [FACTORY_ID],
             "configuration_items": ["adf-contoso-prod"],
             "fired_at": "2025-03-14T02:21:37.4127823Z",
-            "condition_type": "SingleResourceMultipleMetricCriteria",
-            "window_size": "PT5M",
+            **ADF_FAILED_RUNS_CRITERION,
             "window_start": "2025-03-14T02:14:00.000Z",
             "window_end": "2025-03-14T02:19:00.000Z",
-            "metric_name": "PipelineFailedRuns",
-            "metric_namespace": "Microsoft.DataFactory/factories",
-            "metric_value": 1.0,
-            "operator": "GreaterThan",
-            "threshold": "0",
-            "time_aggregation": "Total",
-            "dimensions": {"Name": "pl_ingest_sales_daily", "FailureType": "UserError"},
-            "pipeline": "pl_ingest_sales_daily",
         },
     )
     assert event.id == ""
@@ -372,30 +385,14 @@ def test_legacy_metric_alert_adf() -> None:
         "adf-contoso-prod"
     )
     assert _fields(event) == _expected(
-        source="adf",
-        kind="pipeline_run",
-        status="firing",
+        **ADF_PIPELINE_FAILED,
         dedup_key=f"azmon-legacy:{rule_id}:Activated:2025-03-14T02:21:37.4127823Z",
-        resource="pl_ingest_sales_daily",
         resource_id=factory,
-        message=PIPELINE_DESCRIPTION,
-        failure_type="UserError",
-        severity=2,
-        occurred_at=datetime(2025, 3, 14, 2, 21, 37, 412782, tzinfo=UTC),
         attributes={
             **ADF_TARGET,
             "alert_rule": "adf-prod-pipeline-failed",
             "description": PIPELINE_DESCRIPTION,
-            "condition_type": "SingleResourceMultipleMetricCriteria",
-            "window_size": "PT5M",
-            "metric_name": "PipelineFailedRuns",
-            "metric_namespace": "Microsoft.DataFactory/factories",
-            "metric_value": 1.0,
-            "operator": "GreaterThan",
-            "threshold": "0",
-            "time_aggregation": "Total",
-            "dimensions": {"Name": "pl_ingest_sales_daily", "FailureType": "UserError"},
-            "pipeline": "pl_ingest_sales_daily",
+            **ADF_FAILED_RUNS_CRITERION,
             "alert_id": rule_id,
             "legacy_status": "Activated",
             "timestamp": "2025-03-14T02:21:37.4127823Z",
@@ -550,7 +547,7 @@ def test_unknown_endpoint_is_the_callers_bug() -> None:
 
 
 def test_metric_alert_resolved() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
+    doc = load_sample(METRIC)
     fired = _one(doc)
     doc["data"]["essentials"]["monitorCondition"] = "Resolved"
     doc["data"]["essentials"]["resolvedDateTime"] = "2025-03-14T02:36:40.8817292Z"
@@ -566,7 +563,7 @@ def test_metric_alert_resolved() -> None:
 
 
 def test_resolved_without_resolved_time_uses_fired_time() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-synapse-failed.json")
+    doc = load_sample(SYNAPSE_METRIC)
     doc["data"]["essentials"]["monitorCondition"] = "Resolved"
     event = _one(doc)
     assert event.status == "resolved"
@@ -574,7 +571,7 @@ def test_resolved_without_resolved_time_uses_fired_time() -> None:
 
 
 def test_legacy_metric_alert_deactivated() -> None:
-    doc = load_sample("azure-monitor/azmon-legacy-metric-adf.json")
+    doc = load_sample(LEGACY)
     activated = _one(doc)
     doc["data"]["status"] = "Deactivated"
     doc["data"]["context"]["timestamp"] = "2025-03-14T02:41:02.1234567Z"
@@ -595,80 +592,62 @@ def test_activity_log_alert_is_always_firing() -> None:
     assert _one(doc).status == "firing"
 
 
-def test_adf_activity_failed_runs_metric() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
-    criterion = _criterion(doc)
-    criterion["metricName"] = "ActivityFailedRuns"
-    criterion["dimensions"] = [
-        {"name": "Name", "value": "Copy_RawSales_To_Bronze"},
-        {"name": "PipelineName", "value": "pl_ingest_sales_daily"},
-        {"name": "ActivityType", "value": "Copy"},
-        {"name": "FailureType", "value": "SystemError"},
-    ]
-    event = _one(doc)
-    assert (event.source, event.kind, event.status) == ("adf", "activity_run", "firing")
-    assert event.resource == "pl_ingest_sales_daily"
-    assert event.failure_type == "SystemError"
-    assert event.attributes["pipeline"] == "pl_ingest_sales_daily"
-    assert event.attributes["activity"] == "Copy_RawSales_To_Bronze"
-    assert event.attributes["activity_type"] == "Copy"
-    assert event.attributes["metric_name"] == "ActivityFailedRuns"
-
-
-def test_adf_trigger_failed_runs_metric() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
-    criterion = _criterion(doc)
-    criterion["metricName"] = "TriggerFailedRuns"
-    criterion["dimensions"] = [
-        {"name": "Name", "value": "tr_daily_0200"},
-        {"name": "FailureType", "value": "UserError"},
-    ]
-    event = _one(doc)
-    assert (event.source, event.kind, event.resource) == ("adf", "alert", "tr_daily_0200")
-    assert event.attributes["trigger"] == "tr_daily_0200"
-    assert "pipeline" not in event.attributes
-
-
 @pytest.mark.parametrize(
     ("metric", "status"),
     [("PipelineSucceededRuns", "info"), ("PipelineCancelledRuns", "info"),
      ("pipelinefailedruns", "firing")],
 )
 def test_adf_metric_of_successes_is_info(metric: str, status: str) -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
+    doc = load_sample(METRIC)
     _criterion(doc)["metricName"] = metric
     event = _one(doc)
     assert (event.kind, event.status) == ("pipeline_run", status)
 
 
 def test_synapse_metric_with_another_result_is_info() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-synapse-failed.json")
+    doc = load_sample(SYNAPSE_METRIC)
     _criterion(doc)["dimensions"][0]["value"] = "Succeeded"
     assert _one(doc).status == "info"
 
 
-def test_synapse_activity_runs_metric() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-synapse-failed.json")
+@pytest.mark.parametrize(
+    ("relative", "metric", "dimensions", "event_fields", "attributes"),
+    [
+        (METRIC, "ActivityFailedRuns",
+         {"Name": "Copy_RawSales_To_Bronze", "PipelineName": "pl_ingest_sales_daily",
+          "ActivityType": "Copy", "FailureType": "SystemError"},
+         {"source": "adf", "kind": "activity_run", "status": "firing",
+          "resource": "pl_ingest_sales_daily", "failure_type": "SystemError"},
+         {"pipeline": "pl_ingest_sales_daily", "activity": "Copy_RawSales_To_Bronze",
+          "activity_type": "Copy", "metric_name": "ActivityFailedRuns"}),
+        (METRIC, "TriggerFailedRuns", {"Name": "tr_daily_0200", "FailureType": "UserError"},
+         {"source": "adf", "kind": "alert", "resource": "tr_daily_0200"},
+         {"trigger": "tr_daily_0200", "pipeline": ABSENT}),
+        (SYNAPSE_METRIC, "IntegrationActivityRunsEnded",
+         {"Result": "Failed", "Activity": "Load_FactSales",
+          "ActivityType": "SqlPoolStoredProcedure", "Pipeline": "pl_load_dw_sales",
+          "FailureType": "SystemError"},
+         {"source": "synapse", "kind": "activity_run", "resource": "pl_load_dw_sales",
+          "failure_type": "SystemError"},
+         {"activity": "Load_FactSales", "activity_type": "SqlPoolStoredProcedure"}),
+    ],
+    ids=["adf-activity", "adf-trigger", "synapse-activity"],
+)
+def test_metric_dimensions_name_the_run(
+    relative: str, metric: str, dimensions: dict[str, str], event_fields: dict[str, Any],
+    attributes: dict[str, Any],
+) -> None:
+    doc = load_sample(relative)
     criterion = _criterion(doc)
-    criterion["metricName"] = "IntegrationActivityRunsEnded"
-    criterion["dimensions"] = [
-        {"name": "Result", "value": "Failed"},
-        {"name": "Activity", "value": "Load_FactSales"},
-        {"name": "ActivityType", "value": "SqlPoolStoredProcedure"},
-        {"name": "Pipeline", "value": "pl_load_dw_sales"},
-        {"name": "FailureType", "value": "SystemError"},
-    ]
+    criterion["metricName"] = metric
+    criterion["dimensions"] = [{"name": name, "value": value} for name, value in dimensions.items()]
     event = _one(doc)
-    assert (event.source, event.kind, event.resource) == (
-        "synapse", "activity_run", "pl_load_dw_sales"
-    )
-    assert event.attributes["activity"] == "Load_FactSales"
-    assert event.attributes["activity_type"] == "SqlPoolStoredProcedure"
-    assert event.failure_type == "SystemError"
+    assert {name: getattr(event, name) for name in event_fields} == event_fields
+    assert {name: event.attributes.get(name, ABSENT) for name in attributes} == attributes
 
 
 def test_alert_about_a_vm_is_generic() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
+    doc = load_sample(METRIC)
     vm = (
         f"/subscriptions/{SUB}/resourcegroups/rg-compute/providers/microsoft.compute/"
         "virtualmachines/vm-shir-01"
@@ -695,7 +674,7 @@ def test_alert_about_a_vm_is_generic() -> None:
 
 
 def test_target_type_compares_case_insensitively() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-synapse-failed.json")
+    doc = load_sample(SYNAPSE_METRIC)
     target = doc["data"]["essentials"]["alertTargetIDs"][0]
     doc["data"]["essentials"]["alertTargetIDs"] = [
         target.replace("microsoft.synapse/workspaces", "Microsoft.Synapse/WORKSPACES")
@@ -706,7 +685,7 @@ def test_target_type_compares_case_insensitively() -> None:
 
 
 def test_function_app_target_names_the_app() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
+    doc = load_sample(METRIC)
     site = (
         f"/subscriptions/{SUB}/resourceGroups/rg-orders-prod/providers/Microsoft.Web/sites/"
         "func-orders-prod"
@@ -820,7 +799,7 @@ def test_pipeline_level_message_names_the_failed_activity() -> None:
 
 
 def test_in_house_error_object_2200_is_unwrapped() -> None:
-    doc = load_sample("seed/adf-action-group-alert.json")
+    doc = load_sample(SEED)
     props = doc["data"]["alertContext"]["properties"]
     props["ErrorCode"] = "2200"
     props["Error"] = {
@@ -886,7 +865,7 @@ def test_body_message_is_truncated() -> None:
 
 
 def test_every_essentials_field_may_be_null() -> None:
-    doc = load_sample("azure-monitor/azmon-common-metric-adf-pipelinefailed.json")
+    doc = load_sample(METRIC)
     doc["data"]["essentials"] = dict.fromkeys(doc["data"]["essentials"])
     doc["data"]["alertContext"] = None
     doc["data"]["customProperties"] = None
@@ -897,7 +876,7 @@ def test_every_essentials_field_may_be_null() -> None:
 
 
 def test_schema_id_may_be_missing_when_the_envelope_is_common() -> None:
-    doc = load_sample("seed/adf-action-group-alert.json")
+    doc = load_sample(SEED)
     del doc["schemaId"]
     assert _one(doc).run_id == "abc123-def456-789"
 
@@ -983,11 +962,6 @@ def _mutated(relative: str, path: tuple[Any, ...], value: Any) -> dict[str, Any]
         node = node[key]
     node[path[-1]] = value
     return doc
-
-
-METRIC = "azure-monitor/azmon-common-metric-adf-pipelinefailed.json"
-SEED = "seed/adf-action-group-alert.json"
-LEGACY = "azure-monitor/azmon-legacy-metric-adf.json"
 
 
 @pytest.mark.parametrize(
