@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CancelParams",
     "RerunParams",
+    "already_rerun",
     "cancel_run",
     "describe_cancel",
     "describe_rerun",
@@ -222,16 +223,26 @@ def reconcile_rerun(
              RunQueryFilter(operand="PipelineName", operator="Equals",
                             values_property=[params.pipeline])],
         )
-    later = [r for r in runs if r.run_id != params.run_id
+    return already_rerun(
+        runs, params.run_id, params.pipeline, started,
+        lambda rerun_id: _ref(route, rg, params.factory, params.pipeline, rerun_id, params.run_id),
+    )
+
+
+def already_rerun(runs: list[Any], run_id: str, pipeline: str, started: datetime,
+                  ref: Callable[[str], dict[str, str]]) -> ActionResult | None:
+    """The latest of ``runs`` (an ADF or Synapse run group) other than ``run_id`` that started
+    after it, as the rerun already made; ``ref`` makes its ref from its run id."""
+    later = [r for r in runs if r.run_id != run_id
              and (r.run_start is None or r.run_start > started)]
     if not later:
         return None
     found = max(later, key=lambda r: r.run_start or started)
     return ActionResult(
         outcome="already_done",
-        detail=f"rerun {found.run_id} of pipeline {params.pipeline} was already started "
-               f"(recovery of run {params.run_id})",
-        ref=_ref(route, rg, params.factory, params.pipeline, str(found.run_id), params.run_id),
+        detail=f"rerun {found.run_id} of pipeline {pipeline} was already started "
+               f"(recovery of run {run_id})",
+        ref=ref(str(found.run_id)),
     )
 
 

@@ -139,14 +139,5 @@ def reconcile_rerun(
                            values=[original.run_group_id or params.run_id]),
             RunQueryFilter(operand="PipelineName", operator="Equals", values=[params.pipeline]),
         ])
-    later = [r for r in runs if r.run_id != params.run_id
-             and (r.run_start is None or r.run_start > started)]
-    if not later:
-        return None
-    found = max(later, key=lambda r: r.run_start or started)
-    return ActionResult(
-        outcome="already_done",
-        detail=f"rerun {found.run_id} of pipeline {params.pipeline} was already started "
-               f"(recovery of run {params.run_id})",
-        ref=_ref(route, params, str(found.run_id)),
-    )
+    return adf.already_rerun(runs, params.run_id, params.pipeline, started,
+                             lambda rerun_id: _ref(route, params, rerun_id))
