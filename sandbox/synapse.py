@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from sandbox._aad import token_routes
-from sandbox._http import Emulator, Fault, Request, Response
-from sandbox._pipelines import PipelineRuns, RunError
+from sandbox._http import Request, Response
+from sandbox._pipelines import RunError
 from sandbox.adf import AdfEmulator, arm_error, truthy
 
 __all__ = ["SynapseEmulator"]
@@ -21,20 +21,11 @@ __all__ = ["SynapseEmulator"]
 _SCOPE = "workspace"
 
 
-class SynapseEmulator(Emulator):
-    """Synapse's pipeline-run data plane."""
+class SynapseEmulator(AdfEmulator):
+    """Synapse's pipeline-run data plane: Data Factory's run model, errors and scripted
+    failures (inherited) behind Synapse's own routes."""
 
     service = "synapse"
-    ignore_case = True
-
-    def new_state(self) -> PipelineRuns:
-        return PipelineRuns()
-
-    def error(self, status: int, code: str, message: str) -> Response:
-        return arm_error(status, code, message)
-
-    def scripted_error(self, fault: Fault) -> Response:
-        return AdfEmulator.scripted_error(self, fault)
 
     def routes(self) -> list[tuple[str, str, str, Any]]:
         return [
