@@ -19,6 +19,7 @@ from rich.table import Table
 from engine.actions.registry import action_table
 from engine.errors import PayloadError, PlaybookError
 from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
+from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
 from receivers.simulate import parse_payload, simulate_payload
@@ -40,12 +41,18 @@ def _echo_problems(problems: Sequence[str]) -> None:
         click.echo(problem, err=True)
 
 
+def _load(paths: Sequence[str]) -> tuple[PlaybookSet, list[LoadedTest]]:
+    """The playbooks under ``paths`` and their test files; :class:`PlaybookError` lists
+    every problem."""
+    actions = action_table()
+    playbooks = load_playbooks(paths, actions)
+    return playbooks, load_tests(paths, playbooks, actions)
+
+
 def run_validate(paths: Sequence[str]) -> int:
     """Load playbooks and their test files; print every problem. 0 if none, else 1."""
-    actions = action_table()
     try:
-        playbooks = load_playbooks(paths, actions)
-        tests = load_tests(paths, playbooks, actions)
+        playbooks, tests = _load(paths)
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         click.echo(f"{len(exc.problems)} problem(s)", err=True)
@@ -59,10 +66,8 @@ def run_validate(paths: Sequence[str]) -> int:
 
 def run_test(paths: Sequence[str]) -> int:
     """Run the playbook tests; 0 if all pass, 1 on a failure, 2 if the playbooks do not load."""
-    actions = action_table()
     try:
-        playbooks = load_playbooks(paths, actions)
-        tests = load_tests(paths, playbooks, actions)
+        playbooks, tests = _load(paths)
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         return 2
