@@ -21,6 +21,7 @@ from engine.store import audit as audit_store
 from engine.worker import Worker
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
+from tests.fixtures.common import Commits
 from tests.fixtures.engine import EngineRig
 from tests.reliability.conftest import poll
 
@@ -109,18 +110,6 @@ def test_wake_claims_at_once_where_the_poll_would_wait_an_hour(rig: EngineRig) -
         poll(lambda: _state(rig.db, after) == "done", bound_s=0.5)
     worker.wake()
     poll(lambda: _state(rig.db, after) == "done")
-
-
-class Commits:
-    """Counts the COMMIT statements of the database's write connection."""
-
-    def __init__(self, db: Database) -> None:
-        self.count = 0
-        db._conn.set_trace_callback(self._seen)
-
-    def _seen(self, statement: str) -> None:
-        if statement.strip().upper() == "COMMIT":
-            self.count += 1
 
 
 def test_a_dry_run_event_costs_two_commits_the_claim_and_its_stages(rig: EngineRig) -> None:

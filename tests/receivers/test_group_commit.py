@@ -18,7 +18,7 @@ from engine.events import ErrorEvent
 from engine.store import Database, inbox
 from receivers import intake
 from receivers.group_commit import GroupCommitter
-from tests.fixtures.common import load_sample
+from tests.fixtures.common import Commits, load_sample
 
 
 def _event(key: str) -> ErrorEvent:
@@ -35,18 +35,6 @@ async def _until_taken(committer: GroupCommitter) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("the writer never took the queued request")
-
-
-class Commits:
-    """Counts the COMMIT statements the database runs."""
-
-    def __init__(self, db: Database) -> None:
-        self.count = 0
-        db._conn.set_trace_callback(self._seen)
-
-    def _seen(self, statement: str) -> None:
-        if statement.strip().upper() == "COMMIT":
-            self.count += 1
 
 
 def _run(db: Database, scenario: Any) -> Any:
