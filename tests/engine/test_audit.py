@@ -62,31 +62,28 @@ def test_triggers_refuse_update_and_delete(db: Database) -> None:
         conn.execute("DELETE FROM audit")
 
 
-def test_an_edit_names_the_record(db: Database) -> None:
+@pytest.mark.parametrize(
+    ("tamper", "checked", "bad_seq", "reason"),
+    [
+        ("""UPDATE audit SET data = '{"decision":"deny"}' WHERE seq = 3""", 2, 3,
+         "record 3: hash does not match its content: it was edited"),
+        # a delete names the record after the gap
+        ("DELETE FROM audit WHERE seq = 2", 1, 3,
+         "record 3: expected seq 2: a record was deleted or inserted"),
+        ("DELETE FROM audit WHERE seq = 5", 4, 5,
+         "record 5: missing: the log ends at record 4"),
+    ],
+    ids=["edit", "delete", "delete-the-tail"],
+)
+def test_tampering_names_the_record(
+    db: Database, tamper: str, checked: int, bad_seq: int, reason: str
+) -> None:
     _fill(db)
     with _raw(db) as conn:
-        conn.execute("""UPDATE audit SET data = '{"decision":"deny"}' WHERE seq = 3""")
+        conn.execute(tamper)
     result = verify_chain(db)
-    assert (result.ok, result.checked, result.bad_seq) == (False, 2, 3)
-    assert result.reason == "record 3: hash does not match its content: it was edited"
-
-
-def test_a_delete_names_the_record_after_the_gap(db: Database) -> None:
-    _fill(db)
-    with _raw(db) as conn:
-        conn.execute("DELETE FROM audit WHERE seq = 2")
-    result = verify_chain(db)
-    assert (result.ok, result.bad_seq) == (False, 3)
-    assert result.reason == "record 3: expected seq 2: a record was deleted or inserted"
-
-
-def test_deleting_the_tail_is_caught(db: Database) -> None:
-    _fill(db)
-    with _raw(db) as conn:
-        conn.execute("DELETE FROM audit WHERE seq = 5")
-    result = verify_chain(db)
-    assert (result.ok, result.bad_seq) == (False, 5)
-    assert result.reason == "record 5: missing: the log ends at record 4"
+    assert (result.ok, result.checked, result.bad_seq) == (False, checked, bad_seq)
+    assert result.reason == reason
 
 
 def test_an_insert_with_a_recomputed_hash_breaks_the_next_link(db: Database) -> None:
