@@ -340,14 +340,12 @@ def reconcile_start(
     params: ClusterParams, event: ErrorEvent, ctx: ActionContext
 ) -> ActionResult | None:
     """A cluster already PENDING or RUNNING needs no start (a second one would be refused)."""
-    route, w = _client(ctx.clients, params.workspace_id)
-    with cloud_call(f"databricks.start_cluster[cluster={params.cluster_id}]"):
-        details = w.clusters.get(params.cluster_id)
+    ref, details = _cluster_now(params, ctx, "start")
     if _value(details.state) not in _CLUSTER_BUSY | {"RUNNING"}:
         return None
     return ActionResult(outcome="already_done",
                         detail=f"cluster {params.cluster_id} is already {details.state.value}",
-                        ref={"cloud": route.name, "cluster_id": params.cluster_id})
+                        ref=ref)
 
 
 def restart_cluster(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
@@ -359,16 +357,23 @@ def reconcile_restart(
     params: ClusterParams, event: ErrorEvent, ctx: ActionContext
 ) -> ActionResult | None:
     """Restarted already if it is restarting, or was (re)started after the failure."""
-    route, w = _client(ctx.clients, params.workspace_id)
-    with cloud_call(f"databricks.restart_cluster[cluster={params.cluster_id}]"):
-        details = w.clusters.get(params.cluster_id)
+    ref, details = _cluster_now(params, ctx, "restart")
     since = int(event.occurred_at.timestamp() * 1000) if event.occurred_at else None
     restarted = max(details.last_restarted_time or 0, details.start_time or 0)
     if _value(details.state) in _CLUSTER_BUSY or (since is not None and restarted > since):
         return ActionResult(outcome="already_done",
                             detail=f"cluster {params.cluster_id} was already restarted",
-                            ref={"cloud": route.name, "cluster_id": params.cluster_id})
+                            ref=ref)
     return None
+
+
+def _cluster_now(params: ClusterParams, ctx: ActionContext,
+                 verb: str) -> tuple[dict[str, str], Any]:
+    """The ref that a ``verb`` of the cluster records, and the cluster's details now."""
+    route, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.{verb}_cluster[cluster={params.cluster_id}]"):
+        details = w.clusters.get(params.cluster_id)
+    return {"cloud": route.name, "cluster_id": params.cluster_id}, details
 
 
 # -- set_node_type -------------------------------------------------------------------------
