@@ -194,6 +194,19 @@ class DatabricksRoute:
     settings: DatabricksCloudSettings
 
 
+def _azure_transport(ca_file: str, timeout: float, retries: int) -> dict[str, Any]:
+    """The azure-core options both Azure clients take: our CA and timeouts, ``retries``
+    retries of a failed connection but none of a status or a read, and the environment's
+    settings only where they can change a call (:func:`env_settings_matter`)."""
+    return {
+        "connection_verify": ca_file or True,
+        "connection_timeout": timeout, "read_timeout": timeout,
+        "retry_total": retries, "retry_status": 0, "retry_read": 0,
+        "retry_backoff_factor": 0.5, "retry_backoff_max": 5,
+        "use_env_settings": env_settings_matter(own_ca=bool(ca_file)),
+    }
+
+
 def _host(url: str) -> str:
     return urlsplit(url if "://" in url else f"https://{url}").netloc.lower()
 
@@ -295,11 +308,7 @@ class Clients:
             return DataFactoryManagementClient(
                 credential, cfg.subscription_id, base_url=cfg.base_url,
                 credential_scopes=[cfg.base_url.rstrip("/") + "/.default"],
-                connection_verify=cfg.ca_file or True,
-                connection_timeout=cfg.timeout, read_timeout=cfg.timeout,
-                retry_total=cfg.retries, retry_status=0, retry_read=0,
-                retry_backoff_factor=0.5, retry_backoff_max=5,
-                use_env_settings=env_settings_matter(own_ca=bool(cfg.ca_file)),
+                **_azure_transport(cfg.ca_file, cfg.timeout, cfg.retries),
             )
 
         return self._get(("adf", route.name), build)
@@ -315,11 +324,7 @@ class Clients:
                 cfg.credential, cfg.ca_file, f"clouds.synapse.{route.name}"
             )
             return ArtifactsClient(
-                credential, cfg.endpoint, connection_verify=cfg.ca_file or True,
-                connection_timeout=cfg.timeout, read_timeout=cfg.timeout,
-                retry_total=cfg.retries, retry_status=0, retry_read=0,
-                retry_backoff_factor=0.5, retry_backoff_max=5,
-                use_env_settings=env_settings_matter(own_ca=bool(cfg.ca_file)),
+                credential, cfg.endpoint, **_azure_transport(cfg.ca_file, cfg.timeout, cfg.retries)
             )
 
         return self._get(("synapse", route.name), build)
