@@ -794,18 +794,18 @@ class DatabricksEmulator(Emulator):
         self.state.destinations[dest["id"]] = dest
         return Response(200, self._dest_view(dest))
 
-    def _dest_get(self, request: Request, match: re.Match[str]) -> Response:
+    def _dest(self, match: re.Match[str]) -> dict[str, Any]:
         dest = self.state.destinations.get(match["id"])
         if dest is None:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST",
                            f"Notification destination {match['id']} does not exist.")
-        return Response(200, self._dest_view(dest))
+        return dest
+
+    def _dest_get(self, request: Request, match: re.Match[str]) -> Response:
+        return Response(200, self._dest_view(self._dest(match)))
 
     def _dest_update(self, request: Request, match: re.Match[str]) -> Response:
-        dest = self.state.destinations.get(match["id"])
-        if dest is None:
-            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST",
-                           f"Notification destination {match['id']} does not exist.")
+        dest = self._dest(match)
         body = request.json_body()
         if "display_name" in body:
             dest["display_name"] = body["display_name"]
