@@ -11,6 +11,7 @@ scrapers send it.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -194,30 +195,30 @@ def dashboard_router() -> Router:
                      mode=_mode(db, settings), incident=found, timeline=timeline,
                      actions=actions.for_incident(db, incident_id))
 
+    def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,
+               incident_id: str, refused: str, act: Callable[[str], object]) -> Any:
+        """An operator's approve or reject: back to the incident, or a 409 page saying why."""
+        _same_origin(request)
+        try:
+            act(f"{_caller(request)} (dashboard)")
+        except guards.GuardError as exc:
+            return _page(env, "missing.html.j2", 409, title=refused,
+                         mode=_mode(db, settings), what=str(exc))
+        return Redirect(f"/incidents/{incident_id}", status_code=303)
+
     @post("/incidents/{incident_id:str}/approve", sync_to_thread=True,
           include_in_schema=False)
     def approve(request: Request[Any, Any, Any], incident_id: FromPath[str],
                 db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Any:
-        _same_origin(request)
-        try:
-            guards.approve(db, incident_id, f"{_caller(request)} (dashboard)")
-        except guards.GuardError as exc:
-            return _page(env, "missing.html.j2", 409, title="Cannot approve",
-                         mode=_mode(db, settings), what=str(exc))
-        return Redirect(f"/incidents/{incident_id}", status_code=303)
+        return decide(request, db, settings, incident_id, "Cannot approve",
+                      lambda who: guards.approve(db, incident_id, who))
 
     @post("/incidents/{incident_id:str}/reject", sync_to_thread=True, include_in_schema=False)
     def reject(request: Request[Any, Any, Any], incident_id: FromPath[str],
                db: NamedDependency[Database], settings: NamedDependency[Settings],
                data: URLEncodedBody[ApprovalForm]) -> Any:
-        _same_origin(request)
-        try:
-            guards.reject(db, incident_id, f"{_caller(request)} (dashboard)",
-                          reason=data.reason[:500])
-        except guards.GuardError as exc:
-            return _page(env, "missing.html.j2", 409, title="Cannot reject",
-                         mode=_mode(db, settings), what=str(exc))
-        return Redirect(f"/incidents/{incident_id}", status_code=303)
+        return decide(request, db, settings, incident_id, "Cannot reject",
+                      lambda who: guards.reject(db, incident_id, who, reason=data.reason[:500]))
 
     @get("/playbooks", sync_to_thread=True, include_in_schema=False)
     def playbooks_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
