@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from engine.store import Database
-from engine.store.incidents import Incident
+from engine.store.incidents import Incident, list_incidents
 
 __all__ = [
     "Bucket",
@@ -52,20 +52,10 @@ def incidents(
     since_ms: int | None = None,
     limit: int = 50,
 ) -> list[Incident]:
-    """Incidents newest first, filtered by any of state, source, resource and opening time."""
-    where, params = [], []
-    for column, value in (("state", state), ("source", source), ("resource", resource)):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since_ms is not None:
-        where.append("opened_ms >= ?")
-        params.append(since_ms)
-    sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY opened_ms DESC, id DESC LIMIT ?"
-    params.append(limit)
-    return [Incident(**{f: row[f] for f in Incident.__struct_fields__})
-            for row in db.query(sql, params)]
+    """Incidents newest first, filtered by any of state, source, resource and opening time;
+    an empty filter (a blank form field) filters nothing."""
+    return list_incidents(db, state=state or None, source=source or None,
+                          resource=resource or None, since_ms=since_ms, limit=limit)
 
 
 def failures_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
