@@ -41,14 +41,6 @@ def make_settings(sandbox: Any, sink: WebhookSink, channels: tuple[str, ...],
 
 
 @pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    """The local HTTP sink of tests/engine/actions/conftest.py."""
-    served = WebhookSink()
-    yield served
-    served.close()
-
-
-@pytest.fixture
 def rig(sandbox: Any, sink: WebhookSink, db: Database) -> Iterator[Any]:
     made: list[Clients] = []
 

@@ -152,13 +152,6 @@ class WebhookSink:
 
 
 @pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    served = WebhookSink()
-    yield served
-    served.close()
-
-
-@pytest.fixture
 def hook_ctx(sandbox: Any, sink: WebhookSink) -> Iterator[ActionContext]:
     """A context whose channel ``data-oncall`` and ticket webhook both post to ``sink``."""
     secret_path = "/hooks/T000/B000/XXXXsecretXXXX"

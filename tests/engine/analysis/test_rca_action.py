@@ -4,10 +4,7 @@ each one is in the ``rca`` audit record (real worker, sandbox OpenAI emulator)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
@@ -37,13 +34,6 @@ def run_one(rig: Any, analyzer: Any, with_: str, run_id: str) -> dict[str, Any]:
     worker.run_once()
     records = audit_store.list_records(rig.db, kind="rca", limit=100)
     return records[-1].data
-
-
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    served = WebhookSink()
-    yield served
-    served.close()
 
 
 def test_refresh_skips_the_cache(engine_rig: Any, make_analyzer: Any, sandbox: Any) -> None:
