@@ -7,9 +7,8 @@ The moment is picked, not guessed: the emulator holds the first ``createRun`` an
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +26,10 @@ from scripts._harness import (
     post_failure,
     rerun_calls,
 )
+from tests.reliability.conftest import poll
 
 STARTUP_S = 180.0  # a cold start imports every SDK; loaded machines are slow
 SETTLE_S = 120.0
-
-
-def poll(check: Callable[[], Any], bound_s: float, what: str) -> Any:
-    """``check()`` until it is truthy, at most ``bound_s`` seconds (no fixed sleep)."""
-    deadline = time.monotonic() + bound_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {bound_s} s"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -65,12 +54,12 @@ def test_kill_mid_call_then_restart_loses_nothing_and_sends_nothing_twice(
     acked = [a.json()["event_id"] for a in answers]
 
     in_flight = poll(lambda: [c for c in rerun_calls(sandbox) if c["status"] is None],
-                     SETTLE_S, "the first createRun reaching the emulator")
+                     bound_s=SETTLE_S, what="the first createRun reaching the emulator")
     serve.kill9()
     killed_pipeline = pipeline_of(in_flight[0])
     # The emulator finishes the call the dead process made (the cloud did act).
-    poll(lambda: all(c["status"] is not None for c in rerun_calls(sandbox)), 30,
-         "the hung createRun to be answered")
+    poll(lambda: all(c["status"] is not None for c in rerun_calls(sandbox)), bound_s=30,
+         what="the hung createRun to be answered")
 
     serve.start(bound_s=STARTUP_S)
     db = Database(str(serve.config.parent / "remediator.db"))
@@ -85,7 +74,7 @@ def test_kill_mid_call_then_restart_loses_nothing_and_sends_nothing_twice(
                     and len(incidents) == 3 and len(rows) == 3
                     and all(row.state == "succeeded" for row in rows))
 
-        poll(settled, SETTLE_S, "every event done and every rerun started")
+        poll(settled, bound_s=SETTLE_S, what="every event done and every rerun started")
         pipelines = Counter(pipeline_of(c) for c in rerun_calls(sandbox))
         assert pipelines == Counter({f"pl_crash{n}": 1 for n in range(3)})
         [killed] = [i for i in incidents_store.list_incidents(db, limit=100)

@@ -61,12 +61,14 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def poll(check: Callable[[], Any], *, bound_s: float = 20.0, every_s: float = 0.02) -> Any:
-    """Call ``check`` until it returns something truthy, at most ``bound_s``; return it."""
+def poll(check: Callable[[], Any], *, bound_s: float = 20.0, every_s: float = 0.02,
+         what: str = "condition") -> Any:
+    """Call ``check`` until it returns something truthy, at most ``bound_s``; return it.
+    ``what`` names the awaited condition in the failure message."""
     deadline = time.monotonic() + bound_s
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"condition not met within {bound_s} s"
+        assert time.monotonic() < deadline, f"{what} not met within {bound_s} s"
         time.sleep(every_s)
