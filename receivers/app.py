@@ -108,7 +108,6 @@ def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
         operation_id=f"receive_{endpoint.replace('-', '_')}",
         summary=f"Receive a {endpoint} notification",
         description="Answers 202 with the stored event's id once the event is committed.",
-        opt={"receiver": endpoint},
         status_code=202,
         tags=["receivers"],
         responses={202: ResponseSpec(data_container=dict[str, Any],
