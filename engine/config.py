@@ -83,8 +83,9 @@ class Secret:
 class EntraSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Microsoft Entra ID bearer tokens of the Azure Monitor secure webhook.
 
-    ``jwks_file`` (a JSON Web Key Set on disk) or ``jwks_url`` (fetched at start, never on the
-    request path) gives the signing keys; the token must come from ``tenant_id``, be meant for
+    ``jwks_file`` (a JSON Web Key Set on disk) or ``jwks_url`` gives the signing keys (loaded at
+    start; loaded again in the background when a token names a key not held, as when Entra
+    rolls its keys, at most every 5 minutes); the token must come from ``tenant_id``, be meant for
     ``audience``, be requested by one of ``allowed_app_ids`` and carry ``required_role``.
     """
 

@@ -1,7 +1,8 @@
 """Who may call: API keys, HTTP basic auth and Entra ID bearer tokens, checked per receiver.
 
 An :class:`Authenticator` is built once from the settings when the app starts; the Entra signing
-keys are loaded then (from ``jwks_file`` or ``jwks_url``), never fetched on the request path.
+keys are loaded then (from ``jwks_file`` or ``jwks_url``) and fetched again, off the request path,
+when Entra rolls them (:mod:`receivers.signing_keys`).
 Every refusal raises :class:`Unauthorized`, whose answer never says which part was wrong.
 Secrets are compared in constant time, against every configured value (several keys at once
 allow rotation).
@@ -13,7 +14,8 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from litestar.handlers import BaseRouteHandler
 
 from engine.config import RECEIVERS, EntraSettings, Secret, Settings
 from engine.errors import ConfigError
+from receivers.signing_keys import SigningKeys
 
 __all__ = [
     "ADMIN",
@@ -55,7 +58,7 @@ class Caller(msgspec.Struct, frozen=True):
 
 
 def load_jwks(entra: EntraSettings) -> jwt.PyJWKSet:
-    """The signing keys of Entra ID, from ``jwks_file`` or (once, at start) ``jwks_url``.
+    """The signing keys of Entra ID, from ``jwks_file`` or ``jwks_url``.
 
     Raises :class:`ConfigError` naming the source when the keys cannot be loaded.
     """
@@ -113,11 +116,28 @@ class Authenticator:
     Built once per app from the :class:`~engine.config.Settings`; holds no per-request state.
     """
 
-    def __init__(self, settings: Settings, jwks: jwt.PyJWKSet | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        jwks: jwt.PyJWKSet | None = None,
+        *,
+        jwks_refresh_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``jwks``: the signing keys (else loaded from ``[entra]``, and loaded again when a
+        token names a key not held, at most every ``jwks_refresh_s`` by ``clock``)."""
         self._settings = settings
-        self._jwks = jwks
-        if jwks is None and settings.entra is not None:
-            self._jwks = load_jwks(settings.entra)
+        self._keys: SigningKeys | None = None
+        entra = settings.entra
+        if jwks is not None:
+            self._keys = SigningKeys(lambda: jwks, min_interval_s=jwks_refresh_s, clock=clock)
+        elif entra is not None:
+            self._keys = SigningKeys(lambda: load_jwks(entra), min_interval_s=jwks_refresh_s,
+                                     clock=clock)
+
+    @property
+    def signing_keys(self) -> SigningKeys | None:
+        return self._keys
 
     def problems(self) -> list[str]:
         """Why some endpoints can accept no caller at all (logged as warnings at start)."""
@@ -139,7 +159,7 @@ class Authenticator:
         s = self._settings
         return (("api_key" in methods and bool(s.api_keys))
                 or ("basic" in methods and bool(s.basic_users))
-                or ("entra" in methods and self._jwks is not None and s.entra is not None))
+                or ("entra" in methods and self._keys is not None and s.entra is not None))
 
     def check(self, name: str, headers: Mapping[str, str], query: Mapping[str, str]) -> Caller:
         """Let the request in for receiver ``name`` (or :data:`ADMIN`), or raise Unauthorized.
@@ -217,9 +237,9 @@ class Authenticator:
     def _check_entra(self, headers: Mapping[str, str]) -> Caller | None:
         entra = self._settings.entra
         token = _bearer_token(headers)
-        if entra is None or self._jwks is None or token is None:
+        if entra is None or self._keys is None or token is None:
             return None
-        claims = self._verify_token(token, entra, self._jwks)
+        claims = self._verify_token(token, entra, self._keys)
         if claims is None:
             return None
         app_id = _caller_app_id(claims)
@@ -233,14 +253,13 @@ class Authenticator:
 
     @staticmethod
     def _verify_token(
-        token: str, entra: EntraSettings, jwks: jwt.PyJWKSet
+        token: str, entra: EntraSettings, keys: SigningKeys
     ) -> dict[str, Any] | None:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != "RS256":
                 return None
-            kid = header.get("kid")
-            key = next((k for k in jwks.keys if k.key_id == kid), None)
+            key = keys.get(header.get("kid"))
             if key is None:
                 return None
             return jwt.decode(
