@@ -13,7 +13,10 @@ the :class:`~engine.scheduler.Scheduler` by :func:`register`:
 - **missed failures**: ``jobs/runs/list`` (completed runs started since the checkpoint); every
   FAILED / TIMEDOUT / INTERNAL_ERROR run becomes the event a ``jobs.on_failure`` webhook would
   have made, under the same dedup key ``dbx:jobs.on_failure:<run_id>``. Whichever of the
-  webhook and the reconciler comes second is a duplicate, never a second remediation. As a
+  webhook and the reconciler comes second is a duplicate, never a second remediation; a run
+  the in-house sender already reported (``dbx:job.failure:<run_id>``) is counted as a
+  duplicate and not inserted. (Task-level notifications name the task's run, not the job's:
+  jobs that send only those are reconciled under the job run's own key.) As a
   run is listed by its start time and may fail hours later, the checkpoint never moves closer
   to now than ``runs_lookback_s``.
 
@@ -85,6 +88,12 @@ class _Tally:
     def report(self) -> PollReport:
         return PollReport(inserted=self.inserted, duplicates=self.duplicates,
                           errors=tuple(self.errors))
+
+
+def _in_house_key(run_id: str) -> str:
+    """The dedup key of the in-house sender's ``job.failure`` for a job run (its parser is
+    receivers.databricks; the engine does not import it)."""
+    return f"dbx:job.failure:{run_id}"
 
 
 def missed_run_event(run: poll.FailedRun, workspace_id: str) -> ErrorEvent:
@@ -215,6 +224,9 @@ class DatabricksPoller:
             except (ActionError, ConfigError) as exc:
                 self._failed(tally, "missed-runs", f"databricks:{route.name}", exc)
                 continue
+            reported = inbox.existing_keys(db, [_in_house_key(r.run_id) for r in runs])
+            tally.duplicates += sum(_in_house_key(r.run_id) in reported for r in runs)
+            runs = [r for r in runs if _in_house_key(r.run_id) not in reported]
             events = [missed_run_event(r, route.settings.workspace_id) for r in runs]
             if events:
                 raw = {"reconciled_runs": [msgspec.to_builtins(r) for r in runs]}

@@ -24,6 +24,7 @@ __all__ = [
     "claim",
     "count_pending",
     "create_schema",
+    "existing_keys",
     "finish",
     "get",
     "insert",
@@ -160,6 +161,17 @@ _INSERT = """
     ON CONFLICT (dedup_key) DO UPDATE SET duplicates = duplicates + 1
     RETURNING id, status, duplicates
 """
+
+
+def existing_keys(db: Database, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are dedup keys of stored events (look-ups on the unique index)."""
+    found: set[str] = set()
+    for lo in range(0, len(keys), 500):
+        chunk = keys[lo:lo + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = db.query(f"SELECT dedup_key FROM events WHERE dedup_key IN ({marks})", chunk)
+        found.update(row["dedup_key"] for row in rows)
+    return found
 
 
 def _decode_event(text: str | None) -> ErrorEvent | None:

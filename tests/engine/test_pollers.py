@@ -168,6 +168,21 @@ def test_a_webhook_first_makes_the_reconciled_run_a_duplicate(engine_rig: Engine
     assert len(inbox.list_events(rig.db)) == 1
 
 
+def test_a_run_the_in_house_sender_reported_is_not_reconciled_again(
+    engine_rig: EngineRig,
+) -> None:
+    # The in-house `job.failure` shape (a seed payload) for the same run, under its own key.
+    rig = engine_rig
+    payload = load_sample("seed/databricks-job-failure.json")
+    payload["run"]["run_id"] = int(RUN_ID)
+    [reported] = parse(payload)
+    assert reported.dedup_key == f"dbx:job.failure:{RUN_ID}"
+    inbox.insert(rig.db, [reported], {}, "/databricks-monitor")
+    seed_failed_run(rig)
+    assert poller(rig).reconcile_runs() == PollReport(duplicates=1)
+    assert [e.event.dedup_key for e in inbox.list_events(rig.db)] == [reported.dedup_key]
+
+
 def test_the_run_checkpoint_keeps_the_look_back(engine_rig: EngineRig) -> None:
     rig = engine_rig
     key = "databricks-runs:ws"
