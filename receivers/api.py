@@ -16,7 +16,7 @@ import anyio
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from engine import guards
 from engine.clock import to_ms
@@ -254,14 +254,23 @@ def approve_incident(request: Request[Any, Any, Any], incident_id: FromPath[str]
     return Response({"id": incident_id, "decision": "approved", "who": who})
 
 
+class Rejection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a reject: why (kept in the incident and the audit log)."""
+
+    reason: str = ""
+
+
 @post("/incidents/{incident_id:str}/reject", sync_to_thread=True, tags=["incidents"],
       status_code=200)
 def reject_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
-                    db: NamedDependency[Database]) -> Response[dict[str, Any]]:
-    """Reject a waiting incident: its actions are cancelled. 404 / 409 as for approve."""
+                    db: NamedDependency[Database],
+                    data: JSONBody[Rejection | None] = None) -> Response[dict[str, Any]]:
+    """Reject a waiting incident: its actions are cancelled. 404 / 409 as for approve. An
+    optional JSON body ``{"reason": "..."}`` says why."""
     who = _who(request)
     try:
-        guards.reject(db, incident_id, who, now=_now(request))
+        guards.reject(db, incident_id, who, now=_now(request),
+                      reason=data.reason if data is not None else "")
     except guards.GuardError as exc:
         return _guard_error(exc)
     return Response({"id": incident_id, "decision": "rejected", "who": who})

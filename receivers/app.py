@@ -191,12 +191,21 @@ def _http_error(body_limit: int) -> Any:
             _reject(request, "too_large")
             detail = f"the body is larger than the limit of {body_limit} bytes"
         else:
-            detail = exc.detail
+            detail = exc.detail + _problems(exc.extra)
         error = names.get(status, "bad_request" if status < 500 else "internal")
         return Response({"error": error, "detail": detail}, status_code=status,
                         headers=exc.headers or None)
 
     return handler
+
+
+def _problems(extra: Any) -> str:
+    """What Litestar's validation found (``[{"key", "message", "source"}]``), as text."""
+    if not isinstance(extra, list):
+        return ""
+    found = [f"{item.get('key')}: {item.get('message')}" if item.get("key")
+             else str(item.get("message")) for item in extra if isinstance(item, dict)]
+    return f": {'; '.join(found)}" if found else ""
 
 
 def _on_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -66,7 +66,7 @@ class Usage(Exception):
 
 
 def _call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
-          *, who: str | None = None) -> Any:
+          *, who: str | None = None, body: Any = None) -> Any:
     """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
 
     The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
@@ -78,7 +78,8 @@ def _call(target: Target, method: str, path: str, params: Mapping[str, str] | No
     auth = {"auth": httpx.BasicAuth(who, target.key)} if who else {
         "headers": {"x-api-key": target.key}}
     try:
-        response = httpx.request(method, url, params=params, timeout=target.timeout, **auth)
+        response = httpx.request(method, url, params=params, json=body,
+                                 timeout=target.timeout, **auth)
     except httpx.HTTPError as exc:
         raise Refused(f"cannot reach {target.url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code < 300:
@@ -140,11 +141,8 @@ def run_decide(target: Target, decision: str, incident_id: str, *, who: str | No
 
             _with_db(target, work)
         else:
-            # POST /api/incidents/{id}/reject takes no body: a reason would be dropped, so it
-            # is refused rather than lost.
-            if reason:
-                raise Usage("--reason applies with --db only: the API's reject takes no reason")
-            answer = _call(target, "POST", f"/api/incidents/{incident_id}/{decision}", who=who)
+            answer = _call(target, "POST", f"/api/incidents/{incident_id}/{decision}", who=who,
+                           body={"reason": reason} if reason else None)
             name = str(answer.get("who", ""))
         past = "approved" if decision == "approve" else "rejected"
         click.echo(f"{incident_id}: {past} by {name}")
@@ -248,7 +246,7 @@ def approve(ctx: click.Context, incident_id: str, who: str | None, url: str, key
 @click.command("reject")
 @click.argument("incident_id")
 @_WHO
-@click.option("--reason", default="", help="Why (with --db; kept in the audit log).")
+@click.option("--reason", default="", help="Why (kept in the incident and the audit log).")
 @_where
 @click.pass_context
 def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, url: str,

@@ -131,10 +131,15 @@ def test_reject_through_the_api_cancels_the_action(served: Served) -> None:
     assert (incident.state, incident.reason) == ("ignored", "rejected by admin")
 
 
-def test_reject_with_a_reason_needs_the_database(served: Served) -> None:
-    result = served.cli("reject", _waiting(served.rig), "--reason", "planned outage")
-    assert (result.exit_code, result.stderr) == (
-        2, "remediator: --reason applies with --db only: the API's reject takes no reason\n")
+def test_reject_through_the_api_keeps_the_reason(served: Served) -> None:
+    rig = served.rig
+    incident_id = _waiting(rig)
+    result = served.cli("reject", incident_id, "--who", "carol", "--reason", "planned outage")
+    assert (result.exit_code, result.stdout) == (0, f"{incident_id}: rejected by carol\n")
+    [incident] = rig.incidents()
+    assert (incident.state, incident.reason) == ("ignored", "rejected by carol: planned outage")
+    [(actor, data)] = _approvals(rig, incident_id)
+    assert (actor, data["decision"], data["reason"]) == ("carol", "rejected", "planned outage")
 
 
 def test_pause_and_resume_through_the_api(served: Served) -> None:

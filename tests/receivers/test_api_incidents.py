@@ -75,6 +75,23 @@ def test_reject_cancels(service_rig: Any) -> None:
     assert [a["state"] for a in body["actions"]] == ["cancelled"]
 
 
+def test_reject_takes_a_reason_and_refuses_a_body_of_another_shape(service_rig: Any) -> None:
+    rig, incident_id, _ = _waiting(service_rig)
+    where = f"Validation failed for POST /api/incidents/{incident_id}/reject"
+    for body, problem in (({"reason": 5}, "reason: Expected `str`, got `int`"),
+                          ({"why": "x"}, "data: Object contains unknown field `why`"),
+                          ([1], "data: Expected `object | null`, got `array`")):
+        refused = rig.client.post(f"/api/incidents/{incident_id}/reject", json=body,
+                                  headers=ADMIN)
+        assert (refused.status_code, refused.json()) == (
+            400, {"error": "bad_request", "detail": f"{where}: {problem}"})
+    answer = rig.client.post(f"/api/incidents/{incident_id}/reject",
+                             json={"reason": "planned outage"}, headers=ADMIN)
+    assert answer.json()["decision"] == "rejected"
+    body = rig.client.get(f"/api/incidents/{incident_id}", headers=ADMIN).json()
+    assert (body["state"], body["reason"]) == ("ignored", "rejected by admin: planned outage")
+
+
 def test_list_filters_and_pages(service_rig: Any) -> None:
     rig, first, _ = _waiting(service_rig)
     page = rig.client.get("/api/incidents", params={"limit": "1"}, headers=ADMIN).json()
