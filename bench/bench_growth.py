@@ -16,8 +16,8 @@ Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes even
 through the intake path from inbox to decision (``run_once`` until nothing is pending), no
 cloud calls.
 
-    .venv/bin/python bench/bench_growth.py --dir /work/bigdb       # 0, 1M, 10M
-    .venv/bin/python bench/bench_growth.py --dir /work/bigdb --fill-only --sizes 10000000
+    .venv/bin/python bench/bench_growth.py --dir ~/remediator-bench       # 0, 1M, 10M
+    .venv/bin/python bench/bench_growth.py --dir ~/remediator-bench --fill-only --sizes 10000000
     .venv/bin/python bench/bench_growth.py --sizes 0,1000000 --worker-events 2000
 """
 
