@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,39 +79,32 @@ class Database:
         Inside :meth:`batch` it is a savepoint of the batch's transaction instead: rolled back
         alone on error, committed with the batch."""
         if getattr(self._local, "batch", False):
-            yield from self._savepoint()
+            yield from self._scope("SAVEPOINT w", "RELEASE w", self._undo_savepoint)
             return
         with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StorageError(f"database unavailable: {exc}") from exc
             self._local.txn = True
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise StorageError(f"write failed: {exc}") from exc
-            except BaseException:
-                self._rollback()
-                raise
+                yield from self._scope("BEGIN IMMEDIATE", "COMMIT", self._rollback)
             finally:
                 self._local.txn = False
 
-    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+    def _scope(
+        self, begin: str, end: str, undo: Callable[[], None]
+    ) -> Iterator[sqlite3.Connection]:
+        """``begin``, the block, ``end``; ``undo`` if the block or ``end`` fails. SQLite's
+        errors leave as StorageError (a failed ``begin``: the database is unavailable)."""
         try:
-            self._conn.execute("SAVEPOINT w")
+            self._conn.execute(begin)
         except sqlite3.Error as exc:
             raise StorageError(f"database unavailable: {exc}") from exc
         try:
             yield self._conn
-            self._conn.execute("RELEASE w")
+            self._conn.execute(end)
         except sqlite3.Error as exc:
-            self._undo_savepoint()
+            undo()
             raise StorageError(f"write failed: {exc}") from exc
         except BaseException:
-            self._undo_savepoint()
+            undo()
             raise
 
     def _undo_savepoint(self) -> None:
