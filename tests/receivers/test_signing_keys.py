@@ -33,6 +33,12 @@ class Clock:
         return self.now
 
 
+def _post(client: TestClient[Any], token: str) -> int:
+    response = client.post("/azure-monitor", json=SAMPLE,
+                           headers={"authorization": f"Bearer {token}"})
+    return response.status_code
+
+
 def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid=kid, use="sig", alg="RS256")
@@ -49,38 +55,33 @@ def test_a_rolled_key_is_fetched_again_and_unknown_kids_fetch_once_per_interval(
     assert keys is not None
 
     def post(token: str) -> int:
-        response = client.post("/azure-monitor", json=SAMPLE,
-                               headers={"authorization": f"Bearer {token}"})
-        return response.status_code
+        return _post(client, token)
+
+    def refused_until_the_interval_passes(token: str) -> None:
+        # Within the interval since the last load: refused, and nothing is fetched.
+        assert post(token) == 401
+        keys.wait()
+        assert post(token) == 401
+        # Past it: this token is refused and starts the fetch; the next ones are accepted.
+        clock.now += 301
+        assert post(token) == 401
+        keys.wait()
+        assert post(token) == 202
 
     with TestClient(create_app(app_settings, db, authenticator=auth)) as client:
         assert post(make_token()) == 202
         # Entra publishes a new key beside the old one and starts signing with it.
         jwks_file.write_text(json.dumps({"keys": [_jwk(signing_key, KID),
                                                   _jwk(other_key, "rolled")]}))
-        rolled = make_token(key=other_key, kid="rolled")
-        # Within the interval since the keys were loaded: refused, nothing fetched.
-        assert post(rolled) == 401
-        keys.wait()
-        assert post(rolled) == 401
-        # Past it: this token is refused and starts the fetch; the next ones are accepted.
-        clock.now += 301
-        assert post(rolled) == 401
-        keys.wait()
-        assert post(rolled) == 202
+        refused_until_the_interval_passes(make_token(key=other_key, kid="rolled"))
         assert post(make_token()) == 202
 
         # A made-up key id right after: no new fetch, even though the file changed again.
         jwks_file.write_text(json.dumps({"keys": [_jwk(other_key, "rolled"),
                                                   _jwk(signing_key, "again")]}))
-        again = make_token(kid="again")
         assert post(make_token(kid="made-up")) == 401
         keys.wait()
-        assert post(again) == 401
-        clock.now += 301
-        assert post(again) == 401
-        keys.wait()
-        assert post(again) == 202
+        refused_until_the_interval_passes(make_token(kid="again"))
         # The old key is gone from the set: its tokens are refused now.
         assert post(make_token()) == 401
 
@@ -95,10 +96,6 @@ def test_a_failed_fetch_keeps_the_keys_held(
     with TestClient(create_app(app_settings, db, authenticator=auth)) as client:
         jwks_file.write_text("not json")
         clock.now += 301
-        response = client.post("/azure-monitor", json=SAMPLE,
-                               headers={"authorization": f"Bearer {make_token(kid='new')}"})
-        assert response.status_code == 401
+        assert _post(client, make_token(kid="new")) == 401
         keys.wait()
-        response = client.post("/azure-monitor", json=SAMPLE,
-                               headers={"authorization": f"Bearer {make_token()}"})
-        assert response.status_code == 202
+        assert _post(client, make_token()) == 202
