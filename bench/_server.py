@@ -190,7 +190,6 @@ _WRK_SCRIPT = """
 local specs = {SPECS}
 local uid_base = {UID_BASE}
 local threads = {}
-local n = 0
 local thread_id = 0
 local counter = 0
 
