@@ -2,7 +2,7 @@
 
 ``start_sandbox()`` serves Databricks (http), ADF through ARM (https), Synapse (https) and an
 OpenAI-compatible API (http) on free loopback ports, each in its own background thread, with a
-throwaway CA (trustme) whose PEM is written to ``ca_file`` for the Azure clients'
+throwaway CA (:mod:`sandbox._ca`) whose PEM is written to ``ca_file`` for the Azure clients'
 ``connection_verify``.
 """
 
@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import trustme
-
+from sandbox._ca import CA
 from sandbox._http import Emulator, Fault, Served, serve
 from sandbox.adf import AdfEmulator
 from sandbox.databricks import DatabricksEmulator
@@ -90,11 +89,8 @@ class Sandbox:
         self.stop()
 
 
-def _tls(ca: trustme.CA, host: str) -> ssl.SSLContext:
-    names = {host, "127.0.0.1", "localhost", "::1"}
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert(*sorted(names)).configure_cert(context)
-    return context
+def _tls(ca: CA, host: str) -> ssl.SSLContext:
+    return ca.server_context(*sorted({host, "127.0.0.1", "localhost", "::1"}))
 
 
 def _wait_answering(served: Served, ca_file: str) -> None:
@@ -129,9 +125,9 @@ def start_sandbox(host: str = "127.0.0.1", workdir: str | Path | None = None) ->
         workdir = tmp.name
     directory = Path(workdir)
     directory.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
+    ca = CA()
     ca_file = directory / "sandbox-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+    ca_file.write_bytes(ca.cert_pem)
     tls = _tls(ca, host)
     served = {
         "databricks": serve(DatabricksEmulator(), host),
