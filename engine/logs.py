@@ -81,9 +81,10 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    # The cloud SDKs log every HTTP request at INFO (azure-core's http_logging_policy): keep
+    # The cloud SDKs log every HTTP request at INFO (azure-core's http_logging_policy), and
+    # APScheduler logs "Running job ... executed successfully" for every tick (every 5 s): keep
     # them to warnings unless debugging is asked for.
-    for name in ("azure", "databricks.sdk", "openai", "httpx", "urllib3", "msal"):
+    for name in ("azure", "databricks.sdk", "openai", "httpx", "urllib3", "msal", "apscheduler"):
         logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG
                                          else max(numeric, logging.WARNING))
     # uvicorn installs its own handlers; let its records reach ours instead.
