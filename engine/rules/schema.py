@@ -8,6 +8,7 @@ where the parameter is not a string).
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -97,9 +98,24 @@ def _condition_defs() -> dict[str, Any]:
     }
 
 
+def _clean_descriptions(node: Any) -> Any:
+    """Docstring-derived descriptions as ``inspect.cleandoc`` leaves them: msgspec releases
+    differ on whether they dedent a Struct's docstring, and the schema must not."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str)
+                else _clean_descriptions(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node
+
+
+def _struct_schema(struct: Any) -> dict[str, Any]:
+    return _clean_descriptions(msgspec.json.schema(struct))
+
+
 def playbook_schema(actions: Mapping[str, ActionSpec]) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a playbook file for this table of actions."""
-    base = msgspec.json.schema(Playbook)
+    base = _struct_schema(Playbook)
     defs: dict[str, Any] = base["$defs"]
     names = sorted(actions)
     step = defs["ActionStep"]
@@ -108,7 +124,7 @@ def playbook_schema(actions: Mapping[str, ActionSpec]) -> dict[str, Any]:
     branches = []
     for name in names:
         spec = actions[name]
-        params = msgspec.json.schema(spec.params)
+        params = _struct_schema(spec.params)
         prefix = f"{name}."
         for def_name, body in params.get("$defs", {}).items():
             defs[prefix + def_name] = _rename_refs(body, prefix)
