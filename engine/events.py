@@ -45,7 +45,7 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     """One failure (or its resolution) as Remediator understands it, whatever sent it.
 
     Only ``firing`` events are ever remediated. ``dedup_key`` is the sender's idempotency
-    key (senders.md); ``fingerprint`` groups the same failure across runs and days.
+    key (docs/SENDERS.md); ``fingerprint`` groups the same failure across runs and days.
     """
 
     source: Source

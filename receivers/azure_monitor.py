@@ -1,6 +1,6 @@
 """Azure Monitor action-group payloads to ``ErrorEvent`` values: a pure function, no HTTP.
 
-Every schema an action group posts is accepted on every Azure endpoint (senders.md):
+Every schema an action group posts is accepted on every Azure endpoint (docs/SENDERS.md):
 
 - the common alert schema (``azureMonitorCommonAlertSchema``): metric alerts
   (``Platform``), log search alerts (``Log Alerts V2``, also ``Simple Log Alert`` with its
@@ -572,7 +572,7 @@ def _describe_target(attrs: dict[str, Any], source: Source, target: _Target | No
 
 
 class _Codes:
-    """Error codes, message and failure type, by the priority of senders.md."""
+    """Error codes, message and failure type, by the priority in docs/SENDERS.md."""
 
     def __init__(self, fields: _Fields, source: Source) -> None:
         self.fields = fields
@@ -730,7 +730,7 @@ def _digest(parts: tuple[str, ...], doc: dict[str, Any]) -> str:
 
 
 def _body_text(doc: dict[str, Any]) -> str:
-    """The last resort of senders.md's message priority: the body itself, redacted, short.
+    """The last resort of the message priority (docs/SENDERS.md): the body, redacted, short.
 
     The body is clipped before it is redacted: the redactor's cost grows faster than the
     text, and only the first ``_BODY_MESSAGE_LIMIT`` characters are kept anyway.

@@ -1,6 +1,6 @@
 """Databricks payloads to ``ErrorEvent`` values: pure functions, no HTTP, no SDK.
 
-Three shapes reach us (see ../shared/reference/senders.md, "Databricks"):
+Three shapes reach us (see docs/SENDERS.md, "Databricks"):
 
 - the job and task notifications that a Databricks webhook destination posts
   (``event_type: jobs.on_failure`` and friends). They carry ids and names only, never the
