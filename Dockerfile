@@ -9,13 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The package (engine, receivers, the shipped samples and templates as package data), then the
-# shipped playbooks, which the service reads from /app/playbooks by default.
-COPY pyproject.toml README.md ./
+# The package (engine, receivers, the shipped samples and templates as package data) at the
+# versions pinned in requirements.lock, then the shipped playbooks, which the service reads
+# from /app/playbooks by default.
+COPY pyproject.toml README.md requirements.lock ./
 COPY engine ./engine
 COPY receivers ./receivers
 COPY sandbox ./sandbox
-RUN pip install . && rm -rf build
+RUN pip install -c requirements.lock . && rm -rf build
 COPY playbooks ./playbooks
 COPY deploy ./deploy
 

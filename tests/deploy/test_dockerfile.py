@@ -19,7 +19,7 @@ def _instructions() -> list[str]:
 def test_the_image_runs_the_console_script_as_a_non_root_user() -> None:
     lines = _instructions()
     assert lines[0] == "FROM python:3.11-slim"
-    assert "RUN pip install . && rm -rf build" in lines
+    assert "RUN pip install -c requirements.lock . && rm -rf build" in lines
     assert lines[-2:] == ['ENTRYPOINT ["remediator"]', 'CMD ["serve", "--host", "0.0.0.0"]']
     users = [line for line in lines if line.startswith("USER ")]
     assert users == ["USER remediator"]
@@ -46,5 +46,6 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     for pattern in (".git", ".venv", "tests", "*.db", "*.db-wal", ".env", "*.pem"):
         assert pattern in ignored
-    for needed in ("engine", "receivers", "playbooks", "pyproject.toml", "README.md"):
+    for needed in ("engine", "receivers", "playbooks", "pyproject.toml", "README.md",
+                   "requirements.lock"):
         assert needed not in ignored
