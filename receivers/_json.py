@@ -8,7 +8,20 @@ import msgspec
 
 from engine.errors import MalformedPayload
 
-__all__ = ["decode_bytes", "kind_of"]
+__all__ = ["decode_bytes", "kind_of", "not_utf8"]
+
+
+def not_utf8(body: bytes | str) -> MalformedPayload | None:
+    """The error for a body that is not UTF-8, or None.
+
+    Called only once decoding has failed: which of "not UTF-8" and "not JSON" a body is must
+    not depend on how a msgspec release words (or orders) its own checks.
+    """
+    try:
+        body.encode("utf-8") if isinstance(body, str) else body.decode("utf-8")
+    except UnicodeError as exc:
+        return MalformedPayload(f"the body is not valid UTF-8: {exc.reason}")
+    return None
 
 
 def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
@@ -17,10 +30,8 @@ def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
         body = bytes(body)
     try:
         return msgspec.json.decode(body)
-    except UnicodeError as exc:
-        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedPayload(f"the body is not valid JSON: {exc}") from exc
+    except (UnicodeError, msgspec.DecodeError) as exc:
+        raise (not_utf8(body) or MalformedPayload(f"the body is not valid JSON: {exc}")) from exc
     except RecursionError as exc:
         raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
 

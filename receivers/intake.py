@@ -19,6 +19,7 @@ from engine.events import ErrorEvent
 from engine.redact import redact, redact_text
 from engine.store import Database, inbox
 from receivers import azure_monitor, databricks
+from receivers._json import not_utf8
 
 __all__ = [
     "MAX_DEPTH",
@@ -72,10 +73,8 @@ def decode(body: bytes) -> dict[str, Any]:
         raise MalformedPayload("empty body; expected a JSON object")
     try:
         value = msgspec.json.decode(body)
-    except UnicodeError as exc:  # msgspec checks UTF-8 inside strings this way
-        raise MalformedPayload(f"the body is not valid UTF-8: {exc.reason}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedPayload(f"invalid JSON: {exc}") from exc
+    except (UnicodeError, msgspec.DecodeError) as exc:
+        raise (not_utf8(body) or MalformedPayload(f"invalid JSON: {exc}")) from exc
     except RecursionError as exc:
         raise MalformedPayload("invalid JSON: nested too deeply") from exc
     if not isinstance(value, dict):

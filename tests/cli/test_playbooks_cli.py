@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from engine.actions.registry import action_table
 from engine.cli import main
 from engine.rules.schema import schema_json
-from tests.fixtures.common import ROOT
+from tests.fixtures.common import ROOT, assert_wrapped
 from tests.fixtures.playbooks import PLAYBOOK_DATA
 
 GOOD = PLAYBOOK_DATA / "good"
@@ -118,7 +118,7 @@ def test_simulate_table_and_bad_payload(tmp_path: Path) -> None:
     bad.write_text("{not json")
     result = _run("simulate", "--source", "adf", str(bad), "--playbooks", str(GOOD))
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"{bad}: ")
+    assert_wrapped(result.stderr, f"{bad}: the body is not valid JSON: ")
 
 
 def test_the_committed_schema_is_up_to_date() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from engine.store import Database
 from engine.store import incidents as incidents_store
-from tests.fixtures.common import ROOT
+from tests.fixtures.common import remediator_command
 
 STEPS = [
     "blob-missing",
@@ -24,17 +23,10 @@ STEPS = [
 ]
 
 
-def _command() -> list[str]:
-    script = ROOT / ".venv" / "bin" / "remediator"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from engine.cli import main; main()"]
-
-
 def test_demo_once_passes_every_step(tmp_path: Path) -> None:
     db_file = tmp_path / "demo.db"
     # Generous: a loaded machine takes long to import the SDKs; idle, it is well under 60 s.
-    done = subprocess.run([*_command(), "demo", "--once", "--json", "--db", str(db_file)],
+    done = subprocess.run([*remediator_command(), "demo", "--once", "--json", "--db", str(db_file)],
                           capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     answer = json.loads(done.stdout)
@@ -56,7 +48,7 @@ def test_demo_once_passes_every_step(tmp_path: Path) -> None:
     ])
     # The demo's audit chain verifies, and stops verifying once a record is edited in the file
     # behind the engine's back (issue "Audit": the done criterion, on the demo's own database).
-    verified = subprocess.run([*_command(), "audit", "verify", "--db", str(db_file)],
+    verified = subprocess.run([*remediator_command(), "audit", "verify", "--db", str(db_file)],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("ok: ")
@@ -65,7 +57,7 @@ def test_demo_once_passes_every_step(tmp_path: Path) -> None:
         [seq] = conn.execute("SELECT min(seq) FROM audit WHERE kind = 'matched'").fetchone()
         conn.execute("UPDATE audit SET data = replace(data, 'adf-source-blob-missing', 'x') "
                      "WHERE seq = ?", (seq,))
-    tampered = subprocess.run([*_command(), "audit", "verify", "--db", str(db_file)],
+    tampered = subprocess.run([*remediator_command(), "audit", "verify", "--db", str(db_file)],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert tampered.returncode == 1
     assert tampered.stderr.startswith(

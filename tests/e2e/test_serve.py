@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,18 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.common import ROOT, load_sample
+from tests.fixtures.common import ROOT, load_sample, remediator_command
 
 RECEIVER_KEY = "rk-e2e-9b3f1c"
 ADMIN_KEY = "ak-e2e-4d8a07"
-
-
-def _command() -> list[str]:
-    """The console script where the package is installed (CI), else the same entry point."""
-    script = Path(sys.executable).parent / "remediator"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from engine.cli import main; main()"]
 
 
 def _free_port() -> int:
@@ -46,7 +37,7 @@ def _serve(tmp_path: Path, playbooks: Path) -> Iterator[tuple[str, Path, subproc
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+            [*remediator_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
              "--db", str(tmp_path / "e2e.db"), "--playbooks", str(playbooks)],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -110,7 +101,7 @@ def test_serve_takes_a_webhook_and_shows_the_event(server: tuple[str, Path]) -> 
 
 def test_serve_refuses_a_bad_setting_with_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*_command(), "serve", "--config", str(tmp_path / "missing.toml")],
+        [*remediator_command(), "serve", "--config", str(tmp_path / "missing.toml")],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60,
     )

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 import threading
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import structlog

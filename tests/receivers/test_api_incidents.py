@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from receivers.simulate import simulate_payload
-from tests.fixtures.common import load_sample
+from tests.fixtures.common import assert_wrapped, load_sample
 from tests.fixtures.service import ADMIN, RECEIVER
 
 APPROVAL = """
@@ -78,13 +78,16 @@ def test_reject_cancels(service_rig: Any) -> None:
 def test_reject_takes_a_reason_and_refuses_a_body_of_another_shape(service_rig: Any) -> None:
     rig, incident_id, _ = _waiting(service_rig)
     where = f"Validation failed for POST /api/incidents/{incident_id}/reject"
-    for body, problem in (({"reason": 5}, "reason: Expected `str`, got `int`"),
-                          ({"why": "x"}, "data: Object contains unknown field `why`"),
-                          ([1], "data: Expected `object | null`, got `array`")):
+    # ours: the status, the keys, the request and which key failed; then msgspec's reason
+    for body, key, mentions in (({"reason": 5}, "reason", ("str", "int")),
+                                ({"why": "x"}, "data", ("why",)),
+                                ([1], "data", ("object", "array"))):
         refused = rig.client.post(f"/api/incidents/{incident_id}/reject", json=body,
                                   headers=ADMIN)
-        assert (refused.status_code, refused.json()) == (
-            400, {"error": "bad_request", "detail": f"{where}: {problem}"})
+        answer = refused.json()
+        assert (refused.status_code, sorted(answer), answer["error"]) == (
+            400, ["detail", "error"], "bad_request")
+        assert_wrapped(answer["detail"], f"{where}: {key}: ", *mentions)
     answer = rig.client.post(f"/api/incidents/{incident_id}/reject",
                              json={"reason": "planned outage"}, headers=ADMIN)
     assert answer.json()["decision"] == "rejected"

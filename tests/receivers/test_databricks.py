@@ -18,7 +18,7 @@ import receivers.databricks
 from engine.errors import MalformedPayload, PayloadError, UnknownSchema
 from engine.events import ErrorEvent
 from receivers.databricks import parse, parse_cluster_events_page
-from tests.fixtures.common import TESTDATA, load_sample
+from tests.fixtures.common import TESTDATA, assert_wrapped, load_sample
 
 JOB_ON_FAILURE = "databricks/databricks-job-on-failure.json"
 TASK_ON_FAILURE = "databricks/databricks-task-on-failure.json"
@@ -536,24 +536,31 @@ def refusal(error_class: type[PayloadError], call: Any, *args: Any) -> PayloadEr
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"", "the body is not valid JSON: Input data was truncated"),
-        (b'{"event_type": ', "the body is not valid JSON: Input data was truncated"),
-        (
-            b"{'a': 1}",
-            "the body is not valid JSON: JSON is malformed: object keys must be strings (byte 1)",
-        ),
-        (
-            b'{"event_type": "jobs.on_failure"} trailing',
-            "the body is not valid JSON: JSON is malformed: trailing characters (byte 35)",
-        ),
-        (b'{"a": "\xff"}', "the body is not valid UTF-8: invalid start byte"),
         (b"[" * 100_000, "the body is not valid JSON: nested too deeply"),
-        ("{", "the body is not valid JSON: Input data was truncated"),
     ],
 )
 def test_malformed_bodies(body: bytes | str, message: str) -> None:
     error = refusal(MalformedPayload, parse, body)
     assert (error.message, error.path, str(error)) == (message, "$", message)
+
+
+@pytest.mark.parametrize(
+    ("body", "ours"),
+    [
+        (b"", "the body is not valid JSON: "),
+        (b'{"event_type": ', "the body is not valid JSON: "),
+        (b"{'a': 1}", "the body is not valid JSON: "),
+        (b'{"event_type": "jobs.on_failure"} trailing', "the body is not valid JSON: "),
+        (b'{"a": "\xff"}', "the body is not valid UTF-8: "),
+        ("{", "the body is not valid JSON: "),
+    ],
+)
+def test_malformed_bodies_say_which_and_then_the_decoders_reason(
+    body: bytes | str, ours: str
+) -> None:
+    error = refusal(MalformedPayload, parse, body)
+    assert (error.path, str(error)) == ("$", error.message)
+    assert_wrapped(error.message, ours)  # then msgspec's (or the codec's) reason, its wording
 
 
 @pytest.mark.parametrize(
@@ -677,17 +684,12 @@ def test_values_that_json_cannot_carry_are_refused() -> None:
     body = load_sample(JOB_ON_FAILURE)
     body["job"]["name"] = "bad \ud800 name"
     error = refusal(UnknownSchema, parse, body)
-    assert error.message == (
-        "the payload holds a value that JSON cannot carry: 'utf-8' codec can't encode character"
-        " '\\ud800' in position 4: surrogates not allowed"
-    )
+    # then the codec's reason and msgspec's, each in its own words
+    assert_wrapped(error.message, "the payload holds a value that JSON cannot carry: ")
     body = load_sample(SEED_TERMINATED)
     body["cluster"]["termination_reason"]["parameters"]["when"] = complex(1, 2)
     error = refusal(UnknownSchema, parse, body)
-    assert error.message == (
-        "the payload holds a value that JSON cannot carry: Encoding objects of type complex is"
-        " unsupported"
-    )
+    assert_wrapped(error.message, "the payload holds a value that JSON cannot carry: ", "complex")
     deep: dict[str, Any] = {}
     body["cluster"]["termination_reason"]["parameters"]["when"] = deep
     for _ in range(5000):
