@@ -7,6 +7,7 @@ and serves until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import threading
@@ -27,7 +28,8 @@ def config_toml(sandbox: Sandbox) -> str:
 
 
 def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> int:
-    """Run until Ctrl-C (or until ``stop`` is set, for tests); returns the exit code."""
+    """Run until Ctrl-C or SIGTERM (or until ``stop`` is set, for tests); returns the exit
+    code. SIGTERM stops it as cleanly as Ctrl-C: the servers close, the temporary CA goes."""
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--config-out", type=Path, default=None)
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
                         "else a temporary directory)")
     args = parser.parse_args(argv)
     workdir = args.workdir or (args.config_out.parent if args.config_out else None)
+    if stop is None:  # run as a program: SIGTERM asks to stop
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     with tempfile.TemporaryDirectory(prefix="remediator-sandbox-") as tmp:
         sandbox = start_sandbox(args.host, workdir or tmp)
         try:
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
                 args.config_out.write_text(snippet)
             sys.stdout.write(snippet)
             sys.stdout.flush()
-            (stop or threading.Event()).wait()
+            while not stop.wait(0.5):  # a bare wait() would not see Ctrl-C until it ends
+                pass
         except KeyboardInterrupt:
             pass
         finally:

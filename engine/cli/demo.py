@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
 import tempfile
 import threading
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import click
 import msgspec
+
+from engine.cli.sandbox import remediator_toml, sandbox_process, stop_on_signals
 
 __all__ = ["demo", "run_demo", "shipped_playbooks"]
 
@@ -44,8 +45,6 @@ def settings_text(urls: dict[str, str], *, db: str, playbooks: Path, sink_url: s
                   receiver_key: str, admin_key: str) -> str:
     """The demo's settings file: live, the shipped playbooks, the clouds at the sandbox,
     the channel ``data-oncall`` and the ticket system at the sink, the LLM at the sandbox."""
-    from engine.cli.sandbox import remediator_toml
-
     head = [
         "# Written by `remediator demo`: every cloud is a loopback emulator.",
         f"db = {_quote(db)}",
@@ -89,27 +88,13 @@ def _serve(app: Any, port: int) -> Iterator[str]:
         thread.join(timeout=15)
 
 
-def _stop_on_sigterm(stack: ExitStack) -> None:
-    """SIGTERM unwinds like Ctrl-C, so that the sandbox child and the server are stopped too
-    (the default action would leave the child running)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    stack.callback(signal.signal, signal.SIGTERM, previous)
-
-
 def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> int:
     """Run the scenario (and serve, without ``once``); 0 if every step passed, else 1."""
     from rich.console import Console
 
     console = Console(stderr=as_json, highlight=False, quiet=as_json)
     with ExitStack() as stack:
-        _stop_on_sigterm(stack)
+        stop_on_signals(stack)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="remediator-demo-")))
         try:
             steps = _run(stack, workdir, console, once=once, db_path=db_path, port=port)
@@ -127,7 +112,6 @@ def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> in
 def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: str | None,
          port: int) -> list[Any]:
     from engine.cli._scenario import Harness, Sink, resume_after, run_steps
-    from engine.cli.sandbox import sandbox_process
     from engine.clock import WarpClock
     from engine.config import load_settings
     from engine.errors import ConfigError, PlaybookError, StorageError

@@ -7,18 +7,29 @@ as a subprocess and reads the ``[sandbox]`` table it writes.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
 
-__all__ = ["SandboxUrls", "remediator_toml", "run_sandbox", "sandbox", "sandbox_process"]
+__all__ = [
+    "SandboxUrls",
+    "remediator_toml",
+    "run_sandbox",
+    "sandbox",
+    "sandbox_process",
+    "stop_on_signals",
+]
 
 SandboxUrls = dict[str, str]
 """The ``[sandbox]`` table: databricks_url, adf_url, synapse_url, openai_url, ca_file."""
@@ -73,26 +84,68 @@ def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str
     return "\n".join(lines) + "\n"
 
 
+def stop_on_signals(stack: ExitStack) -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C (KeyboardInterrupt) until ``stack`` closes, so
+    that a child process and a server are stopped on the way out (the default actions end the
+    process at once and leave the child running)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        stack.callback(signal.signal, signum, signal.signal(signum, stop))
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: the kernel sends it SIGTERM when its parent dies, even by
+    kill -9, which no handler of the parent's can catch (Linux's PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _log_tail(log: Path, lines: int = 20) -> str:
+    """Where a failed child's log is kept (outside the temporary folder that is about to be
+    removed) and its last lines."""
+    fd, kept = tempfile.mkstemp(prefix="remediator-sandbox-", suffix=".log")
+    with os.fdopen(fd, "wb") as copy:
+        copy.write(log.read_bytes())
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"its log is kept at {kept}; the last lines:\n" + "\n".join(
+        f"  | {line}" for line in tail)
+
+
 @contextmanager
 def sandbox_process(workdir: Path, *, timeout_s: float = 60.0) -> Iterator[SandboxUrls]:
     """Start ``python -m sandbox --config-out`` in ``workdir``; yield its URLs once it has
-    written them; terminate it at the end. Raises click.ClickException if it fails to start."""
+    written them; terminate it at the end.
+
+    Raises click.ClickException if it fails to start, with the end of its log (the whole log is
+    kept in a file the message names). If it dies while in use, the same is printed on stderr.
+    """
     out = workdir / "sandbox.toml"
     out.unlink(missing_ok=True)
-    log = (workdir / "sandbox.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--config-out", str(out), "--workdir", str(workdir)],
-        stdout=log, stderr=subprocess.STDOUT)
+    log_path = workdir / "sandbox.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--config-out", str(out), "--workdir", str(workdir)],
+            stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
         deadline = time.monotonic() + timeout_s
         while not (out.exists() and out.read_text().strip().endswith('"')):
             if process.poll() is not None:
                 raise click.ClickException(
-                    f"the sandbox exited with {process.returncode}; see {workdir / 'sandbox.log'}")
+                    f"the sandbox exited with {process.returncode}; {_log_tail(log_path)}")
             if time.monotonic() > deadline:
-                raise click.ClickException(f"the sandbox did not start in {timeout_s:.0f} s")
+                raise click.ClickException(
+                    f"the sandbox did not start in {timeout_s:.0f} s; {_log_tail(log_path)}")
             time.sleep(0.1)
         yield dict(tomllib.loads(out.read_text())["sandbox"])
+        if process.poll() is not None:
+            click.echo(f"the sandbox exited with {process.returncode} while in use; "
+                       f"{_log_tail(log_path)}", err=True)
     finally:
         process.terminate()
         try:
@@ -100,12 +153,14 @@ def sandbox_process(workdir: Path, *, timeout_s: float = 60.0) -> Iterator[Sandb
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
 
 
 def run_sandbox(config_out: str | None) -> int:
-    """Serve the emulators until Ctrl-C; write the settings to ``config_out`` (and print)."""
-    with tempfile.TemporaryDirectory(prefix="remediator-sandbox-") as tmp:
+    """Serve the emulators until Ctrl-C or SIGTERM; write the settings to ``config_out`` (and
+    print them)."""
+    with ExitStack() as stack:
+        stop_on_signals(stack)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="remediator-sandbox-"))
         try:
             with sandbox_process(Path(tmp)) as urls:
                 text = remediator_toml(urls)
