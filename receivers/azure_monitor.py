@@ -72,11 +72,14 @@ _PLATFORM_FIELDS: Final = (
     "ProblemId", "ExceptionType", "outerMessage", "OuterMessage", "innermostMessage",
     "InnermostMessage",
 )
-# Log tables of the same platforms (KQL table names are case-sensitive).
-_PLATFORM_TABLES: Final = re.compile(
-    r"\b(?:ADF\w*Runs?|SynapseIntegration\w*Runs|SynapseRbacOperations|exceptions|"
-    r"AppExceptions|requests|AppRequests|traces|AppTraces|FunctionAppLogs)\b"
-)
+# Log tables of the same platforms (KQL table names are case-sensitive): these names, and
+# ADF*Run(s) and SynapseIntegration*Runs (ADFActivityRun, SynapseIntegrationPipelineRuns).
+_PLATFORM_TABLES: Final = frozenset({
+    "SynapseRbacOperations", "exceptions", "AppExceptions", "requests", "AppRequests",
+    "traces", "AppTraces", "FunctionAppLogs",
+})
+_WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUERY_SCAN: Final = 20_000  # the head of a query, where its tables are named
 # The attribute that names the top-level resource of each source.
 _OWNER_ATTRIBUTE: Final[Mapping[str, str]] = MappingProxyType({
     "adf": "factory",
@@ -631,7 +634,7 @@ class _Common:
         if _loose(self.context.ApplicationId):
             return True  # a log search alert V1 of an Application Insights app
         queries = [c.searchQuery or "" for c in self.criteria] + [self.context.SearchQuery or ""]
-        return any(_PLATFORM_TABLES.search(q) for q in queries)
+        return any(_platform_table(query) for query in queries)
 
     def _health(self) -> str:
         """``ServiceHealth`` or ``ResourceHealth`` for those notices (whose ``eventSource``
@@ -955,6 +958,16 @@ def _put(into: dict[str, Any], dim: _Dimension, path: str) -> None:
     """Add one ``{name, value}`` pair; the first of a name wins."""
     if dim.name and dim.name not in into:
         into[dim.name] = _scalar_text(dim.value, f"{path}.value")
+
+
+def _platform_table(query: str) -> bool:
+    """Whether a query names a log table of a data platform: one pass over its words."""
+    for word in _WORD.findall(query[:_QUERY_SCAN]):
+        if word in _PLATFORM_TABLES or (
+            word.startswith("ADF") and word.endswith(("Run", "Runs"))
+        ) or (word.startswith("SynapseIntegration") and word.endswith("Runs")):
+            return True
+    return False
 
 
 def _loose(value: object) -> str:
