@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.actions.clients import Clients
-from engine.actions.enrich import LookupNote, enrich
+from engine.actions.enrich import EnrichResult, LookupNote, enrich
 from engine.events import ErrorEvent
 from receivers.intake import normalize
 from tests.engine.actions.conftest import ADF_RUN, FACTORY, RG, SUB, cloud_settings
@@ -29,13 +29,21 @@ def _alert() -> ErrorEvent:
 
 
 def _clients(sandbox: Any, *factories: str) -> Clients:
-    settings = cloud_settings(sandbox)
-    prod = settings.adf["prod"]
-    raw = {name: {"subscription_id": SUB, "resource_group": RG, "factories": list(factories),
-                  "base_url": sandbox.adf_url, "ca_file": sandbox.ca_file,
-                  "credential": {"type": "static", "token": "sandbox-token"},
-                  "timeout": prod.timeout, "retries": 0} for name in ("prod",)}
-    return Clients(cloud_settings(sandbox, adf=raw))
+    """[clouds.adf] with one entry, `prod`, naming ``factories``."""
+    return Clients(cloud_settings(sandbox, adf={"prod": {
+        "subscription_id": SUB, "resource_group": RG, "factories": list(factories),
+        "base_url": sandbox.adf_url, "ca_file": sandbox.ca_file,
+        "credential": {"type": "static", "token": "sandbox-token"}, "retries": 0}}))
+
+
+def _enriched(sandbox: Any, *factories: str) -> tuple[ErrorEvent, EnrichResult]:
+    """The workspace-scoped alert as parsed, and what enrichment makes of it."""
+    clients = _clients(sandbox, *factories)
+    try:
+        original = _alert()
+        return original, enrich(original, clients)
+    finally:
+        clients.close()
 
 
 def _factories_called(sandbox: Any) -> set[str]:
@@ -65,12 +73,8 @@ def test_the_only_configured_factory_is_the_factory(sandbox: Any, only_prod: Cli
 
 
 def test_of_several_factories_the_one_that_knows_the_run(sandbox: Any) -> None:
-    clients = _clients(sandbox, "adf-contoso-dr", FACTORY)
-    try:
-        sandbox.script("adf", "adf.getPipelineRun", status=404)  # adf-contoso-dr: not there
-        result = enrich(_alert(), clients)
-    finally:
-        clients.close()
+    sandbox.script("adf", "adf.getPipelineRun", status=404)  # adf-contoso-dr: not there
+    _, result = _enriched(sandbox, "adf-contoso-dr", FACTORY)
     [event] = result.events
     resolved = [n for n in result.notes if n.call == CALL]
     assert resolved == [LookupNote(call=CALL, ok=True, detail=(
@@ -82,12 +86,7 @@ def test_of_several_factories_the_one_that_knows_the_run(sandbox: Any) -> None:
 
 
 def test_several_factories_that_know_the_run_leave_it_unknown(sandbox: Any) -> None:
-    clients = _clients(sandbox, "adf-contoso-dr", FACTORY)
-    try:
-        original = _alert()
-        result = enrich(original, clients)
-    finally:
-        clients.close()
+    original, result = _enriched(sandbox, "adf-contoso-dr", FACTORY)
     assert result.events == [original.with_fingerprint()]
     assert result.notes[-1] == LookupNote(call=CALL, ok=False, detail=(
         NO_FACTORY + f"run {ADF_RUN} is in several configured factories "
@@ -95,12 +94,7 @@ def test_several_factories_that_know_the_run_leave_it_unknown(sandbox: Any) -> N
 
 
 def test_without_a_named_factory_nothing_is_looked_up(sandbox: Any) -> None:
-    clients = _clients(sandbox, "*")
-    try:
-        original = _alert()
-        result = enrich(original, clients)
-    finally:
-        clients.close()
+    original, result = _enriched(sandbox, "*")
     assert result.events == [original.with_fingerprint()]
     assert result.notes == [LookupNote(call=CALL, ok=False, detail=(
         NO_FACTORY + "[clouds.adf] names no factory to look in; left unknown"))]
