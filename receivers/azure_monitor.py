@@ -3,25 +3,32 @@
 Every schema an action group posts is accepted on every Azure endpoint (docs/SENDERS.md):
 
 - the common alert schema (``azureMonitorCommonAlertSchema``): metric alerts
-  (``Platform``), log search alerts (``Log Alerts V2``, also ``Simple Log Alert`` with its
-  row in ``allOf[].event``), activity log alerts, and the in-house shapes whose
+  (``Platform``), log search alerts (``Log Alerts V2``, ``Simple Log Alert`` with its row in
+  ``allOf[].event``, V1 ``Log Analytics``/``Application Insights`` with ``Dimensions`` and
+  ``SearchResults``), activity log alerts (Service and Resource Health with their own
+  status), smart detection, Prometheus, budgets, and the in-house shapes whose
   ``alertContext.properties`` carry ``PipelineName``, ``ErrorMessage`` and an ``Error``;
-- the legacy metric schema (``AzureMonitorMetricAlert``).
+- the legacy metric schema (``AzureMonitorMetricAlert``), and the other schemas of action
+  groups without the common one, moved into it by :mod:`receivers.azure_noncommon`.
 
 The target resource type (a ``_ResourceId`` dimension, ``alertTargetIDs``, the legacy
-``resourceId``) decides the source; where the payload names no target, or only the Log
-Analytics workspace its query ran in, the endpoint does (``ENDPOINT_SOURCES``). Alerts
-about any other resource are kept as source ``generic``, kind ``alert``.
+``resourceId``) decides the source. Where the payload names no target, or only the Log
+Analytics workspace its query ran in, the source is a data platform only on evidence (the
+pipeline or function fields, an ADF/Synapse metric, a query of their log tables) and then
+the endpoint says which (``ENDPOINT_SOURCES``); without evidence it is ``generic``, as is
+any alert about another resource (kind ``alert``).
 
-Parsing is lenient about what is missing (any field may be null or absent) and strict
-about what is wrong: a field of the wrong type raises ``UnknownSchema`` with its JSON path.
-Nothing but ``PayloadError`` subclasses ever escapes, whatever the body.
+Parsing is lenient about what is missing (any field may be null or absent) and about fields
+it does not use (their type is not checked), and strict about what it uses: a field of the
+wrong type raises ``UnknownSchema`` with its JSON path. Nothing but ``PayloadError``
+subclasses ever escapes, whatever the body.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -33,6 +40,8 @@ from engine.errorcodes import innermost_target_failure, unwrap_adf_error
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
 from engine.redact import redact
+from receivers import azure_noncommon as noncommon
+from receivers import azure_text as text
 from receivers._json import decode_bytes, kind_of
 
 __all__ = ["ENDPOINT_SOURCES", "parse"]
@@ -53,8 +62,24 @@ _TYPE_SOURCES: Final[Mapping[str, Source]] = MappingProxyType({
     "microsoft.insights/components": "functions",
     "microsoft.web/sites": "functions",
 })
-# Where a log query runs, not what failed: such a target leaves the choice to the endpoint.
+# Where a log query runs, not what failed: such a target names no source by itself.
 _CONTAINER_TYPES: Final = frozenset({"microsoft.operationalinsights/workspaces"})
+# Named values that only ADF/Synapse pipelines or Application Insights (Functions) alerts
+# carry: the evidence that an alert without such a target is about a data platform.
+_PLATFORM_FIELDS: Final = (
+    "PipelineName", "PipelineRunId", "ActivityName", "ActivityRunId", "TriggerName",
+    "cloud_RoleName", "AppRoleName", "operation_Name", "OperationName", "problemId",
+    "ProblemId", "ExceptionType", "outerMessage", "OuterMessage", "innermostMessage",
+    "InnermostMessage",
+)
+# Log tables of the same platforms (KQL table names are case-sensitive): these names, and
+# ADF*Run(s) and SynapseIntegration*Runs (ADFActivityRun, SynapseIntegrationPipelineRuns).
+_PLATFORM_TABLES: Final = frozenset({
+    "SynapseRbacOperations", "exceptions", "AppExceptions", "requests", "AppRequests",
+    "traces", "AppTraces", "FunctionAppLogs",
+})
+_WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUERY_SCAN: Final = 20_000  # the head of a query, where its tables are named
 # The attribute that names the top-level resource of each source.
 _OWNER_ATTRIBUTE: Final[Mapping[str, str]] = MappingProxyType({
     "adf": "factory",
@@ -112,6 +137,7 @@ class _Criterion(msgspec.Struct, frozen=True):
     threshold: str | int | float | None = None
     timeAggregation: str | None = None
     searchQuery: str | None = None
+    metricMeasureColumn: str | None = None
     dimensions: list[_Dimension] | None = None
     event: list[list[_Dimension]] | None = None  # Simple Log Alert: the matching rows
     linkToFilteredSearchResultsAPI: str | None = None
@@ -140,7 +166,24 @@ class _Essentials(msgspec.Struct, frozen=True):
     description: str | None = None
 
 
+class _Column(msgspec.Struct, frozen=True):
+    name: str | None = None
+
+
+class _Table(msgspec.Struct, frozen=True):
+    columns: list[_Column] | None = None
+    rows: list[list[Any]] | None = None  # cells of `dynamic` columns are objects
+
+
+class _SearchResults(msgspec.Struct, frozen=True):
+    tables: list[_Table] | None = None
+
+
 class _AlertContext(msgspec.Struct, frozen=True):
+    """What we read of every alert context; a field typed ``Any`` is one whose type the
+    documented samples vary (Service Health sends ``level`` 3) or that we pass on only as
+    text: it is never a reason to refuse the alert."""
+
     properties: dict[str, Any] | None = None
     conditionType: str | None = None
     condition: _Condition | None = None
@@ -150,8 +193,38 @@ class _AlertContext(msgspec.Struct, frozen=True):
     status: str | None = None
     subStatus: str | None = None
     eventTimestamp: str | None = None
+    eventDataId: Any = None
     correlationId: str | None = None
-    level: str | None = None
+    level: Any = None
+    eventSource: Any = None
+    authorization: Any = None
+    # log search alerts V1 (Log Analytics, Application Insights) and the 2018-04-16 webhooks
+    SearchQuery: str | None = None
+    Dimensions: list[_Dimension] | None = None
+    SearchResults: _SearchResults | None = None
+    SearchResult: _SearchResults | None = None
+    IncludedSearchResults: Any = None
+    ApplicationId: Any = None
+    AffectedConfigurationItems: Any = None
+    ResultCount: Any = None
+    SearchIntervalInMinutes: Any = None
+    SearchIntervalInSeconds: Any = None
+    LinkToFilteredSearchResultsAPI: Any = None
+    LinkToSearchResultsAPI: Any = None
+    # smart detection
+    DetectionSummary: Any = None
+    DetectedValue: Any = None
+    NormalValue: Any = None
+    DetectedFailureRate: Any = None
+    NormalFailureRate: Any = None
+    # Prometheus
+    expression: Any = None
+    expressionValue: Any = None
+    annotations: Any = None
+    # budgets
+    AlertData: Any = None
+    # a custom JSON payload's Slack-style message
+    text: Any = None
 
 
 class _CommonData(msgspec.Struct, frozen=True):
@@ -210,22 +283,53 @@ def parse(body: bytes | dict[str, Any], endpoint: str) -> list[ErrorEvent]:
     doc = _decode(body)
     if not isinstance(doc, dict):
         raise UnknownSchema(f"expected a JSON object, got `{_kind(doc)}`")
+    default = ENDPOINT_SOURCES[endpoint]
     schema = doc.get("schemaId")
     if schema == COMMON_SCHEMA or (schema is None and _has_essentials(doc)):
         # A forwarder that drops `schemaId` still sends the common envelope.
         alert = _convert(doc, _CommonAlert)
-        event = _Common(alert.data, doc, ENDPOINT_SOURCES[endpoint]).event()
+        event = _Common(alert.data, doc, default).event()
     elif schema == LEGACY_METRIC_SCHEMA:
         legacy = _convert(doc, _LegacyAlert)
-        event = _legacy_event(legacy.data, doc, ENDPOINT_SOURCES[endpoint])
-    elif schema is None:
-        raise UnknownSchema(f"missing schemaId; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}")
+        event = _legacy_event(legacy.data, doc, default)
     else:
-        raise UnknownSchema(
-            f"unknown schemaId {_show(schema)}; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}",
-            "$.schemaId",
-        )
+        event = _rewritten(_noncommon(doc, schema), doc, default)
     return [event.with_fingerprint()]
+
+
+def _noncommon(doc: dict[str, Any], schema: object) -> noncommon.Rewrite:
+    """The other schemas of action groups, in the common envelope; else ``UnknownSchema``."""
+    if schema == noncommon.ACTIVITY_LOG_SCHEMA:
+        return noncommon.activity_log(doc)
+    if schema == noncommon.LOG_ALERT_SCHEMA:
+        data = doc.get("data")
+        if not isinstance(data, dict):
+            raise UnknownSchema(f"Expected `object`, got `{_kind(data)}`", "$.data")
+        return noncommon.log_alert(data, "$.data")
+    if schema == noncommon.BUDGET_SCHEMA:
+        return noncommon.budget(doc)
+    if schema is None and noncommon.is_log_alert(doc):
+        return noncommon.log_alert(doc, "$")
+    if schema is None and noncommon.is_alert_resource(doc):
+        return noncommon.alert_resource(doc)
+    if schema is None and noncommon.is_custom_payload(doc):
+        return noncommon.custom_payload(doc)
+    if schema is None:
+        raise UnknownSchema(f"missing schemaId; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}")
+    raise UnknownSchema(
+        f"unknown schemaId {_show(schema)}; expected {COMMON_SCHEMA} or {LEGACY_METRIC_SCHEMA}",
+        "$.schemaId",
+    )
+
+
+def _rewritten(rewrite: noncommon.Rewrite, sent: dict[str, Any], default: Source) -> ErrorEvent:
+    """Read a rewritten body as a common alert; errors name the field as it was sent, and
+    the message's last resort is the body as it was sent."""
+    try:
+        alert = _convert(rewrite.doc, _CommonAlert)
+        return _Common(alert.data, sent, default).event()
+    except UnknownSchema as exc:
+        raise noncommon.remap(exc, rewrite.paths) from exc
 
 
 def _decode(body: object) -> object:
@@ -304,7 +408,8 @@ class _Fields:
 
 
 class _Target(NamedTuple):
-    """A parsed ARM id: ``/subscriptions/S/resourceGroups/G/providers/NS/T/N[/T2/N2...]``."""
+    """A parsed ARM id: ``/subscriptions/S/resourceGroups/G/providers/NS/T/N[/T2/N2...]``,
+    or a subscription or resource group itself (Service Health, budgets, policies)."""
 
     arm_id: str
     subscription: str
@@ -323,6 +428,13 @@ def _arm(arm_id: str) -> _Target | None:
         return parts[lower.index(key) + 1] if key in lower[:-1] else ""
 
     if "providers" not in lower[:-3]:
+        if lower[:1] == ["subscriptions"] and len(parts) in (2, 4):
+            if len(parts) == 2:
+                return _Target(arm_id, parts[1], "", "microsoft.resources/subscriptions",
+                               parts[1], ())
+            if lower[2] == "resourcegroups":
+                return _Target(arm_id, parts[1], parts[3], "microsoft.resources/resourcegroups",
+                               parts[3], ())
         return None
     at = lower.index("providers")
     rest = parts[at + 1 :]
@@ -340,22 +452,6 @@ def _arm(arm_id: str) -> _Target | None:
     )
 
 
-def _pick_target(candidates: list[str]) -> tuple[Source | None, _Target | None]:
-    """The first target of a known type; else the first other resource, as ``generic``.
-
-    ``(None, target)`` means the endpoint decides: no target at all, or only a Log
-    Analytics workspace (where the query ran, not what failed).
-    """
-    targets = [t for t in map(_arm, candidates) if t is not None]
-    for target in targets:
-        if target.type in _TYPE_SOURCES:
-            return _TYPE_SOURCES[target.type], target
-    for target in targets:
-        if target.type not in _CONTAINER_TYPES:
-            return "generic", target
-    return None, (targets[0] if targets else None)
-
-
 class _Common:
     """One common-schema alert, read into one event."""
 
@@ -367,6 +463,7 @@ class _Common:
         *,
         properties_path: str = "$.data.alertContext.properties",
         condition_path: str = "$.data.alertContext.condition",
+        context_path: str = "$.data.alertContext",
     ) -> None:
         self.data = data
         self.doc = doc
@@ -385,6 +482,13 @@ class _Common:
             for ri, row in enumerate((criterion.event or [])[:1]):
                 for di, cell in enumerate(row):
                     _put(self.row, cell, f"{base}.event[{ri}][{di}]")
+        # Log search alerts V1: the split dimensions, and the first result row when the
+        # results are included (IncludedSearchResults; the 2018-04-16 webhooks always are).
+        for di, dim in enumerate(self.context.Dimensions or []):
+            _put(self.dimensions, dim, f"{context_path}.Dimensions[{di}]")
+        results = self.context.SearchResults or self.context.SearchResult
+        if not self.row and results is not None and _included(self.context.IncludedSearchResults):
+            self.row = _first_row(results)
         self.custom = {**(data.customProperties or {}), **(self.context.properties or {})}
         self.fields = _Fields()
         self.fields.add(properties_path, self.context.properties, structured=True)
@@ -396,16 +500,26 @@ class _Common:
     def event(self) -> ErrorEvent:
         ess = self.essentials
         service = ess.monitoringService or ""
-        activity_log = service.lower().startswith("activity log") or (
-            (ess.signalType or "").lower() == "activity log"
+        health = self._health()
+        activity_log = bool(health) or service.lower().startswith("activity log") or (
+            (ess.signalType or "").lower().replace(" ", "") == "activitylog"
         )
         candidates = [self.fields.text("_ResourceId"), *(ess.alertTargetIDs or [])]
-        source, target = _pick_target([c for c in candidates if c])
-        source = source or self.default
-        resolved = not activity_log and (ess.monitorCondition or "").lower() == "resolved"
+        source, target = self._source([c for c in candidates if c])
+        # A Log Analytics workspace says where a query ran: never the factory, the Synapse
+        # workspace or the app of a data-platform alert (enrichment finds those).
+        container = target is not None and target.type in _CONTAINER_TYPES and source != "generic"
+        if health:
+            resolved = self._health_resolved(health)
+        else:
+            resolved = not activity_log and (ess.monitorCondition or "").lower() == "resolved"
 
         attrs: dict[str, Any] = {}
-        _describe_target(attrs, source, target)
+        if container:
+            _set(attrs, "resource_type", target.type)
+            _set(attrs, "log_workspace_id", target.arm_id)
+        else:
+            _describe_target(attrs, source, target)
         _set(attrs, "alert_rule", ess.alertRule)
         _set(attrs, "alert_id", ess.alertId)
         _set(attrs, "origin_alert_id", ess.originAlertId)
@@ -432,6 +546,10 @@ class _Common:
             _set(attrs, "search_query", first.searchQuery)
             _set(attrs, "search_results_api",
                  first.linkToFilteredSearchResultsAPI or first.linkToSearchResultsAPI)
+        else:
+            _set(attrs, "search_query", self.context.SearchQuery)
+            _set(attrs, "search_results_api", _loose(self.context.LinkToFilteredSearchResultsAPI)
+                 or _loose(self.context.LinkToSearchResultsAPI))
         _set(attrs, "dimensions", self.dimensions)
         _set(attrs, "row", self.row)
         _set(attrs, "custom_properties", self.custom)
@@ -442,8 +560,10 @@ class _Common:
             _set(attrs, "status", ctx.status)
             _set(attrs, "sub_status", ctx.subStatus)
             _set(attrs, "correlation_id", ctx.correlationId)
-            _set(attrs, "level", ctx.level)
+            _set(attrs, "level", _loose(ctx.level))
             _set(attrs, "event_timestamp", ctx.eventTimestamp)
+        budget = self.context.AlertData if isinstance(self.context.AlertData, dict) else {}
+        _set(attrs, "budget", _loose(budget.get("BudgetName")))
 
         status: Status = "resolved" if resolved else "firing"
         if source in ("adf", "synapse"):
@@ -453,23 +573,32 @@ class _Common:
         elif source == "functions":
             kind, resource = self._function(attrs, target, activity_log)
         else:
-            kind = "alert"
-            resource = target.name if target else next(iter(ess.configurationItems or []), "")
+            kind, resource = "alert", self._resource(target, health, budget)
 
         codes = _Codes(self.fields, source)
         if source == "functions":
             codes.exception(attrs)
-        message = codes.message(attrs) or ess.description or _body_text(self.doc)
+        message = (
+            codes.message(attrs)
+            or self._notice(health)
+            or ess.description
+            or self._summary(budget)
+            or self._activity()
+            or _body_text(self.doc)
+        )
         fired = _time(ess.firedDateTime) or _time(self.context.eventTimestamp)
         occurred = (_time(ess.resolvedDateTime) or fired) if resolved else fired
         run_id = self.fields.text("PipelineRunId")
+        if not run_id and source in ("adf", "synapse"):
+            run_id = self.fields.text("RunId")  # Synapse's log tables call it RunId
+        resource_id = "" if container else (target.arm_id if target else "")
         return ErrorEvent(
             source=source,
             kind=kind,
             status=status,
             dedup_key=self._dedup_key(resolved, run_id, attrs, target),
             resource=resource,
-            resource_id=target.arm_id if target else "",
+            resource_id=_loose(budget.get("BudgetId")) or resource_id,
             run_id=run_id,
             error_code=codes.code,
             error_codes=codes.all,
@@ -478,6 +607,129 @@ class _Common:
             severity=parse_severity(ess.severity),
             occurred_at=occurred,
             attributes=attrs,
+        )
+
+    def _source(self, candidates: list[str]) -> tuple[Source, _Target | None]:
+        """The first target of a known type; else the first other resource, as ``generic``.
+
+        No target, or only a Log Analytics workspace: a data platform only on evidence (its
+        named values, metrics or log tables), and then the endpoint's; else ``generic``.
+        """
+        targets = [t for t in map(_arm, candidates) if t is not None]
+        for target in targets:
+            if target.type in _TYPE_SOURCES:
+                return _TYPE_SOURCES[target.type], target
+        for target in targets:
+            if target.type not in _CONTAINER_TYPES:
+                return "generic", target
+        container = targets[0] if targets else None
+        return (self.default if self._evidence() else "generic"), container
+
+    def _evidence(self) -> bool:
+        """Whether the alert is about a pipeline or a function, though no target says so."""
+        if any(self.fields.text(name) for name in _PLATFORM_FIELDS):
+            return True
+        if any((c.metricName or "").lower() in _METRICS for c in self.criteria):
+            return True
+        if _loose(self.context.ApplicationId):
+            return True  # a log search alert V1 of an Application Insights app
+        queries = [c.searchQuery or "" for c in self.criteria] + [self.context.SearchQuery or ""]
+        return any(_platform_table(query) for query in queries)
+
+    def _health(self) -> str:
+        """``ServiceHealth`` or ``ResourceHealth`` for those notices (whose ``eventSource``
+        may be a number: the operation names them too), else ""."""
+        source = _loose(self.context.eventSource).lower()
+        operation = (self.context.operationName or "").lower()
+        if source == "servicehealth" or operation.startswith("microsoft.servicehealth/"):
+            return "ServiceHealth"
+        if source == "resourcehealth" or operation.startswith("microsoft.resourcehealth/"):
+            return "ResourceHealth"
+        return ""
+
+    def _health_resolved(self, health: str) -> bool:
+        """A health notice carries its own state: a resolved incident, completed
+        maintenance or a resource available again is a resolution."""
+        props = self.context.properties or {}
+        status = (self.context.status or "").lower()
+        if health == "ServiceHealth":
+            stage = _loose(props.get("stage")).lower()
+            return status == "resolved" or stage in ("resolved", "rca", "complete")
+        current = _loose(props.get("currentHealthStatus")).lower()
+        operation = (self.context.operationName or "").lower()
+        return current == "available" or status == "resolved" or "/resolved/" in operation
+
+    def _resource(self, target: _Target | None, health: str, budget: Mapping[str, Any]) -> str:
+        """The human name of a generic alert's subject."""
+        props = self.context.properties or {}
+        items = self._configuration_items()
+        if health == "ServiceHealth" and _loose(props.get("service")):
+            return _loose(props.get("service"))
+        if _loose(props.get("compromisedEntity")):
+            return _loose(props.get("compromisedEntity"))  # a security alert's machine
+        if _loose(budget.get("BudgetName")):
+            return _loose(budget.get("BudgetName"))
+        if target is not None and target.type in _CONTAINER_TYPES and items:
+            return items[0]  # what sent the rows, not the workspace that holds them
+        return target.name if target else next(iter(items), "")
+
+    def _configuration_items(self) -> list[str]:
+        """What sent the data (essentials, else a log search V1's affected items)."""
+        affected = self.context.AffectedConfigurationItems
+        fallback = [i for i in affected if isinstance(i, str)] if isinstance(affected, list) else []
+        return list(self.essentials.configurationItems or []) or fallback
+
+    def _notice(self, health: str) -> str:
+        """A notice's own words: health, smart detection, Prometheus, a custom ``text``."""
+        ctx = self.context
+        props = ctx.properties or {}
+        if health:
+            return text.health_line(health, props)
+        annotations = ctx.annotations if isinstance(ctx.annotations, dict) else {}
+        prometheus = _loose(annotations.get("summary")) or _loose(annotations.get("description"))
+        if not prometheus and _loose(ctx.expression):
+            prometheus = f"{_loose(ctx.expression)} (value {_loose(ctx.expressionValue)})"
+        return (
+            text.smart_detection_line(
+                _loose(ctx.DetectionSummary),
+                _loose(ctx.DetectedValue) or _loose(ctx.DetectedFailureRate),
+                _loose(ctx.NormalValue) or _loose(ctx.NormalFailureRate),
+            )
+            or prometheus
+            or _loose(ctx.text).strip()
+            or _loose(props.get("description"))  # the activity log event's own (Autoscale)
+        )
+
+    def _summary(self, budget: Mapping[str, Any]) -> str:
+        """What crossed which threshold, in one line: metric and log criteria, a log
+        search V1 result count, a budget."""
+        lines = [
+            text.criterion_line(
+                metric=c.metricName or "", aggregation=c.timeAggregation or "",
+                column=c.metricMeasureColumn or "", value=c.metricValue, operator=c.operator or "",
+                threshold=c.threshold, dimensions=_dimension_texts(c.dimensions),
+            )
+            for c in self.criteria
+        ]
+        lines = [line for line in lines if line]
+        if lines:
+            return "; ".join(lines) + text.window(self.condition.windowSize)
+        ctx = self.context
+        count = ctx.ResultCount
+        results = ctx.SearchResults or ctx.SearchResult
+        if count in (None, "") and results is not None and _included(ctx.IncludedSearchResults):
+            count = next((len(t.rows) for t in results.tables or [] if t.rows), None)
+        minutes = _minutes(ctx.SearchIntervalInMinutes, ctx.SearchIntervalInSeconds)
+        span = text.window(minutes=minutes) if minutes is not None else ""
+        v1 = {name: value for name, value in self.dimensions.items()}
+        return text.results_line(count, v1, span) or text.budget_line(budget)
+
+    def _activity(self) -> str:
+        """An activity log event without words of its own: what was done, how it went."""
+        ctx = self.context
+        action = ctx.authorization.get("action") if isinstance(ctx.authorization, dict) else None
+        return text.activity_line(
+            ctx.operationName or _loose(action), ctx.status or "", ctx.caller or ""
         )
 
     def _pipeline(
@@ -530,23 +782,39 @@ class _Common:
     def _function(
         self, attrs: dict[str, Any], target: _Target | None, activity_log: bool
     ) -> tuple[Kind, str]:
-        """The function app (Application Insights `cloud_RoleName`) and the function."""
+        """The function app (Application Insights `cloud_RoleName`) and the function.
+
+        Without a role name, the ``microsoft.web/sites`` target names the app, and an
+        Application Insights component target names itself: the resource is never empty
+        when the alert names either.
+        """
         app = self.fields.text("cloud_RoleName", "AppRoleName")
         if not app and target is not None and target.type == "microsoft.web/sites":
             app = target.name
         _set(attrs, "function_app", app)
         _set(attrs, "function", self.fields.text("operation_Name", "OperationName"))
         _set(attrs, "problem_id", self.fields.text("problemId", "ProblemId"))
-        return ("alert" if activity_log else "function"), app
+        component = target.name if target and target.type == "microsoft.insights/components" else ""
+        # The 2018-04-16 webhook names the app only by its Application Insights id.
+        return ("alert" if activity_log else "function"), (
+            app or component or _loose(self.context.ApplicationId)
+        )
 
     def _dedup_key(
         self, resolved: bool, run_id: str, attrs: dict[str, Any], target: _Target | None
     ) -> str:
-        """``azmon:<alertId>:Fired|Resolved``; without an alert id, a hash of what names it."""
+        """``azmon:<alertId>:Fired|Resolved``; without an alert id, a hash of what names it.
+
+        What names it: rule, run id, fired time, condition, pipeline, activity and target,
+        with the activity log's event id and the split dimensions when there are any.
+        Without a fired time the whole body: two budget notices of other amounts are two.
+        """
         condition = "Resolved" if resolved else "Fired"
         if self.essentials.alertId:
             return f"azmon:{self.essentials.alertId}:{condition}"
-        parts = (
+        if not self.essentials.firedDateTime:
+            return f"azmon:sha256:{_digest((), self.doc)}"
+        parts: tuple[str, ...] = (
             self.essentials.alertRule or "",
             run_id,
             self.essentials.firedDateTime or "",
@@ -555,6 +823,10 @@ class _Common:
             attrs.get("activity", ""),
             target.arm_id if target else "",
         )
+        if _loose(self.context.eventDataId):
+            parts += (_loose(self.context.eventDataId),)
+        if self.dimensions:
+            parts += (msgspec.json.encode(self.dimensions, order="sorted").decode(),)
         return f"azmon:sha256:{_digest(parts, self.doc)}"
 
 
@@ -686,6 +958,71 @@ def _put(into: dict[str, Any], dim: _Dimension, path: str) -> None:
     """Add one ``{name, value}`` pair; the first of a name wins."""
     if dim.name and dim.name not in into:
         into[dim.name] = _scalar_text(dim.value, f"{path}.value")
+
+
+def _platform_table(query: str) -> bool:
+    """Whether a query names a log table of a data platform: one pass over its words."""
+    for word in _WORD.findall(query[:_QUERY_SCAN]):
+        if word in _PLATFORM_TABLES or (
+            word.startswith("ADF") and word.endswith(("Run", "Runs"))
+        ) or (word.startswith("SynapseIntegration") and word.endswith("Runs")):
+            return True
+    return False
+
+
+def _loose(value: object) -> str:
+    """A field we only pass on: a scalar as text, anything else as nothing (never an error)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _included(flag: object) -> bool:
+    """``IncludedSearchResults``: "True"/true; absent (the 2018-04-16 webhooks) counts as yes."""
+    if flag is None:
+        return True
+    if isinstance(flag, bool):
+        return flag
+    return isinstance(flag, str) and flag.strip().lower() == "true"
+
+
+def _first_row(results: _SearchResults) -> dict[str, Any]:
+    """The first row of the first table that has one, by column name, as text.
+
+    A ``dynamic`` column's object is kept as its JSON text: a row is read, never refused.
+    """
+    for table in results.tables or []:
+        names = [c.name for c in table.columns or []]
+        for row in (table.rows or [])[:1]:
+            out: dict[str, Any] = {}
+            for name, cell in zip(names, row, strict=False):
+                if not name or name in out or cell is None:
+                    continue
+                if isinstance(cell, dict | list):
+                    out[name] = msgspec.json.encode(cell).decode()
+                else:
+                    out[name] = _scalar_text(cell, "")
+            return {k: v for k, v in out.items() if v != ""}
+    return {}
+
+
+def _dimension_texts(dimensions: list[_Dimension] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for dim in dimensions or []:
+        if dim.name and dim.name not in out and dim.value is not None:
+            out[dim.name] = _scalar_text(dim.value, "")
+    return out
+
+
+def _minutes(minutes: object, seconds: object) -> int | None:
+    """A log search V1 interval (``SearchIntervalInMinutes`` or ``...InSeconds``) in minutes."""
+    for value, per in ((minutes, 1), (seconds, 60)):
+        text_value = _loose(value).strip()
+        if text_value.isdigit() and len(text_value) < 9:
+            return int(text_value) // per
+    return None
 
 
 def _set(attrs: dict[str, Any], key: str, value: object) -> None:

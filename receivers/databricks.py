@@ -4,8 +4,9 @@ Three shapes reach us (see docs/SENDERS.md, "Databricks"):
 
 - the job and task notifications that a Databricks webhook destination posts
   (``event_type: jobs.on_failure`` and friends). They carry ids and names only, never the
-  error: ``error_code`` stays empty and ``message`` says what happened in words, until
-  enrichment (``jobs/runs/get`` + ``get-output``) fills in the real error;
+  error nor a time: ``error_code`` stays empty and ``message`` says what happened in words,
+  until enrichment (``jobs/runs/get`` + ``get-output``) fills in the real error, and the
+  intake stamps the time of receipt as ``occurred_at``;
 - the in-house shapes that the existing setup posts (``event: job.failure``,
   ``cluster.terminated``, ``cluster.failed_to_start``) with the run state or the cluster's
   ``termination_reason`` inline;
@@ -31,19 +32,27 @@ from engine.errors import UnknownSchema
 from engine.events import ErrorEvent, Status
 from receivers._json import decode_bytes, kind_of
 
-__all__ = ["parse", "parse_cluster_events_page"]
+__all__ = ["WARNING_SEVERITY", "parse", "parse_cluster_events_page"]
 
 SOURCE: Final = "databricks"
 
-# Real notification types: their status and how the default message says what happened.
-_JOB_EVENTS: Final[Mapping[str, tuple[Status, str]]] = MappingProxyType({
-    "jobs.on_start": ("info", "started"),
-    "jobs.on_success": ("info", "succeeded"),
-    "jobs.on_failure": ("firing", "failed"),
+WARNING_SEVERITY: Final = 3
+"""A slow run or a growing stream backlog: someone must see it (firing), nobody is woken
+(Azure Monitor's Sev3 on the same 0 (critical) .. 4 scale)."""
+
+# Real notification types: their status, severity and how the default message says what
+# happened. A threshold notification is a warning about a run still going: firing, so that a
+# rule can tell someone, with a low severity.
+_JOB_EVENTS: Final[Mapping[str, tuple[Status, int | None, str]]] = MappingProxyType({
+    "jobs.on_start": ("info", None, "started"),
+    "jobs.on_success": ("info", None, "succeeded"),
+    "jobs.on_failure": ("firing", None, "failed"),
     "jobs.on_duration_warning_threshold_exceeded": (
-        "info", "exceeded its duration warning threshold"
+        "firing", WARNING_SEVERITY, "exceeded its duration warning threshold"
     ),
-    "jobs.on_streaming_backlog_exceeded": ("info", "exceeded its streaming backlog threshold"),
+    "jobs.on_streaming_backlog_exceeded": (
+        "firing", WARNING_SEVERITY, "exceeded its streaming backlog threshold"
+    ),
 })
 # In-house cluster events and the verb of their default message.
 _CLUSTER_EVENTS: Final[Mapping[str, str]] = MappingProxyType({
@@ -140,7 +149,7 @@ def parse_cluster_events_page(
 
 def _job_notification(root: _Node, event_type: str) -> ErrorEvent:
     """A real job or task notification: ids and names only, the error comes later."""
-    status, verb = _JOB_EVENTS[event_type]
+    status, severity, verb = _JOB_EVENTS[event_type]
     run = root.child("run", required=True)
     job = root.child("job", required=True)
     run_id = run.ident("run_id", required=True)
@@ -170,6 +179,7 @@ def _job_notification(root: _Node, event_type: str) -> ErrorEvent:
         resource_id=job_id,
         run_id=run_id,
         message=f"{subject} run {run_id} {verb}",
+        severity=severity,
         attributes=attributes,
     )
 

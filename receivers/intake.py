@@ -10,6 +10,7 @@ and only then is 202 answered. Nothing here calls the cloud. Every client mistak
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = [
     "decode",
     "normalize",
     "prepare",
+    "received",
     "redacted",
     "store",
 ]
@@ -131,7 +133,20 @@ def prepare(endpoint: str, body: bytes) -> tuple[list[ErrorEvent], Any]:
     read it as JSON reads, and decoding the bytes again is cheaper than that round trip.
     """
     payload = decode(body)
-    return redacted(normalize(endpoint, _without_bom(body)), payload)
+    events = received(normalize(endpoint, _without_bom(body)), datetime.now(UTC))
+    return redacted(events, payload)
+
+
+def received(events: Sequence[ErrorEvent], at: datetime) -> list[ErrorEvent]:
+    """The events, each without a time of its own given ``at``, the time of receipt.
+
+    Databricks notifications and some Azure notices (budgets, custom payloads) carry no
+    time: "when" is then when the sender told us, never unknown.
+    """
+    return [
+        event if event.occurred_at is not None else msgspec.structs.replace(event, occurred_at=at)
+        for event in events
+    ]
 
 
 def store(

@@ -13,6 +13,10 @@ it returns. It never raises for a cloud failure: a look-up that times out or ans
   error, a ``2200`` unwrapped by :func:`engine.errorcodes.unwrap_adf_error`.
 - ADF / Synapse metric alerts without a run id: the failed runs of the pipeline in the
   alert window, one event per run (``dedup_key`` ``<original>:<run id>``), each then enriched.
+- ADF alerts that name no factory (a log alert scoped to the Log Analytics workspace without
+  the ``_ResourceId`` dimension): the factory is looked for among the factories that
+  ``[clouds.adf]`` names, before anything else; a note says which, or why it stays unknown
+  (then nothing is looked up: a workspace is never taken for a factory).
 
 Every returned event has its fingerprint recomputed.
 """
@@ -27,7 +31,7 @@ import msgspec
 
 from engine.actions import adf, synapse
 from engine.actions._event import arm_parts, attr
-from engine.actions.clients import Clients
+from engine.actions.clients import AdfRoute, Clients
 from engine.actions.errors import foreign, map_error
 from engine.errorcodes import unwrap_adf_error
 from engine.errors import ActionError, ConfigError
@@ -91,10 +95,12 @@ def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
             events = [_databricks_run(event, clients, notes)]
         elif event.source == "databricks" and event.kind in ("cluster", "library"):
             events = [_databricks_cluster(event, clients, notes)]
-        elif event.source in ("adf", "synapse") and event.run_id:
-            events = [_pipeline_run(event, clients, notes)]
-        elif event.source in ("adf", "synapse") and _pipeline(event):
-            events = _expand(event, clients, notes)
+        elif event.source == "adf" and not _factory_known(event):
+            found = _resolve_factory(event, clients, notes)
+            if found is not None:
+                events = _adf_enriched(found, clients, notes)
+        elif event.source in ("adf", "synapse"):
+            events = _adf_enriched(event, clients, notes)
     return EnrichResult(events=[e.with_fingerprint() for e in events], notes=notes.items)
 
 
@@ -277,6 +283,74 @@ def _databricks_cluster(event: ErrorEvent, clients: Clients, notes: _Notes) -> E
 
 def _pipeline(event: ErrorEvent) -> str:
     return attr(event, "pipeline") or (event.resource if event.kind == "pipeline_run" else "")
+
+
+def _adf_enriched(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEvent]:
+    """An ADF/Synapse run's error; a metric alert's failed runs; else the event as it is."""
+    if event.run_id:
+        return [_pipeline_run(event, clients, notes)]
+    if _pipeline(event):
+        return _expand(event, clients, notes)
+    return [event]
+
+
+def _factory_known(event: ErrorEvent) -> bool:
+    return bool(attr(event, "factory") or arm_parts(event.resource_id).get("name"))
+
+
+def _resolve_factory(event: ErrorEvent, clients: Clients, notes: _Notes) -> ErrorEvent | None:
+    """The factory of an ADF alert that names none, among the configured factories.
+
+    The only factory that ``[clouds.adf]`` names is it; of several, the one that knows the
+    run (or, without a run id, the pipeline). None, with a note saying why, when none is
+    named (``*`` only), none or several know it, or there is no pipeline to look for.
+    """
+    pipeline = _pipeline(event)
+    call = f"adf factory of pipeline {pipeline or '?'}"
+    named = [(name, cfg, factory) for name, cfg in clients.clouds.adf.items()
+             for factory in dict.fromkeys(cfg.factories) if factory != "*"]
+
+    def unknown(why: str) -> None:
+        notes.items.append(LookupNote(call=call, ok=False, detail=(
+            "the alert names no factory (a log alert without the _ResourceId dimension); "
+            f"{why}; left unknown")))
+
+    if not pipeline and not event.run_id:
+        return unknown("it names no pipeline or run to look for either")
+    if not named:
+        return unknown("[clouds.adf] names no factory to look in")
+    if len(named) == 1:
+        found, how = named, "the only factory that [clouds.adf] names"
+    else:
+        what = f"run {event.run_id}" if event.run_id else f"pipeline {pipeline}"
+        found = []
+        for name, cfg, factory in named:
+            client = notes.call(f"adf client {name}", lambda n=name, c=cfg: clients.adf(
+                AdfRoute(n, c)))
+            if client is None:
+                continue
+            lookup = (
+                (lambda c=client, g=cfg.resource_group, f=factory: c.pipeline_runs.get(
+                    g, f, event.run_id)) if event.run_id
+                else (lambda c=client, g=cfg.resource_group, f=factory: c.pipelines.get(
+                    g, f, pipeline))
+            )
+            if notes.call(f"adf {what} in {factory}", lookup) is not None:
+                found.append((name, cfg, factory))
+        names = ", ".join(f for _, _, f in named)
+        if not found:
+            return unknown(f"no configured factory ({names}) knows {what}")
+        if len(found) > 1:
+            return unknown(f"{what} is in several configured factories "
+                           f"({', '.join(f for _, _, f in found)})")
+        how = f"the configured factory that knows {what}"
+    _, cfg, factory = found[0]
+    notes.items.append(LookupNote(call=call, ok=True, detail=f"{factory}: {how}"))
+    arm_id = (f"/subscriptions/{cfg.subscription_id}/resourceGroups/{cfg.resource_group}"
+              f"/providers/Microsoft.DataFactory/factories/{factory}")
+    return msgspec.structs.replace(event, resource_id=arm_id, attributes={
+        **event.attributes, "factory": factory, "subscription": cfg.subscription_id,
+        "resource_group": cfg.resource_group, "factory_resolved_by": "configured"})
 
 
 def _window(event: ErrorEvent) -> tuple[datetime, datetime]:

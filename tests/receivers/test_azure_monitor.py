@@ -70,9 +70,17 @@ LEGACY = "azure-monitor/azmon-legacy-metric-adf.json"
 ABSENT = "<absent>"  # an attribute the event must not carry
 SAMPLES = [
     "azure-monitor/azmon-common-activitylog.json",
+    "azure-monitor/azmon-common-logv1-adf-activityrun-searchresults.json",
     "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json",
+    "azure-monitor/azmon-common-logv2-adf-activityrun-workspace.json",
+    "azure-monitor/azmon-common-logv2-adf-activityrun-workspace-resourceid.json",
     "azure-monitor/azmon-common-logv2-appinsights-exception.json",
+    "azure-monitor/azmon-common-logv2-synapse-pipelinerun-workspace.json",
+    "azure-monitor/azmon-common-metric-adf-activityfailed.json",
     "azure-monitor/azmon-common-metric-adf-pipelinefailed.json",
+    "azure-monitor/azmon-common-metric-adf-pipelinefailed-nodescription.json",
+    "azure-monitor/azmon-common-metric-adf-pipelinefailed-resolved.json",
+    "azure-monitor/azmon-common-metric-adf-triggerfailed.json",
     "azure-monitor/azmon-common-metric-synapse-failed.json",
     "azure-monitor/azmon-legacy-metric-adf.json",
     "seed/adf-action-group-alert.json",
@@ -849,7 +857,8 @@ def test_message_falls_back_to_the_redacted_body() -> None:
         '{"data":{"customProperties":{"note":"sig=***","password":"***"},'
         '"essentials":{"alertRule":"r"}},"schemaId":"azureMonitorCommonAlertSchema"}'
     )
-    assert (event.source, event.kind, event.status) == ("adf", "alert", "firing")
+    # No target and nothing of a pipeline (issue 15, 3): generic, not the endpoint's `adf`.
+    assert (event.source, event.kind, event.status) == ("generic", "alert", "firing")
     assert event.resource == ""
     assert event.occurred_at is None
     assert event.severity is None
@@ -870,7 +879,8 @@ def test_every_essentials_field_may_be_null() -> None:
     doc["data"]["alertContext"] = None
     doc["data"]["customProperties"] = None
     event = _one(doc, "synapse-monitor")
-    assert (event.source, event.kind, event.status) == ("synapse", "alert", "firing")
+    # Nothing names a pipeline any more (issue 15, 3): generic, not the endpoint's `synapse`.
+    assert (event.source, event.kind, event.status) == ("generic", "alert", "firing")
     assert event.dedup_key.startswith("azmon:sha256:")
     assert event.message.startswith('{"data":{"alertContext":null,')
 

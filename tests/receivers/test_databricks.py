@@ -229,27 +229,34 @@ def test_ids_beyond_64_bits_stay_exact() -> None:
 
 # --- every event type -----------------------------------------------------------------------
 
+# (event type, status, severity, verb). The threshold notifications are warnings someone must
+# see (issue 15, 9): firing, with the low severity 3, not `info`.
 EVENT_TYPES = [
-    ("jobs.on_start", "info", "started"),
-    ("jobs.on_success", "info", "succeeded"),
-    ("jobs.on_failure", "firing", "failed"),
+    ("jobs.on_start", "info", None, "started"),
+    ("jobs.on_success", "info", None, "succeeded"),
+    ("jobs.on_failure", "firing", None, "failed"),
     (
         "jobs.on_duration_warning_threshold_exceeded",
-        "info",
+        "firing",
+        3,
         "exceeded its duration warning threshold",
     ),
-    ("jobs.on_streaming_backlog_exceeded", "info", "exceeded its streaming backlog threshold"),
+    ("jobs.on_streaming_backlog_exceeded", "firing", 3,
+     "exceeded its streaming backlog threshold"),
 ]
 
 
-@pytest.mark.parametrize(("event_type", "status", "verb"), EVENT_TYPES)
-def test_every_job_event_type(event_type: str, status: str, verb: str) -> None:
+@pytest.mark.parametrize(("event_type", "status", "severity", "verb"), EVENT_TYPES)
+def test_every_job_event_type(
+    event_type: str, status: str, severity: int | None, verb: str
+) -> None:
     body = load_sample(JOB_ON_FAILURE)
     body["event_type"] = event_type
     event = only(parse(body))
     assert fields(event) == expect(
         kind="job_run",
         status=status,
+        severity=severity,
         dedup_key=f"dbx:{event_type}:447120398",
         resource="sales_bronze_to_silver",
         resource_id="816305927331",
@@ -263,14 +270,17 @@ def test_every_job_event_type(event_type: str, status: str, verb: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("event_type", "status", "verb"), EVENT_TYPES)
-def test_every_task_event_type(event_type: str, status: str, verb: str) -> None:
+@pytest.mark.parametrize(("event_type", "status", "severity", "verb"), EVENT_TYPES)
+def test_every_task_event_type(
+    event_type: str, status: str, severity: int | None, verb: str
+) -> None:
     body = load_sample(TASK_ON_FAILURE)
     body["event_type"] = event_type
     event = only(parse(body))
-    assert (event.kind, event.status, event.dedup_key, event.message) == (
+    assert (event.kind, event.status, event.severity, event.dedup_key, event.message) == (
         "task_run",
         status,
+        severity,
         f"dbx:{event_type}:447120411:transform_orders",
         f"Task transform_orders of job sales_bronze_to_silver run 447120411 {verb}",
     )
