@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from engine import guards
+from engine.clock import to_ms
+from engine.pipeline import target_of
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
@@ -138,18 +140,19 @@ def test_budget_spent_escalates(engine_rig: EngineRig) -> None:
 def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
     engine_rig: EngineRig,
 ) -> None:
-    state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False, threshold=5,
-                               now_ms=0)
-    for _ in range(4):
-        state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False,
-                                   threshold=5, now_ms=0)
+    target = target_of(adf_event())
+    now_ms = to_ms(engine_rig.clock.now())
+    for _ in range(5):
+        state_store.record_outcome(engine_rig.db, "adf-copy-failed", target, success=False,
+                                   threshold=5, cool_off_ms=1_800_000, now_ms=now_ms)
     worker = engine_rig.worker(RERUN, live=True)
     engine_rig.deliver(adf_event())
     worker.run_once()
     incident = newest(engine_rig)
     assert (incident.state, incident.reason) == (
-        "escalated", "circuit open for rule adf-copy-failed after 5 consecutive failed "
-                     "remediations; reset it to remediate again")
+        "escalated", f"circuit open for rule adf-copy-failed on target {target} until "
+                     "2025-03-14T09:30:00Z after 5 consecutive failed remediations; reset it "
+                     "to remediate sooner")
     assert reruns(engine_rig.sandbox) == []
     guards.reset_breaker(engine_rig.db, "adf-copy-failed", "alice")
     engine_rig.deliver(adf_event(dedup_key="after-reset"))
