@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from engine import guards
 from engine.clock import to_ms
 from engine.pipeline import target_of
+from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
@@ -158,3 +161,31 @@ def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
     engine_rig.deliver(adf_event(dedup_key="after-reset"))
     worker.run_once()
     assert len(reruns(engine_rig.sandbox)) == 1
+
+
+def test_a_rule_wide_breaker_of_an_older_database_is_treated_as_expired(
+    engine_rig: EngineRig, tmp_path: Path,
+) -> None:
+    """Before breakers were per target, an open one (table ``breakers``, keyed by rule)
+    stopped the rule everywhere for good; opening such a database drops it."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE breakers (rule_id TEXT PRIMARY KEY, failures INTEGER, "
+                     "open INTEGER, opened_ms INTEGER, updated_ms INTEGER)")
+        conn.execute("INSERT INTO breakers VALUES ('adf-copy-failed', 5, 1, 1, 1)")
+    conn.close()
+    old = Database(path)
+    try:
+        assert "breakers" not in old.utils.table_names()
+        rig = EngineRig(db=old, clock=engine_rig.clock, sandbox=engine_rig.sandbox,
+                        tmp=engine_rig.tmp, ctx=engine_rig.ctx)
+        worker = rig.worker(RERUN, live=True)
+        rig.deliver(adf_event())
+        worker.run_once()
+        assert len(reruns(engine_rig.sandbox)) == 1
+        assert guard_reasons(rig, "circuit") == [
+            ("allow", f"circuit closed for rule adf-copy-failed on target "
+                      f"{target_of(adf_event())} (0 consecutive failures)")]
+        worker.stop()
+    finally:
+        old.close()
