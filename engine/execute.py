@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from engine import markup
 from engine.actions import notify
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, ProbeResult
@@ -292,11 +293,14 @@ def post_rca(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident,
     summary = str(analysis.get("summary") or "")
     cause = str(analysis.get("probable_cause") or "")
     steps = [str(s) for s in analysis.get("next_steps") or []]
-    text = "\n".join([summary] + ([f"Probable cause: {cause}"] if cause else [])
-                      + [f"- {s}" for s in steps])
+    mark = markup.untrusted  # the analysis and the event are not Remediator's words
+    text = "\n".join([mark(summary)] + ([f"Probable cause: {mark(cause)}"] if cause else [])
+                      + [f"- {mark(s)}" for s in steps])
     message = notify.Message(
-        title=f"RCA: {incident.resource or incident.target}: {event.error_code or 'failure'}",
-        text=text or "no analysis", rca=summary, facts=notify.event_facts(event),
+        title=f"RCA: {mark(incident.resource or incident.target)}: "
+              f"{mark(event.error_code or 'failure')}",
+        text=text if markup.strip(text) else "no analysis", rca=summary,
+        facts=notify.event_facts(event),
         fields={"incident": {"id": incident.id, "state": incident.state},
                 "analysis": {k: analysis.get(k) for k in
                              ("category", "confidence", "retryable", "engine")

@@ -153,7 +153,7 @@ def _structure(file: _File, struct: type[msgspec.Struct], skip: tuple[str, ...] 
 class _Loader:
     actions: Mapping[str, ActionSpec]
     problems: _Problems = field(default_factory=_Problems)
-    env: jinja2.Environment = field(default_factory=make_environment)
+    env: jinja2.Environment = field(default_factory=lambda: make_environment(mark_values=True))
     ids: dict[str, str] = field(default_factory=dict)
 
     # -- rules ------------------------------------------------------------------------------
