@@ -10,6 +10,8 @@ import pytest
 
 from engine import guards
 from engine.clock import to_ms
+from engine.config import load_settings
+from engine.errors import ConfigError
 from engine.pipeline import target_of
 from engine.store import Database
 from engine.store import audit as audit_store
@@ -189,3 +191,11 @@ def test_a_rule_wide_breaker_of_an_older_database_is_treated_as_expired(
         worker.stop()
     finally:
         old.close()
+
+
+@pytest.mark.parametrize("engine", [{"breaker_threshold": 0}, {"breaker_cool_off_s": 0}])
+def test_breaker_settings_are_checked(engine: dict[str, int]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, env={}, engine=engine)
+    assert str(raised.value) == ("settings: breaker_threshold and breaker_cool_off_s must be "
+                                 "at least 1 - at `$.engine`")
