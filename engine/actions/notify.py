@@ -8,8 +8,8 @@ or ``json`` (``{"text", "title", "link", "rca", **fields, "event"}``). Event-sup
 escaped for the channel's markup (:mod:`engine.markup`: ``title`` and ``text`` carry marks
 around it; facts, ``rca`` and the event are event-supplied whole), plain text is cleaned of
 control characters, every part is bounded, and bodies are redacted before they leave; errors
-never show the URL. The incident outbox (engine/notifications.py)
-sends through :func:`send` too.
+never show the URL. The incident outbox (engine/notifications.py) sends through :func:`send`
+too.
 """
 
 from __future__ import annotations

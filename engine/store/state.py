@@ -74,9 +74,10 @@ def create_schema(db: Database) -> None:
         {"key": str, "value": str, "updated_ms": int}, pk="key", if_not_exists=True
     )
     if "breakers" in db.utils.table_names():
-        # Before 0.x breakers were per rule only (table ``breakers``): an open one stopped the
-        # rule on every target for good. They are dropped, i.e. treated as expired: each
-        # (rule, target) starts closed and opens again after its own failures.
+        # A database made before breakers were per target has one per rule (table
+        # ``breakers``), and an open one stopped the rule on every target for good. They are
+        # dropped, i.e. treated as expired: each (rule, target) starts closed and opens again
+        # after its own failures (docs/PLAYBOOKS.md, "Circuit breakers").
         db.utils["breakers"].drop()
     db.utils["circuit_breakers"].create(
         {"rule_id": str, "target": str, "failures": int, "open": int, "opened_ms": int,
@@ -130,7 +131,8 @@ def set_checkpoint(db: Database, name: str, value: str, now_ms: int) -> None:
 
 
 def _breaker(row: Any) -> Breaker:
-    return Breaker(**{name: row[name] for name in Breaker.__struct_fields__})
+    fields = {name: row[name] for name in Breaker.__struct_fields__}
+    return Breaker(**{**fields, "open": bool(fields["open"])})
 
 
 def breaker(db: Database, rule_id: str, target: str) -> Breaker:
@@ -170,15 +172,10 @@ def record_outcome(
     return breaker(db, rule_id, target)
 
 
-def list_breakers(db: Database, *, rule_id: str | None = None, target: str | None = None,
-                  limit: int = 500) -> list[Breaker]:
-    """Open and half-open breakers (of one rule, and one target), most recently opened first."""
-    sql, params = "SELECT * FROM circuit_breakers WHERE open = 1", []
-    if rule_id is not None:
-        sql, params = sql + " AND rule_id = ?", [*params, rule_id]
-    if target is not None:
-        sql, params = sql + " AND target = ?", [*params, target]
-    rows = db.query(sql + " ORDER BY opened_ms DESC, rule_id, target LIMIT ?", (*params, limit))
+def list_breakers(db: Database, *, limit: int = 500) -> list[Breaker]:
+    """Open and half-open breakers, most recently opened first."""
+    rows = db.query("SELECT * FROM circuit_breakers WHERE open = 1 "
+                    "ORDER BY opened_ms DESC, rule_id, target LIMIT ?", (limit,))
     return [_breaker(row) for row in rows]
 
 
