@@ -10,12 +10,17 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "WarpClock", "to_ms"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "WarpClock", "from_ms", "to_ms"]
 
 
 def to_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, the unit the store keeps times in."""
     return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    """The UTC time of ``ms`` milliseconds since the epoch (the inverse of :func:`to_ms`)."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class Clock(Protocol):

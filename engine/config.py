@@ -263,7 +263,9 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     ``retry_limit`` retries of an action that failed in a retryable way (429, 5xx, timeout),
     each after ``retry_backoff_s * 2**n`` (at most ``retry_backoff_max_s``, at least the
     server's Retry-After); then the incident escalates. ``breaker_threshold`` consecutive
-    failed remediations of a rule open its circuit breaker. A firing event no rule matches
+    failed remediations of a rule on one target open its circuit breaker there for
+    ``breaker_cool_off_s``, then one trial may run (a rule's ``breaker:`` overrides both;
+    docs/PLAYBOOKS.md, "Circuit breakers"). A firing event no rule matches
     joins the incident of the same failure (fingerprint and target) escalated as unmatched
     less than ``rejoin_window_s`` ago instead of opening a new one (one RCA, one
     notification per storm); 0 turns that off. ``threads`` events run at once (one per
@@ -272,6 +274,7 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """
 
     breaker_threshold: int = 5
+    breaker_cool_off_s: int = 30 * 60
     approval_timeout_s: int = 24 * 3600
     event_lease_s: int = 300
     action_lease_s: int = 900
@@ -284,6 +287,10 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     threads: int = 16  # each event waits on 1-3 cloud round trips; CPU is not the limit
     batch: int = 32
     rejoin_window_s: int = 6 * 3600
+
+    def __post_init__(self) -> None:
+        if self.breaker_threshold < 1 or self.breaker_cool_off_s < 1:
+            raise ValueError("breaker_threshold and breaker_cool_off_s must be at least 1")
 
 
 class DatabricksPollSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,

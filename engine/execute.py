@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from engine import markup
 from engine.actions import notify
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, ProbeResult
@@ -32,8 +33,8 @@ from engine.store import incidents as incidents_store
 from engine.store import state as state_store
 
 __all__ = [
-    "Deps", "EngineOptions", "close_ignored", "fail_attempt", "plan_attempt", "retry_delay_s",
-    "run_row", "settle",
+    "Deps", "EngineOptions", "close_ignored", "count_outcome", "fail_attempt", "plan_attempt",
+    "retry_delay_s", "run_row", "settle",
 ]
 
 Rca = Callable[..., dict[str, Any]]
@@ -218,10 +219,8 @@ def _give_up(deps: Deps, row: actions_store.ActionRow, incident: incidents_store
     fresh = incidents_store.get(deps.db, incident.id)
     if fresh is None or not fresh.active:
         return
-    now_ms = to_ms(deps.now())
     if fresh.rule_id:
-        state_store.record_outcome(deps.db, fresh.rule_id, success=False,
-                                   threshold=deps.options.breaker_threshold, now_ms=now_ms)
+        count_outcome(deps, fresh, success=False)
     escalate(deps, fresh, deps.playbooks.current.rule(fresh.rule_id), f"{row.reference}: {error}")
 
 
@@ -294,11 +293,14 @@ def post_rca(deps: Deps, event: ErrorEvent, incident: incidents_store.Incident,
     summary = str(analysis.get("summary") or "")
     cause = str(analysis.get("probable_cause") or "")
     steps = [str(s) for s in analysis.get("next_steps") or []]
-    text = "\n".join([summary] + ([f"Probable cause: {cause}"] if cause else [])
-                      + [f"- {s}" for s in steps])
+    mark = markup.untrusted  # the analysis and the event are not Remediator's words
+    text = "\n".join([mark(summary)] + ([f"Probable cause: {mark(cause)}"] if cause else [])
+                      + [f"- {mark(s)}" for s in steps])
     message = notify.Message(
-        title=f"RCA: {incident.resource or incident.target}: {event.error_code or 'failure'}",
-        text=text or "no analysis", rca=summary, facts=notify.event_facts(event),
+        title=f"RCA: {mark(incident.resource or incident.target)}: "
+              f"{mark(event.error_code or 'failure')}",
+        text=text if markup.strip(text) else "no analysis", rca=summary,
+        facts=notify.event_facts(event),
         fields={"incident": {"id": incident.id, "state": incident.state},
                 "analysis": {k: analysis.get(k) for k in
                              ("category", "confidence", "retryable", "engine")
@@ -388,10 +390,32 @@ def resolve(deps: Deps, incident: incidents_store.Incident, reason: str, *,
                    resource=incident.resource)
     state_store.release_lock(deps.db, incident.target, incident.id)
     if rule_outcome and incident.rule_id:
-        state_store.record_outcome(deps.db, incident.rule_id, success=True,
-                                   threshold=deps.options.breaker_threshold, now_ms=now_ms)
+        count_outcome(deps, incident, success=True)
     deps.audit("resolution", {"state": "resolved", "reason": reason},
                incident_id=incident.id, event_id=event_id, resource=incident.resource)
+
+
+def count_outcome(deps: Deps, incident: incidents_store.Incident, *,
+                  success: bool) -> state_store.Breaker:
+    """Count a remediation's outcome on the breaker of its rule and target (the rule's
+    ``breaker:`` settings, else ``[engine]``'s); a breaker that opens is audited."""
+    rule = deps.playbooks.current.rule(incident.rule_id)
+    settings = rule.rule.breaker if rule is not None else None
+    threshold = (settings.threshold if settings is not None and settings.threshold
+                 else deps.options.breaker_threshold)
+    cool_off_s = (rule.breaker_cool_off_s if rule is not None and rule.breaker_cool_off_s
+                  else deps.options.breaker_cool_off_s)
+    now_ms = to_ms(deps.now())
+    breaker = state_store.record_outcome(deps.db, incident.rule_id, incident.target,
+                                         success=success, threshold=threshold,
+                                         cool_off_ms=cool_off_s * 1000, now_ms=now_ms)
+    if breaker.open and breaker.opened_ms == now_ms:
+        deps.audit("breaker", {"rule_id": incident.rule_id, "target": incident.target,
+                               "decision": "opened", "failures": breaker.failures,
+                               "threshold": threshold, "cool_off_s": cool_off_s,
+                               "until_ms": breaker.until_ms},
+                   incident_id=incident.id, resource=incident.resource)
+    return breaker
 
 
 def fail_attempt(deps: Deps, incident: incidents_store.Incident, reason: str) -> None:
@@ -401,8 +425,7 @@ def fail_attempt(deps: Deps, incident: incidents_store.Incident, reason: str) ->
 
     now_ms = to_ms(deps.now())
     rule = deps.playbooks.current.rule(incident.rule_id)
-    breaker = state_store.record_outcome(deps.db, incident.rule_id, success=False,
-                                         threshold=deps.options.breaker_threshold, now_ms=now_ms)
+    breaker = count_outcome(deps, incident, success=False)
     actions_store.cancel_pending(deps.db, incident.id, now_ms)
     deps.audit("verification", {"state": "failed", "attempt": incident.attempts,
                                 "reason": reason, "breaker_failures": breaker.failures},
@@ -411,7 +434,7 @@ def fail_attempt(deps: Deps, incident: incidents_store.Incident, reason: str) ->
         escalate(deps, incident, None, f"{reason}; rule {incident.rule_id} is no longer loaded")
         return
     event = _event_of(incident)
-    decisions = [guards.check_circuit(deps.db, rule),
+    decisions = [guards.check_circuit(deps.db, rule, target=incident.target, now_ms=now_ms),
                  guards.check_budget(deps.db, rule, target=incident.target,
                                      fingerprint=incident.fingerprint, now_ms=now_ms)]
     for decision in decisions:

@@ -4,8 +4,9 @@ Checked in this order for every planned remediation (:data:`ORDER`); the first t
 decides what happens to the incident (``escalate``, ``ignore``) and every decision is written
 to the audit log by the pipeline:
 
-- ``circuit``: a rule whose last N remediations failed (across targets) only escalates until
-  its breaker is reset (:func:`reset_breaker`);
+- ``circuit``: a rule whose last N remediations of a target failed only escalates on that
+  target for a cool-off; then it is half-open: the next remediation is a trial, whose success
+  closes the breaker and whose failure opens it again; :func:`reset_breaker` closes it early;
 - ``budget``: at most ``budget.max_attempts`` attempts per ``budget.window``, counted per
   target, rule or fingerprint;
 - ``cooldown``: no new remediation of a target by a rule within ``cooldown`` of the last;
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from engine.clock import to_ms
+from engine.clock import from_ms, to_ms
 from engine.events import utcnow
 from engine.store import Database
 from engine.store import actions as actions_store
@@ -76,15 +77,29 @@ def _seconds(value: int | None) -> str:
     return f"{value}s"
 
 
-def check_circuit(db: Database, rule: Any) -> Decision:
-    """Block (escalate) while the rule's breaker is open."""
-    breaker = state_store.breaker(db, rule.id)
-    if breaker.open:
+def _iso(ms: int) -> str:
+    return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+def check_circuit(db: Database, rule: Any, *, target: str, now_ms: int) -> Decision:
+    """Block (escalate) while the breaker of the rule on ``target`` is open; let one trial
+    through once its cool-off has ended (half-open)."""
+    breaker = state_store.breaker(db, rule.id, target)
+    where = f"rule {rule.id} on target {target}"
+    state = breaker.state(now_ms)
+    if state == "open":
         return Decision(name="circuit", decision="escalate",
-                        reason=f"circuit open for rule {rule.id} after {breaker.failures} "
-                               "consecutive failed remediations; reset it to remediate again")
+                        reason=f"circuit open for {where} until {_iso(breaker.until_ms)} after "
+                               f"{breaker.failures} consecutive failed remediations; reset it "
+                               "to remediate sooner")
+    if state == "half_open":
+        return Decision(name="circuit", decision="allow",
+                        reason=f"circuit half-open for {where} since "
+                               f"{_iso(breaker.until_ms)}: one trial remediation (success "
+                               "closes it, failure opens it again)")
     return Decision(name="circuit", decision="allow",
-                    reason=f"circuit closed ({breaker.failures} consecutive failures)")
+                    reason=f"circuit closed for {where} ({breaker.failures} consecutive "
+                           "failures)")
 
 
 def check_budget(
@@ -228,12 +243,35 @@ def resume(db: Database, who: str, *, now: datetime | None = None) -> None:
     audit_store.append(db, "resume", ts=moment, actor=who, data={"who": who})
 
 
-def reset_breaker(db: Database, rule_id: str, who: str, *, now: datetime | None = None) -> None:
-    """Close a rule's circuit breaker so that it remediates again."""
+def list_breakers(db: Database, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The open and half-open breakers, as the API, the CLI and the dashboard show them."""
+    now_ms = to_ms(_now(now))
+    return [{"rule_id": b.rule_id, "target": b.target, "state": b.state(now_ms),
+             "failures": b.failures, "opened_at": _iso(b.opened_ms), "until": _iso(b.until_ms)}
+            for b in state_store.list_breakers(db)]
+
+
+def reset_breaker(db: Database, rule_id: str, who: str, *, target: str | None = None,
+                  reason: str = "", now: datetime | None = None) -> list[dict[str, Any]]:
+    """Close the breakers of a rule (on every target, or on ``target``) so that it remediates
+    again; audited with who and why. Returns the breakers closed (as :func:`list_breakers`
+    shows them, ``closed`` for one that was only counting failures).
+
+    Raises :class:`GuardError` if the rule has no open breaker and no failure counted there.
+    """
     moment = _now(now)
-    state_store.reset_breaker(db, rule_id, to_ms(moment))
+    now_ms = to_ms(moment)
+    closed = state_store.reset_breakers(db, rule_id, target)
+    if not closed:
+        where = f"rule {rule_id}" + (f" on target {target}" if target else "")
+        raise GuardError(f"no circuit breaker to reset for {where}")
+    reset = [{"rule_id": b.rule_id, "target": b.target, "state": b.state(now_ms),
+              "failures": b.failures, "opened_at": _iso(b.opened_ms) if b.open else None,
+              "until": _iso(b.until_ms) if b.open else None} for b in closed]
     audit_store.append(db, "breaker", ts=moment, actor=who,
-                       data={"rule_id": rule_id, "decision": "reset", "who": who})
+                       data={"rule_id": rule_id, "target": target, "decision": "reset",
+                             "who": who, "reason": reason, "breakers": reset})
+    return reset
 
 
 def as_data(decision: Decision) -> Mapping[str, Any]:

@@ -6,7 +6,9 @@ of ``[notifications]``, through ``notify.webhook``'s code (so each channel's for
 Changes between two ticks coalesce into one message about the latest state, and a storm of
 events that join one incident announces nothing new: only a state change does. A failed post
 is retried ``retries`` times, ``backoff_s`` doubling (a permanent error gives up at once);
-every post, failure, retry time and giving up is in the audit log.
+every post, failure, retry time and giving up is in the audit log. The ``text`` template's
+own words are markup; what its ``{{ }}`` put in, and the incident's resource and error code
+in the title, are escaped for each channel (:mod:`engine.markup`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jinja2
 import msgspec
 import structlog
 
+from engine import markup
 from engine.actions import notify
 from engine.actions.context import ActionContext
 from engine.clock import Clock, to_ms
@@ -50,7 +53,8 @@ class Notifier:
         self.cfg = settings.notifications
         self.clock = clock
         try:
-            self.template = make_environment().from_string(self.cfg.text or DEFAULT_TEXT)
+            self.template = make_environment(mark_values=True).from_string(
+                self.cfg.text or DEFAULT_TEXT)
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"notifications.text: line {exc.lineno}: {exc.message}") from exc
 
@@ -76,12 +80,13 @@ class Notifier:
         try:
             text = self.template.render(context)
         except jinja2.TemplateError as exc:  # a template that does not fit this incident
-            text = make_environment().from_string(DEFAULT_TEXT).render(context)
+            text = make_environment(mark_values=True).from_string(DEFAULT_TEXT).render(context)
             log.warning("notification_template_failed", incident_id=incident.id,
                         error=str(exc))
-        summary = event.error_code or "failure"
+        summary = markup.untrusted(event.error_code or "failure")
+        subject = markup.untrusted(incident.resource or incident.target)
         return notify.Message(
-            title=f"[{incident.state}] {incident.resource or incident.target}: {summary}",
+            title=f"[{incident.state}] {subject}: {summary}",
             text=text, link=self.link(incident.id), rca=str(rca.get("summary") or ""),
             facts={**notify.event_facts(event), "State": incident.state,
                    "Events": str(incident.events)},

@@ -156,7 +156,7 @@ def guard(deps: Deps, job: Job) -> None:
     rule = job.explanation.matched[0].rule
     inc, now_ms = job.incident, to_ms(deps.now())
     checks: list[Callable[[], guards.Decision]] = [
-        lambda: guards.check_circuit(deps.db, rule),
+        lambda: guards.check_circuit(deps.db, rule, target=inc.target, now_ms=now_ms),
         lambda: guards.check_budget(deps.db, rule, target=inc.target,
                                     fingerprint=inc.fingerprint, now_ms=now_ms),
         lambda: guards.check_cooldown(deps.db, rule, target=inc.target, incident_id=inc.id,

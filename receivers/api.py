@@ -1,5 +1,6 @@
 """Management endpoints under ``/api`` (admin keys only): events, incidents with their
-timeline, approve/reject, pause/resume, status, playbooks and reload, simulate.
+timeline, approve/reject, pause/resume, circuit breakers and their reset, status, playbooks
+and reload, simulate.
 
 ``GET /api/events/{id}`` shows one event: the normalized fields at the top level (the enriched
 form if enrichment ran), the form it was received in, the redacted payload and its processing
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
@@ -302,6 +303,40 @@ def resume(request: Request[Any, Any, Any], db: NamedDependency[Database]) -> di
     return {"paused": False, "who": who}
 
 
+@get("/breakers", sync_to_thread=True, tags=["control"])
+def list_breakers(request: Request[Any, Any, Any],
+                  db: NamedDependency[Database]) -> dict[str, Any]:
+    """The open and half-open circuit breakers (rule, target, state, failures, until),
+    most recently opened first."""
+    return {"items": guards.list_breakers(db, now=_now(request))}
+
+
+class BreakerReset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a breaker reset: one target only (else every target of the
+    rule), and why (kept in the audit log)."""
+
+    target: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+@post("/breakers/{rule_id:str}/reset", sync_to_thread=True, tags=["control"],
+      status_code=200)
+def reset_breaker(request: Request[Any, Any, Any], rule_id: FromPath[str],
+                  db: NamedDependency[Database],
+                  data: JSONBody[BreakerReset | None] = None) -> Response[dict[str, Any]]:
+    """Close the rule's breakers (on ``target`` only, if the body names one): it remediates
+    again at once. 404 when there is nothing to reset."""
+    who = _who(request)
+    body = data or BreakerReset()
+    try:
+        reset = guards.reset_breaker(db, rule_id, who, target=body.target, reason=body.reason,
+                                     now=_now(request))
+    except guards.GuardError as exc:
+        return Response({"error": "not_found", "detail": str(exc)}, status_code=404)
+    return Response({"rule_id": rule_id, "target": body.target, "who": who,
+                     "reason": body.reason, "reset": reset})
+
+
 def _no_service() -> Response[dict[str, Any]]:
     return Response({"error": "no_engine",
                      "detail": "this process runs the receivers only, without the engine"},
@@ -377,5 +412,6 @@ def api_router() -> Router:
     """The ``/api`` router, behind the admin keys."""
     return Router(path="/api", guards=[admin_guard], route_handlers=[
         get_event, list_events, get_incident, list_incidents, approve_incident,
-        reject_incident, pause, resume, status, playbooks, reload_playbooks, simulate,
+        reject_incident, pause, resume, list_breakers, reset_breaker, status, playbooks,
+        reload_playbooks, simulate,
     ])

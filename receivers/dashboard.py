@@ -2,7 +2,8 @@
 
 Pages read the store directly (engine/store/*) and render Jinja templates with autoescape on;
 everything they show is already redacted when stored, and no request header is ever shown.
-Approve/reject are plain HTML forms posted here, calling :mod:`engine.guards` as the API does;
+Approve/reject and the reset of a circuit breaker (``/breakers``) are plain HTML forms posted
+here, calling :mod:`engine.guards` as the API does;
 a POST whose ``Origin`` is another site is refused (basic auth alone would not stop a
 cross-site form). ``/metrics`` also takes ``Authorization: Bearer <admin key>``, as Prometheus
 scrapers send it.
@@ -64,6 +65,13 @@ class ApprovalForm(msgspec.Struct, kw_only=True):
     reason: str = ""
 
 
+class BreakerForm(msgspec.Struct, kw_only=True):
+    """The breaker reset form: the target (empty: every target of the rule) and why."""
+
+    target: str = ""
+    reason: str = ""
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
@@ -82,6 +90,12 @@ def _mode(db: Database, settings: Settings) -> str:
     if state.pause_state(db).paused:
         return "PAUSED"
     return "LIVE" if settings.live else "DRY-RUN"
+
+
+def _engine_now(request: Request[Any, Any, Any]) -> datetime:
+    """The engine's time when a service runs here (the demo warps it), else the wall clock."""
+    service = request.app.state.get("service")
+    return service.clock.now() if service is not None else utcnow()
 
 
 def _caller(request: Request[Any, Any, Any]) -> str:
@@ -196,29 +210,45 @@ def dashboard_router() -> Router:
                      actions=actions.for_incident(db, incident_id))
 
     def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,
-               incident_id: str, refused: str, act: Callable[[str], object]) -> Any:
-        """An operator's approve or reject: back to the incident, or a 409 page saying why."""
+               back: str, refused: str, act: Callable[[str], object]) -> Any:
+        """An operator's decision (approve, reject, reset a breaker): back to ``back``, or a
+        409 page saying why."""
         _same_origin(request)
         try:
             act(f"{_caller(request)} (dashboard)")
         except guards.GuardError as exc:
             return _page(env, "missing.html.j2", 409, title=refused,
                          mode=_mode(db, settings), what=str(exc))
-        return Redirect(f"/incidents/{incident_id}", status_code=303)
+        return Redirect(back, status_code=303)
 
     @post("/incidents/{incident_id:str}/approve", sync_to_thread=True,
           include_in_schema=False)
     def approve(request: Request[Any, Any, Any], incident_id: FromPath[str],
                 db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Any:
-        return decide(request, db, settings, incident_id, "Cannot approve",
+        return decide(request, db, settings, f"/incidents/{incident_id}", "Cannot approve",
                       lambda who: guards.approve(db, incident_id, who))
 
     @post("/incidents/{incident_id:str}/reject", sync_to_thread=True, include_in_schema=False)
     def reject(request: Request[Any, Any, Any], incident_id: FromPath[str],
                db: NamedDependency[Database], settings: NamedDependency[Settings],
                data: URLEncodedBody[ApprovalForm]) -> Any:
-        return decide(request, db, settings, incident_id, "Cannot reject",
+        return decide(request, db, settings, f"/incidents/{incident_id}", "Cannot reject",
                       lambda who: guards.reject(db, incident_id, who, reason=data.reason[:500]))
+
+    @get("/breakers", sync_to_thread=True, include_in_schema=False)
+    def breakers_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
+                      settings: NamedDependency[Settings]) -> Response[str]:
+        return _page(env, "breakers.html.j2", title="Circuit breakers", mode=_mode(db, settings),
+                     breakers=guards.list_breakers(db, now=_engine_now(request)))
+
+    @post("/breakers/{rule_id:str}/reset", sync_to_thread=True, include_in_schema=False)
+    def reset_breaker(request: Request[Any, Any, Any], rule_id: FromPath[str],
+                      db: NamedDependency[Database], settings: NamedDependency[Settings],
+                      data: URLEncodedBody[BreakerForm]) -> Any:
+        return decide(request, db, settings, "/breakers", "Cannot reset the breaker",
+                      lambda who: guards.reset_breaker(
+                          db, rule_id, who, target=data.target[:1000] or None,
+                          reason=data.reason[:500], now=_engine_now(request)))
 
     @get("/playbooks", sync_to_thread=True, include_in_schema=False)
     def playbooks_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
@@ -246,7 +276,8 @@ def dashboard_router() -> Router:
         path="/",
         guards=[admin_guard],
         route_handlers=[
-            incident_list, incident_page, approve, reject, playbooks_page, audit_page,
+            incident_list, incident_page, approve, reject, breakers_page, reset_breaker,
+            playbooks_page, audit_page,
             create_static_files_router(path="/static", directories=[_HERE / "static"],
                                        include_in_schema=False),
         ],

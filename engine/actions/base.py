@@ -85,7 +85,9 @@ class ActionSpec:
     and run id; job, run and cluster id); ``target_fields`` names them, so that a playbook may
     leave them out of ``with:``. A playbook's ``with:`` adds to or overrides them; the merged
     parameters are validated against ``params``. ``mutating`` actions are only planned in
-    dry-run.
+    dry-run. ``markup_params`` name the string parameters shown in a channel's markup (a chat
+    message's text and title): rendered, they keep the marks around event-supplied values
+    (:mod:`engine.markup`) for the channel to escape.
 
     The worker uses the rest:
 
@@ -107,6 +109,7 @@ class ActionSpec:
     target: Callable[[ErrorEvent], dict[str, Any]] = no_target
     target_fields: tuple[str, ...] = ()
     mutating: bool = True
+    markup_params: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     run: Run | None = None
     describe: Describe | None = None

@@ -4,9 +4,12 @@ The URL comes from a named channel in the settings (``[clouds.channels.<name>]``
 is a secret: chat webhook URLs carry their credential) or, for tests and one-offs, from
 ``url``. The channel's ``format`` gives the shape (:func:`render`): ``slack`` (incoming
 webhook with blocks), ``teams`` (a Teams workflow webhook with an Adaptive Card attachment)
-or ``json`` (``{"text", "title", "link", "rca", **fields, "event"}``). Bodies are redacted
-before they leave; errors never show the URL. The incident outbox (engine/notifications.py)
-sends through :func:`send` too.
+or ``json`` (``{"text", "title", "link", "rca", **fields, "event"}``). Event-supplied text is
+escaped for the channel's markup (:mod:`engine.markup`: ``title`` and ``text`` carry marks
+around it; facts, ``rca`` and the event are event-supplied whole), plain text is cleaned of
+control characters, every part is bounded, and bodies are redacted before they leave; errors
+never show the URL. The incident outbox (engine/notifications.py) sends through :func:`send`
+too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
+from engine import markup
 from engine.actions.base import Params, params_key
 from engine.actions.context import ActionContext, ActionResult
 from engine.actions.errors import cloud_call
@@ -47,12 +51,17 @@ class NotifyParams(Params, kw_only=True):
     def __post_init__(self) -> None:
         if bool(self.channel) == bool(self.url):
             raise ValueError("name exactly one of channel (configured) and url")
-        if not self.text.strip():
+        if not markup.strip(self.text).strip():
             raise ValueError("text must not be empty")
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
-    """What a notification says, before it is shaped for a channel."""
+    """What a notification says, before it is shaped for a channel.
+
+    ``title`` and ``text`` are the author's markup with event-supplied values marked
+    (:func:`engine.markup.untrusted`); ``rca``, the values of ``facts``, ``fields`` and
+    ``event`` are event-supplied whole; ``link`` is the button's URL.
+    """
 
     title: str
     text: str
@@ -82,36 +91,43 @@ def event_facts(event: ErrorEvent) -> dict[str, str]:
 
 
 def _slack(m: Message) -> dict[str, Any]:
+    title = markup.slack(m.title, limit=150)
+    text = markup.slack(m.text, limit=3000)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": m.title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": m.text[:3000]}},
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
     ]
     if m.facts:
         blocks.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in list(m.facts.items())[:10]
+            {"type": "mrkdwn",
+             "text": f"*{k}*\n" + markup.slack(markup.untrusted(v), limit=1990 - len(k))}
+            for k, v in list(m.facts.items())[:10]
         ]})
     if m.rca:
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"*Root cause:* {m.rca}"[:3000]}]})
+            {"type": "mrkdwn",
+             "text": "*Root cause:* " + markup.slack(markup.untrusted(m.rca), limit=2980)}]})
     if m.link:
         blocks.append({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Open incident"},
              "url": m.link}]})
-    return {"text": f"{m.title}: {m.text}"[:3000], "blocks": blocks}
+    return {"text": f"{title}: {text}"[:3000], "blocks": blocks}
 
 
 def _teams(m: Message) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": m.title, "weight": "Bolder", "size": "Medium",
-         "wrap": True},
-        {"type": "TextBlock", "text": m.text, "wrap": True},
+        {"type": "TextBlock", "text": markup.teams(m.title, limit=250), "weight": "Bolder",
+         "size": "Medium", "wrap": True},
+        {"type": "TextBlock", "text": markup.teams(m.text, limit=4000), "wrap": True},
     ]
     if m.facts:
-        body.append({"type": "FactSet",
-                     "facts": [{"title": k, "value": v} for k, v in m.facts.items()]})
+        body.append({"type": "FactSet", "facts": [
+            {"title": k, "value": markup.teams(markup.untrusted(v), limit=500)}
+            for k, v in list(m.facts.items())[:10]]})
     if m.rca:
-        body.append({"type": "TextBlock", "text": f"Root cause: {m.rca}", "wrap": True,
-                     "isSubtle": True})
+        body.append({"type": "TextBlock",
+                     "text": "Root cause: " + markup.teams(markup.untrusted(m.rca), limit=2000),
+                     "wrap": True, "isSubtle": True})
     card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                             "type": "AdaptiveCard", "version": "1.4", "body": body}
     if m.link:
@@ -122,8 +138,11 @@ def _teams(m: Message) -> dict[str, Any]:
 
 
 def _generic(m: Message) -> dict[str, Any]:
-    extra = {k: v for k, v in (("title", m.title), ("link", m.link), ("rca", m.rca)) if v}
-    return {"text": m.text, **extra, **m.fields, "event": m.event}
+    parts = (("title", markup.plain(m.title, limit=500, newlines=False)), ("link", m.link),
+             ("rca", markup.plain(m.rca, limit=4000)))
+    return {"text": markup.plain(m.text, limit=8000), **{k: v for k, v in parts if v},
+            **markup.plain_data(m.fields, limit=4000),
+            "event": markup.plain_data(m.event, limit=4000)}
 
 
 def render(fmt: Format, message: Message) -> dict[str, Any]:
@@ -135,7 +154,8 @@ def render(fmt: Format, message: Message) -> dict[str, Any]:
 def describe(params: NotifyParams, event: ErrorEvent) -> str:
     """``would post to channel C: <text>`` (the text cut at 120 characters)."""
     where = f"channel {params.channel}" if params.channel else "a webhook URL"
-    text = params.text if len(params.text) <= 120 else params.text[:119] + "…"
+    text = markup.strip(params.text)
+    text = text if len(text) <= 120 else text[:119] + "…"
     return f"would post to {where}: {text}"
 
 
@@ -172,8 +192,8 @@ def webhook(params: NotifyParams, event: ErrorEvent, ctx: ActionContext) -> Acti
     else:
         target = WebhookTarget(url=Secret(params.url))
         dest = "url"
-    title = params.title or (f"{event.source} {event.resource}: "
-                             f"{event.error_code or 'failure'}")
+    title = params.title or (f"{event.source} {markup.untrusted(event.resource)}: "
+                             f"{markup.untrusted(event.error_code or 'failure')}")
     message = Message(title=title, text=params.text, link=params.link,
                       facts=event_facts(event), fields=params.fields,
                       event=event_summary(event))

@@ -2,10 +2,12 @@
 
 The webhook gets ``{title, body, labels, severity, link, **fields, event}`` as JSON (every
 value templated by the playbook; ``fields`` carries whatever the ticket system needs, such as
-a project key or an assignee group; the body is redacted before it leaves) and an
-``Idempotency-Key`` header (the action's idempotency key), so that a resend after a crash
-can be recognised by the ticket system; the ticket id is read from the answer's ``id``,
-``key`` or ``number`` when there is one.
+a project key or an assignee group). It is plain text: control and invisible format
+characters are removed (the body keeps its line breaks), every value is bounded, and the body
+is redacted before it leaves; a ticket system that renders markup must escape it itself. The
+request carries an ``Idempotency-Key`` header (the action's idempotency key), so that a resend
+after a crash can be recognised by the ticket system; the ticket id is read from the answer's
+``id``, ``key`` or ``number`` when there is one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from engine import markup
 from engine.actions.base import Params, params_key
 from engine.actions.context import ActionContext, ActionResult
 from engine.actions.notify import event_summary, post_json
@@ -54,10 +57,13 @@ def create(params: TicketParams, event: ErrorEvent, ctx: ActionContext) -> Actio
     target = ctx.clients.clouds.ticket
     if target is None:
         raise PermanentActionError("ticket.create: no [clouds.ticket] webhook is configured")
-    body = {"title": params.title, "body": params.body, "labels": list(params.labels),
+    body = {"title": markup.plain(params.title, limit=250, newlines=False),
+            "body": markup.plain(params.body, limit=32_000),
+            "labels": [markup.plain(label, limit=100, newlines=False) for label in params.labels],
             "severity": event.severity if params.severity is None else params.severity,
-            **({"link": params.link} if params.link else {}), **params.fields,
-            "event": event_summary(event)}
+            **({"link": params.link} if params.link else {}),
+            **markup.plain_data(params.fields, limit=4000),
+            "event": markup.plain_data(event_summary(event), limit=4000)}
     response = post_json(ctx, target, redact(body), "ticket.create",
                          params_key("ticket.create", params, event.dedup_key))
     ticket = ""

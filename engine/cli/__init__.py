@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.admin import approve, incidents, pause, reject, resume
+from engine.cli.admin import approve, breakers, incidents, pause, reject, reset_breaker, resume
 from engine.cli.audit import audit
 from engine.cli.demo import demo
 from engine.cli.playbooks import schema, simulate, test, validate
@@ -36,6 +36,8 @@ COMMANDS: tuple[click.Command, ...] = (
     pause,
     resume,
     incidents,
+    breakers,
+    reset_breaker,
     setup,
     send_test,
 )

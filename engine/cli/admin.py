@@ -1,4 +1,5 @@
-"""``remediator approve|reject|pause|resume|incidents``: operate the engine from the shell.
+"""``remediator approve|reject|pause|resume|incidents|breakers|reset-breaker``: operate the
+engine from the shell.
 
 By default each command talks to a running server through its management API (``--url``,
 ``--key`` or ``REMEDIATOR_ADMIN_KEY``), so that the running engine sees the decision at once and
@@ -15,6 +16,7 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -29,13 +31,17 @@ __all__ = [
     "ADMIN_KEY_ENV",
     "Target",
     "approve",
+    "breakers",
     "incidents",
     "pause",
     "reject",
+    "reset_breaker",
     "resume",
+    "run_breakers",
     "run_decide",
     "run_incidents",
     "run_pause",
+    "run_reset_breaker",
 ]
 
 ADMIN_KEY_ENV = "REMEDIATOR_ADMIN_KEY"
@@ -167,6 +173,56 @@ def run_pause(target: Target, paused: bool, *, who: str | None = None) -> int:
     return _run(act)
 
 
+def run_reset_breaker(target: Target, rule_id: str, *, on_target: str | None = None,
+                      who: str | None = None, reason: str = "") -> int:
+    """Close the circuit breakers of ``rule_id`` (on ``on_target`` only, if given)."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> list[dict[str, Any]]:
+                try:
+                    return guards.reset_breaker(db, rule_id, name, target=on_target,
+                                                reason=reason)
+                except guards.GuardError as exc:
+                    raise Refused(str(exc)) from exc
+
+            reset = _with_db(target, work)
+        else:
+            body = {k: v for k, v in (("target", on_target), ("reason", reason)) if v}
+            path = f"/api/breakers/{quote(rule_id, safe='')}/reset"
+            answer = _call(target, "POST", path, who=who, body=body or None)
+            name, reset = str(answer.get("who", "")), answer["reset"]
+        for item in reset:
+            click.echo(f"{rule_id} on {item['target']}: breaker reset by {name} (was "
+                       f"{item['state'].replace('_', '-')}, {item['failures']} failures)")
+        return 0
+
+    return _run(act)
+
+
+def run_breakers(target: Target, *, as_json: bool = False) -> int:
+    """Print the open and half-open circuit breakers, as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, guards.list_breakers)
+        else:
+            rows = _call(target, "GET", "/api/breakers")["items"]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            click.echo("  ".join([row["rule_id"], row["target"], row["state"].replace("_", "-"),
+                                  f"{row['failures']} failures", f"until {row['until']}"]))
+        if not rows:
+            click.echo("no open circuit breaker", err=True)
+        return 0
+
+    return _run(act)
+
+
 def _iso(ms: int) -> str | None:
     if not ms:
         return None
@@ -289,3 +345,28 @@ def incidents(ctx: click.Context, state: str | None, resource: str | None, limit
     """List incidents, newest first: id, state, rule, resource, reason."""
     ctx.exit(run_incidents(_target(url, key, db), state=state, resource=resource, limit=limit,
                            as_json=as_json))
+
+
+@click.command("breakers")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def breakers(ctx: click.Context, as_json: bool, url: str, key: str | None,
+             db: str | None) -> None:
+    """List the open and half-open circuit breakers: rule, target, state, failures, until."""
+    ctx.exit(run_breakers(_target(url, key, db), as_json=as_json))
+
+
+@click.command("reset-breaker")
+@click.argument("rule_id")
+@click.option("--target", "on_target", default=None,
+              help="Only the breaker on this target (default: every target of the rule).")
+@_WHO
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@_where
+@click.pass_context
+def reset_breaker(ctx: click.Context, rule_id: str, on_target: str | None, who: str | None,
+                  reason: str, url: str, key: str | None, db: str | None) -> None:
+    """Close a rule's circuit breakers: it remediates again at once."""
+    ctx.exit(run_reset_breaker(_target(url, key, db), rule_id, on_target=on_target, who=who,
+                               reason=reason))

@@ -153,7 +153,7 @@ def _structure(file: _File, struct: type[msgspec.Struct], skip: tuple[str, ...] 
 class _Loader:
     actions: Mapping[str, ActionSpec]
     problems: _Problems = field(default_factory=_Problems)
-    env: jinja2.Environment = field(default_factory=make_environment)
+    env: jinja2.Environment = field(default_factory=lambda: make_environment(mark_values=True))
     ids: dict[str, str] = field(default_factory=dict)
 
     # -- rules ------------------------------------------------------------------------------
@@ -193,9 +193,18 @@ class _Loader:
             "verify_interval_s": self.duration(
                 file, (*base, "verify", "interval"), rule.verify.interval if rule.verify else None
             ),
+            "breaker_cool_off_s": self.duration(
+                file, (*base, "breaker", "cool_off"),
+                rule.breaker.cool_off if rule.breaker else None,
+            ),
         }
         if rule.budget is not None and rule.budget.max_attempts < 1:
             file.report((*base, "budget", "max_attempts"), "max_attempts must be at least 1")
+        if rule.breaker is not None and rule.breaker.threshold is not None \
+                and rule.breaker.threshold < 1:
+            file.report((*base, "breaker", "threshold"), "threshold must be at least 1")
+        if durations["breaker_cool_off_s"] == 0:
+            file.report((*base, "breaker", "cool_off"), "cool_off must be longer than 0s")
         if len(self.problems.items) != start:
             return None
         line, col = file.doc.position(base)

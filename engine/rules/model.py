@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "ActionStep",
+    "Breaker",
     "Budget",
     "Expect",
     "Playbook",
@@ -52,6 +53,15 @@ class Budget(_Strict):
     per: Literal["target", "rule", "fingerprint"] = "target"
 
 
+class Breaker(_Strict):
+    """The rule's circuit breaker per target: ``threshold`` consecutive failed remediations
+    of one target open it for ``cool_off``; then one trial remediation may run. Either
+    left out takes ``[engine]``'s ``breaker_threshold`` / ``breaker_cool_off_s``."""
+
+    threshold: int | None = None
+    cool_off: str | None = None
+
+
 class Rule(_Strict):
     """A condition on events and what to do when it holds."""
 
@@ -67,6 +77,7 @@ class Rule(_Strict):
     verify: Verify | None = None
     budget: Budget | None = None
     cooldown: str | None = None
+    breaker: Breaker | None = None
     on_failure: list[ActionStep] = msgspec.field(default_factory=list)
 
 

@@ -48,6 +48,7 @@ class CompiledRule:
     budget_window_s: int | None = None
     verify_timeout_s: int | None = None
     verify_interval_s: int | None = None
+    breaker_cool_off_s: int | None = None
     content_hash: str = ""
     """``sha256:<hex>`` of the playbook file's bytes as loaded: the audit log names the exact
     playbook version that planned an action."""

@@ -148,7 +148,8 @@ def playbook_schema(actions: Mapping[str, ActionSpec]) -> dict[str, Any]:
     rule["cooldown"] = {
         "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "null"}]
     }
-    for struct, keys in (("Verify", ("timeout", "interval")), ("Budget", ("window",))):
+    for struct, keys in (("Verify", ("timeout", "interval")), ("Budget", ("window",)),
+                         ("Breaker", ("cool_off",))):
         for key in keys:
             defs[struct]["properties"][key] = {"type": "string", "pattern": DURATION_PATTERN}
     defs["Expect"]["properties"]["params"] = {

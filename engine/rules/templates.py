@@ -2,10 +2,15 @@
 
 Every string in an action's ``with:`` is a template. The names are ``event`` (the ErrorEvent),
 ``match`` (the rule's regex named groups), ``attempts`` (int) and ``incident`` (a mapping the
-caller passes: id, state, attempts, url). Undefined names are errors (StrictUndefined), output
-is not escaped (these are API parameters, not HTML), and the immutable sandbox refuses
-private attributes (``__class__``, ``__globals__``) and mutation. What can be seen statically
-is refused at load; everything else fails at render as :class:`RenderError`, never as a crash.
+caller passes: id, state, attempts, url). Undefined names are errors (StrictUndefined), and the
+immutable sandbox refuses private attributes (``__class__``, ``__globals__``) and mutation.
+Output is not escaped here (these are API parameters, not HTML); instead every ``{{ }}`` output
+is marked as event-supplied (:mod:`engine.markup`): the parameters an action names in
+``ActionSpec.markup_params`` (a chat message's text and title) keep the marks, so that the
+channel escapes those values and not the author's own markup; every other parameter, and the
+plain form of every parameter (``PlannedAction.args``), is rendered without them. What can be
+seen statically is refused at load; everything else fails at render as :class:`RenderError`,
+never as a crash.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import msgspec
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine import markup
 from engine.errors import PlaybookError
 from engine.events import ErrorEvent
 from engine.rules.match import EVENT_FIELDS
@@ -95,10 +101,13 @@ def _product_size(left: Any, right: Any) -> int:
     return 0
 
 
-def make_environment() -> jinja2.Environment:
-    """The one kind of environment playbook templates run in (one per loaded set)."""
+def make_environment(*, mark_values: bool = False) -> jinja2.Environment:
+    """The one kind of environment templates run in (one per loaded set). Playbooks and the
+    notification text use ``mark_values``: every ``{{ }}`` output is marked as event-supplied
+    (:func:`engine.markup.untrusted`)."""
     return _TemplateEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        finalize=markup.untrusted if mark_values else None,
     )
 
 
@@ -207,8 +216,9 @@ def contains_template(value: Any) -> bool:
 class PlannedAction(msgspec.Struct, frozen=True, kw_only=True):
     """An action rendered for one event: what the guards and the worker act on.
 
-    ``params`` is the validated Params Struct of the action; ``args`` the same as plain data
-    (for audit, JSON and display). ``ref`` is the stable reference
+    ``params`` is the validated Params Struct of the action (its markup parameters with the
+    marks of event-supplied values); ``args`` the same as plain data without marks (for audit,
+    JSON and display). ``ref`` is the stable reference
     ``adf.yaml:adf-source-blob-missing/actions[0]``.
     """
 
@@ -252,9 +262,11 @@ def render_actions(
     planned = []
     for step in getattr(rule, steps):
         merged = dict(step.spec.target(event))
+        keep = step.spec.markup_params
         for key, rendered in step.with_.items():
             try:
-                merged[key] = rendered(context)
+                value = rendered(context)
+                merged[key] = value if key in keep else markup.strip_data(value)
             except jinja2.UndefinedError as exc:
                 raise RenderError(step.ref, f"with.{key}: {exc.message}") from exc
             except jinja2.sandbox.SecurityError as exc:
@@ -271,7 +283,7 @@ def render_actions(
                 ref=step.ref,
                 rule_id=rule.id,
                 params=params,
-                args=msgspec.to_builtins(params),
+                args=markup.strip_data(msgspec.to_builtins(params)),
                 delay_s=step.delay_s,
                 mutating=step.spec.mutating,
             )

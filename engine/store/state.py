@@ -1,11 +1,11 @@
-"""Engine state that must outlive a restart: the global pause, circuit breakers per rule,
-per-target locks (rows with a lease) and poller checkpoints.
+"""Engine state that must outlive a restart: the global pause, circuit breakers per rule and
+target, per-target locks (rows with a lease) and poller checkpoints.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -20,10 +20,11 @@ __all__ = [
     "create_schema",
     "get_checkpoint",
     "get_lock",
+    "list_breakers",
     "pause_state",
     "record_outcome",
     "release_lock",
-    "reset_breaker",
+    "reset_breakers",
     "set_checkpoint",
     "set_pause",
 ]
@@ -37,13 +38,26 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     since_ms: int = 0
 
 
+BreakerState = Literal["closed", "open", "half_open"]
+
+
 class Breaker(msgspec.Struct, frozen=True, kw_only=True):
-    """A rule's circuit breaker: consecutive failed remediations and whether it is open."""
+    """The circuit breaker of one rule on one target: consecutive failed remediations, and
+    while open, until when (ms) it stays open; from then on it is half-open."""
 
     rule_id: str
+    target: str
     failures: int = 0
     open: bool = False
     opened_ms: int = 0
+    until_ms: int = 0
+    updated_ms: int = 0
+
+    def state(self, now_ms: int) -> BreakerState:
+        """``open`` until its cool-off ends, ``half_open`` after it, else ``closed``."""
+        if not self.open:
+            return "closed"
+        return "open" if now_ms < self.until_ms else "half_open"
 
 
 class Lock(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,10 +73,20 @@ def create_schema(db: Database) -> None:
     db.utils["state"].create(
         {"key": str, "value": str, "updated_ms": int}, pk="key", if_not_exists=True
     )
-    db.utils["breakers"].create(
-        {"rule_id": str, "failures": int, "open": int, "opened_ms": int, "updated_ms": int},
-        pk="rule_id", defaults={"failures": 0, "open": 0, "opened_ms": 0}, if_not_exists=True,
+    if "breakers" in db.utils.table_names():
+        # A database made before breakers were per target has one per rule (table
+        # ``breakers``), and an open one stopped the rule on every target for good. They are
+        # dropped, i.e. treated as expired: each (rule, target) starts closed and opens again
+        # after its own failures (docs/PLAYBOOKS.md, "Circuit breakers").
+        db.utils["breakers"].drop()
+    db.utils["circuit_breakers"].create(
+        {"rule_id": str, "target": str, "failures": int, "open": int, "opened_ms": int,
+         "until_ms": int, "updated_ms": int},
+        pk=("rule_id", "target"), not_null={"rule_id", "target"},
+        defaults={"failures": 0, "open": 0, "opened_ms": 0, "until_ms": 0, "updated_ms": 0},
+        if_not_exists=True,
     )
+    db.utils["circuit_breakers"].create_index(["open", "opened_ms"], if_not_exists=True)
     db.utils["target_locks"].create(
         {"target": str, "holder": str, "until_ms": int}, pk="target", if_not_exists=True
     )
@@ -106,52 +130,65 @@ def set_checkpoint(db: Database, name: str, value: str, now_ms: int) -> None:
     _put(db, f"checkpoint:{name}", value, now_ms)
 
 
-def breaker(db: Database, rule_id: str) -> Breaker:
-    """The breaker of ``rule_id`` (closed, no failures, if never tripped)."""
-    rows = db.query("SELECT * FROM breakers WHERE rule_id = ?", (rule_id,))
-    if not rows:
-        return Breaker(rule_id=rule_id)
-    row = rows[0]
-    return Breaker(rule_id=rule_id, failures=row["failures"], open=bool(row["open"]),
-                   opened_ms=row["opened_ms"])
+def _breaker(row: Any) -> Breaker:
+    fields = {name: row[name] for name in Breaker.__struct_fields__}
+    return Breaker(**{**fields, "open": bool(fields["open"])})
+
+
+def breaker(db: Database, rule_id: str, target: str) -> Breaker:
+    """The breaker of ``rule_id`` on ``target`` (closed, no failures, if never tripped)."""
+    rows = db.query("SELECT * FROM circuit_breakers WHERE rule_id = ? AND target = ?",
+                    (rule_id, target))
+    return _breaker(rows[0]) if rows else Breaker(rule_id=rule_id, target=target)
 
 
 def record_outcome(
-    db: Database, rule_id: str, *, success: bool, threshold: int, now_ms: int
+    db: Database, rule_id: str, target: str, *, success: bool, threshold: int,
+    cool_off_ms: int, now_ms: int,
 ) -> Breaker:
-    """Count one remediation outcome: success closes the count, ``threshold`` consecutive
-    failures (across targets) open the breaker until :func:`reset_breaker`."""
+    """Count one remediation outcome of ``rule_id`` on ``target``.
+
+    A success closes the breaker (open, half-open or counting). A failure counts; the
+    ``threshold``-th consecutive one opens the breaker until ``now_ms + cool_off_ms``; a
+    failure while it is open or half-open (the trial) opens it again for another cool-off.
+    """
     with db.write() as conn:
         if success:
-            conn.execute(
-                "INSERT INTO breakers (rule_id, failures, open, updated_ms) VALUES (?, 0, 0, ?) "
-                "ON CONFLICT (rule_id) DO UPDATE SET failures = 0, updated_ms = excluded.updated_ms"
-                " WHERE open = 0",
-                (rule_id, now_ms),
-            )
-        else:
-            conn.execute(
-                "INSERT INTO breakers (rule_id, failures, open, opened_ms, updated_ms) "
-                "VALUES (?, 1, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET "
-                "failures = failures + 1, updated_ms = excluded.updated_ms",
-                (rule_id, int(threshold <= 1), now_ms if threshold <= 1 else 0, now_ms),
-            )
-            conn.execute(
-                "UPDATE breakers SET open = 1, opened_ms = ? "
-                "WHERE rule_id = ? AND open = 0 AND failures >= ?",
-                (now_ms, rule_id, threshold),
-            )
-    return breaker(db, rule_id)
-
-
-def reset_breaker(db: Database, rule_id: str, now_ms: int) -> None:
-    """Close the breaker of ``rule_id`` and clear its failure count."""
-    with db.write() as conn:
+            conn.execute("DELETE FROM circuit_breakers WHERE rule_id = ? AND target = ?",
+                         (rule_id, target))
+            return Breaker(rule_id=rule_id, target=target, updated_ms=now_ms)
+        until = now_ms + cool_off_ms
         conn.execute(
-            "UPDATE breakers SET open = 0, failures = 0, opened_ms = 0, updated_ms = ? "
-            "WHERE rule_id = ?",
-            (now_ms, rule_id),
+            "INSERT INTO circuit_breakers (rule_id, target, failures, open, opened_ms, until_ms,"
+            " updated_ms) VALUES (?, ?, 1, 0, 0, 0, ?) ON CONFLICT (rule_id, target) DO UPDATE "
+            "SET failures = failures + 1, updated_ms = excluded.updated_ms",
+            (rule_id, target, now_ms),
         )
+        conn.execute(
+            "UPDATE circuit_breakers SET open = 1, opened_ms = ?, until_ms = ? "
+            "WHERE rule_id = ? AND target = ? AND (open = 1 OR failures >= ?)",
+            (now_ms, until, rule_id, target, threshold),
+        )
+    return breaker(db, rule_id, target)
+
+
+def list_breakers(db: Database, *, limit: int = 500) -> list[Breaker]:
+    """Open and half-open breakers, most recently opened first."""
+    rows = db.query("SELECT * FROM circuit_breakers WHERE open = 1 "
+                    "ORDER BY opened_ms DESC, rule_id, target LIMIT ?", (limit,))
+    return [_breaker(row) for row in rows]
+
+
+def reset_breakers(db: Database, rule_id: str, target: str | None = None) -> list[Breaker]:
+    """Close the breakers of ``rule_id`` (on every target, or on ``target``) and clear their
+    failure counts; returns them as they were (open or counting failures)."""
+    sql, params = "FROM circuit_breakers WHERE rule_id = ?", [rule_id]
+    if target is not None:
+        sql, params = sql + " AND target = ?", [*params, target]
+    with db.write() as conn:
+        rows = conn.execute(f"SELECT * {sql} ORDER BY target", params).fetchall()
+        conn.execute(f"DELETE {sql}", params)
+    return [_breaker(row) for row in rows]
 
 
 def acquire_lock(db: Database, target: str, holder: str, *, now_ms: int, until_ms: int) -> Lock:

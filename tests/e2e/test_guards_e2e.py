@@ -114,8 +114,8 @@ def test_circuit_breaker_opens_after_five_failed_remediations_and_resets(
         deliver(rig, alert(n), settle=0)
     assert [i.state for i in rig.incidents()] == ["escalated"] * 5
     deliver(rig, alert(5), settle=0)
-    opened = ("circuit open for rule rerun after 5 consecutive failed remediations; "
-              "reset it to remediate again")
+    opened = (f"circuit open for rule rerun on target {TARGET} until 2025-03-14T09:30:04Z "
+              "after 5 consecutive failed remediations; reset it to remediate sooner")
     assert blocked(rig)[5] == ("escalated", opened, [opened])
     assert creates(rig) == 5  # the sixth failure only escalated
     guards.reset_breaker(rig.db, "rerun", "ops", now=rig.clock.now())

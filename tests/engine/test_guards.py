@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine import guards
+from engine.clock import to_ms
+from engine.config import load_settings
+from engine.errors import ConfigError
+from engine.pipeline import target_of
+from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
@@ -138,20 +145,57 @@ def test_budget_spent_escalates(engine_rig: EngineRig) -> None:
 def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
     engine_rig: EngineRig,
 ) -> None:
-    state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False, threshold=5,
-                               now_ms=0)
-    for _ in range(4):
-        state_store.record_outcome(engine_rig.db, "adf-copy-failed", success=False,
-                                   threshold=5, now_ms=0)
+    target = target_of(adf_event())
+    now_ms = to_ms(engine_rig.clock.now())
+    for _ in range(5):
+        state_store.record_outcome(engine_rig.db, "adf-copy-failed", target, success=False,
+                                   threshold=5, cool_off_ms=1_800_000, now_ms=now_ms)
     worker = engine_rig.worker(RERUN, live=True)
     engine_rig.deliver(adf_event())
     worker.run_once()
     incident = newest(engine_rig)
     assert (incident.state, incident.reason) == (
-        "escalated", "circuit open for rule adf-copy-failed after 5 consecutive failed "
-                     "remediations; reset it to remediate again")
+        "escalated", f"circuit open for rule adf-copy-failed on target {target} until "
+                     "2025-03-14T09:30:00Z after 5 consecutive failed remediations; reset it "
+                     "to remediate sooner")
     assert reruns(engine_rig.sandbox) == []
     guards.reset_breaker(engine_rig.db, "adf-copy-failed", "alice")
     engine_rig.deliver(adf_event(dedup_key="after-reset"))
     worker.run_once()
     assert len(reruns(engine_rig.sandbox)) == 1
+
+
+def test_a_rule_wide_breaker_of_an_older_database_is_treated_as_expired(
+    engine_rig: EngineRig, tmp_path: Path,
+) -> None:
+    """Before breakers were per target, an open one (table ``breakers``, keyed by rule)
+    stopped the rule everywhere for good; opening such a database drops it."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE breakers (rule_id TEXT PRIMARY KEY, failures INTEGER, "
+                     "open INTEGER, opened_ms INTEGER, updated_ms INTEGER)")
+        conn.execute("INSERT INTO breakers VALUES ('adf-copy-failed', 5, 1, 1, 1)")
+    conn.close()
+    old = Database(path)
+    try:
+        assert "breakers" not in old.utils.table_names()
+        rig = EngineRig(db=old, clock=engine_rig.clock, sandbox=engine_rig.sandbox,
+                        tmp=engine_rig.tmp, ctx=engine_rig.ctx)
+        worker = rig.worker(RERUN, live=True)
+        rig.deliver(adf_event())
+        worker.run_once()
+        assert len(reruns(engine_rig.sandbox)) == 1
+        assert guard_reasons(rig, "circuit") == [
+            ("allow", f"circuit closed for rule adf-copy-failed on target "
+                      f"{target_of(adf_event())} (0 consecutive failures)")]
+        worker.stop()
+    finally:
+        old.close()
+
+
+@pytest.mark.parametrize("engine", [{"breaker_threshold": 0}, {"breaker_cool_off_s": 0}])
+def test_breaker_settings_are_checked(engine: dict[str, int]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, env={}, engine=engine)
+    assert str(raised.value) == ("settings: breaker_threshold and breaker_cool_off_s must be "
+                                 "at least 1 - at `$.engine`")
