@@ -2,7 +2,8 @@
 
 SDK calls never run on the receivers' event loop: the worker has its own small thread pool.
 A crash mid-event loses nothing: the event's lease runs out and it is claimed again; the
-action rows' idempotency keys keep a second pass from repeating a call.
+action rows' idempotency keys keep a second pass from repeating a call. An event that never
+finishes is parked after ``max_claims`` claims (engine/deadletter.py), never claimed forever.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 import structlog
 
-from engine import pipeline
+from engine import deadletter, pipeline
 from engine.actions.base import ActionSpec
-from engine.clock import Clock, SystemClock, to_ms
+from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.errors import RemediatorError, StorageError
 from engine.events import ErrorEvent
@@ -85,9 +86,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Claim what is claimable now and process it on the pool; returns how many."""
-        claimed = inbox.claim(self.deps.db, limit=self.deps.options.batch,
-                              lease_ms=self.deps.options.event_lease_s * 1000,
-                              now_ms=to_ms(self.deps.now()))
+        claimed = deadletter.claim(self.deps, self.deps.options.batch)
         # Events of one target run one after another, so that each sees what the one before it
         # recorded (its incident, attempt and lock); different targets run in parallel.
         groups: dict[str, list[inbox.StoredEvent]] = {}
@@ -101,16 +100,32 @@ class Worker:
             self._process(stored)
 
     def _process(self, stored: inbox.StoredEvent) -> None:
+        """Take one claimed event through the pipeline. An error a retry would repeat parks it
+        at once; after any other failure it stays claimed and comes back when its lease runs
+        out (its claims are counted: the claim after the last one parks it)."""
         try:
             pipeline.process(self.deps, stored)
-        except StorageError:
-            # Left claimed: it comes back when its lease runs out.
+        except StorageError as exc:
             log.warning("event_deferred", event_id=stored.event.id, reason="storage")
-        except RemediatorError as exc:  # e.g. a template that fails for this event
-            log.warning("event_failed", event_id=stored.event.id, error=str(exc))
-            self.deps.audit("action_failed", {"error": str(exc)}, event_id=stored.event.id,
-                            resource=stored.event.resource)
-            inbox.finish(self.deps.db, stored.event.id, state="failed", error=str(exc))
+            self._note_error(stored, deadletter.describe(exc))
+        except RemediatorError as exc:
+            error = deadletter.describe(exc)
+            if getattr(exc, "retryable", False):
+                log.warning("event_deferred", event_id=stored.event.id, error=error)
+                self._note_error(stored, error)
+                return
+            log.warning("event_parked", event_id=stored.event.id, error=error)
+            deadletter.park(self.deps, stored, error)
+        except Exception as exc:  # a bug: recorded, and the lane's caller logs it
+            self._note_error(stored, deadletter.describe(exc, with_type=True))
+            raise
+
+    def _note_error(self, stored: inbox.StoredEvent, error: str) -> None:
+        """Keep the error for the reason of a later park (the database may be what fails)."""
+        try:
+            inbox.note_error(self.deps.db, stored.event.id, error)
+        except StorageError:
+            log.warning("event_error_not_recorded", event_id=stored.event.id)
 
     def start(self) -> None:
         """Reconcile what a previous process left half-done, then poll and tick."""
@@ -139,9 +154,7 @@ class Worker:
 
     def _claim(self, limit: int) -> int:
         """Claim up to ``limit`` events and queue each behind its target's lane."""
-        claimed = inbox.claim(self.deps.db, limit=limit,
-                              lease_ms=self.deps.options.event_lease_s * 1000,
-                              now_ms=to_ms(self.deps.now()))
+        claimed = deadletter.claim(self.deps, limit)
         for stored in claimed:
             target = pipeline.target_of(stored.event)
             with self._lanes_lock:
