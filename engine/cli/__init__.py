@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.admin import approve, incidents, pause, reject, resume
+from engine.cli.admin import approve, events, incidents, pause, reject, resume
 from engine.cli.audit import audit
 from engine.cli.demo import demo
 from engine.cli.playbooks import schema, simulate, test, validate
@@ -36,6 +36,7 @@ COMMANDS: tuple[click.Command, ...] = (
     pause,
     resume,
     incidents,
+    events,
     setup,
     send_test,
 )
