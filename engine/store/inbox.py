@@ -40,6 +40,7 @@ __all__ = [
     "list_events",
     "note_error",
     "park",
+    "renew",
     "replay",
     "save_enriched",
 ]
@@ -332,6 +333,16 @@ def replay(db: Database, event_id: str, reason: str) -> StoredEvent | None:
                WHERE id = ? AND state = 'parked' RETURNING *""",
             (reason, event_id)).fetchone()
     return _stored(row) if row is not None else None
+
+
+def renew(db: Database, event_ids: Sequence[str], *, lease_until_ms: int) -> None:
+    """Extend the leases of claimed events that wait for a thread (they are not stalled)."""
+    with db.write() as conn:
+        for lo in range(0, len(event_ids), 500):
+            chunk = event_ids[lo:lo + 500]
+            conn.execute(
+                f"""UPDATE events SET lease_until_ms = ? WHERE state = 'processing'
+                    AND id IN ({", ".join("?" * len(chunk))})""", (lease_until_ms, *chunk))
 
 
 def note_error(db: Database, event_id: str, error: str) -> None:
