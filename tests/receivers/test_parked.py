@@ -1,6 +1,7 @@
 """Parked events through the API and the dashboard, over data the real worker built: listed
 (``state=parked``), shown with their claims and reason, replayed once by an admin (audited with
-who did it), refused a second time (409), unauthenticated (401) or from another site (403)."""
+who did it), refused a second time (409), unauthenticated (401) or from another site (403);
+counted on the main page and in /metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine.store import audit as audit_store
 from engine.store import inbox
 from tests.fixtures.app import admin_headers, basic_header
 from tests.fixtures.dashboard import HOSTILE, PARKED_RESOURCE, Seeded, park_one
+from tests.receivers.test_metrics import scrape, value
 
 REASON = "claimed 5 times without finishing: its stages crashed or stalled each time"
 ESCAPED = "pl_poison&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
@@ -173,3 +175,12 @@ def test_the_audit_page_filters_parked_and_replayed(dash: TestClient[Any],
         html = dash.get(f"/audit?kind={kind}", headers=admin_headers()).text
         assert re.findall(r'<td class="kind">(\w+)</td>', html) == [kind]
         assert f'<option value="{kind}" selected>{kind}</option>' in html
+
+
+def test_metrics_count_parked_events(dash: TestClient[Any], seeded: Seeded) -> None:
+    assert value(scrape(dash), "remediator_events_parked") == 0
+    event_id = park_one(seeded)
+    assert value(scrape(dash), "remediator_events_parked") == 1
+    assert dash.post(f"/api/events/{event_id}/replay", headers=admin_headers()
+                     ).status_code == 200
+    assert value(scrape(dash), "remediator_events_parked") == 0
