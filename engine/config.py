@@ -271,6 +271,9 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     notification per storm); 0 turns that off. ``threads`` events run at once (one per
     target at a time), ``batch`` at most are claimed and unfinished: an event mostly waits on
     its cloud round trips, so threads are cheap (docs/BENCHMARKS.md, "End to end").
+    An event claimed ``max_claims`` times whose lease ran out again (its stages crashed,
+    stalled or failed in a way worth retrying each time) is parked instead of being claimed
+    again (engine/deadletter.py).
     """
 
     breaker_threshold: int = 5
@@ -287,8 +290,11 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     threads: int = 16  # each event waits on 1-3 cloud round trips; CPU is not the limit
     batch: int = 32
     rejoin_window_s: int = 6 * 3600
+    max_claims: int = 5
 
     def __post_init__(self) -> None:
+        if self.max_claims < 1:
+            raise ValueError(f"max_claims must be at least 1, got {self.max_claims}")
         if self.breaker_threshold < 1 or self.breaker_cool_off_s < 1:
             raise ValueError("breaker_threshold and breaker_cool_off_s must be at least 1")
 

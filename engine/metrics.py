@@ -75,6 +75,8 @@ class DatabaseCollector(Collector):
                                   "stored.", value=metrics_store.duplicates(db))
         yield GaugeMetricFamily("remediator_queue_depth", "Events waiting to be processed.",
                                 value=inbox.count_pending(db))
+        yield GaugeMetricFamily("remediator_events_parked", "Events set aside until an admin "
+                                "replays them.", value=inbox.count_parked(db))
         yield _first_action(by_series)
 
 

@@ -2,7 +2,8 @@
 
 SDK calls never run on the receivers' event loop: the worker has its own small thread pool.
 A crash mid-event loses nothing: the event's lease runs out and it is claimed again; the
-action rows' idempotency keys keep a second pass from repeating a call.
+action rows' idempotency keys keep a second pass from repeating a call. An event that never
+finishes is parked after ``max_claims`` claims (engine/deadletter.py), never claimed forever.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from engine import pipeline
+from engine import deadletter, pipeline
 from engine.actions.base import ActionSpec
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
@@ -76,6 +77,8 @@ class Worker:
         self._lanes: dict[str, deque[inbox.StoredEvent]] = {}
         self._lanes_lock = threading.Lock()
         self._held = 0  # claimed by the loop and not finished yet
+        self._in_flight: set[str] = set()  # their event ids
+        self._waiting: dict[str, int] = {}  # those not started yet: id -> lease end (ms)
 
     def wake(self) -> None:
         """New events are in the inbox: the idle claim loop claims now (thread-safe, cheap;
@@ -85,9 +88,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Claim what is claimable now and process it on the pool; returns how many."""
-        claimed = inbox.claim(self.deps.db, limit=self.deps.options.batch,
-                              lease_ms=self.deps.options.event_lease_s * 1000,
-                              now_ms=to_ms(self.deps.now()))
+        claimed = deadletter.claim(self.deps, self.deps.options.batch)
         # Events of one target run one after another, so that each sees what the one before it
         # recorded (its incident, attempt and lock); different targets run in parallel.
         groups: dict[str, list[inbox.StoredEvent]] = {}
@@ -101,16 +102,32 @@ class Worker:
             self._process(stored)
 
     def _process(self, stored: inbox.StoredEvent) -> None:
+        """Take one claimed event through the pipeline. An error a retry would repeat parks it
+        at once; after any other failure it stays claimed and comes back when its lease runs
+        out (its claims are counted: the claim after the last one parks it)."""
         try:
             pipeline.process(self.deps, stored)
-        except StorageError:
-            # Left claimed: it comes back when its lease runs out.
+        except StorageError as exc:
             log.warning("event_deferred", event_id=stored.event.id, reason="storage")
-        except RemediatorError as exc:  # e.g. a template that fails for this event
-            log.warning("event_failed", event_id=stored.event.id, error=str(exc))
-            self.deps.audit("action_failed", {"error": str(exc)}, event_id=stored.event.id,
-                            resource=stored.event.resource)
-            inbox.finish(self.deps.db, stored.event.id, state="failed", error=str(exc))
+            self._note_error(stored, deadletter.describe(exc))
+        except RemediatorError as exc:
+            error = deadletter.describe(exc)
+            if getattr(exc, "retryable", False):
+                log.warning("event_deferred", event_id=stored.event.id, error=error)
+                self._note_error(stored, error)
+                return
+            log.warning("event_parked", event_id=stored.event.id, error=error)
+            deadletter.park(self.deps, stored, error)
+        except Exception as exc:  # a bug: recorded, and the lane's caller logs it
+            self._note_error(stored, deadletter.describe(exc, with_type=True))
+            raise
+
+    def _note_error(self, stored: inbox.StoredEvent, error: str) -> None:
+        """Keep the error for the reason of a later park (the database may be what fails)."""
+        try:
+            inbox.note_error(self.deps.db, stored.event.id, error)
+        except StorageError:
+            log.warning("event_error_not_recorded", event_id=stored.event.id)
 
     def start(self) -> None:
         """Reconcile what a previous process left half-done, then poll and tick."""
@@ -126,25 +143,34 @@ class Worker:
             self._wake.clear()  # before claiming: a wake-up from now on is not lost
             room = self.deps.options.batch - self._held
             claimed = 0
-            if room > 0:
-                try:
+            try:
+                self._renew_waiting()
+                if room > 0:
                     claimed = self._claim(room)
-                except StorageError as exc:
-                    # The database is locked or full: nothing was claimed; try again later.
-                    log.warning("claim_failed", error=str(exc))
+            except StorageError as exc:
+                # The database is locked or full: nothing was claimed; try again later.
+                log.warning("claim_failed", error=str(exc))
             if room > 0 and claimed == room:
                 continue  # the inbox may hold more and there is room: claim again
             # Full (a finishing event wakes us) or the inbox is empty (intake wakes us).
             self._wake.wait(self._fallback_poll_s if self._woken else self._poll_s)
 
     def _claim(self, limit: int) -> int:
-        """Claim up to ``limit`` events and queue each behind its target's lane."""
-        claimed = inbox.claim(self.deps.db, limit=limit,
-                              lease_ms=self.deps.options.event_lease_s * 1000,
-                              now_ms=to_ms(self.deps.now()))
+        """Claim up to ``limit`` events and queue each behind its target's lane.
+
+        An event still on a thread here whose lease ran out (its stage stalls) is claimed
+        again, so the stall counts toward its parking, but it is not queued a second time."""
+        lease_end = to_ms(self.deps.now()) + self.deps.options.event_lease_s * 1000
+        claimed = deadletter.claim(self.deps, limit)
         for stored in claimed:
             target = pipeline.target_of(stored.event)
             with self._lanes_lock:
+                if stored.event.id in self._in_flight:
+                    log.warning("event_stalled", event_id=stored.event.id,
+                                claims=stored.attempts)
+                    continue
+                self._in_flight.add(stored.event.id)
+                self._waiting[stored.event.id] = lease_end
                 self._held += 1
                 lane = self._lanes.get(target)
                 if lane is not None:  # a thread is on this target: it takes this one next
@@ -154,15 +180,34 @@ class Worker:
             self._pool.submit(self._run_lane, target, stored)
         return len(claimed)
 
+    def _renew_waiting(self) -> None:
+        """Keep the leases of the claimed events that still wait for a thread (behind their
+        target's lane or for a free one): waiting is not stalling, and a lease that ran out
+        would count a claim toward parking them."""
+        lease_ms = self.deps.options.event_lease_s * 1000
+        now = to_ms(self.deps.now())
+        with self._lanes_lock:
+            due = [i for i, end in self._waiting.items() if end - now < lease_ms * 3 // 4]
+        if not due:
+            return
+        inbox.renew(self.deps.db, due, lease_until_ms=now + lease_ms)
+        with self._lanes_lock:
+            for event_id in due:
+                if event_id in self._waiting:
+                    self._waiting[event_id] = now + lease_ms
+
     def _run_lane(self, target: str, stored: inbox.StoredEvent | None) -> None:
         """Process ``stored``, then whatever was queued behind it for ``target``."""
         while stored is not None:
+            with self._lanes_lock:
+                self._waiting.pop(stored.event.id, None)
             try:
                 self._process(stored)
             except Exception:  # a bug must not stop the lane: the lease brings it back
                 log.exception("event_crashed", event_id=stored.event.id)
             with self._lanes_lock:
                 self._held -= 1
+                self._in_flight.discard(stored.event.id)
                 lane = self._lanes[target]
                 if lane:
                     stored = lane.popleft()

@@ -1,10 +1,11 @@
-"""Management endpoints under ``/api`` (admin keys only): events, incidents with their
-timeline, approve/reject, pause/resume, circuit breakers and their reset, status, playbooks
-and reload, simulate.
+"""Management endpoints under ``/api`` (admin keys only): events and the replay of parked
+ones, incidents with their timeline, approve/reject, pause/resume, circuit breakers and their
+reset, status, playbooks and reload, simulate.
 
 ``GET /api/events/{id}`` shows one event: the normalized fields at the top level (the enriched
 form if enrichment ran), the form it was received in, the redacted payload and its processing
-state. ``GET /api/events`` lists them newest first, filtered, paged with a ``before`` cursor.
+state (``state``, ``claims``, ``reason``). ``GET /api/events`` lists them newest first,
+filtered (``state=parked``: the parked ones), paged with a ``before`` cursor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from engine import guards
+from engine import deadletter, guards
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
 from engine.rules.load import PAYLOAD_SOURCES
@@ -33,7 +34,7 @@ from receivers.simulate import simulate_payload
 __all__ = ["MAX_LIMIT", "BadRequest", "api_router", "event_view", "incident_view", "parse_since"]
 
 MAX_LIMIT = 500
-_FILTERS = ("source", "status", "resource", "since", "limit", "before")
+_FILTERS = ("source", "status", "resource", "state", "since", "limit", "before")
 _DURATION = re.compile(r"^(\d{1,9})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -89,6 +90,8 @@ def event_view(stored: inbox.StoredEvent, *, with_raw: bool = True) -> dict[str,
         view["raw"] = stored.raw
     view.update(
         state=stored.state,
+        claims=stored.attempts,
+        reason=stored.reason,
         attempts=stored.attempts,
         duplicates=stored.duplicates,
         received_at=stored.received_at.isoformat().replace("+00:00", "Z"),
@@ -121,7 +124,8 @@ def list_events(
     """Stored events, newest first: ``{"items": [...], "next": cursor or null}``.
 
     Pass ``next`` as ``before`` for the following page. Unknown parameters and bad values
-    answer 400 with what was expected.
+    answer 400 with what was expected. ``state`` (``pending``, ``processing``, ``done``,
+    ``parked``) is read from the query itself: Litestar reserves the parameter name.
     """
     unknown = sorted(set(request.query_params) - set(_FILTERS))
     if unknown:
@@ -131,6 +135,7 @@ def list_events(
         db,
         source=_one_of("source", source, SOURCES),
         status=_one_of("status", status, STATUSES),
+        state=_one_of("state", request.query_params.get("state"), inbox.STATES),
         resource=resource,
         since=parse_since(since, utcnow()) if since is not None else None,
         limit=size + 1,
@@ -141,6 +146,34 @@ def list_events(
         "items": [event_view(row, with_raw=False) for row in page],
         "next": page[-1].event.id if len(rows) > size else None,
     }
+
+
+class Replay(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a replay: why (kept in the event and the audit log)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+@post("/events/{event_id:str}/replay", sync_to_thread=True, tags=["events"], status_code=200)
+def replay_event(request: Request[Any, Any, Any], event_id: FromPath[str],
+                 db: NamedDependency[Database],
+                 data: JSONBody[Replay | None] = None) -> Response[dict[str, Any]]:
+    """Put a parked event back to pending, its claim count reset: the worker takes it again.
+    404 for an unknown id, 409 (with the reason) when it is not parked. An optional JSON body
+    ``{"reason": "..."}`` says why."""
+    who = _who(request)
+    try:
+        replayed = deadletter.replay(db, event_id, who, now=_now(request),
+                                     reason=data.reason if data is not None else "")
+    except deadletter.ReplayError as exc:
+        if exc.missing:
+            return Response({"error": "not_found", "detail": str(exc)}, status_code=404)
+        return Response({"error": "conflict", "detail": str(exc)}, status_code=409)
+    service = _service(request)
+    if service is not None:
+        service.wake()
+    return Response({"id": event_id, "state": replayed.state, "claims": replayed.attempts,
+                     "who": who})
 
 
 _INCIDENT_FILTERS = ("state", "source", "resource", "since", "limit", "before")
@@ -411,7 +444,7 @@ async def simulate(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 def api_router() -> Router:
     """The ``/api`` router, behind the admin keys."""
     return Router(path="/api", guards=[admin_guard], route_handlers=[
-        get_event, list_events, get_incident, list_incidents, approve_incident,
+        get_event, list_events, replay_event, get_incident, list_incidents, approve_incident,
         reject_incident, pause, resume, list_breakers, reset_breaker, status, playbooks,
         reload_playbooks, simulate,
     ])

@@ -2,11 +2,11 @@
 
 Pages read the store directly (engine/store/*) and render Jinja templates with autoescape on;
 everything they show is already redacted when stored, and no request header is ever shown.
-Approve/reject and the reset of a circuit breaker (``/breakers``) are plain HTML forms posted
-here, calling :mod:`engine.guards` as the API does;
-a POST whose ``Origin`` is another site is refused (basic auth alone would not stop a
-cross-site form). ``/metrics`` also takes ``Authorization: Bearer <admin key>``, as Prometheus
-scrapers send it.
+Approve/reject, the reset of a circuit breaker (``/breakers``) and the replay of a parked
+event are plain HTML forms posted here, calling :mod:`engine.guards` and
+:mod:`engine.deadletter` as the API does; a POST whose ``Origin`` is another site is refused
+(basic auth alone would not stop a cross-site form). ``/metrics`` also takes
+``Authorization: Bearer <admin key>``, as Prometheus scrapers send it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from engine import guards
+from engine import deadletter, guards
 from engine.actions.registry import action_table
 from engine.audit import KINDS, verify_chain
 from engine.clock import to_ms
@@ -40,7 +40,7 @@ from engine.events import utcnow
 from engine.metrics import CONTENT_TYPE, Metrics
 from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
-from engine.store import Database, actions, audit, incidents, reporting, state
+from engine.store import Database, actions, audit, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
 from receivers.auth import ADMIN, admin_guard
 
@@ -48,19 +48,22 @@ __all__ = ["STAGES", "ApprovalForm", "dashboard_router", "metrics_handler"]
 
 _HERE = Path(__file__).parent
 REFRESH_SECONDS = 15
+PARKED_SHOWN = 200
+"""The parked events listed on their page (newest first); the page says how many there are."""
 STAGES: dict[str, str] = {
     "received": "event", "enriched": "enrichment", "matched": "rule", "no_match": "rule",
     "incident": "incident", "guard": "guards", "action_planned": "actions",
     "action_started": "actions", "action_succeeded": "actions", "action_failed": "actions",
     "action_cancelled": "actions", "approval": "approval", "verification": "verification",
-    "rca": "RCA", "resolution": "outcome", "escalation": "outcome",
+    "rca": "RCA", "resolution": "outcome", "escalation": "outcome", "parked": "event",
+    "replayed": "event",
 }
 """The timeline stage each audit kind belongs to."""
 _COLORS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#be185d")
 
 
 class ApprovalForm(msgspec.Struct, kw_only=True):
-    """The reject form's optional reason."""
+    """The optional reason of the reject and replay forms."""
 
     reason: str = ""
 
@@ -80,10 +83,13 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _when(ms: int) -> str:
-    if not ms:
+def _when(moment: int | datetime) -> str:
+    """Epoch milliseconds (0: never) or a datetime, in the server's local time."""
+    if isinstance(moment, datetime):
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if not moment:
         return ""
-    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(moment / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _mode(db: Database, settings: Settings) -> str:
@@ -190,7 +196,8 @@ def dashboard_router() -> Router:
                    "since": since or ""}
         return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",
                      mode=_mode(db, settings), incidents=found, filters=filters, error=error,
-                     states=incidents.STATES, charts=_charts(db, now_ms))
+                     states=incidents.STATES, charts=_charts(db, now_ms),
+                     parked=inbox.count_parked(db))
 
     @get("/incidents/{incident_id:str}", sync_to_thread=True, include_in_schema=False)
     def incident_page(incident_id: FromPath[str], db: NamedDependency[Database],
@@ -250,6 +257,34 @@ def dashboard_router() -> Router:
                           db, rule_id, who, target=data.target[:1000] or None,
                           reason=data.reason[:500], now=_engine_now(request)))
 
+    @get("/events/parked", sync_to_thread=True, include_in_schema=False)
+    def parked_page(db: NamedDependency[Database], settings: NamedDependency[Settings],
+                    replayed: FromQuery[str | None] = None) -> Response[str]:
+        """The parked events, each with its reason and a replay form; after a replay, the
+        event it put back (named only if it really left the parked state)."""
+        done = inbox.get(db, replayed) if replayed else None
+        return _page(env, "parked.html.j2", title="Parked events", mode=_mode(db, settings),
+                     events=inbox.list_events(db, state="parked", limit=PARKED_SHOWN),
+                     total=inbox.count_parked(db), max_claims=settings.engine.max_claims,
+                     replayed=done if done is not None and done.state != "parked" else None)
+
+    @post("/events/{event_id:str}/replay", sync_to_thread=True, include_in_schema=False)
+    def replay(request: Request[Any, Any, Any], event_id: FromPath[str],
+               db: NamedDependency[Database], settings: NamedDependency[Settings],
+               data: URLEncodedBody[ApprovalForm]) -> Any:
+        """An operator's replay: back to the parked list, or a 404/409 page saying why."""
+        _same_origin(request)
+        try:
+            deadletter.replay(db, event_id, f"{_caller(request)} (dashboard)",
+                              reason=data.reason[:500])
+        except deadletter.ReplayError as exc:
+            return _page(env, "missing.html.j2", 404 if exc.missing else 409,
+                         title="Cannot replay", mode=_mode(db, settings), what=str(exc))
+        service = request.app.state.get("service")
+        if service is not None:
+            service.wake()
+        return Redirect(f"/events/parked?replayed={event_id}", status_code=303)
+
     @get("/playbooks", sync_to_thread=True, include_in_schema=False)
     def playbooks_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
                        settings: NamedDependency[Settings]) -> Response[str]:
@@ -277,6 +312,8 @@ def dashboard_router() -> Router:
         guards=[admin_guard],
         route_handlers=[
             incident_list, incident_page, approve, reject, breakers_page, reset_breaker,
+
+            incident_list, incident_page, approve, reject, parked_page, replay,
             playbooks_page, audit_page,
             create_static_files_router(path="/static", directories=[_HERE / "static"],
                                        include_in_schema=False),

@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 def settings_toml(sandbox: Any, *, db: Path, playbooks: Path, port: int,
-                  lease_s: int = 2, extra: str = "") -> str:
+                  lease_s: int = 2, max_claims: int = 5, extra: str = "") -> str:
     """A settings file for ``serve --live`` against ``sandbox`` (short leases: a killed
     process's work comes back within seconds)."""
     return f"""
@@ -73,6 +73,7 @@ admin_keys = ["{ADMIN_KEY}"]
 
 [engine]
 event_lease_s = {lease_s}
+max_claims = {max_claims}
 action_lease_s = {lease_s}
 retry_backoff_s = 1
 retry_backoff_max_s = 2
@@ -301,7 +302,8 @@ class Serve:
 
 
 def make_serve(workdir: Path, sandbox: Any, *, playbook: str = RERUN_PLAYBOOK,
-               lease_s: int = 2, extra: str = "", zygote: Zygote | None = None) -> Any:
+               lease_s: int = 2, max_claims: int = 5, extra: str = "",
+               zygote: Zygote | None = None) -> Any:
     """Write the playbook and the settings under ``workdir``; the process is not started
     (a :class:`Serve`, or a :class:`Forked` one when a ``zygote`` is given)."""
     playbooks = workdir / "playbooks"
@@ -310,7 +312,8 @@ def make_serve(workdir: Path, sandbox: Any, *, playbook: str = RERUN_PLAYBOOK,
     port = free_port()
     config = workdir / "remediator.toml"
     config.write_text(settings_toml(sandbox, db=workdir / "remediator.db", playbooks=playbooks,
-                                    port=port, lease_s=lease_s, extra=extra))
+                                    port=port, lease_s=lease_s, max_claims=max_claims,
+                                    extra=extra))
     if zygote is not None:
         return Forked(zygote=zygote, config=config, port=port, log=workdir / "serve.log")
     return Serve(config=config, port=port, log=workdir / "serve.log")

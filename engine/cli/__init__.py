@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.admin import approve, breakers, incidents, pause, reject, reset_breaker, resume
+from engine.cli.admin import (
+    approve,
+    breakers,
+    events,
+    incidents,
+    pause,
+    reject,
+    reset_breaker,
+    resume,
+)
 from engine.cli.audit import audit
 from engine.cli.demo import demo
 from engine.cli.playbooks import schema, simulate, test, validate
@@ -38,6 +47,7 @@ COMMANDS: tuple[click.Command, ...] = (
     incidents,
     breakers,
     reset_breaker,
+    events,
     setup,
     send_test,
 )

@@ -1,12 +1,12 @@
-"""``remediator approve|reject|pause|resume|incidents|breakers|reset-breaker``: operate the
-engine from the shell.
+"""``remediator approve|reject|pause|resume|incidents|breakers|reset-breaker|events``: operate
+the engine from the shell (``events list`` and ``events replay`` for parked events).
 
 By default each command talks to a running server through its management API (``--url``,
 ``--key`` or ``REMEDIATOR_ADMIN_KEY``), so that the running engine sees the decision at once and
 the audit log names the admin key that made it. With ``--db PATH`` it acts on the database
 directly through :mod:`engine.guards` (the same functions the API calls), for a stopped
-service. Exit codes: 0 done, 1 refused (unknown incident, not waiting for approval, key refused,
-server unreachable; the reason on stderr), 2 bad usage.
+service. Exit codes: 0 done, 1 refused (unknown incident or event, not waiting for approval, not
+parked, key refused, server unreachable; the reason on stderr), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import click
 import httpx
 import msgspec
 
-from engine import guards
+from engine import deadletter, guards
 from engine.errors import StorageError
-from engine.store import Database
+from engine.store import Database, inbox
 from engine.store import incidents as incidents_store
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Target",
     "approve",
     "breakers",
+    "events",
     "incidents",
     "pause",
     "reject",
@@ -39,8 +40,10 @@ __all__ = [
     "resume",
     "run_breakers",
     "run_decide",
+    "run_events",
     "run_incidents",
     "run_pause",
+    "run_replay",
     "run_reset_breaker",
 ]
 
@@ -49,6 +52,8 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 FIELDS = ("id", "state", "source", "resource", "target", "rule_id", "attempts", "opened_at",
           "updated_at", "reason")
 """The fields ``incidents`` prints, the same from the API and from the database."""
+EVENT_FIELDS = ("id", "state", "claims", "source", "resource", "received_at", "reason")
+"""The fields ``events list`` prints, the same from the API and from the database."""
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -265,6 +270,65 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
     return _run(act)
 
 
+def run_replay(target: Target, event_id: str, *, who: str | None = None,
+               reason: str = "") -> int:
+    """Put the parked event ``event_id`` back to pending, its claims reset."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> None:
+                try:
+                    deadletter.replay(db, event_id, name, reason=reason)
+                except deadletter.ReplayError as exc:
+                    raise Refused(str(exc)) from exc
+
+            _with_db(target, work)
+        else:
+            answer = _call(target, "POST", f"/api/events/{event_id}/replay", who=who,
+                           body={"reason": reason} if reason else None)
+            name = str(answer.get("who", ""))
+        click.echo(f"{event_id}: replayed by {name}, pending again")
+        return 0
+
+    return _run(act)
+
+
+def _event_from_db(stored: inbox.StoredEvent) -> dict[str, Any]:
+    return {"id": stored.event.id, "state": stored.state, "claims": stored.attempts,
+            "source": stored.current.source, "resource": stored.current.resource,
+            "received_at": stored.received_at.isoformat().replace("+00:00", "Z"),
+            "reason": stored.reason}
+
+
+def run_events(target: Target, *, state: str | None = None, limit: int = 50,
+               as_json: bool = False) -> int:
+    """Print the newest ``limit`` events (of one state), as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, lambda db: [
+                _event_from_db(e) for e in inbox.list_events(db, state=state, limit=limit)])
+        else:
+            params = {"limit": str(limit)}
+            if state:
+                params["state"] = state
+            answer = _call(target, "GET", "/api/events", params)
+            rows = [{name: item.get(name) for name in EVENT_FIELDS} for item in answer["items"]]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            click.echo("  ".join(str(row[name]) for name in
+                                 ("id", "state", "claims", "resource", "reason")))
+        if not rows:
+            click.echo("no events", err=True)
+        return 0
+
+    return _run(act)
+
+
 # -- click ---------------------------------------------------------------------------------
 
 
@@ -370,3 +434,34 @@ def reset_breaker(ctx: click.Context, rule_id: str, on_target: str | None, who: 
     """Close a rule's circuit breakers: it remediates again at once."""
     ctx.exit(run_reset_breaker(_target(url, key, db), rule_id, on_target=on_target, who=who,
                                reason=reason))
+
+
+@click.group("events")
+def events() -> None:
+    """List stored events; replay parked ones."""
+
+
+@events.command("list")
+@click.option("--state", type=click.Choice(inbox.STATES), default=None,
+              help="Only events in this state (parked: set aside, waiting for a replay).")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
+              help="At most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def events_list(ctx: click.Context, state: str | None, limit: int, as_json: bool, url: str,
+                key: str | None, db: str | None) -> None:
+    """List events, newest first: id, state, claims, resource, reason."""
+    ctx.exit(run_events(_target(url, key, db), state=state, limit=limit, as_json=as_json))
+
+
+@events.command("replay")
+@click.argument("event_id")
+@_WHO
+@click.option("--reason", default="", help="Why (kept in the event and the audit log).")
+@_where
+@click.pass_context
+def events_replay(ctx: click.Context, event_id: str, who: str | None, reason: str, url: str,
+                  key: str | None, db: str | None) -> None:
+    """Put a parked event back to pending, its claims reset: the worker takes it again."""
+    ctx.exit(run_replay(_target(url, key, db), event_id, who=who, reason=reason))

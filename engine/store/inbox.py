@@ -2,7 +2,13 @@
 
 An event is committed under its UNIQUE ``dedup_key`` before the receiver answers 202; a second
 delivery of the same key only counts a duplicate. The worker claims pending events with a
-lease, so that an event whose worker died is picked up again once the lease runs out.
+lease, so that an event whose worker died is picked up again once the lease runs out. Each
+claim counts (``attempts``, in the claim's own statement); an event whose stages never finish
+is ``parked`` (engine/deadletter.py) instead of being claimed forever, until an admin replays
+it.
+
+States: ``pending`` (waits for a claim), ``processing`` (claimed, leased until
+``lease_until_ms``), ``done``, ``parked`` (set aside, ``reason`` says why).
 """
 
 from __future__ import annotations
@@ -22,18 +28,24 @@ __all__ = [
     "Receipt",
     "StoredEvent",
     "claim",
+    "count_parked",
     "count_pending",
     "create_schema",
+    "exhausted",
     "existing_keys",
     "finish",
     "get",
     "insert",
     "insert_batch",
     "list_events",
+    "note_error",
+    "park",
+    "renew",
+    "replay",
     "save_enriched",
 ]
 
-STATES = ("pending", "processing", "done", "failed")
+STATES = ("pending", "processing", "done", "parked")
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -54,8 +66,12 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     endpoint: str
     state: str
     attempts: int
+    """How many times the worker claimed it (since it was last replayed)."""
     duplicates: int
     error: str
+    """The last error its stages raised, if any."""
+    reason: str = ""
+    """Why it is parked, or who replayed it."""
 
     @property
     def current(self) -> ErrorEvent:
@@ -85,18 +101,36 @@ def create_schema(db: Database) -> None:
             "attempts": int,
             "duplicates": int,
             "error": str,
+            "reason": str,
         },
         pk="id",
         not_null={"dedup_key", "received_ms", "source", "kind", "status", "event", "state"},
         defaults={"state": "pending", "attempts": 0, "duplicates": 0, "lease_until_ms": 0,
-                  "error": ""},
+                  "error": "", "reason": ""},
         if_not_exists=True,
     )
+    _add_reason_column(db)
     db.utils["events"].create_index(["dedup_key"], unique=True, if_not_exists=True)
     db.utils["events"].create_index(["state", "lease_until_ms"], if_not_exists=True)
     db.utils["events"].create_index(["received_ms"], if_not_exists=True)
     db.utils["events"].create_index(["resource", "received_ms"], if_not_exists=True)
     db.utils["events"].create_index(["fingerprint"], if_not_exists=True)
+
+
+
+
+def _add_reason_column(db: Database) -> None:
+    """Add ``reason`` to a database made before parking; the events an older version marked
+    ``failed`` (a stage raised an engine error: final then) become parked, so that they can be
+    replayed."""
+    table = db.utils["events"]
+    if "reason" in table.columns_dict:
+        return
+    table.add_column("reason", str, not_null_default="")
+    db.utils.conn.execute(
+        "UPDATE events SET state = 'parked', lease_until_ms = 0, "
+        "reason = 'its stages failed (marked failed before parking existed): ' || error "
+        "WHERE state = 'failed'")
 
 
 _encoder = msgspec.json.Encoder()
@@ -191,6 +225,7 @@ def _stored(row: Any) -> StoredEvent:
         attempts=row["attempts"],
         duplicates=row["duplicates"],
         error=row["error"] or "",
+        reason=row["reason"] or "",
     )
 
 
@@ -206,13 +241,15 @@ def list_events(
     source: str | None = None,
     status: str | None = None,
     resource: str | None = None,
+    state: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
     before: str | None = None,
 ) -> list[StoredEvent]:
     """Newest first, filtered; ``before`` (an event id) pages to older events."""
     where, params = [], []
-    for column, value in (("source", source), ("status", status), ("resource", resource)):
+    for column, value in (("source", source), ("status", status), ("resource", resource),
+                          ("state", state)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -231,30 +268,89 @@ def list_events(
 
 
 def claim(
-    db: Database, *, limit: int, lease_ms: int, now_ms: int | None = None
+    db: Database, *, limit: int, lease_ms: int, now_ms: int | None = None,
+    max_claims: int | None = None,
 ) -> list[StoredEvent]:
     """Lease up to ``limit`` events to process: pending ones, or those whose lease ran out.
 
     A leased event is invisible to other claims until ``lease_ms`` passes; call :func:`finish`
     when done. An event whose worker crashed is therefore processed again after its lease.
-    ``now_ms`` is the worker's clock (wall time by default), so that a demo that warps time
-    also ages leases; every claimer of one database must use the same clock.
+    The claim counts in the same statement (``attempts``); with ``max_claims``, an event
+    claimed that many times already is not claimed again (:func:`exhausted` finds it, to be
+    parked; a pending event was not claimed since it was stored or replayed). ``now_ms`` is
+    the worker's clock (wall time by default), so that a demo that warps time also ages
+    leases; every claimer of one database must use the same clock.
     """
     now = _now_ms() if now_ms is None else now_ms
+    cap = "" if max_claims is None else "AND attempts < ?"
     with db.write() as conn:
         rows = conn.execute(
-            """
+            f"""
             UPDATE events SET state = 'processing', lease_until_ms = ?, attempts = attempts + 1
             WHERE id IN (
                 SELECT id FROM events
-                WHERE state = 'pending' OR (state = 'processing' AND lease_until_ms < ?)
+                WHERE state = 'pending'
+                      OR (state = 'processing' AND lease_until_ms < ? {cap})
                 ORDER BY id LIMIT ?
             )
             RETURNING *
             """,
-            (now + lease_ms, now, limit),
+            (now + lease_ms, now, *(() if max_claims is None else (max_claims,)), limit),
         ).fetchall()
     return sorted((_stored(row) for row in rows), key=lambda s: s.event.id)
+
+
+def exhausted(db: Database, *, max_claims: int, now_ms: int) -> list[StoredEvent]:
+    """The events whose lease ran out after ``max_claims`` claims: each claim crashed or
+    stalled before it finished, so the next one would too."""
+    rows = db.query(
+        """SELECT * FROM events WHERE state = 'processing' AND lease_until_ms < ?
+               AND attempts >= ? ORDER BY id""",
+        (now_ms, max_claims))
+    return [_stored(row) for row in rows]
+
+
+def park(db: Database, event_id: str, reason: str, *, error: str | None = None) -> bool:
+    """Set the event aside (``parked``, with ``reason``, and ``error`` if given) unless it is
+    done or parked already; returns whether it was parked. Nothing claims a parked event
+    until :func:`replay`."""
+    with db.write() as conn:
+        row = conn.execute(
+            """UPDATE events SET state = 'parked', reason = ?, error = coalesce(?, error),
+                                 lease_until_ms = 0
+               WHERE id = ? AND state IN ('pending', 'processing') RETURNING id""",
+            (reason, error, event_id)).fetchone()
+    return row is not None
+
+
+def replay(db: Database, event_id: str, reason: str) -> StoredEvent | None:
+    """Put a parked event back to ``pending`` with its claim count and error cleared and
+    ``reason`` (who replayed it) kept; returns it, or None if it is not parked (or unknown)."""
+    with db.write() as conn:
+        row = conn.execute(
+            """UPDATE events SET state = 'pending', attempts = 0, lease_until_ms = 0,
+                                 error = '', reason = ?
+               WHERE id = ? AND state = 'parked' RETURNING *""",
+            (reason, event_id)).fetchone()
+    return _stored(row) if row is not None else None
+
+
+def renew(db: Database, event_ids: Sequence[str], *, lease_until_ms: int) -> None:
+    """Extend the leases of claimed events that wait for a thread (they are not stalled)."""
+    with db.write() as conn:
+        for lo in range(0, len(event_ids), 500):
+            chunk = event_ids[lo:lo + 500]
+            conn.execute(
+                f"""UPDATE events SET lease_until_ms = ? WHERE state = 'processing'
+                    AND id IN ({", ".join("?" * len(chunk))})""", (lease_until_ms, *chunk))
+
+
+def note_error(db: Database, event_id: str, error: str) -> None:
+    """Keep the error of a claim that failed and will be retried when its lease runs out
+    (the reason an event parked later gives)."""
+    with db.write() as conn:
+        conn.execute("UPDATE events SET error = ? WHERE id = ? AND state = 'processing'",
+                     (error, event_id))
 
 
 def save_enriched(db: Database, event: ErrorEvent) -> None:
@@ -266,14 +362,12 @@ def save_enriched(db: Database, event: ErrorEvent) -> None:
         )
 
 
-def finish(db: Database, event_id: str, *, state: str = "done", error: str = "") -> None:
-    """Mark a claimed event processed (``done``) or given up on (``failed``, with the reason)."""
-    if state not in STATES:
-        raise ValueError(f"unknown state {state!r}; expected one of {STATES}")
+def finish(db: Database, event_id: str) -> None:
+    """Mark a claimed event processed (``done``)."""
     with db.write() as conn:
         conn.execute(
-            "UPDATE events SET state = ?, error = ?, lease_until_ms = 0 WHERE id = ?",
-            (state, error, event_id),
+            "UPDATE events SET state = 'done', error = '', lease_until_ms = 0 WHERE id = ?",
+            (event_id,),
         )
 
 
@@ -281,3 +375,8 @@ def count_pending(db: Database) -> int:
     """How many events wait to be processed (the queue depth)."""
     rows = db.query("SELECT count(*) AS n FROM events WHERE state IN ('pending', 'processing')")
     return rows[0]["n"]
+
+
+def count_parked(db: Database) -> int:
+    """How many events are parked (waiting for an admin)."""
+    return db.query("SELECT count(*) AS n FROM events WHERE state = 'parked'")[0]["n"]

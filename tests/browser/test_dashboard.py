@@ -1,4 +1,5 @@
-"""The dashboard in chromium: log in with basic auth, filter, open an incident, approve it."""
+"""The dashboard in chromium: log in with basic auth, filter, open an incident, approve it;
+replay a parked event on a phone-sized screen."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from engine.store import inbox
 from tests.fixtures.app import ADMIN_KEY
-from tests.fixtures.dashboard import Seeded
+from tests.fixtures.dashboard import Seeded, park_one
 
 
 def test_filter_open_and_approve(browser: Any, served: str, seeded: Seeded) -> None:
@@ -45,4 +47,38 @@ def test_without_credentials_the_browser_is_refused(browser: Any, served: str) -
     response = context.request.get(served + "/")
     assert response.status == 401
     assert response.headers["www-authenticate"] == 'Basic realm="remediator-admin"'
+    context.close()
+
+
+def test_replay_a_parked_event_on_a_phone(browser: Any, served: str, seeded: Seeded) -> None:
+    event_id = park_one(seeded)
+    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_KEY},
+                                  viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(served + "/")
+    assert page.locator("#parked-count").inner_text() == "Parked events: 1"
+    # laid out for the phone's width (not a desktop page zoomed out), nothing sideways
+    assert page.evaluate("[window.innerWidth, document.documentElement.scrollWidth]") == [
+        390, 390]
+    page.tap("#parked-count a")
+    page.wait_for_url("**/events/parked")
+    card = page.locator(f"#parked-{event_id}")
+    assert card.locator(".claims").inner_text() == "5"
+    assert card.locator(".reason").inner_text().startswith("claimed 5 times without finishing")
+    # nothing wider than the phone: no sideways scrolling, the button fully on screen
+    assert page.evaluate("[window.innerWidth, document.documentElement.scrollWidth]") == [
+        390, 390]
+    box = card.locator("button").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box["height"] >= 40  # a thumb's target
+
+    card.locator("input[name=reason]").fill("poison fixed")
+    card.locator("button").tap()
+    page.wait_for_selector("#replayed")
+    assert page.locator("#replayed").inner_text() == (
+        f"{event_id} is pending again (replayed by ops (dashboard): poison fixed).")
+    assert page.locator("#parked .card").count() == 0
+    stored = inbox.get(seeded.rig.db, event_id)
+    assert stored is not None and (stored.state, stored.attempts) == ("pending", 0)
     context.close()

@@ -14,7 +14,7 @@ import pytest
 
 from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
-from engine.clock import FakeClock
+from engine.clock import FakeClock, to_ms
 from engine.execute import EngineOptions
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
@@ -144,3 +144,57 @@ def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
     rig.sandbox.reset()  # the call fails (connection dropped): the outcome is committed
     poll(lambda: commits.count == 3)
     assert rig.db.query("SELECT state FROM actions")[0]["state"] == "scheduled"
+
+
+def test_a_stage_stalled_past_its_leases_counts_each_is_not_run_twice_and_is_parked(
+    rig: EngineRig,
+) -> None:
+    rig.sandbox.script("adf", "adf.createRun", hang=60)
+    options = EngineOptions(threads=2, batch=4, max_claims=3, event_lease_s=60)
+    worker = _started(rig.worker(RERUN, live=True, options=options))
+    stalled = rig.deliver(_event(1, "pl_stalled"))
+    poll(lambda: reruns(rig.sandbox))
+    for claims in (2, 3):  # the lease runs out while the stage stalls: claimed again
+        rig.clock.advance(61)
+        worker.wake()
+        poll(lambda n=claims: inbox.get(rig.db, stalled).attempts == n)  # type: ignore[union-attr]
+    rig.clock.advance(61)
+    worker.wake()
+    poll(lambda: _state(rig.db, stalled) == "parked")
+    # counted, never queued behind itself: one pass through the stages, one call
+    assert len(audit_store.list_records(rig.db, event_id=stalled, kind="received")) == 1
+    assert len(reruns(rig.sandbox)) == 1
+    other = rig.deliver(_event(2, "pl_other"))
+    poll(lambda: _state(rig.db, other) == "done")
+    assert _state(rig.db, stalled) == "parked"
+    rig.sandbox.reset()  # the stall ends at last (the connection drops): its stages finish
+    poll(lambda: _state(rig.db, stalled) == "done")
+    assert len(audit_store.list_records(rig.db, event_id=stalled, kind="received")) == 1
+
+
+def test_an_event_waiting_behind_a_stalled_one_keeps_its_lease_and_its_claim_count(
+    rig: EngineRig,
+) -> None:
+    rig.sandbox.script("adf", "adf.createRun", hang=60)
+    options = EngineOptions(threads=2, batch=4, max_claims=2, event_lease_s=60)
+    worker = _started(rig.worker(RERUN, live=True, options=options))
+    stalled = rig.deliver(_event(1, "pl_same"))
+    poll(lambda: reruns(rig.sandbox))
+    waiting = rig.deliver(_event(2, "pl_same"))
+    poll(lambda: _state(rig.db, waiting) == "processing")  # claimed, queued behind
+
+    def lease_left_ms(event_id: str) -> int:
+        [row] = rig.db.query("SELECT lease_until_ms FROM events WHERE id = ?", (event_id,))
+        return int(row["lease_until_ms"]) - to_ms(rig.clock.now())
+
+    for _ in range(8):  # 160 s in steps of 20: the stalled one's two leases run out
+        rig.clock.advance(20)
+        worker.wake()
+        poll(lambda: lease_left_ms(waiting) >= 45_000)  # renewed once a quarter was used
+    poll(lambda: _state(rig.db, stalled) == "parked")
+    stored = inbox.get(rig.db, waiting)
+    assert stored is not None and (stored.state, stored.attempts) == ("processing", 1)
+    rig.sandbox.reset()  # the stall ends: the waiting event runs after it, on its first claim
+    poll(lambda: _state(rig.db, waiting) == "done")
+    stored = inbox.get(rig.db, waiting)
+    assert stored is not None and stored.attempts == 1

@@ -297,8 +297,11 @@ def test_listing_filters_and_pages(client: TestClient[Any]) -> None:
         ({"since": "yesterday"},
          "since: expected an ISO time or a duration such as 15m, 2h, 1d; got 'yesterday'"),
         ({"since": "999999999w"}, "since: duration '999999999w' is too long"),
+        ({"state": "failed"},
+         "state: expected one of pending, processing, done, parked; got 'failed'"),
         ({"sourc": "adf"},
-         "unknown filter 'sourc'; expected source, status, resource, since, limit, before"),
+         "unknown filter 'sourc'; expected source, status, resource, state, since, limit, "
+         "before"),
     ],
 )
 def test_bad_filters_are_400(client: TestClient[Any], params: dict, detail: str) -> None:

@@ -81,8 +81,9 @@ def test_an_escape_only_seen_at_render_fails_the_event_and_the_worker_goes_on(
     assert rig.run() == 1
     stored = inbox.get(rig.db, first["event_id"])
     assert stored is not None
+    # parked (it was 'failed', final, before parking): replayable once the playbook is fixed
     assert (stored.state, stored.error) == (
-        "failed", f"rules.yaml:r/actions[0]: with.text: unsafe template: {RUNTIME[template]}")
+        "parked", f"rules.yaml:r/actions[0]: with.text: unsafe template: {RUNTIME[template]}")
     assert rig.sink.received == []
     assert rig.client.get("/health").status_code == 200
     second = rig.post("databricks-monitor", load_sample(TASK))  # matches no rule
