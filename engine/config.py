@@ -28,6 +28,7 @@ __all__ = [
     "DatabricksPollSettings",
     "EngineSettings",
     "EntraSettings",
+    "IntakeSettings",
     "LlmSettings",
     "NotificationSettings",
     "PollerSettings",
@@ -323,6 +324,25 @@ class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     every_s: float = 3600.0
 
 
+class IntakeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[intake]``: how long storing a webhook may take (seconds).
+
+    A webhook whose commit has not completed within ``commit_timeout_s`` is answered 503 with
+    Retry-After (below the 10 s an Azure Monitor action group waits for its first answer). The
+    commit may still complete: the sender's retry is then a duplicate answered with the first
+    event's id. ``/ready`` answers 503 while a commit has run longer than that or while the
+    last write failed; when no write succeeded in the last ``ready_probe_s``, it writes a
+    heartbeat row through the same writer to find out (0: on every call).
+    """
+
+    commit_timeout_s: float = 8.0
+    ready_probe_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.commit_timeout_s <= 0 or self.ready_probe_s < 0:
+            raise ValueError("commit_timeout_s must be > 0 and ready_probe_s >= 0")
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
 
@@ -347,6 +367,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pollers: PollerSettings = msgspec.field(default_factory=PollerSettings)
     llm: LlmSettings | None = None
     notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
+    intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
 
     def receiver(self, name: str) -> ReceiverSettings:
         """The auth settings of receiver ``name`` (its defaults if not configured)."""
