@@ -24,6 +24,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
+from engine import secret_values
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
 from engine.metrics import Metrics
@@ -242,11 +243,15 @@ def create_app(
     false: tests drive its worker by hand). Without it the app is the receivers only.
     """
     auth = authenticator or Authenticator(settings)
+    secret_values.use(settings)  # masked by value wherever redaction runs (engine/redact.py)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         for problem in auth.problems():
             log.warning("auth", problem=problem)
+        for where in secret_values.short():
+            log.warning("secret too short to be masked by value", setting=where,
+                        min_length=secret_values.MIN_LENGTH)
         owned = None
         if db is None:
             owned = await anyio.to_thread.run_sync(
