@@ -10,6 +10,7 @@ be logged or shown without leaking.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,11 @@ RECEIVERS: tuple[str, ...] = (
     "azure-monitor", "synapse-monitor", "azure-functions-monitor", "databricks-monitor"
 )
 AuthMethod = Literal["api_key", "basic", "entra"]
+
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
+)
+"""An ``allowed_hosts`` entry: a host name or IP address, with an optional port."""
 
 
 class Secret:
@@ -199,7 +205,11 @@ class WebhookTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Every cloud the actions and the enrichment may call, each entry under its own name."""
+    """Every cloud the actions and the enrichment may call, each entry under its own name.
+
+    ``allowed_hosts``: the hosts (``name`` or ``name:port``) that a playbook's ``url:`` may
+    post to, besides the hosts of ``channels`` and ``ticket``; any other is refused.
+    """
 
     adf: dict[str, AdfCloudSettings] = msgspec.field(default_factory=dict)
     synapse: dict[str, SynapseCloudSettings] = msgspec.field(default_factory=dict)
@@ -207,6 +217,12 @@ class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     channels: dict[str, WebhookTarget] = msgspec.field(default_factory=dict)
     ticket: WebhookTarget | None = None
     http_timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in self.allowed_hosts:
+            if not _HOST.fullmatch(entry):
+                raise ValueError(f"allowed_hosts: {entry[:100]!r} is not a host or host:port")
 
 
 class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
