@@ -10,6 +10,7 @@ be logged or shown without leaking.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ __all__ = [
     "DatabricksPollSettings",
     "EngineSettings",
     "EntraSettings",
+    "IntakeSettings",
     "LlmSettings",
     "NotificationSettings",
     "PollerSettings",
@@ -47,6 +49,11 @@ RECEIVERS: tuple[str, ...] = (
     "azure-monitor", "synapse-monitor", "azure-functions-monitor", "databricks-monitor"
 )
 AuthMethod = Literal["api_key", "basic", "entra"]
+
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
+)
+"""An ``allowed_hosts`` entry: a host name or IP address, with an optional port."""
 
 
 class Secret:
@@ -198,7 +205,11 @@ class WebhookTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Every cloud the actions and the enrichment may call, each entry under its own name."""
+    """Every cloud the actions and the enrichment may call, each entry under its own name.
+
+    ``allowed_hosts``: the hosts (``name`` or ``name:port``) that a playbook's ``url:`` may
+    post to, besides the hosts of ``channels`` and ``ticket``; any other is refused.
+    """
 
     adf: dict[str, AdfCloudSettings] = msgspec.field(default_factory=dict)
     synapse: dict[str, SynapseCloudSettings] = msgspec.field(default_factory=dict)
@@ -206,6 +217,12 @@ class CloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     channels: dict[str, WebhookTarget] = msgspec.field(default_factory=dict)
     ticket: WebhookTarget | None = None
     http_timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in self.allowed_hosts:
+            if not _HOST.fullmatch(entry):
+                raise ValueError(f"allowed_hosts: {entry[:100]!r} is not a host or host:port")
 
 
 class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -336,6 +353,25 @@ class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     every_s: float = 3600.0
 
 
+class IntakeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[intake]``: how long storing a webhook may take (seconds).
+
+    A webhook whose commit has not completed within ``commit_timeout_s`` is answered 503 with
+    Retry-After (below the 10 s an Azure Monitor action group waits for its first answer). The
+    commit may still complete: the sender's retry is then a duplicate answered with the first
+    event's id. ``/ready`` answers 503 while a commit has run longer than that or while the
+    last write failed; when no write succeeded in the last ``ready_probe_s``, it writes a
+    heartbeat row through the same writer to find out (0: on every call).
+    """
+
+    commit_timeout_s: float = 8.0
+    ready_probe_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.commit_timeout_s <= 0 or self.ready_probe_s < 0:
+            raise ValueError("commit_timeout_s must be > 0 and ready_probe_s >= 0")
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the service needs to run. Defaults give the embedded, dry-run setup."""
 
@@ -360,6 +396,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pollers: PollerSettings = msgspec.field(default_factory=PollerSettings)
     llm: LlmSettings | None = None
     notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
+    intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
 
     def receiver(self, name: str) -> ReceiverSettings:
         """The auth settings of receiver ``name`` (its defaults if not configured)."""

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.redact import redact, redact_text
+
 __all__ = [
     "KINDS",
     "SOURCES",
@@ -70,6 +72,14 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
         return msgspec.structs.replace(
             self,
             fingerprint=fingerprint(self.source, self.resource, self.error_code, self.message),
+        )
+
+    def redacted(self) -> ErrorEvent:
+        """This event as it may be stored and shown: secrets in its message and attributes
+        masked (:mod:`engine.redact`). Senders' text and the clouds' error answers both end up
+        there."""
+        return msgspec.structs.replace(
+            self, message=redact_text(self.message), attributes=redact(self.attributes)
         )
 
 

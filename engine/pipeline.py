@@ -243,7 +243,8 @@ def _enrich(deps: Deps, stored: inbox.StoredEvent) -> list[ErrorEvent]:
     if len(events) > 1:  # one per failed run: distinct ids for their actions and audit
         events = [msgspec.structs.replace(e, id=f"{event.id}.{i}") if i else e
                   for i, e in enumerate(events)]
-    events = [e if e.fingerprint else e.with_fingerprint() for e in events]
+    # The cloud's error text is stored and shown like the sender's: redacted.
+    events = [(e if e.fingerprint else e.with_fingerprint()).redacted() for e in events]
     inbox.save_enriched(deps.db, msgspec.structs.replace(events[0], id=event.id))
     deps.audit("enriched", {"events": len(events), "notes": list(result.notes or []),
                             "error_code": events[0].error_code,

@@ -11,6 +11,8 @@ import functools
 import re
 from typing import Any
 
+from engine import secret_values
+
 __all__ = ["MASK", "redact", "redact_text"]
 
 MASK = "***"
@@ -95,7 +97,9 @@ _SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "authorization", "cred
 
 
 def redact_text(text: str) -> str:
-    """Mask every secret-looking part of a string."""
+    """Mask every configured secret (:mod:`engine.secret_values`) and every secret-looking
+    part of a string."""
+    text = secret_values.mask(text, MASK)
     lower = text.lower()
     for needles, (pattern, replacement) in zip(_NEEDLES, _TEXT_PATTERNS, strict=True):
         if any(needle in lower for needle in needles):
@@ -122,6 +126,9 @@ def _maskable(key: str, item: Any) -> bool:
 # pure, so strings are answered from bounded caches (long ones in a small cache of their own).
 _redact_short = functools.lru_cache(maxsize=4096)(redact_text)
 _redact_long = functools.lru_cache(maxsize=256)(redact_text)
+# Dict keys are masked by value only (a planted key); answers depend on the configured secrets.
+_key = functools.lru_cache(maxsize=4096)(lambda key: secret_values.mask(key, MASK))
+secret_values.on_change(_redact_short.cache_clear, _redact_long.cache_clear, _key.cache_clear)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -146,6 +153,8 @@ def redact(value: Any) -> Any:
     if kind is dict:
         out: dict[Any, Any] = {}
         for key, item in value.items():
+            if type(key) is str:
+                key = _key(key)
             if isinstance(key, str) and _is_secret_key(key) and _maskable(key, item):
                 out[key] = MASK  # the whole value, whatever its shape (a list, an object)
             elif type(item) is str:

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from engine import notifications, pollers, retention
+from engine import notifications, pollers, retention, secret_values
 from engine.actions import enrich
 from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
@@ -69,6 +69,7 @@ class Service:
         poll_s: float = 0.05,  # an idle worker's wait until wake() is first called
         fallback_poll_s: float = 1.0,  # then: only for what other processes write
     ) -> None:
+        secret_values.use(settings)  # masked by value from here on (engine/redact.py)
         self.settings = settings
         self.db = db
         self.clock = clock or SystemClock()

@@ -24,6 +24,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
+from engine import secret_values
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
 from engine.metrics import Metrics
@@ -86,8 +87,8 @@ def _receiver_handler(endpoint: str) -> ControllerRouterHandler:
             log.info("intake refused", endpoint=endpoint, error=_error_name(exc),
                      detail=exc.message, path=exc.path)
             raise
-        except StorageError:
-            log.warning("intake not stored", endpoint=endpoint)
+        except StorageError as exc:
+            log.warning("intake not stored", endpoint=endpoint, error=str(exc)[:300])
             raise
         answer = intake.answer(receipts)
         log.info(
@@ -121,10 +122,17 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", tags=["health"], sync_to_thread=True)
-def ready(db: NamedDependency[Database]) -> Response[dict[str, str]]:
-    """The database answers: 200, or 503 so that a load balancer stops sending."""
-    if db.ping():
+@get("/ready", tags=["health"])
+async def ready(request: Request[Any, Any, Any], db: NamedDependency[Database]
+                ) -> Response[dict[str, str]]:
+    """200 if a webhook could be stored now, else 503 so that a load balancer stops sending.
+
+    The intake's writer decides (:meth:`GroupCommitter.ready`: no commit stuck past
+    ``[intake] commit_timeout_s``, the last write committed, a heartbeat write when none was
+    made lately); the database must also answer a read.
+    """
+    committer: GroupCommitter = request.app.state["committer"]
+    if await committer.ready() and await anyio.to_thread.run_sync(db.ping):
         return Response({"status": "ready"}, status_code=200)
     return Response({"status": "unavailable"}, status_code=503,
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
@@ -235,11 +243,15 @@ def create_app(
     false: tests drive its worker by hand). Without it the app is the receivers only.
     """
     auth = authenticator or Authenticator(settings)
+    secret_values.use(settings)  # masked by value wherever redaction runs (engine/redact.py)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         for problem in auth.problems():
             log.warning("auth", problem=problem)
+        for where in secret_values.short():
+            log.warning("secret too short to be masked by value", setting=where,
+                        min_length=secret_values.MIN_LENGTH)
         owned = None
         if db is None:
             owned = await anyio.to_thread.run_sync(
@@ -247,7 +259,8 @@ def create_app(
             )
         app.state["db"] = db or owned
         committer = GroupCommitter(
-            app.state["db"], on_commit=service.wake if service is not None else None
+            app.state["db"], on_commit=service.wake if service is not None else None,
+            intake=settings.intake,
         )
         committer.start()
         app.state["committer"] = committer

@@ -17,7 +17,7 @@ import msgspec
 
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent
-from engine.redact import redact, redact_text
+from engine.redact import redact
 from engine.store import Database, inbox
 from receivers import azure_monitor, databricks
 from receivers._json import not_utf8
@@ -169,13 +169,7 @@ def redacted(
     The events' messages and attributes are redacted too: parsers copy what senders send
     (custom properties, dimensions), and a secret there must not be stored.
     """
-    clean = [
-        msgspec.structs.replace(
-            event, message=redact_text(event.message), attributes=redact(event.attributes)
-        )
-        for event in events
-    ]
-    return clean, redact(payload)
+    return [event.redacted() for event in events], redact(payload)
 
 
 def answer(receipts: Sequence[inbox.Receipt]) -> dict[str, Any]:

@@ -101,6 +101,10 @@ class ActionSpec:
     - ``reconcile(params, event, ctx)`` looks in the cloud whether the call was already made
       (after a crash between the call and the commit) and returns its result, or ``None``;
       ``None`` as a field for actions whose repetition is harmless or undetectable.
+
+    ``url_params`` names the parameters that are a URL the action sends to: the loader refuses
+    one whose scheme and host are templated (event fields could send the data anywhere), and
+    ``run`` must refuse a host that the settings do not allow.
     """
 
     name: str
@@ -116,6 +120,7 @@ class ActionSpec:
     idempotency_key: KeyFn | None = None
     probe: Probe | None = None
     reconcile: Reconcile | None = None
+    url_params: tuple[str, ...] = ()
 
     def describe_call(self, params: Params, event: ErrorEvent) -> str:
         """The dry-run sentence of this action: ``describe`` or the name and parameters."""

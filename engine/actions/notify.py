@@ -23,6 +23,7 @@ from engine import markup
 from engine.actions.base import Params, params_key
 from engine.actions.context import ActionContext, ActionResult
 from engine.actions.errors import cloud_call
+from engine.actions.hosts import check_url
 from engine.config import Secret, WebhookTarget
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
@@ -190,6 +191,7 @@ def webhook(params: NotifyParams, event: ErrorEvent, ctx: ActionContext) -> Acti
         dest = f"channel={params.channel}"
         target = channel_target(ctx, params.channel, f"notify.webhook[{dest}]")
     else:
+        check_url(ctx.clients.clouds, params.url, "notify.webhook[url]")
         target = WebhookTarget(url=Secret(params.url))
         dest = "url"
     title = params.title or (f"{event.source} {markup.untrusted(event.resource)}: "

@@ -89,7 +89,7 @@ def action_table() -> dict[str, ActionSpec]:
             name="notify.webhook",
             description="Post a message to a configured chat or paging webhook.",
             params=notify.NotifyParams, run=notify.webhook, describe=notify.describe,
-            mutating=False, markup_params=("text", "title"),
+            mutating=False, markup_params=("text", "title"), url_params=("url",),
         ),
         ActionSpec(
             name="ticket.create",

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import msgspec
 
+from engine import secret_values
 from engine.analysis import Analysis, Analyzer, make_rca
 from engine.cli.playbooks import parse_payload
 from engine.config import load_settings
@@ -49,6 +50,7 @@ def run_rca(source: str, payload: str, *, config: str | None, as_json: bool,
     parse or holds no firing event; 2 for bad settings."""
     try:
         settings = load_settings(config)
+        secret_values.use(settings)  # the prompt masks them by value too
         # Logs go to stderr (redacted), so that stdout holds only the answer.
         configure_logging("warning", "console")
     except ConfigError as exc:

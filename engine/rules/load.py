@@ -269,6 +269,13 @@ class _Loader:
                     msgspec.convert(value, f.type)
                 except msgspec.ValidationError as exc:
                     file.report(where, f"parameter `{key}` of action `{spec.name}`: {exc}")
+            elif key in spec.url_params and not _literal_origin(value):
+                file.report(
+                    where,
+                    f"parameter `{key}` of action `{spec.name}`: a templated URL must write out"
+                    " its scheme and host before its first template (`https://host/{{ ... }}`):"
+                    " a host taken from the event could send the data anywhere",
+                )
             compiled[key] = compile_value(
                 self.env, value, lambda rel, msg, w=where: file.report((*w, *rel), msg), groups
             )
@@ -334,6 +341,19 @@ class _Loader:
         except msgspec.ValidationError as exc:
             file.report(path, f"invalid event: {exc}")
             return None
+
+
+_ORIGIN = re.compile(r"(?i)https?://[^/?#{}\s\\]+[/?#]")
+"""A literal scheme and host, ended by the path, query or fragment (linear: anchored, one
+class)."""
+
+
+def _literal_origin(value: Any) -> bool:
+    """Whether a templated URL's text before its first template fixes the scheme and host."""
+    if not isinstance(value, str):
+        return False
+    starts = [i for i in (value.find("{{"), value.find("{%"), value.find("{#")) if i >= 0]
+    return _ORIGIN.match(value[: min(starts, default=len(value))]) is not None
 
 
 def _subsumes(a: Any, b: Any) -> bool:

@@ -97,3 +97,97 @@ def test_no_planted_or_configured_secret_shows_anywhere(service_rig: Any) -> Non
         "https://st.blob.core.windows.net/raw?sv=2022-11-02&sig=***&se=2025 "
         "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=***; Server=tcp:sql;"
         "User ID=etl;Password=***; id_token *** databricks token *** client_secret=***")
+
+
+# Configured secrets planted as plain text where no pattern looks (a `note`, the description,
+# an attribute name): only masking by value catches them.
+BASIC_USER, BASIC_PASSWORD = "dbx-sender", "bp-svc-5d1e9c2a7f"
+LLM_KEY = "llm-key-0c7e51b9a2d4"
+BY_VALUE = {"receiver key": RECEIVER_KEY, "admin key": ADMIN_KEY,
+            "basic-auth password": BASIC_PASSWORD, "LLM key": LLM_KEY}
+UNMATCHED = """
+name: other
+rules:
+  - id: databricks-only
+    match: {source: databricks}
+    actions: [{action: noop}]
+"""
+
+
+def _planted_by_value() -> dict[str, Any]:
+    payload = copy.deepcopy(load_sample(BLOB))
+    payload["data"]["essentials"]["description"] = (
+        f"Copy failed; owner {RECEIVER_KEY}, escalate via {ADMIN_KEY} "
+        f"(login {BASIC_USER} {BASIC_PASSWORD}, model {LLM_KEY})")
+    payload["data"]["customProperties"] = {
+        "note": f"ask ops, key {ADMIN_KEY}", "owner": RECEIVER_KEY,
+        "runbook": [f"step 1: {BASIC_PASSWORD}"], ADMIN_KEY: "an attribute named after it"}
+    return payload
+
+
+def _database_text(rig: Any) -> dict[str, str]:
+    """Every row of every table, as text (events with their raw payload, incidents, audit
+    records, action rows, analyses, engine state)."""
+    tables = [r["name"] for r in rig.db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return {f"table {name}": json.dumps([dict(r) for r in
+                                         rig.db.query(f'SELECT * FROM "{name}"')], default=str)
+            for name in tables}
+
+
+def test_configured_secrets_planted_in_a_payload_are_masked_by_value(
+    service_rig: Any, sandbox: Any
+) -> None:
+    from engine.config import LlmSettings, Secret
+
+    logs = io.StringIO()
+    configure_logging("debug", "json", stream=logs)
+    try:
+        llm = LlmSettings(provider="compatible", base_url=sandbox.openai_url,
+                          api_key=Secret(LLM_KEY), timeout=5, max_retries=0)
+        rig = service_rig(UNMATCHED, basic_users={BASIC_USER: Secret(BASIC_PASSWORD)}, llm=llm)
+        # The cloud's own error (what enrichment stores as the event's message) echoes them too.
+        sandbox.script("adf", "adf.queryActivityruns", body={"value": [{
+            "activityName": "Copy_RawSales_To_Bronze", "activityType": "Copy",
+            "activityRunStart": "2025-03-14T02:11:00Z", "activityRunEnd": "2025-03-14T02:12:00Z",
+            "status": "Failed", "pipelineName": "pl_ingest_sales_daily",
+            "pipelineRunId": "7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", "activityRunId": "a1",
+            "error": {"errorCode": "2200", "failureType": "UserError",
+                      "target": "Copy_RawSales_To_Bronze",
+                      "message": f"ErrorCode=UserErrorSourceBlobNotExist, linked service key "
+                                 f"{ADMIN_KEY}, AccountKey={PLANTED['account_key']};"}}]})
+        answer = rig.post("azure-monitor", _planted_by_value())
+        assert rig.run() == 1
+        [incident] = rig.incidents()
+        pages = {}
+        for path in ("/api/events", f"/api/events/{answer['event_id']}", "/api/incidents",
+                     f"/api/incidents/{incident.id}", "/api/status", "/", "/audit",
+                     f"/incidents/{incident.id}"):
+            response = rig.client.get(path, headers=ADMIN)
+            assert response.status_code == 200, (path, response.status_code)
+            pages[path] = response.text
+    finally:
+        configure_logging()
+    [call] = sandbox.calls("openai")
+    prompt = call["body"]["messages"][1]["content"]
+    where = {"logs": logs.getvalue(), "LLM request": json.dumps(call), **pages,
+             **_database_text(rig)}
+    secrets = {**BY_VALUE, "account_key": PLANTED["account_key"]}
+    found = {name: sorted(kind for kind, value in secrets.items() if value in text)
+             for name, text in where.items()}
+    assert {k: v for k, v in found.items() if v} == {}
+    # The planted text did arrive everywhere, masked where the values were.
+    event = json.loads(pages[f"/api/events/{answer['event_id']}"])
+    assert event["attributes"]["description"] == (
+        f"Copy failed; owner ***, escalate via *** (login {BASIC_USER} ***, model ***)")
+    assert "Copy failed; owner ***" in prompt
+    [enriched] = rig.db.query("SELECT enriched FROM events")
+    assert json.loads(enriched["enriched"])["message"] == (
+        "ErrorCode=UserErrorSourceBlobNotExist, linked service key ***, AccountKey=***;")
+    assert [json.loads(line)["event"] for line in logs.getvalue().splitlines()
+            if '"intake"' in line] == ["intake"]
+    raw = rig.db.query("SELECT raw FROM events WHERE id = ?", (answer["event_id"],))[0]["raw"]
+    assert json.loads(raw)["data"]["customProperties"] == {
+        "note": "ask ops, key ***", "owner": "***", "runbook": ["step 1: ***"],
+        "***": "an attribute named after it"}
+    assert incident.state == "escalated"
