@@ -219,7 +219,7 @@ class _Checked:
         self.dry_run = dry_run
         self.ran = False
         self.check: Precheck | None = None
-        self.error: ActionError | None = None
+        self.error: ActionError | ConfigError | None = None
 
     @property
     def skips(self) -> bool:
@@ -234,7 +234,7 @@ class _Checked:
         self.ran = True
         try:
             self.check = spec.precheck(params, event, ctx)
-        except ActionError as exc:
+        except (ActionError, ConfigError) as exc:
             self.error = exc
             raise
 
