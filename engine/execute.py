@@ -186,7 +186,16 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
             checked.audit(deps, row, ids)
         if result is None:
             assert checked.check is not None
-            _skipped(deps, row, checked.check)
+            found = None
+            if row.retries and spec.reconcile is not None:
+                # An earlier try of this row timed out or failed mid-call: what the check
+                # found done may be that try's work, which reached the cloud after all.
+                with deps.db.outside():
+                    found = spec.reconcile(planned.params, event, deps.ctx)
+            if found is not None:
+                _succeeded(deps, row, spec, found, incident, ids, reconciled=True)
+            else:
+                _skipped(deps, row, checked.check)
             settle(deps, row.incident_id, row.attempt)
             return
     except RetryableActionError as exc:

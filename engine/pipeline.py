@@ -206,10 +206,11 @@ def plan(deps: Deps, job: Job) -> None:
                                          dry_run=job.dry_run or extra.rule.rule.dry_run)
     except RenderError as exc:
         # The rule cannot act on this event (an undefined field, a name the cloud could
-        # never have given): nothing is called; a person looks at it.
+        # never have given): nothing is called, the incident escalates (a person looks at
+        # it, on_failure runs), and the event still fails with the error (the batch keeps
+        # what was written).
         execute.escalate(deps, inc, rule_match.rule, str(exc))
-        job.done = True
-        return
+        raise
     if job.dry_run and all(r.state == "dry_run" for r in rows):
         reason = execute.dry_run_reason(rows)
         incidents_store.set_state(deps.db, inc.id, "ignored", reason=reason, now_ms=to_ms(now))
