@@ -297,7 +297,9 @@ def check_dry_runs(deps: Deps, *, limit: int = 50) -> int:
                                       limit=limit)
     for row in rows:
         incident = incidents_store.get(deps.db, row.incident_id)
-        if incident is None:
+        if incident is None:  # never checked again: nothing to check it against
+            actions_store.note_result(deps.db, row.id, {"precheck": "could not check: no "
+                                                        "incident"})
             continue
         event = _event_of(incident)
         ids = {"incident_id": row.incident_id, "event_id": row.event_id,
