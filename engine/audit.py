@@ -38,7 +38,7 @@ KINDS: tuple[str, ...] = (
     "received", "enriched", "matched", "no_match", "incident", "guard", "action_planned",
     "action_started", "action_succeeded", "action_failed", "action_cancelled",
     "verification", "rca", "approval", "resolution", "escalation", "pause", "resume",
-    "breaker", "parked", "replayed",
+    "breaker", "parked", "replayed", "precheck",
 )
 """Every kind of record the engine writes."""
 

@@ -22,6 +22,7 @@ from engine.errors import ConfigError
 __all__ = [
     "AZURE_MONITOR_APP_ID",
     "RECEIVERS",
+    "RECEIVER_KEYS_ENV",
     "AdfCloudSettings",
     "AzureCredentialSettings",
     "CloudSettings",
@@ -115,9 +116,19 @@ class EntraSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class ReceiverSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Which authentication methods one receiver takes."""
+    """Which authentication methods one receiver (``[receivers.<name>]``) takes, and its own
+    API keys.
+
+    ``api_keys`` scopes keys to this receiver: a key leaked from one sender's webhook URL
+    (Azure Monitor puts it in the URL) then opens only that receiver. Unset (``None``), the
+    receiver takes the global ``api_keys``, which open every receiver that allows
+    ``api_key`` (kept for compatibility; a warning at start says so). Also
+    ``REMEDIATOR_RECEIVER_KEYS_<NAME>`` (``AZURE_MONITOR``, ``SYNAPSE_MONITOR``,
+    ``AZURE_FUNCTIONS_MONITOR``, ``DATABRICKS_MONITOR``), comma-separated.
+    """
 
     auth: tuple[AuthMethod, ...] = ("api_key", "basic")
+    api_keys: tuple[Secret, ...] | None = None
 
 
 CredentialType = Literal["client_secret", "managed_identity", "workload_identity", "azure_cli",
@@ -402,6 +413,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         """The auth settings of receiver ``name`` (its defaults if not configured)."""
         return self.receivers.get(name, ReceiverSettings())
 
+    def receiver_keys(self, name: str) -> tuple[Secret, ...]:
+        """The API keys receiver ``name`` takes: its own ``api_keys`` if set, else the global
+        ``api_keys`` (none if it does not allow ``api_key``)."""
+        receiver = self.receiver(name)
+        if "api_key" not in receiver.auth:
+            return ()
+        return receiver.api_keys if receiver.api_keys is not None else self.api_keys
+
 
 def _resolve_secret(value: str, where: str) -> Secret:
     if value.startswith("env:"):
@@ -423,9 +442,51 @@ def _dec_hook(type_: type, obj: Any) -> Any:
         if isinstance(obj, Secret):
             return obj
         if isinstance(obj, str):
-            return _resolve_secret(obj, "secret")
+            try:
+                return _resolve_secret(obj, "secret")
+            except ConfigError as exc:
+                # A ValueError, so that msgspec says where: `$.receivers.x.api_keys[0]`.
+                raise ValueError(str(exc).removeprefix("secret: ")) from exc
         raise TypeError(f"Expected `str`, got `{type(obj).__name__}`")
     raise NotImplementedError
+
+
+RECEIVER_KEYS_ENV = "REMEDIATOR_RECEIVER_KEYS_"
+"""``REMEDIATOR_RECEIVER_KEYS_AZURE_MONITOR=k1,k2``: the keys of one receiver."""
+
+_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
+
+
+def _receiver_keys_env(env: dict[str, str], raw: dict[str, Any]) -> None:
+    """``REMEDIATOR_RECEIVER_KEYS_<NAME>`` into ``raw["receivers"][name]["api_keys"]``."""
+    for key in sorted(env):
+        if not key.startswith(RECEIVER_KEYS_ENV):
+            continue
+        name = key[len(RECEIVER_KEYS_ENV):].lower().replace("_", "-")
+        if name not in RECEIVERS:
+            expected = ", ".join(RECEIVER_KEYS_ENV + r.upper().replace("-", "_")
+                                 for r in RECEIVERS)
+            raise ConfigError(f"{key}: unknown receiver {name!r}; expected one of {expected}")
+        receivers = raw.setdefault("receivers", {})
+        if not isinstance(receivers, dict):
+            raise ConfigError(f"{key}: receivers must be a table of receivers")
+        entry = receivers.setdefault(name, {})
+        if isinstance(entry, dict):
+            entry["api_keys"] = _split(env[key])
+
+
+def _check_receivers(raw: Any, where: str) -> None:
+    """Each ``[receivers.<name>]`` on its own, so that an error names the receiver and the
+    key (msgspec says ``$.receivers[...]`` for a key of a table)."""
+    if not isinstance(raw, dict):
+        return  # msgspec reports the type below
+    for name, value in raw.items():
+        try:
+            msgspec.convert(value, ReceiverSettings, strict=False, dec_hook=_dec_hook)
+        except msgspec.ValidationError as exc:
+            found = _AT.match(str(exc))
+            message, path = (found["message"], found["path"]) if found else (str(exc), "")
+            raise ConfigError(f"{where}: {message} - at `$.receivers.{name}{path}`") from exc
 
 
 def _split(value: str) -> list[str]:
@@ -475,7 +536,9 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
     raw.update(_env_overrides(env))
+    _receiver_keys_env(env, raw)
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    _check_receivers(raw.get("receivers"), str(path or "settings"))
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
@@ -488,6 +551,10 @@ def load_settings(
             raise ConfigError(f"receivers.{name}: unknown receiver; expected one of {RECEIVERS}")
         if "entra" in settings.receivers[name].auth and settings.entra is None:
             raise ConfigError(f"receivers.{name}: auth 'entra' needs an [entra] section")
+        if (settings.receivers[name].api_keys is not None
+                and "api_key" not in settings.receivers[name].auth):
+            raise ConfigError(f"receivers.{name}.api_keys: set, but auth "
+                              f"{list(settings.receivers[name].auth)} does not allow api_key")
     for name in settings.notifications.channels:
         if name not in settings.clouds.channels:
             raise ConfigError(f"notifications.channels: {name!r} is not in [clouds.channels]")

@@ -19,10 +19,10 @@ import msgspec
 from engine import markup
 from engine.actions import notify
 from engine.actions.base import ActionSpec
-from engine.actions.context import ActionResult, ProbeResult
+from engine.actions.context import ActionResult, Precheck, ProbeResult
 from engine.clock import Clock, to_ms
 from engine.config import EngineSettings
-from engine.errors import ActionError, PermanentActionError, RetryableActionError
+from engine.errors import ActionError, ConfigError, PermanentActionError, RetryableActionError
 from engine.events import ErrorEvent
 from engine.rules.match import RuleMatch
 from engine.rules.templates import PlannedAction, RenderError, render_actions
@@ -33,8 +33,8 @@ from engine.store import incidents as incidents_store
 from engine.store import state as state_store
 
 __all__ = [
-    "Deps", "EngineOptions", "close_ignored", "count_outcome", "fail_attempt", "plan_attempt",
-    "retry_delay_s", "run_row", "settle",
+    "Deps", "EngineOptions", "check_dry_runs", "close_ignored", "count_outcome", "dry_run_reason",
+    "fail_attempt", "plan_attempt", "retry_delay_s", "run_row", "settle",
 ]
 
 Rca = Callable[..., dict[str, Any]]
@@ -176,8 +176,29 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
         if spec is None:
             raise PermanentActionError(f"{row.reference}: unknown action {row.action}")
         planned = _render(deps, row, event, incident)
-        with deps.db.outside():  # the intent above is committed before the call
-            result = _call(deps, spec, planned, event, incident)
+        checked = _Checked()
+        try:
+            # One call out, the intent above committed before it: the pre-check reads the
+            # target's state, and only if it still needs the action is the action called.
+            with deps.db.outside():
+                checked.read(spec, planned.params, event, deps.ctx)
+                result = None if checked.skips else _call(deps, spec, planned, event, incident)
+        finally:
+            checked.audit(deps, row, ids)
+        if result is None:
+            assert checked.check is not None
+            found = None
+            if row.retries and spec.reconcile is not None:
+                # An earlier try of this row timed out or failed mid-call: what the check
+                # found done may be that try's work, which reached the cloud after all.
+                with deps.db.outside():
+                    found = spec.reconcile(planned.params, event, deps.ctx)
+            if found is not None:
+                _succeeded(deps, row, spec, found, incident, ids, reconciled=True)
+            else:
+                _skipped(deps, row, checked.check)
+            settle(deps, row.incident_id, row.attempt)
+            return
     except RetryableActionError as exc:
         if row.retries < deps.options.retry_limit:
             delay = retry_delay_s(deps.options, row.retries, exc)
@@ -198,6 +219,105 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
                           event_id=row.event_id)
             return
     settle(deps, row.incident_id, row.attempt)
+
+
+class _Checked:
+    """The pre-check of one row (``ActionSpec.precheck``): what it read and decided, or why
+    it could not read, audited as one ``precheck`` record."""
+
+    def __init__(self, *, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self.ran = False
+        self.check: Precheck | None = None
+        self.error: ActionError | ConfigError | None = None
+
+    @property
+    def skips(self) -> bool:
+        """The target no longer needs the action."""
+        return self.check is not None and not self.check.act
+
+    def read(self, spec: ActionSpec, params: Any, event: ErrorEvent, ctx: Any) -> None:
+        """Run the check (a cloud read; the caller holds no lock). A check that cannot read
+        raises as the action would: retried, then escalated, never acted on blind."""
+        if spec.precheck is None:
+            return
+        self.ran = True
+        try:
+            self.check = spec.precheck(params, event, ctx)
+        except (ActionError, ConfigError) as exc:
+            self.error = exc
+            raise
+
+    def audit(self, deps: Deps, row: actions_store.ActionRow, ids: dict[str, str]) -> None:
+        """What was read and decided (``act``, ``skip``) or why not (``error``)."""
+        if not self.ran:
+            return
+        data: dict[str, Any] = {"action": row.action, "reference": row.reference,
+                                "dry_run": self.dry_run}
+        if self.check is not None:
+            data.update(decision="act" if self.check.act else "skip",
+                        reason=self.check.reason, seen=self.check.seen)
+        else:
+            data.update(decision="error", error=str(self.error or "no answer"),
+                        retry=row.retries)
+        deps.audit("precheck", data, **ids)
+
+
+def _skipped(deps: Deps, row: actions_store.ActionRow, check: Precheck) -> None:
+    """The target no longer needs the action: the row ends ``skipped``, nothing was called."""
+    actions_store.finish(deps.db, row.id, "skipped", now_ms=to_ms(deps.now()),
+                         result={"outcome": "skipped", "detail": check.reason,
+                                 "seen": check.seen})
+
+
+def dry_run_reason(rows: list[actions_store.ActionRow]) -> str:
+    """``dry-run: would do: ...`` for the dry-run rows, with a pre-check's verdict if known."""
+    parts = []
+    for r in rows:
+        if r.state != "dry_run":
+            continue
+        verdict = r.result.get("precheck") if isinstance(r.result, dict) else None
+        parts.append(f"would do: {r.description}" + (f" ({verdict})" if verdict else ""))
+    return "dry-run: " + "; ".join(parts)
+
+
+DRY_RUN_CHECK_WINDOW_S = 3600
+"""A dry-run row is checked when it comes due, not later than this after (a check long after
+the fact says nothing about what the action would have done)."""
+
+
+def check_dry_runs(deps: Deps, *, limit: int = 50) -> int:
+    """Dry-run still reads: the pre-check of each dry-run row whose time has come runs (read
+    only), is audited (``precheck`` with ``dry_run``) and its verdict kept with the row
+    (``would act: ...``, ``nothing to do: ...`` or ``could not check: ...``). Once per row,
+    at the time the action would have run; returns how many were checked."""
+    names = [name for name, spec in deps.actions.items() if spec.precheck is not None]
+    now_ms = to_ms(deps.now())
+    rows = actions_store.dry_runs_due(deps.db, now_ms, since_ms=now_ms
+                                      - DRY_RUN_CHECK_WINDOW_S * 1000, actions=names,
+                                      limit=limit)
+    for row in rows:
+        incident = incidents_store.get(deps.db, row.incident_id)
+        if incident is None:  # never checked again: nothing to check it against
+            actions_store.note_result(deps.db, row.id, {"precheck": "could not check: no "
+                                                        "incident"})
+            continue
+        event = _event_of(incident)
+        ids = {"incident_id": row.incident_id, "event_id": row.event_id,
+               "resource": incident.resource}
+        checked = _Checked(dry_run=True)
+        try:
+            planned = _render(deps, row, event, incident)
+            checked.read(deps.actions[row.action], planned.params, event, deps.ctx)
+        except (ActionError, ConfigError) as exc:
+            verdict = f"could not check: {exc}"
+        else:
+            assert checked.check is not None
+            verdict = (f"would act: {checked.check.reason}" if checked.check.act
+                       else checked.check.reason)
+        checked.audit(deps, row, ids)
+        actions_store.note_result(deps.db, row.id, {"precheck": verdict})
+    return len(rows)
 
 
 def retry_delay_s(options: EngineOptions, retries: int, exc: ActionError) -> float:
@@ -358,19 +478,27 @@ def settle(deps: Deps, incident_id: str, attempt: int) -> None:
                        incident_id=incident_id, resource=incident.resource)
         return
     dry = [r for r in rows if r.state == "dry_run"]
-    if dry and all(r.state in ("succeeded", "dry_run") for r in rows):
+    if dry and all(r.state in ("succeeded", "skipped", "dry_run") for r in rows):
         # What could run did; the rest was only planned (dry-run): nothing was remediated.
-        reason = "dry-run: " + "; ".join(f"would do: {r.description}" for r in dry)
+        reason = dry_run_reason(rows)
         if incidents_store.set_state(deps.db, incident_id, "ignored", reason=reason,
                                      now_ms=to_ms(deps.now()), only_from=incidents_store.ACTIVE):
             state_store.release_lock(deps.db, incident.target, incident.id)
             deps.audit("resolution", {"state": "ignored", "reason": reason},
                        incident_id=incident_id, resource=incident.resource)
         return
-    if rows and all(r.state == "succeeded" for r in rows):
+    if rows and all(r.state in ("succeeded", "skipped") for r in rows):
+        skipped = [str(r.result.get("detail") or r.reference) for r in rows
+                   if r.state == "skipped"]
+        if skipped and not any(r.state == "succeeded" and r.mutating for r in rows):
+            # Every change the rule would make is no longer needed: the cloud said so.
+            resolve(deps, incident, "; ".join(skipped))
+            return
         verified = any(r.probe_state == "succeeded" for r in rows)
-        resolve(deps, incident, "verified" if verified else "actions succeeded; nothing to verify",
-                rule_outcome=True)
+        reason = "verified" if verified else "actions succeeded; nothing to verify"
+        if skipped:
+            reason += "; skipped: " + "; ".join(skipped)
+        resolve(deps, incident, reason, rule_outcome=True)
 
 
 def resolve(deps: Deps, incident: incidents_store.Incident, reason: str, *,
@@ -475,8 +603,13 @@ def escalate(deps: Deps, incident: incidents_store.Incident, rule: Any, reason: 
         dry = not deps.live or rule.rule.dry_run
         fresh = incidents_store.get(deps.db, incident.id)
         assert fresh is not None
-        plan_attempt(deps, fresh, rule, event, RuleMatch(rule, groups), phase="on_failure",
-                     state="scheduled", dry_run=dry)
+        try:
+            plan_attempt(deps, fresh, rule, event, RuleMatch(rule, groups), phase="on_failure",
+                         state="scheduled", dry_run=dry)
+        except RenderError as exc:  # the incident stays escalated; the audit says why
+            deps.audit("action_failed", {"phase": "on_failure", "error": str(exc)},
+                       incident_id=incident.id, resource=incident.resource)
+            return
         run_due(deps, incident_id=incident.id)
 
 

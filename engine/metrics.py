@@ -37,7 +37,7 @@ _COUNTERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      ("source", "status")),
     ("matches", "remediator_rule_matches", "Events matched, by rule.", ("rule",)),
     ("actions", "remediator_actions", "Actions by type and outcome (planned, dry_run, "
-     "succeeded, failed, cancelled).", ("action", "outcome")),
+     "succeeded, failed, cancelled, skipped).", ("action", "outcome")),
     ("guard_blocks", "remediator_guard_blocks", "Guard decisions other than allow, by guard "
      "and decision.", ("guard", "decision")),
     ("rca_calls", "remediator_rca_calls", "Root-cause analyses recorded.", ()),

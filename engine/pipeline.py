@@ -31,6 +31,7 @@ from engine.clock import to_ms
 from engine.events import ErrorEvent
 from engine.execute import Deps
 from engine.rules.match import Explanation
+from engine.rules.templates import RenderError
 from engine.store import actions as actions_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
@@ -196,14 +197,22 @@ def plan(deps: Deps, job: Job) -> None:
     inc = incidents_store.get(deps.db, job.incident.id)
     assert inc is not None
     state = "waiting_approval" if job.wait_approval else "scheduled"
-    rows = execute.plan_attempt(deps, inc, rule_match.rule, job.event, rule_match,
-                                phase="remediate", state=state, dry_run=job.dry_run)
-    for extra in job.explanation.matched[1:]:  # matched through `continue: true`
-        rows += execute.plan_attempt(deps, inc, extra.rule, job.event, extra,
-                                     phase="remediate", state=state, secondary=True,
-                                     dry_run=job.dry_run or extra.rule.rule.dry_run)
+    try:
+        rows = execute.plan_attempt(deps, inc, rule_match.rule, job.event, rule_match,
+                                    phase="remediate", state=state, dry_run=job.dry_run)
+        for extra in job.explanation.matched[1:]:  # matched through `continue: true`
+            rows += execute.plan_attempt(deps, inc, extra.rule, job.event, extra,
+                                         phase="remediate", state=state, secondary=True,
+                                         dry_run=job.dry_run or extra.rule.rule.dry_run)
+    except RenderError as exc:
+        # The rule cannot act on this event (an undefined field, a name the cloud could
+        # never have given): nothing is called, the incident escalates (a person looks at
+        # it, on_failure runs), and the event still fails with the error (the batch keeps
+        # what was written).
+        execute.escalate(deps, inc, rule_match.rule, str(exc))
+        raise
     if job.dry_run and all(r.state == "dry_run" for r in rows):
-        reason = "dry-run: " + "; ".join(f"would do: {r.description}" for r in rows)
+        reason = execute.dry_run_reason(rows)
         incidents_store.set_state(deps.db, inc.id, "ignored", reason=reason, now_ms=to_ms(now))
         state_store.release_lock(deps.db, inc.target, inc.id)
         job.done = True

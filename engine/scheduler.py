@@ -85,8 +85,12 @@ class Scheduler:
         return len(expired)
 
     def run_due(self, now: datetime | None = None) -> int:
-        """Run the scheduled actions whose due time has come (none while paused)."""
-        return execute.run_due(self._at(now))
+        """Run the scheduled actions whose due time has come (none while paused), and the
+        read-only pre-checks of the dry-run actions whose time has come."""
+        deps = self._at(now)
+        ran = execute.run_due(deps)
+        execute.check_dry_runs(deps)
+        return ran
 
     def poll_probes(self, now: datetime | None = None) -> int:
         """Poll the verification probes that are due."""

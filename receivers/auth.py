@@ -148,24 +148,55 @@ class Authenticator:
                        "every endpoint but /health and /ready refuses all requests")
             return out
         for name in RECEIVERS:
-            if not self._usable(s.receiver(name).auth):
+            if not self._usable(name, s.receiver(name).auth):
                 out.append(f"receiver /{name} has no usable credentials for "
                            f"{list(s.receiver(name).auth)}: it refuses all requests")
         if not s.admin_keys:
             out.append("no admin_keys configured: /api refuses all requests")
         return out
 
-    def _usable(self, methods: tuple[str, ...]) -> bool:
+    def _usable(self, name: str, methods: tuple[str, ...]) -> bool:
         s = self._settings
-        return (("api_key" in methods and bool(s.api_keys))
+        return (("api_key" in methods and bool(s.receiver_keys(name)))
                 or ("basic" in methods and bool(s.basic_users))
                 or ("entra" in methods and self._keys is not None and s.entra is not None))
+
+    def key_scope_warnings(self) -> list[str]:
+        """Keys that open more than they should (logged as warnings at start): one key that
+        opens several receivers (a key leaked from an Azure Monitor webhook URL would open
+        /databricks-monitor too), or a receiver key that is also an admin key. Never a key's
+        value: where it is configured."""
+        s = self._settings
+        opened: dict[str, list[str]] = {}
+        where: dict[str, str] = {}
+        for name in RECEIVERS:
+            own = s.receiver(name).api_keys
+            for index, key in enumerate(s.receiver_keys(name)):
+                if not key:
+                    continue
+                value = key.reveal()
+                opened.setdefault(value, []).append(name)
+                where.setdefault(value, f"receivers.{name}.api_keys[{index}]" if own is not None
+                                 else f"api_keys[{index}]")
+        admin = {key.reveal() for key in s.admin_keys if key}
+        out = []
+        for value, names in opened.items():
+            if len(names) > 1:
+                endpoints = ", ".join(f"/{n}" for n in names)
+                out.append(
+                    f"{where[value]} opens {len(names)} receivers ({endpoints}): a key leaked "
+                    "from one sender opens them all; give each receiver its own keys "
+                    "([receivers.<name>] api_keys, or REMEDIATOR_RECEIVER_KEYS_<NAME>)")
+            if value in admin:
+                out.append(f"{where[value]} is also an admin key: a receiver's key opens /api")
+        return out
 
     def check(self, name: str, headers: Mapping[str, str], query: Mapping[str, str]) -> Caller:
         """Let the request in for receiver ``name`` (or :data:`ADMIN`), or raise Unauthorized.
 
         Receivers take what ``Settings.receiver(name).auth`` lists: ``api_key`` (``x-api-key``
-        header or ``api_key`` query parameter, one of ``api_keys``), ``basic`` (one of
+        header or ``api_key`` query parameter, one of the receiver's own ``api_keys``, else of
+        the global ``api_keys``), ``basic`` (one of
         ``basic_users``) and ``entra`` (a bearer token). The management endpoints take an admin
         key in ``x-api-key`` or as the password of basic auth with any user name (so that a
         browser can log in).
@@ -178,7 +209,7 @@ class Authenticator:
         methods = self._settings.receiver(name).auth
         caller = None
         if "api_key" in methods:
-            caller = self._check_api_key(headers, query)
+            caller = self._check_api_key(name, headers, query)
         if caller is None and "basic" in methods:
             caller = self._check_basic(headers)
         if caller is None and "entra" in methods:
@@ -210,8 +241,9 @@ class Authenticator:
             return Caller("admin_basic", basic[0][:64])
         return None
 
-    def _check_api_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Caller | None:
-        keys = self._settings.api_keys
+    def _check_api_key(self, name: str, headers: Mapping[str, str],
+                       query: Mapping[str, str]) -> Caller | None:
+        keys = self._settings.receiver_keys(name)
         if not keys:
             return None
         for given in (headers.get("x-api-key"), query.get("api_key")):

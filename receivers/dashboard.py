@@ -54,9 +54,9 @@ STAGES: dict[str, str] = {
     "received": "event", "enriched": "enrichment", "matched": "rule", "no_match": "rule",
     "incident": "incident", "guard": "guards", "action_planned": "actions",
     "action_started": "actions", "action_succeeded": "actions", "action_failed": "actions",
-    "action_cancelled": "actions", "approval": "approval", "verification": "verification",
-    "rca": "RCA", "resolution": "outcome", "escalation": "outcome", "parked": "event",
-    "replayed": "event",
+    "action_cancelled": "actions", "precheck": "actions", "approval": "approval",
+    "verification": "verification", "rca": "RCA", "resolution": "outcome", "escalation": "outcome",
+    "parked": "event", "replayed": "event",
 }
 """The timeline stage each audit kind belongs to."""
 _COLORS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#be185d")

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from engine.actions import names
 from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
 from engine.actions.clients import AdfRoute, Clients
-from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
 from engine.actions.errors import cloud_call
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
@@ -30,9 +31,12 @@ __all__ = [
     "cancel_run",
     "describe_cancel",
     "describe_rerun",
+    "later_runs",
+    "precheck_rerun",
     "probe_run",
     "query_runs",
     "reconcile_rerun",
+    "rerun_needed",
     "rerun_pipeline",
     "run_state",
     "target",
@@ -59,6 +63,8 @@ class RerunParams(Params, kw_only=True):
     parameters: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        _check_names(self)
+        names.check("start_activity_name", "activity", self.start_activity_name, optional=True)
         if self.start_activity_name and self.start_from_failure:
             raise ValueError(
                 "start_activity_name and start_from_failure exclude each other; "
@@ -75,6 +81,22 @@ class CancelParams(Params, kw_only=True):
     subscription: str = ""
     resource_group: str = ""
     recursive: bool = True
+
+    def __post_init__(self) -> None:
+        _check_names(self)
+
+
+def _check_names(params: RerunParams | CancelParams) -> None:
+    """Every name that goes into the ARM URL, by Data Factory's own rules (engine.actions.names):
+    a pipeline ``..`` would otherwise turn ``.../pipelines/../createRun`` into another call."""
+    # "" is rendered for alerts that name no factory (playbooks/adf.yaml); :func:`_client`
+    # refuses it before any call.
+    names.check("factory", "factory", params.factory, optional=True)
+    names.check("pipeline", "adf_pipeline", params.pipeline, optional=isinstance(params,
+                                                                                CancelParams))
+    names.check("run_id", "pipeline_run_id", params.run_id)
+    names.check("subscription", "subscription", params.subscription, optional=True)
+    names.check("resource_group", "resource_group", params.resource_group, optional=True)
 
 
 def target(event: ErrorEvent) -> dict[str, Any]:
@@ -101,6 +123,10 @@ def _where(action: str, factory: str, pipeline: str = "", run_id: str = "") -> s
 def _client(
     clients: Clients, factory: str, subscription: str, resource_group: str
 ) -> tuple[AdfRoute, str, DataFactoryManagementClient]:
+    if not factory:
+        raise PermanentActionError(
+            "adf: the event names no factory (no factory attribute, no factory ARM id): "
+            "Data Factory's calls need one; nothing was called")
     route = clients.adf_route(factory, subscription, resource_group)
     return route, resource_group or route.settings.resource_group, clients.adf(route)
 
@@ -204,13 +230,12 @@ def follow_pages(fetch: Callable[[str | None], Any], limit: int) -> list[Any]:
     return items
 
 
-def reconcile_rerun(
-    params: RerunParams, event: ErrorEvent, ctx: ActionContext
-) -> ActionResult | None:
-    """Find a recovery run of ``run_id`` already started: same run group, started later."""
+def _run_group(params: RerunParams, ctx: ActionContext,
+               where: str) -> tuple[AdfRoute, str, Any, datetime, list[PipelineRun]]:
+    """The route, resource group, the original run, its start and the runs of its run group
+    (the recoveries ADF puts there) since it started."""
     from azure.mgmt.datafactory.models import RunQueryFilter
 
-    where = _where("adf.rerun_pipeline", params.factory, params.pipeline)
     route, rg, client = _client(ctx.clients, params.factory, params.subscription,
                                 params.resource_group)
     with cloud_call(where):
@@ -223,18 +248,77 @@ def reconcile_rerun(
              RunQueryFilter(operand="PipelineName", operator="Equals",
                             values_property=[params.pipeline])],
         )
+    return route, rg, original, started, runs
+
+
+def reconcile_rerun(
+    params: RerunParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """Find a recovery run of ``run_id`` already started: same run group, started later."""
+    where = _where("adf.rerun_pipeline", params.factory, params.pipeline)
+    route, rg, _, started, runs = _run_group(params, ctx, where)
     return already_rerun(
         runs, params.run_id, params.pipeline, started,
         lambda rerun_id: _ref(route, rg, params.factory, params.pipeline, rerun_id, params.run_id),
     )
 
 
+def precheck_rerun(params: RerunParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """The run still needs a rerun: it failed, and no rerun of it is running or succeeded."""
+    where = _where("adf.rerun_pipeline", params.factory, params.pipeline, params.run_id)
+    _, _, original, started, runs = _run_group(params, ctx, where)
+    return rerun_needed(original, later_runs(runs, params.run_id, started), params.pipeline,
+                        f"{where} precheck")
+
+
+def later_runs(runs: list[Any], run_id: str, started: datetime) -> list[Any]:
+    """The runs of a run group other than ``run_id`` that started after it (its reruns)."""
+    return [r for r in runs if r.run_id != run_id
+            and (r.run_start is None or r.run_start > started)]
+
+
+_FINISHED_NOT_FAILED = frozenset({"Succeeded", "Cancelled"})
+
+
+def rerun_needed(original: Any, later: list[Any], pipeline: str, where: str) -> Precheck:
+    """Whether pipeline run ``original`` (ADF or Synapse) still needs a rerun.
+
+    Only a Failed run is rerun; one that is still running, succeeded or was cancelled is not.
+    A later run of its run group is a rerun already made: when the latest one failed too (an
+    earlier attempt's rerun) the run needs another, else (running, succeeded, cancelled) not.
+    A status the check does not know: :class:`PermanentActionError` (a person looks).
+    """
+    run_id = str(original.run_id)
+    status = str(original.status or "")
+    seen: dict[str, Any] = {"run_id": run_id, "pipeline": str(original.pipeline_name or ""),
+                            "status": status}
+    if status in RUNNING or status in _FINISHED_NOT_FAILED:
+        return Precheck(act=False, seen=seen, reason=f"nothing to do: run {run_id} of "
+                        f"pipeline {pipeline} is {status}, not Failed")
+    if status != "Failed":
+        raise PermanentActionError(
+            f"{where}: run {run_id} of pipeline {pipeline} has status {status or 'none'!r}, "
+            "which the check does not know; nothing was called")
+    if later:
+        latest = max(later, key=lambda r: r.run_start or datetime.min.replace(tzinfo=UTC))
+        latest_status = str(latest.status or "")
+        seen["latest_rerun"] = {"run_id": str(latest.run_id), "status": latest_status}
+        if latest_status != "Failed":
+            return Precheck(act=False, seen=seen, reason=(
+                f"nothing to do: run {run_id} of pipeline {pipeline} was already rerun: "
+                f"run {latest.run_id} is {latest_status or 'unknown'}"))
+        return Precheck(act=True, seen=seen, reason=(
+            f"run {run_id} of pipeline {pipeline} failed and its latest rerun "
+            f"{latest.run_id} failed too"))
+    return Precheck(act=True, seen=seen,
+                    reason=f"run {run_id} of pipeline {pipeline} failed and was not rerun")
+
+
 def already_rerun(runs: list[Any], run_id: str, pipeline: str, started: datetime,
                   ref: Callable[[str], dict[str, str]]) -> ActionResult | None:
     """The latest of ``runs`` (an ADF or Synapse run group) other than ``run_id`` that started
     after it, as the rerun already made; ``ref`` makes its ref from its run id."""
-    later = [r for r in runs if r.run_id != run_id
-             and (r.run_start is None or r.run_start > started)]
+    later = later_runs(runs, run_id, started)
     if not later:
         return None
     found = max(later, key=lambda r: r.run_start or started)

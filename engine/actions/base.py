@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
 from engine.events import ErrorEvent
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Describe",
     "KeyFn",
     "Params",
+    "PrecheckFn",
     "Probe",
     "Reconcile",
     "Run",
@@ -49,6 +50,7 @@ Describe = Callable[[Any, ErrorEvent], str]
 KeyFn = Callable[[Any, ErrorEvent], str]
 Probe = Callable[[ActionResult, ActionContext], ProbeResult]
 Reconcile = Callable[[Any, ErrorEvent, ActionContext], ActionResult | None]
+PrecheckFn = Callable[[Any, ErrorEvent, ActionContext], Precheck]
 
 
 def default_describe(name: str) -> Describe:
@@ -101,10 +103,16 @@ class ActionSpec:
     - ``reconcile(params, event, ctx)`` looks in the cloud whether the call was already made
       (after a crash between the call and the commit) and returns its result, or ``None``;
       ``None`` as a field for actions whose repetition is harmless or undetectable.
-
-    ``url_params`` names the parameters that are a URL the action sends to: the loader refuses
-    one whose scheme and host are templated (event fields could send the data anywhere), and
-    ``run`` must refuse a host that the settings do not allow.
+    - ``precheck(params, event, ctx)`` reads the target's current state right before ``run``
+      and says whether it still needs the action (:class:`Precheck`): a forged or stale alert
+      about a cluster that is running, or a run that succeeded or was already rerun, changes
+      nothing. It only reads, so it also runs in dry-run; it raises like ``run`` (a
+      retryable error is retried like the action, then escalates: never act blind). ``None``
+      for actions with no cloud target to read (notify, ticket) or whose repetition is
+      harmless (cancelling a finished run).
+    - ``url_params`` names the parameters that are a URL the action sends to: the loader refuses
+      one whose scheme and host are templated (event fields could send the data anywhere), and
+      ``run`` must refuse a host that the settings do not allow.
     """
 
     name: str
@@ -121,6 +129,7 @@ class ActionSpec:
     probe: Probe | None = None
     reconcile: Reconcile | None = None
     url_params: tuple[str, ...] = ()
+    precheck: PrecheckFn | None = None
 
     def describe_call(self, params: Params, event: ErrorEvent) -> str:
         """The dry-run sentence of this action: ``describe`` or the name and parameters."""

@@ -14,7 +14,7 @@ import msgspec
 if TYPE_CHECKING:
     from engine.actions.clients import Clients
 
-__all__ = ["ActionContext", "ActionResult", "Outcome", "ProbeResult", "ProbeState"]
+__all__ = ["ActionContext", "ActionResult", "Outcome", "Precheck", "ProbeResult", "ProbeState"]
 
 Outcome = Literal["done", "started", "already_done"]
 ProbeState = Literal["running", "succeeded", "failed"]
@@ -34,6 +34,21 @@ class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
     ref: dict[str, str] = msgspec.field(default_factory=dict)
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Precheck(msgspec.Struct, frozen=True, kw_only=True):
+    """What a pre-check read in the cloud just before a mutating call, and what it decided.
+
+    ``act`` is True when the target still needs the action (the cluster is terminated, the
+    run failed and was not rerun since), False when it no longer does: the action is then not
+    called and its row ends ``skipped`` with ``reason`` ("nothing to do: cluster ... is
+    RUNNING"). ``seen`` is what was read (states, ids), for the audit; it carries no secret.
+    A check that cannot read the state raises, as the action itself would.
+    """
+
+    act: bool
+    reason: str
+    seen: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):

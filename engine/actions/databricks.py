@@ -11,12 +11,13 @@ import inspect
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from engine.actions import names
 from engine.actions._event import attr, drop_empty
 from engine.actions.base import Params, params_key
 from engine.actions.clients import Clients, DatabricksRoute
-from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
 from engine.actions.errors import cloud_call
-from engine.errors import PermanentActionError
+from engine.errors import PermanentActionError, RetryableActionError
 from engine.events import ErrorEvent
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ __all__ = [
     "cluster_target",
     "job_target",
     "node_type_target",
+    "precheck_node_type",
+    "precheck_repair",
+    "precheck_restart",
+    "precheck_run_job",
+    "precheck_start",
     "repair_run",
     "restart_cluster",
     "run_job",
@@ -51,6 +57,9 @@ walking the fallback list survives restarts and never loops."""
 _RUNNING_LIFE = frozenset({"PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED",
                            "WAITING_FOR_RETRY"})
 _CLUSTER_BUSY = frozenset({"PENDING", "RESTARTING", "RESIZING"})
+_CLUSTER_DOWN = frozenset({"TERMINATED", "ERROR"})
+_FAILED_RESULTS = frozenset({"FAILED", "TIMEDOUT", "MAXIMUM_CONCURRENT_RUNS_REACHED"})
+"""``jobs.RunResultState`` values of a run that failed (and that a repair or rerun may fix)."""
 
 
 def _value(state: Any) -> str | None:
@@ -60,6 +69,9 @@ def _value(state: Any) -> str | None:
 
 class _Workspace(Params, kw_only=True):
     workspace_id: str = ""
+
+    def __post_init__(self) -> None:
+        names.check("workspace_id", "workspace_id", self.workspace_id, optional=True)
 
 
 class RepairParams(_Workspace, kw_only=True):
@@ -76,6 +88,11 @@ class RepairParams(_Workspace, kw_only=True):
     rerun_dependent_tasks: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        names.check_id("run_id", self.run_id)
+        names.check_id("job_id", self.job_id)
+        for key in self.rerun_tasks:
+            names.check("rerun_tasks", "task_key", key)
         if self.rerun_tasks and self.rerun_all_failed_tasks:
             raise ValueError("rerun_tasks and rerun_all_failed_tasks exclude each other; "
                              "set rerun_all_failed_tasks: false to name the tasks")
@@ -92,11 +109,21 @@ class RunJobParams(_Workspace, kw_only=True):
     job_parameters: dict[str, str] | None = None
     only: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names.check_id("job_id", self.job_id)
+        for key in self.only:
+            names.check("only", "task_key", key)
+
 
 class ClusterParams(_Workspace, kw_only=True):
     """One all-purpose cluster."""
 
     cluster_id: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names.check("cluster_id", "cluster_id", self.cluster_id)
 
 
 class NodeTypeParams(_Workspace, kw_only=True):
@@ -113,6 +140,10 @@ class NodeTypeParams(_Workspace, kw_only=True):
     job_cluster_key: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        names.check("cluster_id", "cluster_id", self.cluster_id, optional=True)
+        names.check_id("job_id", self.job_id)
+        names.check("job_cluster_key", "task_key", self.job_cluster_key, optional=True)
         if not self.fallbacks:
             raise ValueError("fallbacks: name at least one node type")
         if not self.cluster_id and not (self.job_id and self.job_cluster_key):
@@ -266,6 +297,39 @@ def reconcile_repair(
     )
 
 
+def run_needs_repair(run: Run, run_id: int) -> Precheck:
+    """Whether job run ``run`` (its state reflects its latest repair) still failed.
+
+    A run (or its latest repair) still running needs nothing yet; one that succeeded or was
+    cancelled needs nothing; FAILED, TIMEDOUT and the like do, also after a repair of an
+    earlier attempt that failed again.
+    """
+    state = run.state
+    life = _value(state.life_cycle_state) if state else None
+    result = _value(state.result_state) if state else None
+    seen: dict[str, Any] = {"run_id": run_id, "life_cycle_state": life or "",
+                            "result_state": result or "", "repairs": len(_repairs(run))}
+    if life is None or life in _RUNNING_LIFE:
+        return Precheck(act=False, seen=seen, reason=(
+            f"nothing to do: run {run_id} is {life or 'not started'}: a retry or repair of it "
+            "is under way"))
+    if result in _FAILED_RESULTS or (life == "INTERNAL_ERROR" and result != "SUCCESS"):
+        latest = " (after its latest repair)" if seen["repairs"] else ""
+        return Precheck(act=True, seen=seen,
+                        reason=f"run {run_id} ended {result or life}{latest}")
+    return Precheck(act=False, seen=seen, reason=(
+        f"nothing to do: run {run_id} ended {result or life}, not failed"))
+
+
+def precheck_repair(params: RepairParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """``runs/get``: repair only a run that ended failed (and was not repaired since with a
+    repair that is running or succeeded)."""
+    _, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(f"databricks.repair_run[run={params.run_id}] precheck"):
+        run = w.jobs.get_run(params.run_id, include_history=True)
+    return run_needs_repair(run, params.run_id)
+
+
 # -- run_job -------------------------------------------------------------------------------
 
 
@@ -287,6 +351,35 @@ def run_job(params: RunJobParams, event: ErrorEvent, ctx: ActionContext) -> Acti
     run_id = str(waiter.response.run_id)
     return ActionResult(outcome="started", detail=f"run {run_id} of job {params.job_id} started",
                         ref={"cloud": route.name, "run_id": run_id})
+
+
+def _event_run_id(event: ErrorEvent) -> int | None:
+    """The job run an event is about (the parent run of a task event), if it names one."""
+    text = attr(event, "parent_run_id") or event.run_id
+    return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+def precheck_run_job(params: RunJobParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """The run the event is about must have ended failed (never started, skipped for
+    concurrency, failed): a run that is running or succeeded needs no new run. An event that
+    names no run: the job must exist (``jobs/get``)."""
+    where = f"databricks.run_job[job={params.job_id}] precheck"
+    _, w = _client(ctx.clients, params.workspace_id)
+    run_id = _event_run_id(event)
+    with cloud_call(where):
+        if run_id is None:
+            job = w.jobs.get(params.job_id)
+            name = job.settings.name if job.settings and job.settings.name else ""
+            return Precheck(act=True, seen={"job_id": params.job_id, "job": name},
+                            reason=f"job {params.job_id} exists; the event names no run to "
+                                   "check")
+        run = w.jobs.get_run(run_id)
+    check = run_needs_repair(run, run_id)
+    check.seen["job_id"] = run.job_id
+    life = check.seen.get("life_cycle_state")
+    if not check.act and life in ("SKIPPED", "INTERNAL_ERROR"):
+        return Precheck(act=True, seen=check.seen, reason=f"run {run_id} was {life}")
+    return check
 
 
 def probe_job_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
@@ -365,6 +458,50 @@ def reconcile_restart(
                             detail=f"cluster {params.cluster_id} was already restarted",
                             ref=ref)
     return None
+
+
+def cluster_needs_start(details: ClusterDetails, cluster_id: str, where: str) -> Precheck:
+    """Whether a cluster is down (TERMINATED or ERROR), so that a start or restart of it is
+    what its failure still calls for.
+
+    A cluster that is RUNNING (or already starting) needs neither: a forged or stale
+    termination alert must not restart a working cluster. A cluster still TERMINATING, or in
+    a state the check does not know, cannot be judged yet: :class:`RetryableActionError`
+    (checked again later; escalated when the retries are spent).
+    """
+    state = _value(details.state) or ""
+    reason = details.termination_reason
+    code = reason.code.value if reason is not None and reason.code is not None else ""
+    seen: dict[str, Any] = {"cluster_id": cluster_id, "state": state}
+    if code:
+        seen["termination_code"] = code
+    if state in _CLUSTER_DOWN:
+        why = f" ({code})" if code else ""
+        return Precheck(act=True, seen=seen, reason=f"cluster {cluster_id} is {state}{why}")
+    if state == "RUNNING" or state in _CLUSTER_BUSY:
+        return Precheck(act=False, seen=seen,
+                        reason=f"nothing to do: cluster {cluster_id} is {state}")
+    raise RetryableActionError(
+        f"{where}: cluster {cluster_id} is {state or 'in no known state'}; checked again later")
+
+
+def _precheck_cluster(params: ClusterParams, ctx: ActionContext, verb: str) -> Precheck:
+    where = f"databricks.{verb}_cluster[cluster={params.cluster_id}] precheck"
+    _, w = _client(ctx.clients, params.workspace_id)
+    with cloud_call(where):
+        details = w.clusters.get(params.cluster_id)
+    return cluster_needs_start(details, params.cluster_id, where)
+
+
+def precheck_start(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """``clusters/get``: start only a cluster that is down."""
+    return _precheck_cluster(params, ctx, "start")
+
+
+def precheck_restart(params: ClusterParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """``clusters/get``: restart only a cluster that is down; a RUNNING cluster is left alone
+    whatever the alert says (a forged DRIVER_UNREACHABLE restarts nothing)."""
+    return _precheck_cluster(params, ctx, "restart")
 
 
 def _cluster_now(params: ClusterParams, ctx: ActionContext,
@@ -471,6 +608,57 @@ def set_node_type(params: NodeTypeParams, event: ErrorEvent, ctx: ActionContext)
         ref={"cloud": route.name, "cluster_id": params.cluster_id, "node_type_id": node},
         data={"previous_node_type_id": current},
     )
+
+
+def _node_type_needed(current: str, tags: dict[str, str], failed: str, what: str,
+                      seen: dict[str, Any]) -> Precheck:
+    """Whether ``what`` still has the node type that failed: the one the event names, or one
+    Remediator moved it to before (an earlier attempt's fallback that failed again). A node
+    type that someone else chose since is left alone."""
+    ours = [t for t in (tags.get(TRIED_TAG) or "").split(";") if t]
+    seen.update(node_type_id=current, failed_node_type_id=failed, tried=ours)
+    if not failed or current == failed or current in ours:
+        return Precheck(act=True, seen=seen, reason=f"{what} uses node type {current or '?'}"
+                        + (", which failed" if current == failed and failed else ""))
+    return Precheck(act=False, seen=seen, reason=(
+        f"nothing to do: {what} already uses node type {current}, not {failed}"))
+
+
+def precheck_node_type(params: NodeTypeParams, event: ErrorEvent,
+                       ctx: ActionContext) -> Precheck:
+    """A job cluster: its run must have failed and its spec still hold the failed node type.
+    An all-purpose cluster: it must be down and still have the failed node type."""
+    failed = attr(event, "node_type_id")
+    _, w = _client(ctx.clients, params.workspace_id)
+    if params.job_id and params.job_cluster_key:
+        where = (f"databricks.set_node_type[job={params.job_id} "
+                 f"job_cluster={params.job_cluster_key}] precheck")
+        run_id = _event_run_id(event)
+        with cloud_call(where):
+            if run_id is not None:
+                run_check = run_needs_repair(w.jobs.get_run(run_id, include_history=True),
+                                             run_id)
+                if not run_check.act:
+                    return run_check
+            job = w.jobs.get(params.job_id)
+        clusters = list(job.settings.job_clusters or []) if job.settings else []
+        spec = next((c.new_cluster for c in clusters
+                     if c.job_cluster_key == params.job_cluster_key), None)
+        if spec is None:
+            raise PermanentActionError(
+                f"{where}: job {params.job_id} has no job cluster {params.job_cluster_key!r}")
+        return _node_type_needed(
+            spec.node_type_id or "", dict(spec.custom_tags or {}), failed,
+            f"job cluster {params.job_cluster_key} of job {params.job_id}",
+            {"job_id": params.job_id, "job_cluster_key": params.job_cluster_key})
+    where = f"databricks.set_node_type[cluster={params.cluster_id}] precheck"
+    with cloud_call(where):
+        details = w.clusters.get(params.cluster_id)
+    down = cluster_needs_start(details, params.cluster_id, where)
+    if not down.act:
+        return down
+    return _node_type_needed(details.node_type_id or "", dict(details.custom_tags or {}),
+                             failed, f"cluster {params.cluster_id}", dict(down.seen))
 
 
 def reconcile_node_type(

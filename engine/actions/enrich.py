@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from engine.actions import adf, synapse
+from engine.actions import adf, names, synapse
 from engine.actions._event import arm_parts, attr
 from engine.actions.clients import AdfRoute, Clients
 from engine.actions.errors import foreign, map_error
@@ -90,6 +90,12 @@ def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
     """Look up the real error of ``event``; see the module docstring for what is called."""
     notes = _Notes()
     events = [event]
+    try:
+        _check_names(event)
+    except names.InvalidName as exc:
+        notes.items.append(LookupNote(call=f"{event.source} look-ups", ok=False,
+                                      detail=f"not called: {exc}"))
+        return EnrichResult(events=[event.with_fingerprint()], notes=notes.items)
     if event.status == "firing":
         if event.source == "databricks" and event.kind in ("job_run", "task_run"):
             events = [_databricks_run(event, clients, notes)]
@@ -102,6 +108,32 @@ def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
         elif event.source in ("adf", "synapse"):
             events = _adf_enriched(event, clients, notes)
     return EnrichResult(events=[e.with_fingerprint() for e in events], notes=notes.items)
+
+
+def _check_names(event: ErrorEvent) -> None:
+    """Every name of ``event`` that a look-up would put into a URL, by the cloud's rules
+    (:mod:`engine.actions.names`): a name like ``..`` is refused before anything is called."""
+    if event.source in ("adf", "synapse"):
+        arm = arm_parts(event.resource_id)
+        if event.source == "adf":
+            names.check("factory", "factory", attr(event, "factory") or arm.get("name", ""),
+                        optional=True)
+            names.check("subscription", "subscription",
+                        attr(event, "subscription") or arm.get("subscription", ""),
+                        optional=True)
+            names.check("resource_group", "resource_group",
+                        attr(event, "resource_group") or arm.get("resource_group", ""),
+                        optional=True)
+        else:
+            names.check("workspace", "synapse_workspace",
+                        attr(event, "workspace") or arm.get("name", ""), optional=True)
+        names.check("pipeline", f"{event.source}_pipeline", _pipeline(event), optional=True)
+        names.check("run_id", "pipeline_run_id", event.run_id, optional=True)
+    elif event.source == "databricks":
+        names.check("workspace_id", "workspace_id", attr(event, "workspace_id"), optional=True)
+        cluster = attr(event, "cluster_id") or (event.resource_id if event.kind == "cluster"
+                                                 else "")
+        names.check("cluster_id", "cluster_id", cluster, optional=True)
 
 
 def _merge_codes(code: str, codes: tuple[str, ...], event: ErrorEvent) -> tuple[str, ...]:

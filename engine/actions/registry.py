@@ -24,7 +24,7 @@ def action_table() -> dict[str, ActionSpec]:
                         "default.",
             params=adf.RerunParams, target=adf.target, target_fields=_ADF_TARGET,
             run=adf.rerun_pipeline, describe=adf.describe_rerun, probe=adf.probe_run,
-            reconcile=adf.reconcile_rerun,
+            reconcile=adf.reconcile_rerun, precheck=adf.precheck_rerun,
         ),
         ActionSpec(
             name="adf.cancel_run",
@@ -40,6 +40,7 @@ def action_table() -> dict[str, ActionSpec]:
             target_fields=("workspace", "pipeline", "run_id", "start_activity_name"),
             run=synapse.rerun_pipeline, describe=synapse.describe_rerun,
             probe=synapse.probe_run, reconcile=synapse.reconcile_rerun,
+            precheck=synapse.precheck_rerun,
         ),
         ActionSpec(
             name="databricks.repair_run",
@@ -48,7 +49,7 @@ def action_table() -> dict[str, ActionSpec]:
             target_fields=("run_id", "job_id", "workspace_id"),
             run=databricks.repair_run, describe=databricks.describe_repair,
             idempotency_key=databricks.repair_key, probe=databricks.probe_repair,
-            reconcile=databricks.reconcile_repair,
+            reconcile=databricks.reconcile_repair, precheck=databricks.precheck_repair,
         ),
         ActionSpec(
             name="databricks.run_job",
@@ -56,7 +57,7 @@ def action_table() -> dict[str, ActionSpec]:
             params=databricks.RunJobParams, target=databricks.job_target,
             target_fields=("job_id", "workspace_id"),
             run=databricks.run_job, describe=databricks.describe_run_job,
-            probe=databricks.probe_job_run,
+            probe=databricks.probe_job_run, precheck=databricks.precheck_run_job,
         ),
         ActionSpec(
             name="databricks.start_cluster",
@@ -66,6 +67,7 @@ def action_table() -> dict[str, ActionSpec]:
             run=databricks.start_cluster,
             describe=lambda p, e: f"would start cluster {p.cluster_id}",
             probe=databricks.probe_cluster, reconcile=databricks.reconcile_start,
+            precheck=databricks.precheck_start,
         ),
         ActionSpec(
             name="databricks.restart_cluster",
@@ -75,6 +77,7 @@ def action_table() -> dict[str, ActionSpec]:
             run=databricks.restart_cluster,
             describe=lambda p, e: f"would restart cluster {p.cluster_id}",
             probe=databricks.probe_cluster, reconcile=databricks.reconcile_restart,
+            precheck=databricks.precheck_restart,
         ),
         ActionSpec(
             name="databricks.set_node_type",
@@ -83,7 +86,7 @@ def action_table() -> dict[str, ActionSpec]:
             target_fields=("cluster_id", "job_id", "job_cluster_key", "workspace_id"),
             run=databricks.set_node_type, describe=databricks.describe_node_type,
             idempotency_key=databricks.node_type_key,
-            reconcile=databricks.reconcile_node_type,
+            reconcile=databricks.reconcile_node_type, precheck=databricks.precheck_node_type,
         ),
         ActionSpec(
             name="notify.webhook",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import adf
+from engine.actions import adf, names
 from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
 from engine.actions.clients import Clients, SynapseRoute
-from engine.actions.context import ActionContext, ActionResult, ProbeResult
+from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
 from engine.actions.errors import cloud_call
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RerunParams",
     "describe_rerun",
+    "precheck_rerun",
     "probe_run",
     "query_runs",
     "reconcile_rerun",
@@ -46,6 +47,13 @@ class RerunParams(Params, kw_only=True):
     run_id: str
     start_activity_name: str = ""
     parameters: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # The pipeline and run id go into the workspace endpoint's URL path.
+        names.check("workspace", "synapse_workspace", self.workspace)
+        names.check("pipeline", "synapse_pipeline", self.pipeline)
+        names.check("run_id", "pipeline_run_id", self.run_id)
+        names.check("start_activity_name", "activity", self.start_activity_name, optional=True)
 
 
 def target(event: ErrorEvent) -> dict[str, Any]:
@@ -123,14 +131,12 @@ def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
     )
 
 
-def reconcile_rerun(
-    params: RerunParams, event: ErrorEvent, ctx: ActionContext
-) -> ActionResult | None:
-    """A later run in the original's run group is the rerun already made."""
+def _run_group(params: RerunParams, ctx: ActionContext,
+               where: str) -> tuple[SynapseRoute, Any, datetime, list[PipelineRun]]:
+    """The route, the original run, its start and the runs of its run group since then."""
     from azure.synapse.artifacts.models import RunQueryFilter
 
     route, client = _client(ctx.clients, params.workspace)
-    where = f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline}]"
     with cloud_call(where):
         original = client.pipeline_run.get_pipeline_run(params.run_id)
         started = original.run_start or datetime.now(UTC) - timedelta(days=30)
@@ -139,5 +145,24 @@ def reconcile_rerun(
                            values=[original.run_group_id or params.run_id]),
             RunQueryFilter(operand="PipelineName", operator="Equals", values=[params.pipeline]),
         ])
+    return route, original, started, runs
+
+
+def reconcile_rerun(
+    params: RerunParams, event: ErrorEvent, ctx: ActionContext
+) -> ActionResult | None:
+    """A later run in the original's run group is the rerun already made."""
+    where = f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline}]"
+    route, _, started, runs = _run_group(params, ctx, where)
     return adf.already_rerun(runs, params.run_id, params.pipeline, started,
                              lambda rerun_id: _ref(route, params, rerun_id))
+
+
+def precheck_rerun(params: RerunParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
+    """As for Data Factory (:func:`engine.actions.adf.rerun_needed`): only a Failed run that
+    no running or succeeded rerun follows."""
+    where = (f"synapse.rerun_pipeline[workspace={params.workspace} pipeline={params.pipeline} "
+             f"run={params.run_id}]")
+    _, original, started, runs = _run_group(params, ctx, where)
+    return adf.rerun_needed(original, adf.later_runs(runs, params.run_id, started),
+                            params.pipeline, f"{where} precheck")

@@ -80,6 +80,8 @@ def run_serve(
         except ConfigError as exc:
             click.echo(f"remediator serve: {exc}", err=True)
             return 2
+        for warning in app.state["authenticator"].key_scope_warnings():
+            log.warning("auth", problem=warning)
         install_reload_signal(service)
         # Our own logging (JSON, redacted) stays in place; uvicorn's access log would print
         # query strings, where API keys may ride: the intake logs one line per request instead.

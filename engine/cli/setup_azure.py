@@ -31,6 +31,7 @@ __all__ = [
     "AzureTargets",
     "LogAlert",
     "MetricAlert",
+    "SecretParam",
     "apply_commands",
     "build",
     "default_templates",
@@ -48,8 +49,19 @@ def default_templates() -> Path:
 
 Auth = Literal["key", "basic", "entra"]
 
-_SECRET_PARAM = {"key": "webhookApiKey", "basic": "webhookPassword"}
-_SECRET_ENV = {"key": "REMEDIATOR_API_KEY", "basic": "REMEDIATOR_BASIC_PASSWORD"}
+_BASIC_PARAM = "webhookPassword"
+_BASIC_ENV = "REMEDIATOR_BASIC_PASSWORD"
+
+
+def _key_param(endpoint: str) -> str:
+    """``webhookApiKeyAzureMonitor``: each receiver's key is its own parameter, so that each
+    action group's URL carries a key that opens only its receiver."""
+    return "webhookApiKey" + "".join(part.capitalize() for part in endpoint.split("-"))
+
+
+def _key_env(endpoint: str) -> str:
+    """``REMEDIATOR_RECEIVER_KEY_AZURE_MONITOR``: the shell variable the deploy command reads."""
+    return "REMEDIATOR_RECEIVER_KEY_" + endpoint.upper().replace("-", "_")
 
 _ADF_METRICS = (
     ("PipelineFailedRuns", "pipeline-failed", "A pipeline run of {f} failed."),
@@ -100,6 +112,16 @@ class ActionGroup:
 
 
 @dataclass(frozen=True)
+class SecretParam:
+    """One ``@secure()`` deployment parameter: its name, description and the shell variable
+    that the printed deploy command takes it from."""
+
+    name: str
+    description: str
+    env: str
+
+
+@dataclass(frozen=True)
 class MetricAlert:
     """A metric alert rule on one resource, split by ``dimensions`` (name -> values)."""
 
@@ -139,9 +161,21 @@ class AlertSet:
     notes: tuple[str, ...] = field(default=())
 
     @property
-    def secret_param(self) -> str | None:
-        """The ``@secure()`` parameter's name, None with Entra ID auth."""
-        return _SECRET_PARAM.get(self.targets.auth)
+    def secret_params(self) -> tuple[SecretParam, ...]:
+        """The ``@secure()`` parameters: one API key per receiver (``key``), the basic user's
+        password (``basic``), none with Entra ID auth."""
+        t = self.targets
+        if t.auth == "basic":
+            return (SecretParam(_BASIC_PARAM,
+                                f"The password of the basic-auth user {t.basic_user}.",
+                                _BASIC_ENV),)
+        if t.auth != "key":
+            return ()
+        return tuple(
+            SecretParam(_key_param(ag.endpoint),
+                        f"The API key of receiver /{ag.endpoint} (one of "
+                        f"[receivers.{ag.endpoint}] api_keys).", _key_env(ag.endpoint))
+            for ag in self.action_groups)
 
 
 def _arm_id(t: AzureTargets, provider: str, name: str) -> str:
@@ -160,13 +194,12 @@ def _action_group(t: AzureTargets, key: str, endpoint: str) -> ActionGroup:
     short = f"remed-{key}"[:12]
     if t.auth == "key":
         return ActionGroup(f"ag_{key}", name, short, endpoint, f"{base}/{endpoint}?api_key=",
-                           "", _SECRET_PARAM["key"], None)
+                           "", _key_param(endpoint), None)
     if t.auth == "basic":
         parts = urlsplit(base)
         return ActionGroup(f"ag_{key}", name, short, endpoint,
                            f"{parts.scheme}://{t.basic_user}:",
-                           f"@{parts.netloc}{parts.path}/{endpoint}", _SECRET_PARAM["basic"],
-                           None)
+                           f"@{parts.netloc}{parts.path}/{endpoint}", _BASIC_PARAM, None)
     entra = {"objectId": t.entra_object_id, "identifierUri": t.entra_identifier_uri}
     if t.tenant_id:
         entra["tenantId"] = t.tenant_id
@@ -312,7 +345,7 @@ def render(alerts: AlertSet, templates: Path | None = None) -> dict[str, str]:
     """
     templates = templates or default_templates()
     env = _environment(templates)
-    context = {"alerts": alerts, "secret_param": alerts.secret_param}
+    context = {"alerts": alerts, "secret_params": alerts.secret_params}
     try:
         bicep = env.get_template("alerts.bicep.j2").render(context)
         arm = env.get_template("alerts.json.j2").render(context)
@@ -333,15 +366,18 @@ def apply_commands(alerts: AlertSet, out: Path) -> list[str]:
     run logs to Log Analytics when ``--log-workspace`` was given)."""
     t = alerts.targets
     lines = []
-    param = alerts.secret_param
-    if param is not None:
-        env = _SECRET_ENV[t.auth]
-        what = "one of the service's api_keys" if t.auth == "key" else (
-            f"the password of basic user {t.basic_user!r}")
-        lines.append(f"# {env}: {what}; set it in the shell, never in a file")
+    params = alerts.secret_params
+    for param in params:
+        if t.auth == "key":
+            endpoint = param.env.removeprefix("REMEDIATOR_RECEIVER_KEY_").lower().replace(
+                "_", "-")
+            what = f"one of [receivers.{endpoint}] api_keys (that receiver's key only)"
+        else:
+            what = f"the password of basic user {t.basic_user!r}"
+        lines.append(f"# {param.env}: {what}; set it in the shell, never in a file")
     head = (f"az deployment group create --subscription {t.subscription} "
             f"--resource-group {t.resource_group} --name remediator-alerts")
-    tail = f" --parameters {param}=${_SECRET_ENV[t.auth]}" if param is not None else ""
+    tail = (" --parameters " + " ".join(f"{p.name}=${p.env}" for p in params)) if params else ""
     lines.append(f"{head} --template-file {out / 'remediator-alerts.bicep'}{tail}")
     lines.append("# or, without Bicep:")
     lines.append(f"{head} --template-file {out / 'remediator-alerts.json'}{tail}")

@@ -1,7 +1,8 @@
 """Planned actions, one row each, under a UNIQUE idempotency key.
 
 States: ``planned`` -> ``waiting_approval`` | ``scheduled`` (with ``due_ms``) -> ``started``
--> ``succeeded`` | ``failed``; or ``cancelled``, or ``dry_run`` (rendered, never run).
+-> ``succeeded`` | ``failed`` | ``skipped`` (the pre-check found the target no longer needs
+it: nothing was called); or ``cancelled``, or ``dry_run`` (rendered, never run).
 
 Crash safety: :func:`start` commits the intent (state ``started``, the key, the owner) BEFORE
 the cloud call is made, and only from ``scheduled``, so one key is executed at most once. A row
@@ -28,12 +29,14 @@ __all__ = [
     "attempts_in_window",
     "cancel_pending",
     "create_schema",
+    "dry_runs_due",
     "due",
     "finish",
     "for_incident",
     "get",
     "interrupted",
     "last_started_ms",
+    "note_result",
     "plan",
     "probes_due",
     "release",
@@ -44,7 +47,7 @@ __all__ = [
 
 STATES: tuple[str, ...] = (
     "planned", "waiting_approval", "scheduled", "started", "succeeded", "failed", "cancelled",
-    "dry_run",
+    "dry_run", "skipped",
 )
 PENDING: tuple[str, ...] = ("planned", "waiting_approval", "scheduled")
 """States of a row that has not run yet (and may still be cancelled)."""
@@ -219,6 +222,21 @@ def due(db: Database, now_ms: int, limit: int = 50, *,
     return [_row(r) for r in rows]
 
 
+def dry_runs_due(db: Database, now_ms: int, *, since_ms: int, actions: list[str],
+                 limit: int = 50) -> list[ActionRow]:
+    """Dry-run rows of ``actions`` due between ``since_ms`` and ``now_ms`` whose pre-check has
+    not run yet (no result kept), oldest due first."""
+    if not actions:
+        return []
+    marks = ", ".join("?" for _ in actions)
+    rows = db.query(
+        f"SELECT * FROM actions WHERE state = 'dry_run' AND due_ms <= ? AND due_ms >= ? "
+        f"AND result = '{{}}' AND action IN ({marks}) ORDER BY due_ms, created_ms LIMIT ?",
+        (now_ms, since_ms, *actions, limit),
+    )
+    return [_row(r) for r in rows]
+
+
 def release(
     db: Database, incident_id: str, *, from_state: str, to_state: str, now_ms: int
 ) -> int:
@@ -273,6 +291,13 @@ def finish(
             (state, now_ms, json.dumps(redact(result or {}), sort_keys=True), external_id,
              error, probe_state, probe_due, deadline, interval, action_id),
         )
+
+
+def note_result(db: Database, action_id: str, result: dict[str, Any]) -> None:
+    """Keep ``result`` with a row that does not run (a dry-run row's pre-check verdict)."""
+    with db.write() as conn:
+        conn.execute("UPDATE actions SET result = ? WHERE id = ?",
+                     (json.dumps(redact(result), sort_keys=True), action_id))
 
 
 def reschedule(db: Database, action_id: str, *, due_ms: int, error: str) -> None:
@@ -334,11 +359,12 @@ def attempts_in_window(
     db: Database, *, rule_id: str, scope: str, value: str, since_ms: int
 ) -> int:
     """Remediation attempts of ``rule_id`` since ``since_ms`` within a scope: ``target``,
-    ``fingerprint`` (same value) or ``rule`` (all). Dry-run and cancelled rows do not count."""
+    ``fingerprint`` (same value) or ``rule`` (all). Dry-run, cancelled and skipped rows (the
+    target no longer needed them: nothing was done) do not count."""
     sql = (
         "SELECT count(DISTINCT incident_id || '#' || attempt) AS n FROM actions "
         "WHERE rule_id = ? AND phase = 'remediate' AND created_ms >= ? "
-        "AND state NOT IN ('dry_run', 'cancelled')"
+        "AND state NOT IN ('dry_run', 'cancelled', 'skipped')"
     )
     params: list[Any] = [rule_id, since_ms]
     if scope in ("target", "fingerprint"):
@@ -350,10 +376,12 @@ def attempts_in_window(
 def last_started_ms(
     db: Database, *, rule_id: str, target: str, exclude_incident: str = ""
 ) -> int | None:
-    """When ``rule_id`` last started an action on ``target`` (other incidents only)."""
+    """When ``rule_id`` last started an action on ``target`` (other incidents only; a row the
+    pre-check skipped changed nothing and does not count)."""
     rows = db.query(
         "SELECT max(started_ms) AS t FROM actions WHERE rule_id = ? AND target = ? "
-        "AND phase = 'remediate' AND started_ms > 0 AND incident_id != ?",
+        "AND phase = 'remediate' AND started_ms > 0 AND state != 'skipped' "
+        "AND incident_id != ?",
         (rule_id, target, exclude_incident),
     )
     return rows[0]["t"]

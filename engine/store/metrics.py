@@ -31,7 +31,8 @@ FIRST_ACTION_BUCKETS: tuple[float, ...] = (
 
 _ACTION_OUTCOMES = {"action_succeeded": "succeeded", "action_failed": "failed",
                     "action_cancelled": "cancelled"}
-_KINDS = ("matched", "guard", "rca", "action_planned", "action_started", *_ACTION_OUTCOMES)
+_KINDS = ("matched", "guard", "rca", "action_planned", "action_started", "precheck",
+          *_ACTION_OUTCOMES)
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -107,6 +108,10 @@ def _fold_audit(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
                                "outcome": _ACTION_OUTCOMES[kind]}, 1, ts)
     elif kind == "action_started":
         _first_action(conn, row, totals)
+    elif kind == "precheck" and data.get("decision") == "skip" and not data.get("dry_run"):
+        # The pre-check found nothing to do: the action ended skipped, nothing was called.
+        totals.add("actions", {"action": str(data.get("action") or "unknown"),
+                               "outcome": "skipped"}, 1, ts)
 
 
 def refresh(db: Database, *, batch: int = 50_000) -> None:

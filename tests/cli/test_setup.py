@@ -35,6 +35,8 @@ def test_setup_azure_writes_both_templates_and_prints_the_deploy_commands(
     # A key planted everywhere the command could pick one up must appear nowhere.
     monkeypatch.setenv("REMEDIATOR_API_KEY", PLANTED)
     monkeypatch.setenv("REMEDIATOR_API_KEYS", PLANTED)
+    monkeypatch.setenv("REMEDIATOR_RECEIVER_KEY_AZURE_MONITOR", PLANTED)
+    monkeypatch.setenv("REMEDIATOR_RECEIVER_KEYS_AZURE_MONITOR", PLANTED)
     out = tmp_path / "alerts"
     result = _run("setup", "azure", "--subscription", "sub-1", "--resource-group", "rg-1",
                   "--factory", "adf-a", "--synapse", "syn-a", "--url", URL, "--out", str(out))
@@ -43,6 +45,8 @@ def test_setup_azure_writes_both_templates_and_prints_the_deploy_commands(
                                                      "remediator-alerts.json"]
     head = ("az deployment group create --subscription sub-1 --resource-group rg-1 "
             "--name remediator-alerts --template-file ")
+    params = ("webhookApiKeyAzureMonitor=$REMEDIATOR_RECEIVER_KEY_AZURE_MONITOR "
+              "webhookApiKeySynapseMonitor=$REMEDIATOR_RECEIVER_KEY_SYNAPSE_MONITOR")
     assert result.stdout.splitlines() == [
         f"wrote {out}/remediator-alerts.bicep",
         f"wrote {out}/remediator-alerts.json",
@@ -52,11 +56,13 @@ def test_setup_azure_writes_both_templates_and_prints_the_deploy_commands(
         "--log-workspace to get the commands)",
         "",
         "to deploy:",
-        "  # REMEDIATOR_API_KEY: one of the service's api_keys; set it in the shell, never in "
-        "a file",
-        f"  {head}{out}/remediator-alerts.bicep --parameters webhookApiKey=$REMEDIATOR_API_KEY",
+        "  # REMEDIATOR_RECEIVER_KEY_AZURE_MONITOR: one of [receivers.azure-monitor] api_keys "
+        "(that receiver's key only); set it in the shell, never in a file",
+        "  # REMEDIATOR_RECEIVER_KEY_SYNAPSE_MONITOR: one of [receivers.synapse-monitor] "
+        "api_keys (that receiver's key only); set it in the shell, never in a file",
+        f"  {head}{out}/remediator-alerts.bicep --parameters {params}",
         "  # or, without Bicep:",
-        f"  {head}{out}/remediator-alerts.json --parameters webhookApiKey=$REMEDIATOR_API_KEY",
+        f"  {head}{out}/remediator-alerts.json --parameters {params}",
     ]
     json.loads((out / "remediator-alerts.json").read_text())
     for path in out.iterdir():

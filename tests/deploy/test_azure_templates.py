@@ -36,15 +36,27 @@ def _by_type(arm: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r for r in arm["resources"] if r["type"] == kind]
 
 
-def test_arm_action_groups_post_to_each_endpoint_with_the_key_from_a_secure_parameter() -> None:
+KEY_PARAMS = {"azure-monitor": "webhookApiKeyAzureMonitor",
+              "synapse-monitor": "webhookApiKeySynapseMonitor",
+              "azure-functions-monitor": "webhookApiKeyAzureFunctionsMonitor"}
+
+
+def test_arm_action_groups_post_to_each_endpoint_with_its_own_key_from_a_secure_parameter(
+) -> None:
     arm = _arm()
-    assert arm["parameters"]["webhookApiKey"]["type"] == "securestring"
+    # One key per receiver: the key in one action group's URL opens only that receiver.
+    assert {name: p["type"] for name, p in arm["parameters"].items()
+            if name != "location"} == dict.fromkeys(KEY_PARAMS.values(), "securestring")
+    assert arm["parameters"]["webhookApiKeySynapseMonitor"]["metadata"]["description"] == (
+        "The API key of receiver /synapse-monitor (one of [receivers.synapse-monitor] "
+        "api_keys).")
     receivers = {g["name"]: g["properties"]["webhookReceivers"]
                  for g in _by_type(arm, "Microsoft.Insights/actionGroups")}
     assert receivers == {
         f"ag-remediator-{key}": [{
             "name": f"remediator-{path}",
-            "serviceUri": f"[concat('{URL}/{path}?api_key=', parameters('webhookApiKey'))]",
+            "serviceUri": f"[concat('{URL}/{path}?api_key=', "
+                          f"parameters('{KEY_PARAMS[path]}'))]",
             "useCommonAlertSchema": True,
         }]
         for key, path in (("adf", "azure-monitor"), ("synapse", "synapse-monitor"),
@@ -116,7 +128,7 @@ def test_a_log_workspace_scopes_the_log_alerts_and_filters_by_resource() -> None
 def test_basic_auth_puts_the_password_parameter_in_the_uri() -> None:
     arm = _arm(auth="basic", basic_user="azmon")
     assert arm["parameters"]["webhookPassword"]["type"] == "securestring"
-    assert "webhookApiKey" not in arm["parameters"]
+    assert list(arm["parameters"]) == ["webhookPassword", "location"]
     group = _by_type(arm, "Microsoft.Insights/actionGroups")[0]
     assert group["properties"]["webhookReceivers"][0]["serviceUri"] == (
         "[concat('https://azmon:', parameters('webhookPassword'), "
@@ -143,7 +155,8 @@ def test_entra_auth_makes_a_secure_webhook_without_any_secret_parameter() -> Non
 
 def test_bicep_structure_holds_the_same_rules() -> None:
     bicep = render(build(_targets()))["remediator-alerts.bicep"]
-    assert re.search(r"@secure\(\)\n@description\('[^']+'\)\nparam webhookApiKey string\n", bicep)
+    for param in KEY_PARAMS.values():
+        assert re.search(rf"@secure\(\)\n@description\('[^']+'\)\nparam {param} string\n", bicep)
     resources = re.findall(r"^resource (\w+) '([\w./]+)@([\w-]+)' = \{$", bicep, re.M)
     assert [(t, v) for _, t, v in resources].count(
         ("Microsoft.Insights/metricAlerts", "2018-03-01")) == 7
@@ -151,7 +164,7 @@ def test_bicep_structure_holds_the_same_rules() -> None:
         ("Microsoft.Insights/scheduledQueryRules", "2023-03-15-preview")) == 4
     assert [s for s, t, _ in resources if t == "Microsoft.Insights/actionGroups"] == [
         "ag_adf", "ag_synapse", "ag_functions"]
-    assert (f"serviceUri: '{URL}/synapse-monitor?api_key=${{webhookApiKey}}'\n"
+    assert (f"serviceUri: '{URL}/synapse-monitor?api_key=${{webhookApiKeySynapseMonitor}}'\n"
             "        useCommonAlertSchema: true\n") in bicep
     for metric in ("PipelineFailedRuns", "ActivityFailedRuns", "TriggerFailedRuns",
                    "IntegrationPipelineRunsEnded"):

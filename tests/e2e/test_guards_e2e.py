@@ -4,13 +4,13 @@ and the sandbox; each test checks which cloud calls happened and the reason the 
 
 from __future__ import annotations
 
-import copy
+import json
 from typing import Any
 
 from engine import guards
 from engine.store import audit as audit_store
 from tests.e2e.test_actions_e2e import JOB, TASK
-from tests.e2e.test_remediation import BLOB, CREATE_RUN
+from tests.e2e.test_remediation import BLOB, CREATE_RUN, RUN
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ADMIN
 
@@ -31,9 +31,10 @@ rules:
 
 
 def alert(n: int) -> dict[str, Any]:
-    """The blob-missing alert as the n-th distinct firing (its own alert id, so not a
-    duplicate of the others)."""
-    payload = copy.deepcopy(load_sample(BLOB))
+    """The blob-missing alert as the n-th distinct firing: its own alert id (so not a
+    duplicate of the others) and its own failed run (a run already rerun needs nothing: the
+    pre-check would skip a second rerun of the same run)."""
+    payload = json.loads(json.dumps(load_sample(BLOB)).replace(RUN, RUN[:-4] + f"{n:04x}"))
     essentials = payload["data"]["essentials"]
     essentials["alertId"] = essentials["alertId"][:-4] + f"{n:04d}"
     return payload

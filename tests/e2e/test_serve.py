@@ -29,11 +29,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(tmp_path: Path, playbooks: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+def _serve(tmp_path: Path, playbooks: Path, extra_env: dict[str, str] | None = None,
+           ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """A running ``remediator serve`` on a free port: its URL, log file and process."""
     port = _free_port()
     env = {**os.environ, "REMEDIATOR_API_KEYS": RECEIVER_KEY, "REMEDIATOR_ADMIN_KEYS": ADMIN_KEY,
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **(extra_env or {})}
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

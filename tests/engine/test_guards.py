@@ -17,6 +17,7 @@ from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from tests.engine.actions.conftest import ADF_RUN as RUN
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig
@@ -129,8 +130,8 @@ def test_cooldown_blocks_a_new_incident_soon_after(engine_rig: EngineRig) -> Non
 
 def test_budget_spent_escalates(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
-    for n in range(3):
-        engine_rig.deliver(adf_event(dedup_key=f"d{n}"))
+    for n in range(3):  # three failed runs of the pipeline (a rerun run needs no other)
+        engine_rig.deliver(adf_event(dedup_key=f"d{n}", run_id=f"{RUN[:-4]}{n:04x}"))
         worker.run_once()
         for _ in range(2):
             engine_rig.clock.advance(60)

@@ -95,3 +95,17 @@ def test_untargeted_actions_key_on_the_event():
     p, event = params(spec)
     other = msgspec.structs.replace(event, dedup_key="another failure")
     assert spec.key(p, event) != spec.key(p, other)
+
+
+# Mutating actions whose repetition changes nothing or that have no cloud target to read.
+NO_PRECHECK = {"adf.cancel_run", "ticket.create"}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATING))
+def test_every_mutating_cloud_action_reads_its_target_before_acting(name: str):
+    spec = TABLE[name]
+    if name in NO_PRECHECK:
+        assert spec.precheck is None
+        return
+    assert spec.precheck is not None
+    assert list(inspect.signature(spec.precheck).parameters) == ["params", "event", "ctx"]
