@@ -4,7 +4,8 @@ Routes: the four receivers (POST), ``/health`` and ``/ready`` (open), ``/api/...
 and the OpenAPI document under ``/schema`` (admin keys). Client mistakes map to 4xx with a JSON
 body ``{"error": ..., "detail": ..., "path": ...}``; a database that cannot take a write to 503
 with ``Retry-After`` (Azure Monitor retries 503, never 500). On every route, a state-changing
-request from another site is refused (:mod:`receivers.csrf`).
+request from another site is refused (:mod:`receivers.csrf`) and every answer carries the
+security headers (:mod:`receivers.headers`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
@@ -35,6 +37,7 @@ from receivers.auth import Authenticator, Unauthorized, admin_guard
 from receivers.csrf import CrossSiteGuard, CrossSiteRequest, JsonRequired
 from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusal
 from receivers.group_commit import GroupCommitter
+from receivers.headers import add_security_headers
 
 if TYPE_CHECKING:
     from engine.service import Service
@@ -299,6 +302,7 @@ def create_app(
         state=State({"authenticator": auth, "settings": settings, "service": service}),
         lifespan=[lifespan],
         middleware=[CrossSiteGuard()],
+        before_send=[add_security_headers],
         exception_handlers={
             PayloadError: _on_payload_error,
             StorageError: _on_storage_error,
@@ -315,6 +319,9 @@ def create_app(
             title="Remediator",
             version="0.1.0",
             openapi_router=Router(path="/schema", guards=[admin_guard], route_handlers=[]),
+            # The documents only: the browsable UIs load scripts from CDNs, inline, into the
+            # admin origin, which the security headers' policy (rightly) does not allow.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         logging_config=None,
     )
