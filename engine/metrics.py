@@ -29,6 +29,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 (the HTTP layer adds the charset)."""
 REJECTION_REASONS: tuple[str, ...] = (
     "unauthorized", "too_large", "malformed", "unknown_schema", "unsupported_media", "storage",
+    "cross_site",
 )
 """Why a request was refused (``remediator_rejections_total{reason}``)."""
 

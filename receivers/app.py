@@ -3,7 +3,9 @@
 Routes: the four receivers (POST), ``/health`` and ``/ready`` (open), ``/api/...`` (admin keys)
 and the OpenAPI document under ``/schema`` (admin keys). Client mistakes map to 4xx with a JSON
 body ``{"error": ..., "detail": ..., "path": ...}``; a database that cannot take a write to 503
-with ``Retry-After`` (Azure Monitor retries 503, never 500).
+with ``Retry-After`` (Azure Monitor retries 503, never 500). On every route, a state-changing
+request from another site is refused (:mod:`receivers.csrf`) and every answer carries the
+security headers (:mod:`receivers.headers`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
@@ -32,8 +35,10 @@ from engine.store import Database
 from receivers import intake
 from receivers.api import BadRequest, api_router
 from receivers.auth import Authenticator, Unauthorized, admin_guard
-from receivers.dashboard import dashboard_router, metrics_handler
+from receivers.csrf import CrossSiteGuard, CrossSiteRequest, JsonRequired
+from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusal
 from receivers.group_commit import GroupCommitter
+from receivers.headers import add_security_headers
 
 if TYPE_CHECKING:
     from engine.service import Service
@@ -180,10 +185,21 @@ def _on_unauthorized(
 
 
 def _on_media_type(
-    request: Request[Any, Any, Any], exc: UnsupportedMediaType
+    request: Request[Any, Any, Any], exc: UnsupportedMediaType | JsonRequired
 ) -> Response[dict[str, Any]]:
     _reject(request, "unsupported_media")
     return Response({"error": "unsupported_media_type", "detail": str(exc)}, status_code=415)
+
+
+def _on_cross_site(request: Request[Any, Any, Any], exc: CrossSiteRequest) -> Response[Any]:
+    """403: JSON, or a page for the dashboard's routes (a person's browser posted it)."""
+    log.warning("cross-site request refused", method=request.method, path=request.url.path,
+                detail=str(exc))
+    _reject(request, "cross_site")
+    handler = request.scope.get("route_handler")
+    if handler is not None and handler.opt.get(PAGES):
+        return refusal(403, "Refused: request from another site", str(exc))
+    return Response({"error": "cross_site_request", "detail": str(exc)}, status_code=403)
 
 
 def _on_bad_request(_: Request[Any, Any, Any], exc: BadRequest) -> Response[dict[str, Any]]:
@@ -298,11 +314,15 @@ def create_app(
         },
         state=State({"authenticator": auth, "settings": settings, "service": service}),
         lifespan=[lifespan],
+        middleware=[CrossSiteGuard()],
+        before_send=[add_security_headers],
         exception_handlers={
             PayloadError: _on_payload_error,
             StorageError: _on_storage_error,
             Unauthorized: _on_unauthorized,
             UnsupportedMediaType: _on_media_type,
+            JsonRequired: _on_media_type,
+            CrossSiteRequest: _on_cross_site,
             BadRequest: _on_bad_request,
             HTTPException: _http_error(settings.body_limit),
             Exception: _on_internal,
@@ -312,6 +332,9 @@ def create_app(
             title="Remediator",
             version="0.1.0",
             openapi_router=Router(path="/schema", guards=[admin_guard], route_handlers=[]),
+            # The documents only: the browsable UIs load scripts from CDNs, inline, into the
+            # admin origin, which the security headers' policy (rightly) does not allow.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         logging_config=None,
     )

@@ -4,19 +4,20 @@ Pages read the store directly (engine/store/*) and render Jinja templates with a
 everything they show is already redacted when stored, and no request header is ever shown.
 Approve/reject, the reset of a circuit breaker (``/breakers``) and the replay of a parked
 event are plain HTML forms posted here, calling :mod:`engine.guards` and
-:mod:`engine.deadletter` as the API does; a POST whose ``Origin`` is another site is refused
-(basic auth alone would not stop a cross-site form). ``/metrics`` also takes
+:mod:`engine.deadletter` as the API does; a form posted from another site is refused before
+it gets here (:mod:`receivers.csrf`: basic auth alone would not stop it), with the page
+:func:`refusal`. ``/metrics`` also takes
 ``Authorization: Bearer <admin key>``, as Prometheus scrapers send it.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 import msgspec
@@ -24,7 +25,6 @@ from litestar import Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
-from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
@@ -44,12 +44,15 @@ from engine.store import Database, actions, audit, inbox, incidents, reporting, 
 from engine.store import metrics as metrics_store
 from receivers.auth import ADMIN, admin_guard
 
-__all__ = ["STAGES", "ApprovalForm", "dashboard_router", "metrics_handler"]
+__all__ = ["PAGES", "STAGES", "ApprovalForm", "dashboard_router", "metrics_handler", "refusal"]
 
 _HERE = Path(__file__).parent
 REFRESH_SECONDS = 15
 PARKED_SHOWN = 200
 """The parked events listed on their page (newest first); the page says how many there are."""
+PAGES = "dashboard_page"
+"""The ``opt`` key that marks the dashboard's routes: errors raised before their handler runs
+are answered as a page (:func:`refusal`) rather than JSON."""
 STAGES: dict[str, str] = {
     "received": "event", "enriched": "enrichment", "matched": "rule", "no_match": "rule",
     "incident": "incident", "guard": "guards", "action_planned": "actions",
@@ -75,6 +78,7 @@ class BreakerForm(msgspec.Struct, kw_only=True):
     reason: str = ""
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
@@ -108,12 +112,6 @@ def _caller(request: Request[Any, Any, Any]) -> str:
     caller = request.app.state["authenticator"].check(ADMIN, request.headers,
                                                       request.query_params)
     return str(caller.name)
-
-
-def _same_origin(request: Request[Any, Any, Any]) -> None:
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise PermissionDeniedException("cross-site form refused")
 
 
 def _chart(buckets: list[reporting.Bucket], *, start_ms: int, bucket_ms: int,
@@ -161,6 +159,12 @@ def _page(env: jinja2.Environment, name: str, status: int = 200, **context: Any)
     return Response(html, media_type=MediaType.HTML, status_code=status)
 
 
+def refusal(status: int, title: str, what: str) -> Response[str]:
+    """The page for a dashboard request refused before its handler ran (no mode banner: the
+    refusal reads no storage)."""
+    return _page(_environment(), "missing.html.j2", status, title=title, mode="", what=what)
+
+
 def _rules(request: Request[Any, Any, Any], settings: Settings) -> tuple[list[Any], str]:
     service = request.app.state.get("service")
     if service is not None:
@@ -172,7 +176,7 @@ def _rules(request: Request[Any, Any, Any], settings: Settings) -> tuple[list[An
 
 
 def dashboard_router() -> Router:
-    """The dashboard pages and forms, and ``/static`` (CSS and the refresh script)."""
+    """The dashboard pages and forms, and ``/static`` (the stylesheet)."""
     env = _environment()
 
     @get("/", sync_to_thread=True, include_in_schema=False)
@@ -220,7 +224,6 @@ def dashboard_router() -> Router:
                back: str, refused: str, act: Callable[[str], object]) -> Any:
         """An operator's decision (approve, reject, reset a breaker): back to ``back``, or a
         409 page saying why."""
-        _same_origin(request)
         try:
             act(f"{_caller(request)} (dashboard)")
         except guards.GuardError as exc:
@@ -273,7 +276,6 @@ def dashboard_router() -> Router:
                db: NamedDependency[Database], settings: NamedDependency[Settings],
                data: URLEncodedBody[ApprovalForm]) -> Any:
         """An operator's replay: back to the parked list, or a 404/409 page saying why."""
-        _same_origin(request)
         try:
             deadletter.replay(db, event_id, f"{_caller(request)} (dashboard)",
                               reason=data.reason[:500])
@@ -310,11 +312,10 @@ def dashboard_router() -> Router:
     return Router(
         path="/",
         guards=[admin_guard],
+        opt={PAGES: True},
         route_handlers=[
             incident_list, incident_page, approve, reject, breakers_page, reset_breaker,
-
-            incident_list, incident_page, approve, reject, parked_page, replay,
-            playbooks_page, audit_page,
+            parked_page, replay, playbooks_page, audit_page,
             create_static_files_router(path="/static", directories=[_HERE / "static"],
                                        include_in_schema=False),
         ],

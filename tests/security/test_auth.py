@@ -5,7 +5,6 @@ Entra tokens that are expired, wrongly signed, for another audience or tenant ar
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.fixtures.app import (
     TENANT,
     basic_header,
 )
+from tests.fixtures.app import routes as _routes
 from tests.fixtures.common import load_sample
 
 OPEN = {"/health", "/ready"}
@@ -38,15 +38,6 @@ WRONG = [
     basic_header("", ""),
     {"authorization": "Basic !!!not-base64"},
 ]
-
-
-def _routes(client: TestClient[Any]) -> list[tuple[str, str]]:
-    """Every (method, concrete path) of the app, path parameters filled with a dummy."""
-    out = []
-    for route in client.app.routes:
-        path = re.sub(r"\{(\w+):\w+\}", "x1", route.path)
-        out.extend((method, path) for method in sorted(route.methods) if method != "OPTIONS")
-    return out
 
 
 def test_the_route_table_is_what_this_test_knows(client: TestClient[Any]) -> None:
