@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from engine import execute, guards
+from engine.actions import names
 from engine.clock import to_ms
 from engine.events import ErrorEvent
 from engine.execute import Deps
@@ -205,11 +206,15 @@ def plan(deps: Deps, job: Job) -> None:
                                          phase="remediate", state=state, secondary=True,
                                          dry_run=job.dry_run or extra.rule.rule.dry_run)
     except RenderError as exc:
-        # The rule cannot act on this event (an undefined field, a name the cloud could
-        # never have given): nothing is called, the incident escalates (a person looks at
-        # it, on_failure runs), and the event still fails with the error (the batch keeps
-        # what was written).
+        # The rule cannot act on this event: nothing is called, the incident escalates (a
+        # person looks at it, on_failure runs). A name the cloud could never have given is the
+        # event's own fault and the escalation is its outcome; any other render error is the
+        # playbook's, so the event is parked with the error (the batch keeps what was
+        # written) to be replayed once the playbook is fixed.
         execute.escalate(deps, inc, rule_match.rule, str(exc))
+        if _caused_by(exc, names.InvalidName):
+            job.done = True
+            return
         raise
     if job.dry_run and all(r.state == "dry_run" for r in rows):
         reason = execute.dry_run_reason(rows)
@@ -226,6 +231,13 @@ def plan(deps: Deps, job: Job) -> None:
         incidents_store.set_state(deps.db, inc.id, "remediating", reason="actions planned",
                                   now_ms=to_ms(now))
     job.incident = incidents_store.get(deps.db, inc.id)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, kind):
+        cause = cause.__cause__
+    return cause is not None
 
 
 def act(deps: Deps, job: Job) -> None:

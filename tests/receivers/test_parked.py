@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from engine.store import audit as audit_store
 from engine.store import inbox
 from tests.fixtures.app import admin_headers, basic_header
+from tests.fixtures.common import assert_wrapped
 from tests.fixtures.dashboard import HOSTILE, PARKED_RESOURCE, Seeded, park_one
 from tests.receivers.test_metrics import scrape, value
 
@@ -86,7 +87,8 @@ def test_a_replay_names_the_basic_auth_user_and_bounds_its_reason(
     url = f"/api/events/{event_id}/replay"
     too_long = dash.post(url, json={"reason": "x" * 501}, headers=admin_headers())
     assert too_long.status_code == 400
-    assert "Expected `str` of length <= 500" in too_long.json()["detail"]
+    assert_wrapped(too_long.json()["detail"], f"Validation failed for POST {url}: reason: ",
+                   "str", "500")
     unknown = dash.post(url, json={"why": "x"}, headers=admin_headers())
     assert unknown.status_code == 400
     assert _state(seeded, event_id)[0] == "parked"

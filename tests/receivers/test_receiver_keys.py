@@ -15,7 +15,7 @@ from engine.errors import ConfigError
 from engine.store import Database
 from receivers.app import create_app
 from receivers.auth import Authenticator
-from tests.fixtures.common import load_sample
+from tests.fixtures.common import assert_wrapped, load_sample
 
 AZURE = load_sample("seed/adf-action-group-alert.json")
 DBX = load_sample("databricks/databricks-job-on-failure.json")
@@ -105,13 +105,6 @@ def test_the_environment_refines_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("toml", "env", "message"), [
-    ('[receivers.azure-monitor]\napi_keys = ["env:RK_NOT_SET_X"]\n', {},
-     "{path}: environment variable RK_NOT_SET_X is not set - at "
-     "`$.receivers.azure-monitor.api_keys[0]`"),
-    ('[receivers.databricks-monitor]\napi_keys = ["k", 7]\n', {},
-     "{path}: Expected `str`, got `int` - at `$.receivers.databricks-monitor.api_keys[1]`"),
-    ('[receivers.synapse-monitor]\napi_key = ["k"]\n', {},
-     "{path}: Object contains unknown field `api_key` - at `$.receivers.synapse-monitor`"),
     ('[receivers.databricks-monitor]\nauth = ["basic"]\napi_keys = ["k"]\n', {},
      "receivers.databricks-monitor.api_keys: set, but auth ['basic'] does not allow api_key"),
     ("", {"REMEDIATOR_RECEIVER_KEYS_DATABRICKS": "k"},
@@ -127,3 +120,21 @@ def test_config_errors_name_the_key_path(tmp_path: Path, toml: str, env: dict[st
     with pytest.raises(ConfigError) as raised:
         load_settings(config, env=env)
     assert str(raised.value) == message.format(path=config)
+
+
+@pytest.mark.parametrize(("toml", "ours", "mentions"), [
+    ('[receivers.azure-monitor]\napi_keys = ["env:RK_NOT_SET_X"]\n',
+     "{path}: environment variable RK_NOT_SET_X is not set",
+     ("$.receivers.azure-monitor.api_keys[0]",)),
+    ('[receivers.databricks-monitor]\napi_keys = ["k", 7]\n', "{path}: ",
+     ("str", "int", "$.receivers.databricks-monitor.api_keys[1]")),
+    ('[receivers.synapse-monitor]\napi_key = ["k"]\n', "{path}: ",
+     ("api_key", "$.receivers.synapse-monitor")),
+])
+def test_config_errors_in_the_file_name_the_file_and_the_key_path(
+        tmp_path: Path, toml: str, ours: str, mentions: tuple[str, ...]) -> None:
+    config = tmp_path / "remediator.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, env={})
+    assert_wrapped(str(raised.value), ours.format(path=config), *mentions)
