@@ -36,7 +36,9 @@ rules:
           body: "Pipeline {{ event.resource }} failed.\nRunbook: https://wiki.example/runbooks/adf"
 """
 
-CODE = "UserErrorSourceBlobNotExist"
+# No such name is a valid Data Factory pipeline name, so enrichment asks the cloud nothing
+# about it (engine/actions/names.py) and the alert keeps its own code.
+CODE = "2200"
 
 # name: (PipelineName as posted, as Slack mrkdwn shows it, as a Teams card shows it,
 #        as plain text on one line (ticket title), as plain text (ticket body))
