@@ -101,6 +101,10 @@ class Pattern:
 
     def search(self, text: str) -> Match | None:
         """The leftmost match anywhere in ``text``, or None."""
+        if text.isascii():  # most text: offsets in bytes are offsets in characters
+            data = text.encode("ascii")
+            spans = self._raw.Match(_UNANCHORED, data, 0, len(data))
+            return _AsciiMatch(text, spans, self.groupindex) if spans[0][0] >= 0 else None
         try:
             return self._re.search(text)
         except UnicodeEncodeError:
@@ -130,10 +134,36 @@ class Pattern:
 
     def findall(self, text: str) -> list[Any]:
         """As ``re``: the matches, or their one group, or tuples of their groups."""
-        try:
-            return self._re.findall(text)
-        except UnicodeEncodeError:
+        if not text.isascii():
             return self._re.findall(_encodable(text))
+        found: list[Any] = []
+        for spans in self._all_spans(text.encode("ascii")):
+            if self.groups == 0:
+                found.append(text[spans[0][0]:spans[0][1]])
+                continue
+            items = tuple("" if a < 0 else text[a:b] for a, b in spans[1:])
+            found.append(items[0] if self.groups == 1 else items)
+        return found
+
+    def _all_spans(self, data: bytes) -> Iterator[list[tuple[int, int]]]:
+        """The spans of every non-overlapping match in ``data``, as the binding finds them."""
+        match_at = self._raw.Match
+        size = len(data)
+        pos = 0
+        while True:
+            spans = match_at(_UNANCHORED, data, pos, size)
+            start, stop = spans[0]
+            if start < 0:
+                return
+            yield spans
+            if stop == pos:  # an empty match: step over one character
+                if pos >= size:
+                    return
+                pos += 1
+                while pos < size and data[pos] & 0xC0 == 0x80:
+                    pos += 1
+            else:
+                pos = stop
 
     def scan(self, data: bytes, pos: int = 0) -> list[tuple[int, int]] | None:
         """The leftmost match in UTF-8 ``data`` (:func:`utf8`) at or after byte ``pos``: the
@@ -168,15 +198,10 @@ class Pattern:
         # On the UTF-8 bytes with the binding's own matcher: this runs on every webhook
         # (redaction, fingerprints), and the generic path costs ~5x more per match.
         data = utf8(text)
-        match_at = self._raw.Match
-        size = len(data)
-        pos = last = 0
+        last = 0
         out: list[bytes] = []
-        while True:
-            spans = match_at(_UNANCHORED, data, pos, size)
+        for spans in self._all_spans(data):
             start, stop = spans[0]
-            if start < 0:
-                break
             out.append(data[last:start])
             for piece in template:
                 if piece.__class__ is int:
@@ -186,18 +211,44 @@ class Pattern:
                 else:
                     out.append(piece)  # type: ignore[arg-type]
             last = stop
-            if stop == pos:  # an empty match: step over one character
-                if pos >= size:
-                    break
-                pos += 1
-                while pos < size and data[pos] & 0xC0 == 0x80:
-                    pos += 1
-            else:
-                pos = stop
         if not out:
             return text
         out.append(data[last:])
         return b"".join(out).decode("utf-8")
+
+
+class _AsciiMatch:
+    """A match in ASCII text, as ``re``'s reads: ``m[0]``, ``m["name"]``, ``group``,
+    ``groupdict``, ``start``, ``end``, ``span``."""
+
+    __slots__ = ("_names", "_spans", "_text")
+
+    def __init__(self, text: str, spans: list[tuple[int, int]], names: dict[str, int]) -> None:
+        self._text, self._spans, self._names = text, spans, names
+
+    def __getitem__(self, group: int | str) -> str | None:
+        a, b = self._spans[self._names[group] if isinstance(group, str) else group]
+        return None if a < 0 else self._text[a:b]
+
+    def group(self, *groups: int | str) -> Any:
+        if len(groups) <= 1:
+            return self[groups[0] if groups else 0]
+        return tuple(self[g] for g in groups)
+
+    def groups(self) -> tuple[str | None, ...]:
+        return tuple(self[i] for i in range(1, len(self._spans)))
+
+    def groupdict(self) -> dict[str, str | None]:
+        return {name: self[index] for name, index in self._names.items()}
+
+    def start(self, group: int = 0) -> int:
+        return self._spans[group][0]
+
+    def end(self, group: int = 0) -> int:
+        return self._spans[group][1]
+
+    def span(self, group: int = 0) -> tuple[int, int]:
+        return self._spans[group]
 
 
 _GROUP_REF = re.compile(r"\\(?:(\d)|g<(\w+)>)")  # re: on our own replacement templates only
