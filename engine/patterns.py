@@ -45,7 +45,7 @@ WORD = r"\pL\pN_"
 
 Match = Any
 """A match: ``group``, ``groupdict``, ``start``, ``end``, ``span`` and ``m["name"]``, as in
-``re`` (the binding's own class)."""
+``re`` (the binding's own class, or :class:`_AsciiMatch` for ASCII text)."""
 
 
 class PatternError(ValueError):
