@@ -86,6 +86,7 @@ SECRET_FRAGMENTS = [
     ";", "&", " ", "\n", "x", "Z9", "-", "_", "/", "@", "abcdefgh", "Password: ", "SIG=",
     "sk-", "sk-proj-AbCdEf0123456789", "Authorization", "private_key", "x-key", "task_key",
     '"', "\u00a0", "\u2003", "\t", "\r\n", "key\n", "12345678", "client_secret",
+    "k" * 40, "password" * 8,
 ]
 MASK_FRAGMENTS = [
     "https://", "st.blob/x", "?", "sig=1", " ", "\n", "\u00a0", "'", '"', "/", "2025", "-03",
