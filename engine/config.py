@@ -10,7 +10,7 @@ be logged or shown without leaking.
 from __future__ import annotations
 
 import os
-import re
+import re  # re: settings values and msgspec's messages about them; never event text
 import tomllib
 from pathlib import Path
 from typing import Any, Literal

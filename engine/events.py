@@ -9,12 +9,13 @@ kept by the store). The struct is frozen: a stage that learns more makes a new o
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 
+from engine import patterns
+from engine.patterns import TEXT_LIMIT, clip
 from engine.redact import redact, redact_text
 
 __all__ = [
@@ -48,6 +49,9 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
 
     Only ``firing`` events are ever remediated. ``dedup_key`` is the sender's idempotency
     key (docs/SENDERS.md); ``fingerprint`` groups the same failure across runs and days.
+    ``message`` and ``failure_type`` hold at most ``TEXT_LIMIT`` (64 Ki) characters, cut
+    with "…" (the stored payload keeps the whole text): matching, fingerprints and the
+    root-cause analysis never read more.
     """
 
     source: Source
@@ -67,6 +71,15 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     fingerprint: str = ""
 
+    def __post_init__(self) -> None:
+        # Here, so that every event is bounded however it was made: parsed, enriched
+        # (msgspec.structs.replace) or read back from the store (an event stored before the
+        # bound existed, claimed again).
+        if len(self.message) > TEXT_LIMIT:
+            msgspec.structs.force_setattr(self, "message", clip(self.message))
+        if len(self.failure_type) > TEXT_LIMIT:
+            msgspec.structs.force_setattr(self, "failure_type", clip(self.failure_type))
+
     def with_fingerprint(self) -> ErrorEvent:
         """Return this event with its fingerprint computed from its own fields."""
         return msgspec.structs.replace(
@@ -83,34 +96,45 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
         )
 
 
-# Order matters: the broad patterns (URLs, GUIDs, timestamps) go before bare numbers.
-_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Order matters: the broad patterns (URLs, GUIDs, timestamps) go before bare numbers. RE2
+# has no lookaround: the character before a date is matched and put back (a match ends in a
+# digit, so this character was never part of the previous one), and a condition on what
+# follows or on the whole match is checked in code.
+_MASKS: tuple[tuple[patterns.Pattern, Any], ...] = (
     # query strings of URLs (SAS tokens, timestamps, request ids)
-    (re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*"), r"\1?<q>"),
+    (
+        patterns.compile(rf"(https?://[^?'\"{patterns.SPACE}]+)\?[^'\"{patterns.SPACE}]*"),
+        r"\1?<q>",
+    ),
     # ISO timestamps and dates, with or without time and zone
     (
-        re.compile(
+        patterns.compile(
             r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
         ),
         "<ts>",
     ),
     # date parts of file paths: /2025/03/14/ and yyyymmdd stamps inside names
-    (re.compile(r"(?<=/)\d{4}/\d{1,2}(?:/\d{1,2})?(?=/|\b)"), "<date>"),
+    # (a digit ends the date, so "followed by / or a word boundary" is \b)
+    (patterns.compile(r"/\d{4}/\d{1,2}(?:/\d{1,2})?\b"), "/<date>"),
     (
-        re.compile(r"(?<![0-9A-Za-z])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?!\d)"),
-        "<date>",
+        patterns.compile(
+            r"(^|[^0-9A-Za-z])((?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]))(\d*)"
+        ),
+        lambda m: m[0] if m[3] else f"{m[1]}<date>",
     ),
     # GUIDs and long hex ids (request ids, instance ids, command ids)
-    (re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"), "<id>"),
-    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
+    (patterns.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"), "<id>"),
+    (patterns.compile(r"\b[0-9a-fA-F]{16,}\b"), "<id>"),
     # shorter hex ids (8+ digits mixing letters and digits): run ids, request ids
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b"), "<id>"),
+    (
+        patterns.compile(r"\b[0-9a-f]{8,}\b"),
+        lambda m: m[0] if m[0].isdigit() or m[0].isalpha() else "<id>",
+    ),
     # Databricks cluster ids such as 0314-020004-k3x9wq2e
-    (re.compile(r"\b\d{4}-\d{6}-[0-9a-z]{8}\b"), "<id>"),
+    (patterns.compile(r"\b\d{4}-\d{6}-[0-9a-z]{8}\b"), "<id>"),
     # any other number (run ids, counts, durations, line numbers)
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+    (patterns.compile(r"\d+(?:\.\d+)?"), "<n>"),
 )
-_SPACES = re.compile(r"\s+")
 
 
 def mask_message(message: str) -> str:
@@ -122,7 +146,7 @@ def mask_message(message: str) -> str:
     text = message
     for pattern, replacement in _MASKS:
         text = pattern.sub(replacement, text)
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def fingerprint(source: str, resource: str, error_code: str, message: str) -> str:
@@ -131,7 +155,7 @@ def fingerprint(source: str, resource: str, error_code: str, message: str) -> st
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
-_SEV = re.compile(r"^(?:sev)?\s*([0-4])$", re.IGNORECASE)
+_SEV = patterns.compile(r"^(?:sev)?\s*([0-4])$", ignore_case=True)
 
 
 def parse_severity(value: object) -> int | None:

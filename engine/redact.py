@@ -8,71 +8,116 @@ value of any key whose name says password, secret, token or key.
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
-from engine import secret_values
+from engine import patterns, secret_values
 
 __all__ = ["MASK", "redact", "redact_text"]
 
 MASK = "***"
 
-_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# RE2 (engine/patterns.py) reads \s and \w as ASCII; Python's re, which these patterns were
+# written for, reads them as Unicode. Where that decides whether a secret is found (the space
+# after "Bearer", the characters of a key), these classes keep the Unicode meaning.
+_SC = patterns.SPACE
+_S = f"[{_SC}]"
+_W = patterns.WORD
+
+# RE2 has no lookbehind: "not preceded by a token character" is a group that matches the
+# character before (or the start of the text) and that the replacement puts back. Such a
+# match ends in a token character, so that character was never part of the previous match.
+_TEXT_PATTERNS: tuple[tuple[patterns.Pattern, str], ...] = (
     # JWTs (three base64url parts, the first a JSON header)
-    # (every pattern starts at a token boundary or is bounded, so that scans stay linear)
     (
-        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
-        MASK,
+        patterns.compile(
+            r"(^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"
+        ),
+        rf"\1{MASK}",
     ),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {MASK}"),
-    (re.compile(r"(?i)\b(basic)\s+[A-Za-z0-9+/=]{8,}"), rf"\1 {MASK}"),
-    (re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b"), MASK),
-    (re.compile(r"\bdose[0-9a-f]{16,}\b"), MASK),
+    (patterns.compile(rf"(?i)\b(bearer){_S}+[A-Za-z0-9._~+/=-]{{8,}}"), rf"\1 {MASK}"),
+    (patterns.compile(rf"(?i)\b(basic){_S}+[A-Za-z0-9+/=]{{8,}}"), rf"\1 {MASK}"),
+    (patterns.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b"), MASK),
+    (patterns.compile(r"\bdose[0-9a-f]{16,}\b"), MASK),
     # user:password@ in URLs
     (
-        re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://)[^\s/:@]{1,256}:[^\s/@]{1,256}@"),
+        patterns.compile(
+            rf"(?i)\b([a-z][a-z0-9+.-]{{0,30}}://)[^/:@{_SC}]{{1,256}}:[^/@{_SC}]{{1,256}}@"
+        ),
         rf"\1{MASK}@",
     ),
     # passwords in connection strings run to the next `;` and may hold spaces
-    (re.compile(r"(?i)\b(password|pwd)=([^;&'\"\r\n]+)"), rf"\1={MASK}"),
+    (patterns.compile(r"(?i)\b(password|pwd)=([^;&'\"\r\n]+)"), rf"\1={MASK}"),
     # key=value secrets in query strings and connection strings
     (
-        re.compile(
+        patterns.compile(
             r"(?i)\b(sig|signature|accountkey|sharedaccesskey|password|pwd|client_secret|"
-            r"clientsecret|api[_-]?key|access_token|refresh_token|token)=([^&;\s'\"]+)"
+            rf"clientsecret|api[_-]?key|access_token|refresh_token|token)=([^&;'\"{_SC}]+)"
         ),
         rf"\1={MASK}",
     ),
     # OpenAI-style keys
-    (re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}"), MASK),
-    # `password: value` written without quotes (logs, YAML, error messages)
+    (patterns.compile(r"(^|[^A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}"), rf"\1{MASK}"),
+    # `password: value` written without quotes (logs, YAML, error messages); the value's
+    # first character is neither a quote nor a space, as its class says
     (
-        re.compile(
+        patterns.compile(
             r"(?i)\b(password|passwd|pwd|secret|client_secret|token|api[_-]?key|access[_-]?key)"
-            r"(\s*:\s*)(?![\"'\s])([^\s'\",;]+)"
+            rf"({_S}*:{_S}*)([^'\",;{_SC}]+)"
         ),
         rf"\1\2{MASK}",
     ),
 )
 
-_SECRET_KEY = re.compile(
+# Key names. Python's `$` also matched before a final newline; `\n?$` keeps that meaning.
+_SECRET_KEY = patterns.compile(
     r"(?i)(password|passwd|pwd|secret|token|api[_-]?key|apikey|accountkey|access[_-]?key|"
-    r"private[_-]?key|client[_-]?secret|authorization|credential|^sig$|^key$|_key$|-key$)"
+    r"private[_-]?key|client[_-]?secret|authorization|credential|^sig\n?$|^key\n?$|_key\n?$|"
+    r"-key\n?$)"
 )
 # Keys that contain "key" but hold no secret.
-_NOT_SECRET = re.compile(r"(?i)^(task_key|job_cluster_key|dedup_key|idempotency_key|partition_key|"
-                         r"row_key|key_vault|keyvault|primary_key_column|sort_key|cache_key)$")
+_NOT_SECRET = patterns.compile(
+    r"(?i)^(task_key|job_cluster_key|dedup_key|idempotency_key|partition_key|row_key|"
+    r"key_vault|keyvault|primary_key_column|sort_key|cache_key)\n?$"
+)
 
 
-# "secret": "value" or secret='value' inside text (embedded JSON, logs). Keys are bounded in
-# length so that the scan stays linear on long runs of word characters.
-_QUOTED_PAIR = re.compile(r"""(?<![\w-])(["']?)([\w-]{1,64})\1(\s*[:=]\s*["'])([^"']*)(["'])""")
+# "secret": "value" or secret='value' inside text (embedded JSON, logs). Group 1 is the
+# character before the pair (it must not be a key character); the key is group 2, 3 or 4
+# (double-quoted, single-quoted, bare), the value group 6. A key is at most _KEY_LIMIT
+# characters, checked in code: `{1,64}` of a Unicode class is an automaton RE2 cannot cache
+# (100 µs a search instead of 2).
+_QUOTED_PAIR = patterns.compile(
+    rf"""(^|[^{_W}-])(?:"([{_W}-]+)"|'([{_W}-]+)'|([{_W}-]+))"""
+    rf"""({_S}*[:=]{_S}*["'])([^"']*)(["'])"""
+)
+_KEY_LIMIT = 64
+_MASK_BYTES = MASK.encode()
 
 
-def _mask_pair(m: re.Match[str]) -> str:
-    if not _is_secret_key(m.group(2)):
-        return m.group(0)
-    return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{MASK}{m.group(5)}"
+def _mask_pairs(text: str) -> str:
+    """``text`` with the value of every quoted pair under a secret key masked."""
+    data = patterns.utf8(text)
+    out: list[bytes] = []
+    done = pos = 0
+    while (spans := _QUOTED_PAIR.scan(data, pos)) is not None:
+        key_at, key_end = next(span for span in spans[2:5] if span[0] >= 0)
+        key = data[key_at:key_end].decode("utf-8")
+        if len(key) > _KEY_LIMIT:
+            # Not a pair, and none begins inside the key: go on from its end (a closing quote
+            # there may be the character before the next pair).
+            pos = key_end
+            continue
+        if _is_secret_key(key):
+            start, stop = spans[6]
+            out.append(data[done:start])
+            out.append(_MASK_BYTES)
+            done = stop
+        # The closing quote may be the character before the next pair: search from it.
+        pos = spans[0][1] - 1
+    if not out:
+        return text
+    out.append(data[done:])
+    return b"".join(out).decode("utf-8")
 
 
 # What each of _TEXT_PATTERNS needs before it can match, in order: any of these substrings of
@@ -106,13 +151,13 @@ def redact_text(text: str) -> str:
             text = pattern.sub(replacement, text)
             lower = text.lower()
     if ('"' in text or "'" in text) and any(word in lower for word in _SECRET_WORDS):
-        return _QUOTED_PAIR.sub(_mask_pair, text)
+        return _mask_pairs(text)
     return text
 
 
 # Objects under these names describe access (Azure's activity-log `authorization` holds an
 # action and a scope); their inner keys are checked one by one instead.
-_DESCRIBES_ACCESS = re.compile(r"(?i)^(authorization|credentials?)$")
+_DESCRIBES_ACCESS = patterns.compile(r"(?i)^(authorization|credentials?)\n?$")
 
 
 def _maskable(key: str, item: Any) -> bool:

@@ -10,7 +10,6 @@ filtered (``state=parked``: the parked ones), paged with a ``before`` cursor.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from engine import deadletter, guards
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
+from engine.patterns import compile as compile_pattern
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.store import Database, inbox
 from engine.store import actions as actions_store
@@ -35,7 +35,7 @@ __all__ = ["MAX_LIMIT", "BadRequest", "api_router", "event_view", "incident_view
 
 MAX_LIMIT = 500
 _FILTERS = ("source", "status", "resource", "state", "since", "limit", "before")
-_DURATION = re.compile(r"^(\d{1,9})([smhdw])$")
+_DURATION = compile_pattern(r"^(\d{1,9})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

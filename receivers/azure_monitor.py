@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -36,6 +35,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
+from engine import patterns
 from engine.errorcodes import innermost_target_failure, unwrap_adf_error
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
@@ -78,7 +78,7 @@ _PLATFORM_TABLES: Final = frozenset({
     "SynapseRbacOperations", "exceptions", "AppExceptions", "requests", "AppRequests",
     "traces", "AppTraces", "FunctionAppLogs",
 })
-_WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD: Final = patterns.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUERY_SCAN: Final = 20_000  # the head of a query, where its tables are named
 # The attribute that names the top-level resource of each source.
 _OWNER_ATTRIBUTE: Final[Mapping[str, str]] = MappingProxyType({

@@ -9,9 +9,10 @@ nothing to say.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
+
+from engine import patterns
 
 __all__ = [
     "activity_line",
@@ -32,9 +33,9 @@ _OPERATORS: Final = {
     "equals": "=", "equal": "=", "notequals": "!=",
     "greaterorlessthan": "<>",
 }
-_DURATION: Final = re.compile(
+_DURATION: Final = patterns.compile(
     r"^P(?:(?P<d>\d{1,4})D)?(?:T(?:(?P<h>\d{1,4})H)?(?:(?P<m>\d{1,5})M)?(?:(?P<s>\d{1,6})S)?)?$",
-    re.IGNORECASE,
+    ignore_case=True,
 )
 
 

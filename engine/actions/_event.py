@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from engine.events import ErrorEvent
+from engine.patterns import compile as compile_pattern
 
 __all__ = ["arm_parts", "attr", "drop_empty", "short_id"]
 
-_ARM = re.compile(
+_ARM = compile_pattern(
     r"/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/[^/]+/[^/]+/"
     r"(?P<name>[^/]+)",
-    re.IGNORECASE,
+    ignore_case=True,
 )
 
 

@@ -36,6 +36,7 @@ from engine.actions.errors import foreign, map_error
 from engine.errorcodes import unwrap_adf_error
 from engine.errors import ActionError, ConfigError
 from engine.events import ErrorEvent
+from engine.patterns import clip
 
 if TYPE_CHECKING:
     # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
@@ -408,13 +409,15 @@ def _activity_error(event: ErrorEvent, activities: list[Any], run: Any) -> Error
         if run.run_group_id:
             attributes["run_group_id"] = run.run_group_id
         if run.message:
-            attributes["run_message"] = run.message
+            attributes["run_message"] = clip(run.message)
             fields["message"] = run.message
     if failed:
         first = failed[0]
         error = first.error if isinstance(first.error, dict) else {}
         raw_code = str(error.get("errorCode") or "")
-        message = str(error.get("message") or "")
+        # The cloud's own words, as long as the service made them: bounded before anything
+        # reads them (the event would cut its message the same way).
+        message = clip(str(error.get("message") or ""))
         code, codes = unwrap_adf_error(raw_code, message)
         attributes.update(activity=first.activity_name, activity_type=first.activity_type,
                           activity_run_id=first.activity_run_id,

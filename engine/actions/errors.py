@@ -14,7 +14,6 @@ and chain the SDK's exception as ``__cause__``.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +24,8 @@ from typing import Any, Literal
 import httpx
 
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
+from engine.patterns import TEXT_LIMIT
+from engine.patterns import compile as compile_pattern
 from engine.redact import redact_text
 
 __all__ = [
@@ -209,12 +210,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_URL = re.compile(r"\b(https?://[^/\s'\"]+)[^\s'\"]*")
+_URL = compile_pattern(r"\b(https?://[^/\s'\"]+)[^\s'\"]*")
 
 
 def safe_text(text: str, limit: int = 300) -> str:
-    """``text`` redacted, URLs cut to their host, on one line, at most ``limit`` characters."""
-    text = _URL.sub(r"\1/…", redact_text(text))
+    """``text`` redacted, URLs cut to their host, on one line, at most ``limit`` characters.
+
+    An SDK's error can quote a run's whole error output: only its first ``TEXT_LIMIT``
+    characters are read."""
+    text = _URL.sub(r"\1/…", redact_text(text[:TEXT_LIMIT]))
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

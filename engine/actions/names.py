@@ -19,15 +19,15 @@ refused; ids keep to what the services issue.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from engine import patterns
 from engine.errors import PermanentActionError
 
 __all__ = ["RULES", "InvalidName", "NameRule", "check", "check_id", "problem", "require",
            "shown"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = patterns.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class InvalidName(PermanentActionError, ValueError):
@@ -44,13 +44,13 @@ class NameRule:
     length and the rule in words."""
 
     label: str
-    pattern: re.Pattern[str]
+    pattern: patterns.Pattern
     max_len: int
     rule: str
 
 
 def _rule(label: str, pattern: str, max_len: int, rule: str) -> NameRule:
-    return NameRule(label, re.compile(pattern), max_len, rule)
+    return NameRule(label, patterns.compile(pattern), max_len, rule)
 
 
 _ADF_OBJECT = r"[A-Za-z0-9_][^.+?/<>*%&:\\#]*"
@@ -71,7 +71,7 @@ RULES: dict[str, NameRule] = {
         "pipeline run id", r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", 64,
         "a run id (a GUID): letters, digits and single hyphens, at most 64 characters"),
     "resource_group": _rule(
-        "resource group name", r"[-\w.()]*[-\w()]", 90,
+        "resource group name", rf"[-{patterns.WORD}.()]*[-{patterns.WORD}()]", 90,
         "1-90 letters, digits, '_', '-', '.', '(' and ')', not ending with '.'"),
     "subscription": _rule(
         "subscription id", r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}", 36,

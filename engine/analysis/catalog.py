@@ -8,7 +8,7 @@ Markdown stays the one source.
 
 from __future__ import annotations
 
-import re
+import re  # re: the shipped catalog's Markdown and codes, at build time; never event text
 import sys
 from functools import cache
 from importlib import resources

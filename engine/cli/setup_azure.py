@@ -13,7 +13,7 @@ printed ``az deployment group create`` command takes from an environment variabl
 from __future__ import annotations
 
 import json
-import re
+import re  # re: resource names from the command line only, never event text
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,7 +6,7 @@ written by mistake.
 
 from __future__ import annotations
 
-import re
+import re  # re: durations from playbooks and the command line, never event text
 
 __all__ = ["format_duration", "parse_duration"]
 

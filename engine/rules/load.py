@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
+import re  # re: rule ids from playbook files only, never event text
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -7,14 +7,16 @@ Semantics (the contract playbook authors rely on):
   ``attributes.dimensions.Name``) or the combinators ``all: [..]``, ``any: [..]``, ``not: {..}``.
   An empty ``match`` matches every event.
 - A value is an operator mapping or a shorthand: a scalar means ``equals``, a list means
-  "any of". Operators: ``regex`` (``re.search``: anchor with ``^``/``$``), ``glob`` (whole value,
-  ``fnmatch`` syntax), ``contains`` (substring of a string, member of a list), ``exists``,
+  "any of". Operators: ``regex`` (a search, in RE2 syntax: linear time, no lookaround or
+  backreferences; anchor with ``^``/``$``), ``glob`` (whole value, ``fnmatch`` syntax),
+  ``contains`` (substring of a string, member of a list), ``exists``,
   ``gt``/``gte``/``lt``/``lte`` (numbers only), ``not`` (negates a value condition). Several
   operators in one mapping must all hold.
 - Comparisons are exact and case-sensitive, for codes and names alike: ``UserErrorFileNotFound``
   is not ``usererrorfilenotfound``. The enumerated fields ``source``, ``kind`` and ``status``
   are lower-case; a value outside their sets is a load error rather than a silent non-match.
-  Regexes may opt into ``(?i)``.
+  Regexes may opt into ``(?i)``. A regex or glob reads the first ``TEXT_LIMIT`` (64 Ki)
+  characters of a value (engine/patterns.py): no value costs more than that to match.
 - On a list-valued field (``error_codes``, a list attribute) a condition holds when it holds
   for any element. A missing attribute, ``None``, ``""`` and an empty list do not "exist"
   and fail every other operator.
@@ -29,17 +31,16 @@ Semantics (the contract playbook authors rely on):
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import math
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
+from engine import patterns
 from engine.events import KINDS, SOURCES, STATUSES, ErrorEvent
 
 __all__ = [
@@ -322,16 +323,19 @@ class _Compiler:
             return fail
         if op == "regex":
             try:
-                pattern = re.compile(arg)
-            except re.error as exc:
+                pattern = patterns.compile(arg)
+            except patterns.PatternError as exc:
                 self.report(path, f"invalid regex {_show(arg)}: {exc}", False)
                 return fail
             self.groups.update(pattern.groupindex)
             return _ValueCond(_regex_test(pattern), f"to match regex {_show(arg)}")
         if op == "glob":
-            glob = re.compile(fnmatch.translate(arg))
+            fullmatch = patterns.glob(arg).fullmatch
+            limit = patterns.TEXT_LIMIT
             return _ValueCond(
-                lambda v, g: _each(v, lambda x: isinstance(x, str) and glob.match(x) is not None),
+                lambda v, g: _each(
+                    v, lambda x: isinstance(x, str) and fullmatch(x[:limit]) is not None
+                ),
                 f"to match glob {_show(arg)}",
             )
         if op == "contains":
@@ -380,15 +384,16 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _regex_test(pattern: re.Pattern[str]) -> ValueTest:
+def _regex_test(pattern: patterns.Pattern) -> ValueTest:
     search = pattern.search
     named = bool(pattern.groupindex)
+    limit = patterns.TEXT_LIMIT
 
     def test(v: Any, groups: dict[str, Any]) -> bool:
         items = v if isinstance(v, tuple | list) else (v,)
         for item in items:
             if isinstance(item, str):
-                m = search(item)
+                m = search(item if len(item) <= limit else item[:limit])
                 if m is not None:
                     if named:
                         groups.update(m.groupdict())

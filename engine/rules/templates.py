@@ -15,7 +15,6 @@ never as a crash.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from engine import markup
 from engine.errors import PlaybookError
 from engine.events import ErrorEvent
+from engine.patterns import compile as compile_pattern
 from engine.rules.match import EVENT_FIELDS
 
 if TYPE_CHECKING:
@@ -84,7 +84,8 @@ class _TemplateEnvironment(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-_WIDE_FORMAT = re.compile(r"%[-+ #0]*(?:\*|\d{6,})|%[-+ #0]*\d*\.(?:\*|\d{6,})")
+# The left operand of `%` can be event text: RE2, so that "%" + "0" * n costs n, not n².
+_WIDE_FORMAT = compile_pattern(r"%[-+ #0]*(?:\*|\d{6,})|%[-+ #0]*\d*\.(?:\*|\d{6,})")
 
 
 def _is_int(value: Any) -> bool:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errorcodes import (
     TargetFailure,
@@ -104,3 +108,41 @@ def test_canonical_code() -> None:
     assert canonical_code("UserErrorSourceBlobNotExists") == "UserErrorSourceBlobNotExist"
     assert canonical_code("UserErrorSourceBlobNotExist") == "UserErrorSourceBlobNotExist"
     assert canonical_code("2200") == "2200"
+
+
+
+_OLD_TARGET_FAILURE = re.compile(r"Operation on target (.+?) failed: ?(.*)", re.DOTALL)
+
+
+def _old_split(message: str) -> TargetFailure | None:
+    """What split_target_failure returned when it matched with a regex."""
+    match = _OLD_TARGET_FAILURE.match(message.strip())
+    if match is None or not match.group(1).strip():
+        return None
+    return TargetFailure(match.group(1).strip(), match.group(2).strip())
+
+
+def _old_innermost(message: str) -> TargetFailure | None:
+    """What innermost_target_failure returned when it searched with a regex per level."""
+    found = _old_split(message)
+    while found is not None:
+        nested = _OLD_TARGET_FAILURE.search(found.inner)
+        if nested is None or not nested.group(1).strip():
+            break
+        found = TargetFailure(nested.group(1).strip(), nested.group(2).strip())
+    return found
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(["Operation on target ", "Operation on target", " failed:",
+                                 " failed: ", "failed:", "Copy1", " ", "\n", ":", "x y"]),
+                max_size=10).map("".join))
+def test_target_failures_are_found_as_the_regex_found_them(message: str) -> None:
+    assert split_target_failure(message) == _old_split(message)
+    assert innermost_target_failure(message) == _old_innermost(message)
+
+
+def test_deep_nesting_is_followed_to_the_last_activity_within_the_bound() -> None:
+    # 36 characters a level: the first TEXT_LIMIT (65,536) hold 1,820 whole levels
+    message = "".join(f"Operation on target F{i:06d} failed: " for i in range(100_000))
+    assert innermost_target_failure(message) == TargetFailure("F001819", "Operation on tar")

@@ -20,7 +20,7 @@ FRAGMENTS = [
 def _every_pattern(text: str) -> str:
     for pattern, replacement in redactor._TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
-    return redactor._QUOTED_PAIR.sub(redactor._mask_pair, text)
+    return redactor._mask_pairs(text)
 
 
 @settings(max_examples=1500)
