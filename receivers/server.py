@@ -47,9 +47,10 @@ __all__ = ["RESERVED_FILES", "ConnectionGuard", "GuardedProtocol", "build_server
 
 log = structlog.get_logger("remediator.http")
 
-RESERVED_FILES = 128
-"""Open files kept for everything but client connections: the database (file, WAL and shared
-memory of each connection), the log, the cloud clients' sockets, the event loop's own."""
+RESERVED_FILES = 256
+"""Open files kept for everything but client connections: the database (a file and a WAL
+handle for each thread's reader: anyio's 40 threads, the 16 workers, the scheduler's), the
+cloud clients' sockets, the log, the event loop's own."""
 
 NOTICE_EVERY_S = 60.0
 """A kind of refusal is logged at most this often (an attack must not flood the log)."""

@@ -7,6 +7,9 @@ real ``serve``: tests/security/test_connection_limits.py."""
 from __future__ import annotations
 
 import asyncio
+import resource
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,8 @@ import pytest
 
 from engine.config import HttpSettings, load_settings
 from engine.errors import ConfigError
-from receivers.server import GuardedProtocol, build_server
-from tests.fixtures.common import assert_wrapped
+from receivers.server import RESERVED_FILES, GuardedProtocol, build_server
+from tests.fixtures.common import ROOT, assert_wrapped
 
 LIMIT = 65536
 TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
@@ -188,3 +191,27 @@ def test_http_settings_refuse_what_cannot_work(tmp_path: Path) -> None:
     config.write_text("[http]\nmax_connections = 50\nheader_timeout_s = 2.5\n")
     assert load_settings(config, env={}).http == HttpSettings(max_connections=50,
                                                               header_timeout_s=2.5)
+
+
+PROBE = """
+import resource
+from engine.config import HttpSettings
+from receivers.server import build_server
+server = build_server(lambda *a: None, HttpSettings(), host="127.0.0.1", port=0)
+print("max_connections", server.config.guard.max_connections,
+      "soft", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+def test_the_soft_file_limit_is_raised_and_max_connections_kept_under_it() -> None:
+    """Soft 1,024 under a hard 4,096: raised to 4,096, max_connections 1,000 stays. Hard
+    1,024: max_connections is lowered to leave RESERVED_FILES, and that is logged."""
+    for hard, expected in ((4096, "max_connections 1000 soft 4096"),
+                           (1024, f"max_connections {1024 - RESERVED_FILES} soft 1024")):
+        def limit(hard: int = hard) -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+        done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                              cwd=ROOT, preexec_fn=limit, timeout=120, check=True)
+        assert done.stdout.splitlines()[-1] == expected, done.stdout + done.stderr
+        assert ("max_connections_lowered" in done.stdout) is (hard == 1024), done.stdout
