@@ -121,7 +121,8 @@ class ConnectionGuard:
 
 
 class GuardedConfig(uvicorn.Config):
-    """uvicorn's settings plus the guard its connections share."""
+    """uvicorn's settings plus the guard its connections share; no WebSocket upgrade (the app
+    has no WebSocket route)."""
 
     def __init__(self, app: Any, *, guard: ConnectionGuard, **options: Any) -> None:
         super().__init__(app, http=GuardedProtocol, ws="none",

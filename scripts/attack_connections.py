@@ -157,6 +157,7 @@ def header_flood(serve: Serve, mib: int, bound_s: float) -> dict[str, object]:
                 outcomes.append("reset")
 
     watch = Watch(serve)
+    rss_start = serve.sample()[0]
     started = time.monotonic()
     attackers = [threading.Thread(target=attack) for _ in range(4)]
     for thread in attackers:
@@ -166,8 +167,8 @@ def header_flood(serve: Serve, mib: int, bound_s: float) -> dict[str, object]:
     took = time.monotonic() - started
     watch.stop()
     return {"seconds": round(took, 2), "health ok": watch.ok, "health failed": watch.failed,
-            "peak RSS MiB": round(watch.peak_rss_kb / 1024), "sent MiB per connection":
-            [round(s, 1) for s in sent_mib], "answers": outcomes}
+            "RSS MiB (start/peak)": f"{rss_start / 1024:.0f}/{watch.peak_rss_kb / 1024:.0f}",
+            "sent MiB per connection": [round(s, 1) for s in sent_mib], "answers": outcomes}
 
 
 def idle_connections(serve: Serve, count: int, bound_s: float) -> dict[str, object]:
