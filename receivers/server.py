@@ -182,8 +182,6 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, plus the head's byte count and the timers.
-        if self.transport.is_closing():
-            return
         self._read = len(data)
         self._read_clean = True
         self._unset_keepalive_if_required()
@@ -229,7 +227,8 @@ class GuardedProtocol(HttpToolsProtocol):
         if ((not self._head_exact or self._head_bytes + self._read > limit)
                 and self._head_size() > limit):
             raise _HeadTooLarge
-        self._cancel_timer()
+        if self._timer is not None:
+            self._cancel_timer()
         self.guard.waiting.pop(self, None)
         self._body_open = True
         super().on_headers_complete()
@@ -237,7 +236,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._read_clean = False
         self._body_open = False
-        self._cancel_timer()
+        if self._timer is not None:
+            self._cancel_timer()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
