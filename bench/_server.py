@@ -2,7 +2,9 @@
 
 ``python bench/_server.py --db X --port P`` runs ``create_app`` with a durable SQLite inbox,
 API key auth and JSON logging at info (to stderr, as ``remediator serve`` does), pinned to
-one core. :class:`Server` starts it from a bench, waits for ``/health`` and reads its RSS.
+one core, under the server ``serve`` runs (receivers/server.py: httptools with the
+connection limits of ``[http]``'s defaults). :class:`Server` starts it from a bench, waits
+for ``/health`` and reads its RSS.
 :func:`webhook_specs` builds the request templates of :mod:`bench._load` from the real-format
 samples in tests/testdata/samples, each with a ``~UID~`` where its dedup key comes from.
 """
@@ -266,23 +268,28 @@ def main() -> None:
 
     import uvicorn
 
-    if args.bare:
-        uvicorn.run(_bare_app, host="127.0.0.1", port=args.port, log_config=None,
-                    access_log=False, server_header=False, loop=args.loop, http=args.http)
-        return
-
-    from engine.config import Secret, Settings
+    from engine.config import HttpSettings, Secret, Settings
     from engine.logs import configure_logging
     from engine.store import Database
     from receivers.app import create_app
+    from receivers.server import build_server
 
+    def run(app: Any) -> None:
+        if args.http == "httptools":  # what `remediator serve` runs
+            build_server(app, HttpSettings(), host="127.0.0.1", port=args.port,
+                         loop=args.loop).run()
+        else:  # uvicorn's own h11 protocol, for comparison
+            uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None,
+                        access_log=False, server_header=False, loop=args.loop, http=args.http)
+
+    if args.bare:
+        run(_bare_app)
+        return
     settings = Settings(db=args.db, api_keys=(Secret(API_KEY),), sync_full=args.sync_full)
     configure_logging("info", "json")
     database = Database(settings.db, sync_full=settings.sync_full)
     try:
-        app = create_app(settings, database)
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False,
-                    server_header=False, loop=args.loop, http=args.http)
+        run(create_app(settings, database))
     finally:
         database.close()
 

@@ -30,6 +30,7 @@ __all__ = [
     "DatabricksPollSettings",
     "EngineSettings",
     "EntraSettings",
+    "HttpSettings",
     "IntakeSettings",
     "LlmSettings",
     "NotificationSettings",
@@ -327,6 +328,34 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError("breaker_threshold and breaker_cool_off_s must be at least 1")
 
 
+class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[http]``: what one client connection may hold (bytes, seconds, count).
+
+    A request head (request line and headers) larger than ``max_header_bytes`` is answered
+    431 and its connection closed. A head must be complete ``header_timeout_s`` after the
+    connection opened (on a reused connection: after its first byte), else 408 and closed; a
+    body must be complete ``body_timeout_s`` after its head. A kept-alive connection with no
+    request is closed after ``idle_timeout_s``. At most ``max_connections`` are open at once:
+    past it, the longest-waiting connection with no request in progress is closed to make
+    room, and if every one is busy the newcomer gets 503 (the limit is also held below the
+    process's open-file limit, keeping room for the database and the cloud clients).
+    """
+
+    max_header_bytes: int = 64 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    idle_timeout_s: float = 5.0
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_header_bytes < 1024:
+            raise ValueError("max_header_bytes must be >= 1024")
+        if min(self.header_timeout_s, self.body_timeout_s, self.idle_timeout_s) <= 0:
+            raise ValueError("header_timeout_s, body_timeout_s and idle_timeout_s must be > 0")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+
+
 class DatabricksPollSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                              kw_only=True):
     """``[pollers.databricks.<name>]``, ``<name>`` being a ``[clouds.databricks]`` entry.
@@ -393,6 +422,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     live: bool = False
     public_url: str = ""
     body_limit: int = 1024 * 1024
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
     api_keys: tuple[Secret, ...] = ()

@@ -29,9 +29,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 (the HTTP layer adds the charset)."""
 REJECTION_REASONS: tuple[str, ...] = (
     "unauthorized", "too_large", "malformed", "unknown_schema", "unsupported_media", "storage",
-    "cross_site",
+    "cross_site", "header_too_large", "timeout", "too_many_connections",
 )
-"""Why a request was refused (``remediator_rejections_total{reason}``)."""
+"""Why a request was refused (``remediator_rejections_total{reason}``); the last three are
+counted by the HTTP server (receivers/server.py) before the app sees a request."""
 
 _COUNTERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("events", "remediator_events", "Events received, by source and status.",

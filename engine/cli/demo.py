@@ -20,12 +20,15 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
 
 from engine.cli.sandbox import remediator_toml, sandbox_process, stop_on_signals
+
+if TYPE_CHECKING:
+    from engine.config import HttpSettings
 
 __all__ = ["demo", "run_demo", "shipped_playbooks"]
 
@@ -64,13 +67,12 @@ def settings_text(urls: dict[str, str], *, db: str, playbooks: Path, sink_url: s
 
 
 @contextmanager
-def _serve(app: Any, port: int) -> Iterator[str]:
-    """uvicorn in a thread on 127.0.0.1; yields the base URL; stops it at the end."""
-    import uvicorn
+def _serve(app: Any, http: HttpSettings, port: int) -> Iterator[str]:
+    """The HTTP server of ``serve`` in a thread on 127.0.0.1; yields the base URL; stops it
+    at the end."""
+    from receivers.server import build_server
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, server_header=False,
-                                           lifespan="on"))
+    server = build_server(app, http, host="127.0.0.1", port=port, lifespan="on")
     thread = threading.Thread(target=server.run, name="demo-uvicorn", daemon=True)
     thread.start()
     try:
@@ -148,7 +150,7 @@ def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: 
     from receivers.app import create_app
 
     app = create_app(settings, db, service=service, start_service=False)
-    base = stack.enter_context(_serve(app, port))
+    base = stack.enter_context(_serve(app, settings.http, port))
     console.print(f"service on {base} (live, {len(service.playbooks.current.rules)} rules of "
                   f"{settings.playbooks}); emulators up; driving the engine by hand\n")
     harness = Harness(app_url=base, receiver_key=receiver_key, service=service, clock=clock,

@@ -47,12 +47,11 @@ def run_serve(
     """Serve until stopped (SIGINT/SIGTERM). Returns the exit code: 0, or 2 for a bad setting
     (its message on stderr), 1 if the database cannot be opened."""
     # Imported here: only this command needs the web stack.
-    import uvicorn
-
     from engine.service import Service
     from engine.store import Database
     from receivers.app import create_app
     from receivers.databricks import parse_cluster_events_page
+    from receivers.server import build_server
 
     try:
         settings = load_settings(
@@ -83,10 +82,7 @@ def run_serve(
         for warning in app.state["authenticator"].key_scope_warnings():
             log.warning("auth", problem=warning)
         install_reload_signal(service)
-        # Our own logging (JSON, redacted) stays in place; uvicorn's access log would print
-        # query strings, where API keys may ride: the intake logs one line per request instead.
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                    access_log=False, server_header=False)
+        build_server(app, settings.http, host=settings.host, port=settings.port).run()
     finally:
         database.close()
     return 0

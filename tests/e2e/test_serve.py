@@ -30,16 +30,21 @@ def _free_port() -> int:
 
 @contextmanager
 def _serve(tmp_path: Path, playbooks: Path, extra_env: dict[str, str] | None = None,
-           ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """A running ``remediator serve`` on a free port: its URL, log file and process."""
+           settings: str = "") -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A running ``remediator serve`` on a free port (``settings``: a TOML settings file's
+    text, if any): its URL, log file and process."""
     port = _free_port()
     env = {**os.environ, "REMEDIATOR_API_KEYS": RECEIVER_KEY, "REMEDIATOR_ADMIN_KEYS": ADMIN_KEY,
            "PYTHONPATH": str(ROOT), **(extra_env or {})}
     log_path = tmp_path / "serve.log"
+    config: list[str] = []
+    if settings:
+        (tmp_path / "remediator.toml").write_text(settings)
+        config = ["--config", str(tmp_path / "remediator.toml")]
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [*remediator_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--db", str(tmp_path / "e2e.db"), "--playbooks", str(playbooks)],
+             "--db", str(tmp_path / "e2e.db"), "--playbooks", str(playbooks), *config],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
