@@ -196,7 +196,8 @@ class DatabricksPoller:
                 events = self.parse(page, cluster_name=cluster.name,
                                     workspace=route.settings.workspace_id)
                 if events:
-                    tally.add(inbox.insert(db, events, _redacted_page(page), ENDPOINT))
+                    tally.add(inbox.insert(db, [e.redacted() for e in events],
+                                           _redacted_page(page), ENDPOINT))
                 stamps = [e.get("timestamp") for e in page.get("events") or []
                           if isinstance(e, dict) and isinstance(e.get("timestamp"), int)]
                 if stamps:  # the page is committed: move past its last event
@@ -229,8 +230,8 @@ class DatabricksPoller:
             runs = [r for r in runs if _in_house_key(r.run_id) not in reported]
             events = [missed_run_event(r, route.settings.workspace_id) for r in runs]
             if events:
-                raw = {"reconciled_runs": [msgspec.to_builtins(r) for r in runs]}
-                tally.add(inbox.insert(db, events, raw, ENDPOINT))
+                raw = redact({"reconciled_runs": [msgspec.to_builtins(r) for r in runs]})
+                tally.add(inbox.insert(db, [e.redacted() for e in events], raw, ENDPOINT))
             state_store.set_checkpoint(db, key, str(max(start, floor)), to_ms(now))
         return tally.report()
 

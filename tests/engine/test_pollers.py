@@ -203,3 +203,29 @@ def test_register_adds_the_periodic_jobs(engine_rig: EngineRig) -> None:
     register(idle.scheduler, idle.deps, engine_rig.ctx.clients, Settings(),
              parse_cluster_events_page)
     assert idle.scheduler._extra == []
+
+
+def test_what_a_poll_stores_is_redacted_like_a_webhook(afternoon: EngineRig) -> None:
+    """A cluster's termination parameters and a run's state message are the clouds' own text:
+    they are stored redacted, as the receivers store a sender's text."""
+    rig = afternoon
+    secret = "Hunter2-Planted-S3cret"
+    token = "dapi0123456789abcdef0123456789abcdef"
+    rig.sandbox.script("databricks", "clusters.events", body={"total_count": 1, "events": [{
+        "cluster_id": CLUSTER, "timestamp": DRIVER_UNREACHABLE_MS, "type": "TERMINATING",
+        "details": {"reason": {"code": "DRIVER_UNREACHABLE", "type": "CLOUD_FAILURE",
+                               "parameters": {"databricks_error_message":
+                                              f"init script: password={secret} {token}"}}}}]})
+    assert poller(rig).poll_cluster_events() == PollReport(inserted=1)
+    seed_failed_run(rig)
+    rig.sandbox.script("databricks", "jobs.runs.list", body={"runs": [{
+        "job_id": 816305927331, "run_id": int(RUN_ID), "run_name": "sales_bronze_to_silver",
+        "start_time": 1741942800000, "end_time": 1741942900000,
+        "state": {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+                  "state_message": f"Task failed: password={secret} token {token}"}}]})
+    assert poller(rig).reconcile_runs() == PollReport(inserted=1)
+    stored = rig.db.query("SELECT event, raw FROM events")
+    assert len(stored) == 2
+    text = repr([tuple(row) for row in stored])
+    assert secret not in text and token not in text
+    assert "password=***" in text
