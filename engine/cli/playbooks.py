@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.actions.registry import action_table
-from engine.errors import PayloadError, PlaybookError
+from engine.config import load_settings
+from engine.errors import ConfigError, PayloadError, PlaybookError
+from engine.rules.lint import NOT_CHECKED, load_checked
 from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
@@ -49,18 +51,34 @@ def _load(paths: Sequence[str]) -> tuple[PlaybookSet, list[LoadedTest]]:
     return playbooks, load_tests(paths, playbooks, actions)
 
 
-def run_validate(paths: Sequence[str]) -> int:
-    """Load playbooks and their test files; print every problem. 0 if none, else 1."""
+def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | None = None) -> int:
+    """Load playbooks and their test files and lint them (against the settings ``config``, if
+    given); print every problem and warning. 0 if there is no problem (and, under ``strict``,
+    no warning), 1 otherwise, 2 if the settings do not load."""
     try:
-        playbooks, tests = _load(paths)
+        settings = load_settings(config) if config else None
+    except ConfigError as exc:
+        click.echo(f"remediator validate: {exc}", err=True)
+        return 2
+    try:
+        playbooks, findings = load_checked(paths, action_table(), settings, config or "",
+                                           strict=strict)
+        tests = load_tests(paths, playbooks, action_table())
     except PlaybookError as exc:
         _echo_problems(exc.problems)
-        click.echo(f"{len(exc.problems)} problem(s)", err=True)
+        click.echo(f"{len(exc.problems)} problem(s)"
+                   + (" (warnings are errors under --strict)" if strict else ""), err=True)
         return 1
+    _echo_problems([str(f) for f in findings])
+    warnings = sum(f.level == "warning" for f in findings)
+    if warnings:
+        click.echo(f"{warnings} warning(s)", err=True)
     click.echo(
         f"ok: {len(playbooks.rules)} rule(s) in {len(playbooks.files)} file(s),"
         f" {len(tests)} test(s)"
     )
+    if settings is None:
+        click.echo(f"note: {NOT_CHECKED}", err=True)
     return 0
 
 
@@ -153,10 +171,16 @@ def run_schema(output: str | None) -> int:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--strict", is_flag=True, help="Warnings are errors (exit 1): for CI.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also check the channels, ticket system and clouds the actions name "
+                   "against this settings file.")
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Check playbooks (files or directories): every problem as file:line:col: message."""
-    ctx.exit(run_validate(paths))
+def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool,
+             config: str | None) -> None:
+    """Check playbooks (files or directories): every problem and warning as
+    file:line:col: message."""
+    ctx.exit(run_validate(paths, strict=strict, config=config))
 
 
 @click.command()
