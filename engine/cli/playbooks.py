@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
 from engine.actions.registry import action_table
+from engine.cli.simulate_input import EventFileError, enrich_events, read_event
 from engine.config import load_settings
 from engine.errors import ConfigError, PayloadError, PlaybookError
 from engine.rules.lint import NOT_CHECKED, load_checked
@@ -24,7 +26,7 @@ from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
-from receivers.simulate import parse_payload, simulate_payload
+from receivers.simulate import parse_payload, simulate_event
 
 __all__ = [
     "parse_payload",
@@ -99,6 +101,10 @@ def _print_simulation(report: list[dict[str, Any]]) -> None:
     console = Console(file=sys.stdout, width=120)
     for n, item in enumerate(report):
         event = item["event"]
+        for note in (item.get("enrichment") or {}).get("notes", []):
+            mark = "ok" if note["ok"] else "failed"
+            detail = f": {note['detail']}" if note.get("detail") else ""
+            console.print(f"enrichment: {note['call']} {mark}{detail}", markup=False)
         table = Table(title=f"event {n}", show_header=False)
         for key, value in event.items():
             if value not in ("", None, [], {}, ()):
@@ -135,27 +141,62 @@ def _print_simulation(report: list[dict[str, Any]]) -> None:
 
 
 def run_simulate(
-    source: str, payload: str, playbooks_dir: str, as_json: bool, attempts: int = 0
+    source: str | None, payload: str | None, playbooks_dir: str, as_json: bool,
+    attempts: int = 0, *, event_file: str | None = None, enrich: bool = False,
+    config: str | None = None,
 ) -> int:
-    """Parse ``payload`` and show what the playbooks would do. 0, 1 if the payload does not
-    parse, 2 if the playbooks do not load."""
+    """Parse ``payload`` (or read the event of ``event_file``), enrich it if asked (through
+    the ``[clouds]`` of ``config``), and show what the playbooks would do. 0, 1 if the payload
+    or event does not parse, 2 for bad usage, settings or playbooks."""
+    usage = None
+    if (payload is None) == (event_file is None):
+        usage = "give a raw PAYLOAD (with --source) or --event FILE"
+    elif payload is not None and source is None:
+        usage = "--source is needed with a raw PAYLOAD: which sender sent it"
+    elif event_file is not None and source is not None:
+        usage = "--source is for a raw PAYLOAD: an event names its own source"
+    if usage:
+        click.echo(f"remediator simulate: {usage}", err=True)
+        return 2
+    try:
+        settings = load_settings(config) if enrich else None
+    except ConfigError as exc:
+        click.echo(f"remediator simulate: {exc}", err=True)
+        return 2
     try:
         playbooks = load_playbooks([playbooks_dir], action_table(), check_tests=False)
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         return 2
     try:
-        simulation = simulate_payload(playbooks, source, Path(payload).read_bytes(), attempts)
+        if event_file is not None:
+            events = [read_event(event_file)]
+        else:
+            assert source is not None and payload is not None
+            events = parse_payload(source, Path(payload).read_bytes())
+    except EventFileError as exc:
+        _echo_problems(exc.problems)
+        return 1
     except PayloadError as exc:
         click.echo(f"{payload}: {exc}", err=True)
         return 1
     except OSError as exc:
         click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
         return 1
-    if as_json:
-        click.echo(json.dumps(simulation, indent=2, default=str))
+    if settings is None:
+        items = [simulate_event(playbooks, event, attempts) for event in events]
     else:
-        _print_simulation(simulation["events"])
+        items = []
+        for received, enriched, notes in enrich_events(events, settings):
+            for event in enriched:
+                item = simulate_event(playbooks, event, attempts)
+                item["enrichment"] = {"notes": notes,
+                                      "received": msgspec.to_builtins(received)}
+                items.append(item)
+    if as_json:
+        click.echo(json.dumps({"events": items}, indent=2, default=str))
+    else:
+        _print_simulation(items)
     return 0
 
 
@@ -192,17 +233,27 @@ def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--source", required=True, type=click.Choice(PAYLOAD_SOURCES))
-@click.argument("payload", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", default=None, type=click.Choice(PAYLOAD_SOURCES),
+              help="The sender of a raw PAYLOAD.")
+@click.argument("payload", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--event", "event_file", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="An event instead of a payload: ErrorEvent fields in JSON or YAML.")
+@click.option("--enrich", is_flag=True,
+              help="Enrich first, through the [clouds] of --config (reads only).")
+@click.option("--config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The settings whose [clouds] --enrich uses (REMEDIATOR_* apply).")
 @click.option("--playbooks", "playbooks_dir", default="playbooks", show_default=True,
               type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--attempts", default=0, show_default=True, help="`attempts` for templates.")
 @click.pass_context
-def simulate(ctx: click.Context, source: str, payload: str, playbooks_dir: str, as_json: bool,
-             attempts: int) -> None:
-    """Show what the playbooks would do with a raw payload; touches nothing."""
-    ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts))
+def simulate(ctx: click.Context, source: str | None, payload: str | None,
+             event_file: str | None, enrich: bool, config: str | None, playbooks_dir: str,
+             as_json: bool, attempts: int) -> None:
+    """Show what the playbooks would do with a raw payload or an event; changes nothing."""
+    ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts,
+                          event_file=event_file, enrich=enrich, config=config))
 
 
 @click.command()
