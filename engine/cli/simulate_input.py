@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import difflib
-import re  # re: msgspec's error text (our own dependency's words), never event text
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,6 @@ __all__ = ["MAX_EVENT_BYTES", "EventFileError", "enrich_events", "read_event"]
 MAX_EVENT_BYTES = 1024 * 1024
 """The largest event file read (the receivers' default body limit)."""
 
-_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
-_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
 class EventFileError(Exception):
@@ -41,10 +37,13 @@ class EventFileError(Exception):
         self.problems = problems
 
 
-def _steps(path: str) -> Iterator[str | int]:
-    """``.attributes['a.b'][0]`` as ``attributes``, ``a.b``, ``0``."""
-    for name, index, quoted in _STEP.findall(path):
-        yield int(index) if index else (quoted or name)
+def _field_of(message: str) -> tuple[str, str]:
+    """msgspec's ``Expected `int`, got `str` - at `$.severity[0]` `` as its words and the
+    top-level field it names (``""`` for the event itself)."""
+    words, sep, path = message.rpartition(" - at `$")
+    if not sep:
+        return message, ""
+    return words, path.rstrip("`").lstrip(".").split(".")[0].split("[")[0]
 
 
 def read_event(path: str | Path) -> ErrorEvent:
@@ -80,13 +79,13 @@ def read_event(path: str | Path) -> ErrorEvent:
     try:
         event = msgspec.convert(fields, ErrorEvent, strict=False)
     except msgspec.ValidationError as exc:
-        found = _AT.match(str(exc))
-        if found is None:
-            raise EventFileError([f"{where}:1:1: {exc}"]) from exc
-        steps = tuple(_steps(found["path"]))
-        line, col = doc.position(steps) if steps and steps[0] in data else (1, 1)
-        name = ".".join(str(s) for s in steps) or "event"
-        raise EventFileError([f"{where}:{line}:{col}: {name}: {found['message']}"]) from exc
+        words, name = _field_of(str(exc))
+        if name not in data:
+            raise EventFileError([f"{where}:1:1: {words}"]) from exc
+        if name in ("error_code", "error_codes") and words.endswith("got `int`"):
+            words += ' (quote codes: "2200")'
+        line, col = doc.position((name,))
+        raise EventFileError([f"{where}:{line}:{col}: {name}: {words}"]) from exc
     return event if event.fingerprint else event.with_fingerprint()
 
 

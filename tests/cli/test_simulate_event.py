@@ -74,6 +74,8 @@ def test_an_event_in_yaml_or_json_is_matched_like_a_payload(tmp_path: Path, name
          "error_code", "error_codes", "message", "failure_type", "severity", "occurred_at",
          "attributes", "fingerprint"])),
     (EVENT_YAML + "severity: high\n", "11:11: severity: Expected `int | null`, got `str`"),
+    (EVENT_YAML + "error_codes: [2200, [SqlFailedToConnect]]\n",
+     "11:14: error_codes: Expected `str`, got `int` (quote codes: \"2200\")"),
     (EVENT_YAML.replace("source: adf", "source: adls"),
      "1:9: source: Invalid enum value 'adls'"),
     (EVENT_YAML.replace("  pipeline: pl_load_dw", "- pl_load_dw"),
