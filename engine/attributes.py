@@ -148,6 +148,8 @@ _DBX_RUN = _group(
     ("cluster_termination_code", "the cluster's termination code when the run died with it",
      "enrichment"),
     ("termination_parameters", "the cluster's termination parameters", "enrichment"),
+    ("failed_libraries", "the libraries that failed to install, with their messages (a run's: "
+                         "its cluster's, after a LIBRARY_INSTALLATION_ERROR)", "enrichment"),
 )
 _DBX_TASK = _group(
     ("task_key", "the task's key"),

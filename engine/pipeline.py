@@ -64,7 +64,19 @@ def target_of(event: ErrorEvent) -> str:
     if event.source in ("adf", "synapse"):
         owner = attrs.get("factory") or attrs.get("workspace") or event.resource_id
         return f"{event.source}:pipeline:{owner}/{event.resource}".lower()
-    return f"{event.source}:{event.kind}:{event.resource_id or event.resource}".lower()
+    target = f"{event.source}:{event.kind}:{event.resource_id or event.resource}"
+    if event.source == "generic":
+        target += f"#{_which_alert(attrs)}"
+    return target.lower()
+
+
+def _which_alert(attrs: dict[str, Any]) -> str:
+    """Which alert a generic event is, so that unrelated alerts about one resource (two
+    Service Health notices on a subscription) never share a target and its cooldown, while
+    repeats of one alert do: the notice's tracking id, else the alert rule, else the alert."""
+    props = attrs.get("custom_properties")
+    notice = props.get("trackingId") if isinstance(props, dict) else None
+    return str(notice or attrs.get("alert_rule") or attrs.get("alert_id") or "")
 
 
 def alert_key(event: ErrorEvent) -> str:

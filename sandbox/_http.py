@@ -165,6 +165,12 @@ class Emulator:
         """The answer of a call whose script gives a body but no status."""
         return Response(200, fault.body)
 
+    def failures(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """``POST /_sandbox/failures/<kind>``: what failed thing each kind makes from its JSON
+        body (a run that failed with a given error, a terminated cluster); none by default.
+        A handler raises ValueError for a body it refuses (answered 400)."""
+        return {}
+
     # -- control ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Fresh state, empty call log, no scripts; pending hangs end without an answer."""
@@ -269,6 +275,20 @@ class Emulator:
         if request.method == "POST" and request.path == "/_sandbox/reset":
             self.reset()
             return Response(200, {"reset": True})
+        kind = request.path.removeprefix("/_sandbox/failures/")
+        if request.method == "POST" and kind != request.path:
+            make = self.failures().get(kind)
+            if make is None:
+                known = ", ".join(sorted(self.failures())) or "none"
+                return Response(404, {"error": f"{self.service} makes no failure {kind!r}; "
+                                               f"it makes: {known}"})
+            if not isinstance(request.body, dict):
+                return Response(400, {"error": "expected a JSON object"})
+            try:
+                with self.lock:
+                    return Response(200, make(request.body))
+            except (TypeError, ValueError) as exc:
+                return Response(400, {"error": str(exc)})
         if request.method == "POST" and request.path == "/_sandbox/script":
             try:
                 self.script(Fault.from_json(request.json_body()))

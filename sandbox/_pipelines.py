@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sandbox._failures import ActivityError
+
 __all__ = ["PAGE_SIZE", "PipelineRuns", "RunError"]
 
 #: Runs per page of queryPipelineRuns: small, so that clients exercise continuationToken.
@@ -63,6 +65,9 @@ class _Run:
     scope: str
     phases: list[str] = field(default_factory=list)
     start_from_failure: bool = False
+    error: ActivityError | None = None
+    """The failed activity of a run made by :meth:`PipelineRuns.fail` (and of its reruns);
+    None: the sample's missing blob."""
 
 
 class PipelineRuns:
@@ -106,6 +111,16 @@ class PipelineRuns:
             )
         )
 
+    def fail(self, scope: str, pipeline: str, error: ActivityError) -> dict[str, Any]:
+        """A run of ``pipeline`` that has just failed with ``error`` (a drill); its record."""
+        run_id = str(uuid.uuid4())
+        run = self._failed(scope, run_id, pipeline, datetime.now(UTC))
+        run.error = error
+        run.record["message"] = _run_message(error)
+        run.record["invokedBy"] = {"id": uuid.uuid4().hex, "name": "tr_daily_0200",
+                                   "invokedByType": "ScheduleTrigger"}
+        return public(run.record)
+
     def lookup(self, scope: str, run_id: str) -> _Run:
         """The run with this id, created Failed (as in the sample) on first sight."""
         run = self._runs.get(run_id)
@@ -134,8 +149,10 @@ class PipelineRuns:
         run_id = str(uuid.uuid4())
         group = run_id
         params = dict(parameters or {})
+        error = None
         if reference_run_id:
             reference = self.lookup(scope, reference_run_id)
+            error = reference.error
             if not parameters:
                 params = dict(reference.record.get("parameters") or {})
             if is_recovery:
@@ -166,7 +183,7 @@ class PipelineRuns:
         if is_recovery:
             record["invokedBy"]["invokedByType"] = "Rerun" if start_activity is None else "Manual"
         run = self._add(_Run(record, scope, ["InProgress", "Failed" if fail else "Succeeded"],
-                             start_from_failure))
+                             start_from_failure, error))
         run.record["_startActivity"] = start_activity
         return run_id
 
@@ -197,7 +214,7 @@ class PipelineRuns:
             start = parse_iso(record["runStart"])
             record["durationInMs"] = int((now - start).total_seconds() * 1000)
             if status == "Failed":
-                record["message"] = f"Operation on target {_COPY} failed: {_BLOB_MISSING}"
+                record["message"] = _run_message(run.error)
 
     def get(self, scope: str, run_id: str) -> dict[str, Any]:
         """GET pipelineruns/{runId}: the public view after advancing one phase."""
@@ -251,15 +268,26 @@ class PipelineRuns:
         copy_status = {"Succeeded": "Succeeded", "Failed": "Failed", "Cancelled": "Cancelled"}.get(
             status, "InProgress"
         )
-        if not run.start_from_failure and record.get("_startActivity") in (None, _LOOKUP):
-            activities.append(_activity(record, _LOOKUP, "Lookup", "Succeeded"))
-        activities.append(_activity(record, _COPY, "Copy", copy_status))
+        failing = run.error or ActivityError(_COPY, "Copy", "2200", _BLOB_MISSING, "UserError")
+        if not run.start_from_failure and record.get("_startActivity") in (None, _LOOKUP) \
+                and failing.activity != _LOOKUP:
+            activities.append(_activity(record, _LOOKUP, "Lookup", "Succeeded", failing))
+        activities.append(_activity(record, failing.activity, failing.activity_type,
+                                    copy_status, failing))
         filters = body.get("filters") or []
         value = [a for a in activities if all(_matches(a, flt) for flt in filters)]
         return {"value": value}
 
 
-def _activity(run: dict[str, Any], name: str, kind: str, status: str) -> dict[str, Any]:
+def _run_message(error: ActivityError | None) -> str:
+    """A failed pipeline run's own message: the failed activity's, behind its name."""
+    if error is None:
+        return f"Operation on target {_COPY} failed: {_BLOB_MISSING}"
+    return f"Operation on target {error.activity} failed: {error.message}"
+
+
+def _activity(run: dict[str, Any], name: str, kind: str, status: str,
+              error: ActivityError) -> dict[str, Any]:
     failed = status == "Failed"
     return {
         "activityRunEnd": run.get("runEnd"),
@@ -269,9 +297,9 @@ def _activity(run: dict[str, Any], name: str, kind: str, status: str) -> dict[st
         "durationInMs": 43434 if kind == "Copy" else 6595,
         "retryAttempt": None,
         "error": {
-            "errorCode": "2200" if failed else "",
-            "message": _BLOB_MISSING if failed else "",
-            "failureType": "UserError" if failed else "",
+            "errorCode": error.error_code if failed else "",
+            "message": error.message if failed else "",
+            "failureType": error.failure_type if failed else "",
             "target": name,
             "details": [],
         },

@@ -6,6 +6,7 @@ resource group, factory, pipeline and run id exists; see sandbox/_pipelines.py f
 model. Errors have the ARM shape ``{"error": {"code", "message"}}``. Operation names for
 scripts: adf.createRun, adf.getPipelineRun, adf.queryPipelineRuns, adf.cancel,
 adf.queryActivityruns, adf.getFactory, adf.getPipeline, aad.token, aad.openidConfiguration.
+``POST /_sandbox/failures/pipeline-run`` makes a run that failed with a given error code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 from sandbox._aad import token_routes
+from sandbox._failures import activity_error, fields
 from sandbox._http import Emulator, Fault, Request, Response
 from sandbox._pipelines import PipelineRuns, RunError
 
@@ -63,6 +65,24 @@ class AdfEmulator(Emulator):
         status = fault.status or 500
         code = _ARM_CODES.get(status, "InternalServerError")
         return arm_error(status, code, f"Scripted failure {status} ({code}).")
+
+    def failures(self) -> dict[str, Any]:
+        return {"pipeline-run": self._failed_run}
+
+    def _failure_scope(self, body: dict[str, Any]) -> str:
+        """Where a drilled run lives: its factory (and the factory's subscription and group)."""
+        fields(body, ("pipeline", "error_code", "subscription", "resource_group", "factory"),
+               ("message",))
+        return f"{body['subscription']}/{body['resource_group']}/{body['factory']}".lower()
+
+    def _failed_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_sandbox/failures/pipeline-run``: a run of ``pipeline`` that has just
+        failed with ``error_code`` (and ``message``, else the catalog's): the run as
+        ``pipelineruns/{id}`` shows it and its failed activity."""
+        scope = self._failure_scope(body)
+        error = activity_error(str(body["error_code"]), str(body.get("message", "")))
+        run = self.state.fail(scope, str(body["pipeline"]), error)
+        return {"run": run, "activity": error._asdict()}
 
     def routes(self) -> list[tuple[str, str, str, Any]]:
         return [

@@ -9,7 +9,9 @@ cluster reads PENDING, then RUNNING. Errors have the real shape ``{"error_code",
 
 Operation names for scripts are the path after ``/api/2.x/`` with ``/`` replaced by ``.``
 (``jobs.runs.repair``, ``jobs.run-now``, ``clusters.start``, ``libraries.cluster-status``), and
-``notification-destinations.list|create|get|update``.
+``notification-destinations.list|create|get|update``. ``POST /_sandbox/failures/job-run`` and
+``/_sandbox/failures/cluster`` make a run that failed, or a cluster that terminated, with a
+given code (a drill).
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox import _databricks_data as data
+from sandbox._failures import (
+    RUN_TERMINATION_CODES,
+    ClusterReason,
+    cluster_reason,
+    fields,
+    run_message,
+)
 from sandbox._http import Emulator, Request, Response
 
 __all__ = ["DatabricksEmulator"]
@@ -108,6 +117,78 @@ class DatabricksEmulator(Emulator):
 
     def error(self, status: int, code: str, message: str) -> Response:
         return Response(status, {"error_code": code, "message": message})
+
+    # -- drills: POST /_sandbox/failures/job-run | cluster ------------------------------------
+    def failures(self) -> dict[str, Any]:
+        return {"job-run": self._drill_run, "cluster": self._drill_cluster}
+
+    def _drill_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A run of job ``job_id`` (``job_name``) that has just failed with
+        ``termination_code``: its own code, or a cluster's (the run then ends CLUSTER_ERROR and
+        its cluster is terminated with that reason). ``message``: the failed task's error."""
+        fields(body, ("termination_code",), ("job_id", "job_name", "message"))
+        code = str(body["termination_code"])
+        if "job_id" in body and not str(body["job_id"]).isdigit():
+            raise ValueError(f"job_id: expected a number, got {body['job_id']!r}")
+        job_id = int(body["job_id"]) if "job_id" in body else self.state.new_id()
+        job = self._job(job_id)
+        if body.get("job_name"):
+            job["settings"]["name"] = str(body["job_name"])
+        run = self._failed_run(self.state.new_id())
+        self._retarget(run, job_id)
+        cluster_id = _new_cluster_id()
+        for holder in (run, *run["tasks"]):
+            if "cluster_instance" in holder:
+                holder["cluster_instance"]["cluster_id"] = cluster_id
+        cluster_code = None if code in RUN_TERMINATION_CODES else code
+        run_code = "CLUSTER_ERROR" if cluster_code else code
+        cluster = self._cluster(cluster_id)
+        if cluster_code is not None:
+            self._terminate(cluster, cluster_reason(cluster_code, cluster_id), "")
+        text, kind = run_message(run_code, cluster_code or "")
+        failed = run["tasks"][1]  # transform_orders, as in the sample
+        error = str(body.get("message", "")) or (
+            data.TASK_ERROR if run_code == "RUN_EXECUTION_ERROR" else text)
+        if run_code != "RUN_EXECUTION_ERROR" or "message" in body:
+            run["_outputs"][failed["run_id"]] = {"error": error, "error_trace": ""}
+        task_text = "Workload failed, see run output for details" \
+            if run_code == "RUN_EXECUTION_ERROR" else text
+        failed["status"] = _status("TERMINATED", run_code, kind, task_text)
+        failed["state"]["state_message"] = task_text
+        run["status"] = _status(
+            "TERMINATED", run_code, kind,
+            f"Task {failed['task_key']} failed with message: {task_text}. This caused all "
+            "downstream tasks to get skipped.")
+        return {"job_id": job_id, "job_name": job["settings"]["name"], "run_id": run["run_id"],
+                "task_key": failed["task_key"], "task_run_id": failed["run_id"],
+                "cluster_id": cluster_id, "termination_code": run_code,
+                "cluster_termination_code": cluster_code, "message": error,
+                "run_page_url": run["run_page_url"]}
+
+    def _drill_cluster(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A cluster that has just terminated with ``termination_code`` (its type and
+        parameters as Databricks reports that code; ``parameters`` adds to them)."""
+        fields(body, ("termination_code",), ("cluster_id", "cluster_name", "message",
+                                             "parameters"))
+        cluster_id = str(body.get("cluster_id") or _new_cluster_id())
+        cluster = self._cluster(cluster_id)
+        if body.get("cluster_name"):
+            cluster["cluster_name"] = str(body["cluster_name"])
+        params = {str(k): str(v) for k, v in (body.get("parameters") or {}).items()}
+        reason = cluster_reason(str(body["termination_code"]), cluster_id, params)
+        self._terminate(cluster, reason, str(body.get("message", "")))
+        return {"cluster": self._cluster_view(cluster)}
+
+    def _terminate(self, cluster: dict[str, Any], reason: ClusterReason, message: str) -> None:
+        params = reason.parameters
+        cluster.update(
+            state="TERMINATED", _phases=[], terminated_time=_now_ms(),
+            state_message=message or params.get("databricks_error_message")
+            or params.get("azure_error_message") or f"Cluster terminated: {reason.code}",
+            termination_reason={"code": reason.code, "type": reason.type,
+                                "parameters": dict(params)})
+        self._event(cluster["cluster_id"], "TERMINATING",
+                    {"reason": copy.deepcopy(cluster["termination_reason"])})
 
     def routes(self) -> list[tuple[str, str, str, Any]]:
         api = [
@@ -812,6 +893,13 @@ class DatabricksEmulator(Emulator):
         if body.get("config"):
             dest["config"] = body["config"]
         return Response(200, self._dest_view(dest))
+
+
+def _new_cluster_id() -> str:
+    """An id of the form Databricks gives (``0314-020004-k3x9wq2e``), never seen before."""
+    moment = time.gmtime()
+    return f"{time.strftime('%m%d', moment)}-{time.strftime('%H%M%S', moment)}-" \
+           f"{uuid.uuid4().hex[:8]}"
 
 
 def _encode_token(offset: int) -> str:

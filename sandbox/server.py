@@ -69,6 +69,15 @@ class Sandbox:
         self._emulator(service).script(Fault(operation, status, times, hang, retry_after,
                                              fail_rerun, body))
 
+    def failure(self, service: str, kind: str, **body: Any) -> dict[str, Any]:
+        """What ``POST /_sandbox/failures/<kind>`` on ``service`` makes (a drill): a run that
+        failed with ``error_code``/``termination_code``, a terminated cluster. ValueError for
+        a body the emulator refuses, KeyError for a kind it does not make."""
+        emulator = self._emulator(service)
+        make = emulator.failures()[kind]
+        with emulator.lock:
+            return make(body)
+
     def reset(self) -> None:
         """Fresh state, empty call log and no scripts in every emulator."""
         for served in self._served.values():

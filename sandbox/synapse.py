@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from sandbox._aad import token_routes
+from sandbox._failures import fields
 from sandbox._http import Request, Response
 from sandbox._pipelines import RunError
 from sandbox.adf import AdfEmulator, arm_error, truthy
@@ -38,6 +39,11 @@ class SynapseEmulator(AdfEmulator):
              r"/queryActivityruns", "synapse.queryActivityruns", self._activity_runs),
             *token_routes(lambda: self.base_url),
         ]
+
+    def _failure_scope(self, body: dict[str, Any]) -> str:
+        """A drilled run lives in the one workspace this endpoint serves."""
+        fields(body, ("pipeline", "error_code"), ("message",))
+        return _SCOPE
 
     def _create_run(self, request: Request, match: re.Match[str]) -> Response:
         query = request.query

@@ -6,7 +6,9 @@ it returns. It never raises for a cloud failure: a look-up that times out or ans
 404 or 5xx is noted and the event goes on with what it has.
 
 - Databricks job or task failure: ``jobs.get_run`` (the parent run of a task event), then
-  ``jobs.get_run_output`` for each failed *task* run (the parent answers 400).
+  ``jobs.get_run_output`` for each failed *task* run (the parent answers 400); a run that died
+  with its cluster: ``clusters.get`` (its termination code); a run that failed installing its
+  libraries: ``libraries.cluster_status`` (the failed libraries and their messages).
 - Databricks cluster: ``clusters.get`` (state, node type, ``custom_tags`` as
   ``attributes.cluster_tags``); library failures: ``libraries.cluster_status``.
 - ADF / Synapse with a run id: the pipeline run and its activity runs; the failed activity's
@@ -178,7 +180,8 @@ def _databricks_run(event: ErrorEvent, clients: Clients, notes: _Notes) -> Error
     if not run.tasks and run.run_id is not None:  # a single-task run of the older shape
         outputs.append((run, notes.call(f"databricks jobs.get_run_output {run.run_id}",
                                         lambda: w.jobs.get_run_output(int(run_id)))))
-    return _cluster_cause(_run_event(event, run, outputs, task_key), w, notes)
+    return _run_libraries(_cluster_cause(_run_event(event, run, outputs, task_key), w, notes),
+                          w, notes)
 
 
 _CLUSTER_CAUSED = frozenset({"", "CLUSTER_ERROR", "CLOUD_FAILURE", "DRIVER_ERROR"})
@@ -294,21 +297,36 @@ def _databricks_cluster(event: ErrorEvent, clients: Clients, notes: _Notes) -> E
             attributes["termination_parameters"] = dict(reason.parameters or {})
     if event.kind == "library" or "LIBRARY_INSTALLATION_ERROR" in (event.error_code,
                                                                    *event.error_codes):
-        status = notes.call(f"databricks libraries.cluster_status {cluster_id}",
-                            lambda: list(w.libraries.cluster_status(cluster_id)))
-        failed = [s for s in status or [] if s.status is not None and s.status.value == "FAILED"]
+        failed = _failed_libraries(w, cluster_id, notes)
         if failed:
-            attributes["failed_libraries"] = [
-                {"library": s.library.as_dict() if s.library else {},
-                 "messages": list(s.messages or [])} for s in failed
-            ]
-            first = failed[0].messages or []
+            attributes["failed_libraries"] = failed
+            first = failed[0]["messages"]
             if first and event.kind == "library":
                 fields["message"] = first[0]
     code = fields.get("error_code", "")
     if code:
         fields["error_codes"] = _merge_codes(code, (), event)
     return _replace(event, attributes, **fields)
+
+
+def _failed_libraries(w: WorkspaceClient, cluster_id: str,
+                      notes: _Notes) -> list[dict[str, Any]]:
+    """The cluster's libraries that failed to install, each ``{library, messages}``."""
+    status = notes.call(f"databricks libraries.cluster_status {cluster_id}",
+                        lambda: list(w.libraries.cluster_status(cluster_id)))
+    return [{"library": s.library.as_dict() if s.library else {},
+             "messages": list(s.messages or [])}
+            for s in status or [] if s.status is not None and s.status.value == "FAILED"]
+
+
+def _run_libraries(event: ErrorEvent, w: WorkspaceClient, notes: _Notes) -> ErrorEvent:
+    """A run that failed installing its libraries gets its cluster's failed libraries and
+    their messages (``attributes.failed_libraries``), as a library event does."""
+    cluster_id = attr(event, "cluster_id")
+    if event.error_code != "LIBRARY_INSTALLATION_ERROR" or not cluster_id:
+        return event
+    failed = _failed_libraries(w, cluster_id, notes)
+    return _replace(event, {"failed_libraries": failed}) if failed else event
 
 
 # -- ADF and Synapse -----------------------------------------------------------------------

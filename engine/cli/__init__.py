@@ -19,6 +19,7 @@ from engine.cli.admin import (
 )
 from engine.cli.audit import audit
 from engine.cli.demo import demo
+from engine.cli.drill import drill
 from engine.cli.playbooks import schema, simulate, test, validate
 from engine.cli.rca import rca
 from engine.cli.replay import replay
@@ -50,6 +51,7 @@ COMMANDS: tuple[click.Command, ...] = (
     events,
     setup,
     send_test,
+    drill,
 )
 
 

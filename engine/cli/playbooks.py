@@ -13,16 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
 from engine.actions.registry import action_table
-from engine.errors import PayloadError, PlaybookError
+from engine.cli.simulate_input import EventFileError, enrich_events, read_event
+from engine.config import load_settings
+from engine.errors import ConfigError, PayloadError, PlaybookError
+from engine.rules.lint import NOT_CHECKED, load_checked
 from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
-from receivers.simulate import parse_payload, simulate_payload
+from receivers.simulate import parse_payload, simulate_event
 
 __all__ = [
     "parse_payload",
@@ -49,18 +53,34 @@ def _load(paths: Sequence[str]) -> tuple[PlaybookSet, list[LoadedTest]]:
     return playbooks, load_tests(paths, playbooks, actions)
 
 
-def run_validate(paths: Sequence[str]) -> int:
-    """Load playbooks and their test files; print every problem. 0 if none, else 1."""
+def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | None = None) -> int:
+    """Load playbooks and their test files and lint them (against the settings ``config``, if
+    given); print every problem and warning. 0 if there is no problem (and, under ``strict``,
+    no warning), 1 otherwise, 2 if the settings do not load."""
     try:
-        playbooks, tests = _load(paths)
+        settings = load_settings(config) if config else None
+    except ConfigError as exc:
+        click.echo(f"remediator validate: {exc}", err=True)
+        return 2
+    try:
+        playbooks, findings = load_checked(paths, action_table(), settings, config or "",
+                                           strict=strict)
+        tests = load_tests(paths, playbooks, action_table())
     except PlaybookError as exc:
         _echo_problems(exc.problems)
-        click.echo(f"{len(exc.problems)} problem(s)", err=True)
+        click.echo(f"{len(exc.problems)} problem(s)"
+                   + (" (warnings are errors under --strict)" if strict else ""), err=True)
         return 1
+    _echo_problems([str(f) for f in findings])
+    warnings = sum(f.level == "warning" for f in findings)
+    if warnings:
+        click.echo(f"{warnings} warning(s)", err=True)
     click.echo(
         f"ok: {len(playbooks.rules)} rule(s) in {len(playbooks.files)} file(s),"
         f" {len(tests)} test(s)"
     )
+    if settings is None:
+        click.echo(f"note: {NOT_CHECKED}", err=True)
     return 0
 
 
@@ -81,6 +101,10 @@ def _print_simulation(report: list[dict[str, Any]]) -> None:
     console = Console(file=sys.stdout, width=120)
     for n, item in enumerate(report):
         event = item["event"]
+        for note in (item.get("enrichment") or {}).get("notes", []):
+            mark = "ok" if note["ok"] else "failed"
+            detail = f": {note['detail']}" if note.get("detail") else ""
+            console.print(f"enrichment: {note['call']} {mark}{detail}", markup=False)
         table = Table(title=f"event {n}", show_header=False)
         for key, value in event.items():
             if value not in ("", None, [], {}, ()):
@@ -117,27 +141,62 @@ def _print_simulation(report: list[dict[str, Any]]) -> None:
 
 
 def run_simulate(
-    source: str, payload: str, playbooks_dir: str, as_json: bool, attempts: int = 0
+    source: str | None, payload: str | None, playbooks_dir: str, as_json: bool,
+    attempts: int = 0, *, event_file: str | None = None, enrich: bool = False,
+    config: str | None = None,
 ) -> int:
-    """Parse ``payload`` and show what the playbooks would do. 0, 1 if the payload does not
-    parse, 2 if the playbooks do not load."""
+    """Parse ``payload`` (or read the event of ``event_file``), enrich it if asked (through
+    the ``[clouds]`` of ``config``), and show what the playbooks would do. 0, 1 if the payload
+    or event does not parse, 2 for bad usage, settings or playbooks."""
+    usage = None
+    if (payload is None) == (event_file is None):
+        usage = "give a raw PAYLOAD (with --source) or --event FILE"
+    elif payload is not None and source is None:
+        usage = "--source is needed with a raw PAYLOAD: which sender sent it"
+    elif event_file is not None and source is not None:
+        usage = "--source is for a raw PAYLOAD: an event names its own source"
+    if usage:
+        click.echo(f"remediator simulate: {usage}", err=True)
+        return 2
+    try:
+        settings = load_settings(config) if enrich else None
+    except ConfigError as exc:
+        click.echo(f"remediator simulate: {exc}", err=True)
+        return 2
     try:
         playbooks = load_playbooks([playbooks_dir], action_table(), check_tests=False)
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         return 2
     try:
-        simulation = simulate_payload(playbooks, source, Path(payload).read_bytes(), attempts)
+        if event_file is not None:
+            events = [read_event(event_file)]
+        else:
+            assert source is not None and payload is not None
+            events = parse_payload(source, Path(payload).read_bytes())
+    except EventFileError as exc:
+        _echo_problems(exc.problems)
+        return 1
     except PayloadError as exc:
         click.echo(f"{payload}: {exc}", err=True)
         return 1
     except OSError as exc:
         click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
         return 1
-    if as_json:
-        click.echo(json.dumps(simulation, indent=2, default=str))
+    if settings is None:
+        items = [simulate_event(playbooks, event, attempts) for event in events]
     else:
-        _print_simulation(simulation["events"])
+        items = []
+        for received, enriched, notes in enrich_events(events, settings):
+            for event in enriched:
+                item = simulate_event(playbooks, event, attempts)
+                item["enrichment"] = {"notes": notes,
+                                      "received": msgspec.to_builtins(received)}
+                items.append(item)
+    if as_json:
+        click.echo(json.dumps({"events": items}, indent=2, default=str))
+    else:
+        _print_simulation(items)
     return 0
 
 
@@ -153,10 +212,16 @@ def run_schema(output: str | None) -> int:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--strict", is_flag=True, help="Warnings are errors (exit 1): for CI.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also check the channels, ticket system and clouds the actions name "
+                   "against this settings file.")
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Check playbooks (files or directories): every problem as file:line:col: message."""
-    ctx.exit(run_validate(paths))
+def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool,
+             config: str | None) -> None:
+    """Check playbooks (files or directories): every problem and warning as
+    file:line:col: message."""
+    ctx.exit(run_validate(paths, strict=strict, config=config))
 
 
 @click.command()
@@ -168,17 +233,27 @@ def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--source", required=True, type=click.Choice(PAYLOAD_SOURCES))
-@click.argument("payload", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", default=None, type=click.Choice(PAYLOAD_SOURCES),
+              help="The sender of a raw PAYLOAD.")
+@click.argument("payload", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--event", "event_file", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="An event instead of a payload: ErrorEvent fields in JSON or YAML.")
+@click.option("--enrich", is_flag=True,
+              help="Enrich first, through the [clouds] of --config (reads only).")
+@click.option("--config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The settings whose [clouds] --enrich uses (REMEDIATOR_* apply).")
 @click.option("--playbooks", "playbooks_dir", default="playbooks", show_default=True,
               type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--attempts", default=0, show_default=True, help="`attempts` for templates.")
 @click.pass_context
-def simulate(ctx: click.Context, source: str, payload: str, playbooks_dir: str, as_json: bool,
-             attempts: int) -> None:
-    """Show what the playbooks would do with a raw payload; touches nothing."""
-    ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts))
+def simulate(ctx: click.Context, source: str | None, payload: str | None,
+             event_file: str | None, enrich: bool, config: str | None, playbooks_dir: str,
+             as_json: bool, attempts: int) -> None:
+    """Show what the playbooks would do with a raw payload or an event; changes nothing."""
+    ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts,
+                          event_file=event_file, enrich=enrich, config=config))
 
 
 @click.command()

@@ -14,19 +14,32 @@ from engine.config import load_settings
 from engine.errors import ConfigError, PlaybookError, StorageError
 from engine.logs import configure_logging
 
-__all__ = ["install_reload_signal", "run_serve", "serve"]
+__all__ = ["install_reload_signal", "log_playbook_warnings", "run_serve", "serve"]
 
 log = structlog.get_logger("remediator.serve")
 
 
-def install_reload_signal(service: Any) -> None:
+def log_playbook_warnings(service: Any, settings_name: str) -> None:
+    """What ``remediator validate --config`` would warn about the set in force, in the log:
+    a channel the settings lack, a misspelled attribute or code (engine/rules/lint.py)."""
+    from engine.rules.lint import lint
+
+    for finding in lint(service.playbooks.current, service.settings, settings_name):
+        (log.warning if finding.level == "warning" else log.info)(
+            "playbook_" + finding.level, problem=str(finding))
+
+
+def install_reload_signal(service: Any, settings_name: str = "the settings") -> None:
     """SIGHUP reloads the playbooks, in a thread of its own (never inside the handler): an
-    invalid set is logged and refused, the set in force stays."""
+    invalid set is logged and refused, the set in force stays; a new set's warnings are
+    logged."""
 
     def reload_in_thread() -> None:
         problems = service.reload(who="SIGHUP")
         for problem in problems:
             log.warning("playbooks_problem", problem=problem)
+        if not problems:
+            log_playbook_warnings(service, settings_name)
 
     def on_hup(signum: int, frame: Any) -> None:
         del signum, frame
@@ -81,7 +94,8 @@ def run_serve(
             return 2
         for warning in app.state["authenticator"].key_scope_warnings():
             log.warning("auth", problem=warning)
-        install_reload_signal(service)
+        log_playbook_warnings(service, config or "the settings")
+        install_reload_signal(service, config or "the settings")
         build_server(app, settings.http, host=settings.host, port=settings.port).run()
     finally:
         database.close()

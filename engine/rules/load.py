@@ -30,6 +30,7 @@ from engine.rules import _check, _yaml
 from engine.rules.durations import parse_duration
 from engine.rules.match import EVENT_FIELDS, compile_condition
 from engine.rules.model import ActionStep, Playbook, Rule, TestCase, TestFile
+from engine.rules.reachable import unreachable
 from engine.rules.ruleset import CompiledRule, CompiledStep, LoadedTest, PlaybookSet
 from engine.rules.templates import compile_value, contains_template, make_environment
 
@@ -356,35 +357,6 @@ def _literal_origin(value: Any) -> bool:
     return _ORIGIN.match(value[: min(starts, default=len(value))]) is not None
 
 
-def _subsumes(a: Any, b: Any) -> bool:
-    """Whether every event matching ``b`` surely matches ``a`` (both plain ``match`` specs).
-
-    Conservative: each condition of ``a`` must appear in ``b`` as written, or both must be
-    equality/any-of conditions on the same field with ``b``'s values among ``a``'s.
-    """
-    if not isinstance(a, dict) or not isinstance(b, dict):
-        return False
-    for key, va in a.items():
-        if key not in b:
-            return False
-        vb = b[key]
-        if va == vb and type(va) is type(vb):
-            continue
-        sa, sb = _values(va), _values(vb)
-        if sa is None or sb is None or not sb <= sa:
-            return False
-    return True
-
-
-def _values(spec: Any) -> frozenset[tuple[type, Any]] | None:
-    if isinstance(spec, dict) and list(spec) == ["equals"]:
-        spec = spec["equals"]
-    items = spec if isinstance(spec, list) else [spec]
-    if not items or not all(isinstance(x, str | int) for x in items):
-        return None
-    return frozenset((type(x), x) for x in items)
-
-
 def _order(files: list[tuple[_File, Playbook]]) -> list[tuple[int, _File, Playbook]]:
     ranked = sorted(
         files,
@@ -446,7 +418,8 @@ def load_playbooks(
                 compiled.append(((priority, rank, i), result))
     compiled.sort(key=lambda item: item[0])
     rules = tuple(r for _, r in compiled)
-    _check_reachable(rules, {f.display: f for f, _ in loaded})
+    for rule, message in unreachable(rules):
+        loader.problems.add(rule.file, (rule.line, rule.col), message)
 
     rule_ids = set(loader.ids)
     tests: list[LoadedTest] = []
@@ -481,84 +454,6 @@ def _tests_of(loader: _Loader, file: _File, rule_ids: set[str]) -> list[LoadedTe
         if loaded is not None:
             out.append(loaded)
     return out
-
-
-class _Shadows:
-    """Earlier rules without ``continue``, indexed so that finding the ones that might
-    subsume a rule does not cost a pass over all of them (sets of 10,000 rules load fast).
-
-    Rules are grouped by their set of top-level keys; within a group, each key maps the values
-    of equality conditions to rule ids, and holds the ids whose condition on it is something
-    else. A rule can only be subsumed by rules of a group whose keys it has all, and that
-    accept its first value of each of its equality conditions.
-    """
-
-    def __init__(self) -> None:
-        self.rules: dict[str, CompiledRule] = {}
-        self.groups: dict[frozenset[Any], tuple[dict[Any, dict[Any, set[str]]],
-                                                dict[Any, set[str]], set[str]]] = {}
-
-    def add(self, rule: CompiledRule) -> None:
-        spec = rule.condition.spec
-        self.rules[rule.id] = rule
-        by_key, other, members = self.groups.setdefault(frozenset(spec), ({}, {}, set()))
-        members.add(rule.id)
-        for key, value in spec.items():
-            values = _values(value)
-            if values is None:
-                other.setdefault(key, set()).add(rule.id)
-            else:
-                table = by_key.setdefault(key, {})
-                for v in values:
-                    table.setdefault(v, set()).add(rule.id)
-
-    def candidates(self, spec: dict[Any, Any]) -> list[CompiledRule]:
-        keys = sorted(spec, key=str)
-        if len(keys) > 10:
-            subsets: Iterable[frozenset[Any]] = list(self.groups)
-        else:
-            subsets = (
-                frozenset(k for bit, k in enumerate(keys) if mask >> bit & 1)
-                for mask in range(1 << len(keys))
-            )
-        out: set[str] = set()
-        for subset in subsets:
-            group = self.groups.get(subset)
-            if group is None or not subset <= spec.keys():
-                continue
-            by_key, other, members = group
-            ids: set[str] | None = None
-            for key in subset:
-                values = _values(spec[key])
-                accepted = set(other.get(key, ()))
-                if values is not None:
-                    accepted |= by_key.get(key, {}).get(next(iter(values)), set())
-                ids = accepted if ids is None else ids & accepted
-                if not ids:
-                    break
-            out |= members if ids is None else ids
-        return [self.rules[i] for i in out]
-
-
-def _check_reachable(rules: tuple[CompiledRule, ...], files: Mapping[str, _File]) -> None:
-    """Report rules that an earlier rule without ``continue`` always takes first."""
-    shadows = _Shadows()
-    position = {r.id: i for i, r in enumerate(rules)}
-    for rule in rules:
-        if not rule.enabled:
-            continue
-        candidates = shadows.candidates(rule.condition.spec)
-        for earlier in sorted(candidates, key=lambda r: position[r.id]):
-            if _subsumes(earlier.condition.spec, rule.condition.spec):
-                files[rule.file].problems.add(
-                    rule.file,
-                    (rule.line, rule.col),
-                    f"rule `{rule.id}` can never match: rule `{earlier.id}` ({earlier.where})"
-                    " without `continue` matches every event it would",
-                )
-                break
-        if not rule.continue_:
-            shadows.add(rule)
 
 
 def load_tests(

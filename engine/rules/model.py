@@ -107,11 +107,13 @@ class TestCase(_Strict):
 
 
 class Playbook(_Strict):
-    """One playbook file."""
+    """One playbook file. ``known_error_codes``: codes of your own (an ADF Fail activity's)
+    that ``remediator validate`` takes as known, for every file of the set."""
 
     name: str
     priority: int | None = None
     description: str = ""
+    known_error_codes: list[str] = msgspec.field(default_factory=list)
     rules: list[Rule] = msgspec.field(default_factory=list)
     tests: list[TestCase] = msgspec.field(default_factory=list)
 

@@ -17,6 +17,8 @@ from ruamel.yaml import YAML
 
 from engine.actions.registry import action_table
 from engine.cli import main
+from engine.cli.sandbox import remediator_toml
+from engine.rules.lint import NOT_CHECKED
 from engine.rules.load import load_playbooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +96,25 @@ def _sources(spec: dict[str, Any]) -> set[str]:
 def test_the_shipped_playbooks_validate() -> None:
     code, output = _run("validate", str(PLAYBOOKS))
     assert code == 0, output
+
+
+def test_the_shipped_playbooks_are_clean_under_strict(tmp_path: Path) -> None:
+    """No warning (.ci/run runs the same): no attribute, code or template that no sender
+    gives, and, with the settings `remediator sandbox` writes (plus the on-call channel and the
+    ticket webhook the playbooks use), no channel, ticket system or cloud missing."""
+    result = CliRunner().invoke(main, ["validate", "--strict", str(PLAYBOOKS)],
+                                catch_exceptions=False)
+    assert (result.exit_code, result.stderr) == (0, f"note: {NOT_CHECKED}\n")
+    urls = {"adf_url": "https://127.0.0.1:1", "synapse_url": "https://127.0.0.1:2",
+            "databricks_url": "http://127.0.0.1:3", "openai_url": "http://127.0.0.1:4/v1",
+            "ca_file": str(tmp_path / "ca.pem")}
+    settings = tmp_path / "remediator.toml"
+    settings.write_text(remediator_toml(urls, channel_url="https://hooks.example.com/oncall",
+                                        ticket_url="https://tickets.example.com/api")
+                        + '[llm]\nprovider = "compatible"\nbase_url = "http://127.0.0.1:4/v1"\n')
+    result = CliRunner().invoke(main, ["validate", "--strict", "--config", str(settings),
+                                       str(PLAYBOOKS)], catch_exceptions=False)
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 def test_every_shipped_playbook_test_passes() -> None:

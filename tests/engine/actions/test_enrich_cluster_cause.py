@@ -63,3 +63,26 @@ def test_a_normal_termination_keeps_the_runs_code(sandbox: Any, clients: Clients
     [event] = enrich(dbx_task_event(), clients).events
     assert (event.error_code, event.error_codes) == ("CLOUD_FAILURE", ("CLOUD_FAILURE",))
     assert "cluster_termination_code" not in event.attributes
+
+
+def test_a_library_failure_gets_the_clusters_failed_libraries(sandbox: Any,
+                                                              clients: Clients) -> None:
+    made = sandbox.failure("databricks", "job-run", termination_code="LIBRARY_INSTALLATION_ERROR")
+    event = dbx_task_event(run_id=str(made["task_run_id"]),
+                           attributes={**dbx_task_event().attributes,
+                                       "parent_run_id": str(made["run_id"])})
+    result = enrich(event, clients)
+    [enriched] = result.events
+    assert enriched.error_code == "LIBRARY_INSTALLATION_ERROR"
+    [library] = enriched.attributes["failed_libraries"]
+    assert library["library"] == {"pypi": {"package": "great-expectations==0.18.99"}}
+    assert "No matching distribution found for great-expectations==0.18.99" \
+        in library["messages"][0]
+    assert [n.call for n in result.notes][-1] == (
+        f"databricks libraries.cluster_status {made['cluster_id']}")
+    # a run that failed otherwise does not ask
+    made = sandbox.failure("databricks", "job-run", termination_code="RUN_EXECUTION_ERROR")
+    event = dbx_task_event(attributes={**dbx_task_event().attributes,
+                                       "parent_run_id": str(made["run_id"])})
+    [enriched] = enrich(event, clients).events
+    assert "failed_libraries" not in enriched.attributes

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import PlaybookError
+from engine.rules.lint import load_checked
 from engine.rules.load import expand_paths, load_playbooks, load_tests
 from tests.fixtures.common import assert_wrapped
 from tests.fixtures.playbooks import PLAYBOOK_DATA, small_actions
@@ -70,8 +71,8 @@ def test_bad_playbooks_report_exactly_their_expected_messages(
 ) -> None:
     monkeypatch.chdir(BAD)
     target = case if (BAD / case).is_dir() else f"{case}.yaml"
-    with pytest.raises(PlaybookError) as raised:
-        load_playbooks([target], small_actions())
+    with pytest.raises(PlaybookError) as raised:  # warnings are problems under --strict
+        load_checked([target], small_actions(), strict=True)
     expected = (BAD / f"{case}.errors").read_text().splitlines()
     assert _as_expected(raised.value.problems, expected) == expected
 
