@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -42,27 +43,25 @@ from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
 from engine.store import Database, actions, audit, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
+from receivers import charts, incident_view, run_links, timeline
 from receivers.auth import ADMIN, admin_guard
+from receivers.timeline import STAGES
 
 __all__ = ["PAGES", "STAGES", "ApprovalForm", "dashboard_router", "metrics_handler", "refusal"]
 
 _HERE = Path(__file__).parent
 REFRESH_SECONDS = 15
+"""How often the live pages (incidents, an incident, breakers) update their parts in place
+(receivers/static/refresh.js; without script, a plain reload)."""
 PARKED_SHOWN = 200
 """The parked events listed on their page (newest first); the page says how many there are."""
+INCIDENTS_SHOWN = 200
+"""The incidents listed (newest first, after the filters)."""
+TIMELINE_RECORDS = 500
+"""The newest audit records of one incident shown on its page."""
 PAGES = "dashboard_page"
 """The ``opt`` key that marks the dashboard's routes: errors raised before their handler runs
 are answered as a page (:func:`refusal`) rather than JSON."""
-STAGES: dict[str, str] = {
-    "received": "event", "enriched": "enrichment", "matched": "rule", "no_match": "rule",
-    "incident": "incident", "guard": "guards", "action_planned": "actions",
-    "action_started": "actions", "action_succeeded": "actions", "action_failed": "actions",
-    "action_cancelled": "actions", "precheck": "actions", "approval": "approval",
-    "verification": "verification", "rca": "RCA", "resolution": "outcome", "escalation": "outcome",
-    "parked": "event", "replayed": "event",
-}
-"""The timeline stage each audit kind belongs to."""
-_COLORS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#be185d")
 
 
 class ApprovalForm(msgspec.Struct, kw_only=True):
@@ -84,16 +83,44 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = _when
+    env.filters["pretty"] = _pretty
+    env.globals["relative"] = _relative
+    env.globals["series_class"] = charts.series_class
     return env
 
 
-def _when(moment: int | datetime) -> str:
+def _when(moment: int | datetime | None) -> str:
     """Epoch milliseconds (0: never) or a datetime, in the server's local time."""
     if isinstance(moment, datetime):
         return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     if not moment:
         return ""
     return datetime.fromtimestamp(moment / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _relative(moment_ms: int, now_ms: int) -> str:
+    """``in 12 min``, ``3 h 05 min ago``, ``now`` ("" for 0: never)."""
+    if not moment_ms:
+        return ""
+    delta = (moment_ms - now_ms) // 1000
+    seconds = abs(delta)
+    if seconds < 60:
+        return "now"
+    if seconds < 3600:
+        amount = f"{seconds // 60} min"
+    elif seconds < 36_000:
+        amount = f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    elif seconds < 172_800:
+        amount = f"{seconds // 3600} h"
+    else:
+        amount = f"{seconds // 86_400} days"
+    return f"in {amount}" if delta > 0 else f"{amount} ago"
+
+
+def _pretty(value: Any) -> str:
+    """A record's data as indented JSON that reads as stored: characters as themselves (no
+    ``\\u0027``); the template escapes it for HTML."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _mode(db: Database, settings: Settings) -> str:
@@ -114,48 +141,29 @@ def _caller(request: Request[Any, Any, Any]) -> str:
     return str(caller.name)
 
 
-def _chart(buckets: list[reporting.Bucket], *, start_ms: int, bucket_ms: int,
-           count: int) -> dict[str, Any]:
-    """Stacked bars as SVG rectangles (computed here, drawn by the template)."""
-    series = sorted({b.series for b in buckets})
-    color = {s: _COLORS[i % len(_COLORS)] for i, s in enumerate(series)}
-    totals: dict[int, int] = {}
-    for b in buckets:
-        totals[b.start_ms] = totals.get(b.start_ms, 0) + b.count
-    peak = max(totals.values(), default=0) or 1
-    width, height = 600, 120
-    bar = width / count
-    stacked: dict[int, int] = {}
-    rects = []
-    for b in buckets:
-        index = (b.start_ms - start_ms) // bucket_ms
-        if not 0 <= index < count:
-            continue
-        h = b.count / peak * height
-        below = stacked.get(index, 0)
-        rects.append({"x": round(index * bar, 1), "y": round(height - below - h, 1),
-                      "w": round(max(bar - 1, 1), 1), "h": round(h, 1),
-                      "color": color[b.series],
-                      "title": f"{_when(b.start_ms)}: {b.series} {b.count}"})
-        stacked[index] = below + round(h)
-    return {"rects": rects, "legend": [(s, color[s]) for s in series], "width": width,
-            "height": height, "total": sum(b.count for b in buckets)}
-
-
-def _charts(db: Database, now_ms: int) -> dict[str, Any]:
+def _charts(db: Database, now_ms: int) -> dict[str, charts.Chart]:
     bucket_ms, count = 3_600_000, 24
     start = (now_ms // bucket_ms - count + 1) * bucket_ms
     return {
-        "failures": _chart(reporting.failures_over_time(db, since_ms=start, bucket_ms=bucket_ms),
-                           start_ms=start, bucket_ms=bucket_ms, count=count),
-        "remediations": _chart(
+        "failures": charts.stacked(
+            reporting.failures_over_time(db, since_ms=start, bucket_ms=bucket_ms),
+            start_ms=start, bucket_ms=bucket_ms, count=count),
+        "remediations": charts.stacked(
             reporting.remediations_over_time(db, since_ms=start, bucket_ms=bucket_ms),
             start_ms=start, bucket_ms=bucket_ms, count=count),
     }
 
 
-def _page(env: jinja2.Environment, name: str, status: int = 200, **context: Any) -> Response[str]:
-    html = env.get_template(name).render(stages=STAGES, refresh=REFRESH_SECONDS, **context)
+def _workspaces(settings: Settings) -> tuple[run_links.Workspace, ...]:
+    """The configured Databricks workspaces: where the run pages are."""
+    return tuple(run_links.Workspace(name, cfg.workspace_id, cfg.host)
+                 for name, cfg in settings.clouds.databricks.items())
+
+
+def _page(env: jinja2.Environment, name: str, status: int = 200, *, refresh: int = 0,
+          **context: Any) -> Response[str]:
+    """A page; ``refresh`` (seconds) makes its ``data-live`` parts update in place."""
+    html = env.get_template(name).render(stages=STAGES, refresh=refresh, **context)
     return Response(html, media_type=MediaType.HTML, status_code=status)
 
 
@@ -179,13 +187,33 @@ def dashboard_router() -> Router:
     """The dashboard pages and forms, and ``/static`` (the stylesheet)."""
     env = _environment()
 
+    def rows(db: Database, settings: Settings,
+             found: list[incidents.Incident]) -> list[dict[str, Any]]:
+        """Each listed incident at a glance: what failed, its run, what was done in its
+        latest attempt, what is pending."""
+        spaces = _workspaces(settings)
+        acts = reporting.incident_actions(db, [i.id for i in found])
+        analyses = reporting.rca_summaries(db, [i.id for i in found])
+        out = []
+        for item in found:
+            event = reporting.incident_event(db, item)
+            mine = acts.get(item.id, [])
+            latest = [a for a in mine if a.attempt == item.attempts] or mine[-2:]
+            out.append({
+                "incident": item, "failure": incident_view.failure(item, event),
+                "link": run_links.event_link(event, spaces),
+                "done": [incident_view.action_view(a, event, spaces) for a in latest],
+                "pending": incident_view.pending(item, mine, event, spaces),
+                "rca": incident_view.one_line(analyses.get(item.id, ""))})
+        return out
+
     @get("/", sync_to_thread=True, include_in_schema=False)
     def incident_list(request: Request[Any, Any, Any], db: NamedDependency[Database],
                       settings: NamedDependency[Settings]) -> Response[str]:
         query = request.query_params
         state_, source = query.get("state") or None, query.get("source") or None
         resource, since = query.get("resource") or None, query.get("since") or None
-        now_ms = to_ms(utcnow())
+        now_ms = to_ms(_engine_now(request))
         error, since_ms = "", None
         if since:
             try:
@@ -195,30 +223,45 @@ def dashboard_router() -> Router:
         if state_ and state_ not in incidents.STATES:
             error, state_ = f"state: unknown state {state_!r}", None
         found = [] if error else reporting.incidents(
-            db, state=state_, source=source, resource=resource, since_ms=since_ms, limit=200)
+            db, state=state_, source=source, resource=resource, since_ms=since_ms,
+            limit=INCIDENTS_SHOWN)
         filters = {"state": state_ or "", "source": source or "", "resource": resource or "",
                    "since": since or ""}
         return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",
-                     mode=_mode(db, settings), incidents=found, filters=filters, error=error,
+                     refresh=REFRESH_SECONDS, mode=_mode(db, settings),
+                     incidents=rows(db, settings, found), filters=filters, error=error,
                      states=incidents.STATES, charts=_charts(db, now_ms),
-                     parked=inbox.count_parked(db))
+                     parked=inbox.count_parked(db), now_ms=now_ms)
 
     @get("/incidents/{incident_id:str}", sync_to_thread=True, include_in_schema=False)
-    def incident_page(incident_id: FromPath[str], db: NamedDependency[Database],
+    def incident_page(request: Request[Any, Any, Any], incident_id: FromPath[str],
+                      db: NamedDependency[Database],
                       settings: NamedDependency[Settings]) -> Response[str]:
         found = incidents.get(db, incident_id)
         if found is None:
             return _page(env, "missing.html.j2", 404, title="Not found",
                          mode=_mode(db, settings), what=f"incident {incident_id}")
-        records = {r.seq: r for r in audit.list_records(db, incident_id=incident_id, limit=500)}
+        records = {r.seq: r for r in audit.list_records(db, incident_id=incident_id,
+                                                        limit=TIMELINE_RECORDS)}
         for event_id in {found.event_id, found.event_id.split(".", 1)[0]} - {""}:
             for record in audit.list_records(db, event_id=event_id, limit=100):
                 if STAGES.get(record.kind) in ("event", "enrichment", "rule"):
                     records[record.seq] = record
-        timeline = [records[seq] for seq in sorted(records)]
-        return _page(env, "incident.html.j2", title=f"Incident {found.id}",
-                     mode=_mode(db, settings), incident=found, timeline=timeline,
-                     actions=actions.for_incident(db, incident_id))
+        ordered = [records[seq] for seq in sorted(records)]
+        event = reporting.incident_event(db, found)
+        spaces = _workspaces(settings)
+        rules, _ = _rules(request, settings)
+        because = {r.id: timeline.describe_match(r.rule.match) for r in rules}
+        rows = actions.for_incident(db, incident_id)
+        what = incident_view.failure(found, event)
+        return _page(env, "incident.html.j2", title=what.title, refresh=REFRESH_SECONDS,
+                     mode=_mode(db, settings), incident=found, failure=what, event=event,
+                     link=run_links.event_link(event, spaces),
+                     actions=[incident_view.action_view(a, event, spaces) for a in rows],
+                     pending=incident_view.pending(found, rows, event, spaces),
+                     steps=timeline.steps(ordered, because=because, event=event,
+                                          workspaces=spaces),
+                     now_ms=to_ms(_engine_now(request)))
 
     def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,
                back: str, refused: str, act: Callable[[str], object]) -> Any:
@@ -248,7 +291,8 @@ def dashboard_router() -> Router:
     @get("/breakers", sync_to_thread=True, include_in_schema=False)
     def breakers_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
                       settings: NamedDependency[Settings]) -> Response[str]:
-        return _page(env, "breakers.html.j2", title="Circuit breakers", mode=_mode(db, settings),
+        return _page(env, "breakers.html.j2", title="Circuit breakers", refresh=REFRESH_SECONDS,
+                     mode=_mode(db, settings),
                      breakers=guards.list_breakers(db, now=_engine_now(request)))
 
     @post("/breakers/{rule_id:str}/reset", sync_to_thread=True, include_in_schema=False)
@@ -304,8 +348,10 @@ def dashboard_router() -> Router:
                    verify: FromQuery[bool] = False) -> Response[str]:
         records = audit.list_records(db, kind=kind or None, resource=resource or None,
                                      limit=200)
+        newest = list(reversed(records))
         return _page(env, "audit.html.j2", title="Audit log", mode=_mode(db, settings),
-                     records=list(reversed(records)), kinds=KINDS,
+                     records=newest, sentences={r.seq: timeline.sentence(r) for r in newest},
+                     kinds=KINDS,
                      filters={"kind": kind or "", "resource": resource or ""},
                      chain=verify_chain(db) if verify else None, head=audit.head(db))
 

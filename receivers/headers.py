@@ -1,11 +1,11 @@
 """Security headers on every answer of the app: the dashboard, ``/api``, the receivers, errors.
 
-The dashboard is server-rendered HTML with its stylesheet from ``/static`` and no script, so the
-policy allows only this origin and nothing inline; no page may be framed (clickjacking the
-approve button); nothing is cached, since every answer but ``/health`` and ``/ready`` is
-behind the admin or receiver credentials and may show incident data; the Referer leaves
-nothing off this origin; and other origins may not embed our answers. No CORS header is ever
-sent (see :mod:`receivers.csrf`).
+The dashboard is server-rendered HTML with its stylesheet and its one script (the in-place
+refresh) from ``/static``, so the policy allows only this origin and nothing inline; no page
+may be framed (clickjacking the approve button); nothing is cached, since every answer but
+``/health`` and ``/ready`` is behind the admin or receiver credentials and may show incident
+data; the Referer leaves nothing off this origin; and other origins may not embed our
+answers. No CORS header is ever sent (see :mod:`receivers.csrf`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ from typing import Any
 
 import msgspec
 
-from engine.store import Database
+from engine.events import ErrorEvent
+from engine.store import Database, inbox
+from engine.store.actions import ActionRow, for_incident
 from engine.store.incidents import Incident, list_incidents
 
 __all__ = [
@@ -20,7 +22,10 @@ __all__ = [
     "create_schema",
     "event_outcomes",
     "failures_over_time",
+    "incident_actions",
+    "incident_event",
     "incidents",
+    "rca_summaries",
     "remediations_over_time",
 ]
 
@@ -96,3 +101,47 @@ def event_outcomes(db: Database, event_id: str) -> tuple[bool, list[str], list[s
         elif data.get("phase", "remediate") == "remediate" and data.get("attempt", 1) <= 1:
             actions.append(str(data.get("action", "")))
     return processed, rules, actions
+
+
+def incident_event(db: Database, incident: Incident) -> ErrorEvent | None:
+    """What failed, as the engine last saw it: the (enriched) event the incident's rule was
+    planned from, else (no rule matched) its event from the inbox, enriched if enrichment
+    ran; None if neither is stored (retention removed the event). Both are stored
+    redacted."""
+    if incident.event:
+        try:
+            return msgspec.json.decode(incident.event, type=ErrorEvent)
+        except msgspec.DecodeError:
+            pass  # an event written by another version: the inbox still has it
+    if not incident.event_id:
+        return None
+    stored = inbox.get(db, incident.event_id)
+    if stored is not None:
+        return stored.current
+    # One of the runs an alert expanded to ("<id>.<n>"): the inbox keeps the alert as
+    # received (and the first run's enrichment), so the alert is what it can say.
+    stored = inbox.get(db, incident.event_id.split(".", 1)[0])
+    return stored.event if stored is not None else None
+
+
+def incident_actions(db: Database, incident_ids: list[str]) -> dict[str, list[ActionRow]]:
+    """The actions of each incident, in the order they were planned (one indexed query per
+    incident: a page lists at most a few hundred)."""
+    return {incident_id: for_incident(db, incident_id) for incident_id in incident_ids}
+
+
+def rca_summaries(db: Database, incident_ids: list[str]) -> dict[str, str]:
+    """The summary of each incident's latest root-cause analysis (incidents without one are
+    left out)."""
+    if not incident_ids:
+        return {}
+    marks = ", ".join("?" for _ in incident_ids)
+    rows = db.query(
+        f"SELECT incident_id, data FROM audit WHERE incident_id IN ({marks}) AND kind = 'rca' "
+        "ORDER BY seq", incident_ids)
+    found: dict[str, str] = {}
+    for row in rows:
+        analysis = json.loads(row["data"]).get("analysis")
+        if isinstance(analysis, dict) and analysis.get("summary"):
+            found[row["incident_id"]] = str(analysis["summary"])
+    return found

@@ -4,19 +4,25 @@ the forms, the mode banner, playbook hits, the audit page, auth, escaping and no
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+import receivers
 from engine import guards
+from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from receivers.app import create_app
+from tests.engine.actions.conftest import adf_event
 from tests.fixtures.app import admin_headers, basic_header, receiver_headers
 from tests.fixtures.dashboard import (
     HOSTILE,
     PLANTED,
+    PLAYBOOK,
     Seeded,
     dashboard_settings,
     planted_payload,
@@ -203,3 +209,178 @@ def test_no_secret_on_any_page(dash: TestClient[Any], seeded: Seeded) -> None:
     for path, html in pages.items():
         for secret in (*PLANTED, "ak-admin-5e9a2d71", "rk-first-0f4c2a9e"):
             assert secret not in html, path
+
+
+# --- the incident at a glance (issue 18, items 1-3 and 5) -----------------------------------
+
+FACTORY_ID = ("%2Fsubscriptions%2F5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17%2FresourceGroups%2F"
+              "rg-dataplatform-prod%2Fproviders%2FMicrosoft.DataFactory%2Ffactories%2F"
+              "adf-contoso-prod")
+RUN_URL = ("https://adf.azure.com/en/monitoring/pipelineruns/"
+           "7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11?factory=" + FACTORY_ID)
+LINK = ('<a class="run-link" href="{url}" rel="noopener noreferrer external" '
+        'target="_blank">{label} ↗</a>')
+RERUN = ("rerun pipeline pl_ingest_sales_daily in factory adf-contoso-prod from the failed "
+         "activity (recovery of run 7b1e4c52...)")
+
+
+def local(ms: int) -> str:
+    """Epoch ms as the pages show it: the server's local time."""
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def row_of(html: str, incident_id: str) -> str:
+    """The list's row of one incident."""
+    found = re.search(r'<tr class="state-[a-z_]+">(?:(?!</tr>).)*?/incidents/'
+                      + incident_id + r'".*?</tr>', html, re.S)
+    assert found is not None, incident_id
+    return found.group(0)
+
+
+def texts(html: str, css: str) -> list[str]:
+    """The text of each element of class ``css`` (tags dropped, spaces collapsed)."""
+    found = re.findall(rf'<(p|span|td|li) class="{css}"[^>]*>(.*?)</\1>', html, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", body).split()) for _, body in found]
+
+
+def visible(html: str) -> str:
+    """The page without its folded raw records."""
+    return re.sub(r"<details\b.*?</details>", "", html, flags=re.S)
+
+
+def approve_and_run(seeded: Seeded) -> None:
+    """Approve the ADF incident and let the live worker rerun it against the sandbox."""
+    guards.approve(seeded.rig.db, seeded.adf.id, "alice", now=seeded.rig.clock.now())
+    seeded.worker.scheduler.tick()
+    seeded.rig.clock.advance(minutes=2)
+    seeded.worker.scheduler.tick()
+
+
+def test_the_list_says_what_failed_what_was_done_and_what_is_pending(
+        dash: TestClient[Any], seeded: Seeded) -> None:
+    html = dash.get("/", headers=admin_headers()).text
+    adf = row_of(html, seeded.adf.id)
+    # what failed: titled by resource and error code, the message, the run in its console
+    assert f'<a href="/incidents/{seeded.adf.id}">pl_ingest_sales_daily · 2200</a>' in adf
+    assert '<p class="message">Copy failed</p>' in adf
+    assert LINK.format(url=RUN_URL, label="ADF run 7b1e4c52…") in adf
+    # what was done (nothing yet) and what is pending, until when
+    assert texts(adf, "action") == [f"Will {RERUN} once approved awaiting approval"]
+    incident = incidents_store.get(seeded.rig.db, seeded.adf.id)
+    assert incident is not None
+    assert re.sub(r" \([^)]*\)$", "", texts(adf, "pending")[0]) == \
+        f"approval until {local(incident.approval_due_ms)}"
+    assert texts(row_of(html, seeded.dbx.id), "action") == [
+        "Did nothing (task transform_orders failed) done"]
+    unmatched = row_of(html, seeded.unmatched.id)
+    assert "pl_unmatched_export&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; · " \
+           "UserErrorUnknown</a>" in unmatched
+    assert texts(unmatched, "rca") == ["Root-cause analysis: no RCA engine configured"]
+
+    approve_and_run(seeded)
+    adf = row_of(dash.get("/", headers=admin_headers()).text, seeded.adf.id)
+    [action] = actions_store.for_incident(seeded.rig.db, seeded.adf.id)
+    new_run = action.result["ref"]["run_id"]
+    new_link = LINK.format(url=RUN_URL.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", new_run),
+                           label=f"ADF run {new_run[:8]}…")
+    assert texts(adf, "action") == [
+        f"Reran{RERUN[5:]} started, verifying ADF run {new_run[:8]}… ↗"]
+    assert new_link in adf
+    [until] = texts(adf, "pending")
+    assert re.sub(r" \([^)]*\)$", "", until) == (
+        f"verifying ADF run {new_run[:8]}… ↗ until {local(action.probe_deadline_ms)}")
+
+
+def test_the_incident_page_reads_as_steps(dash: TestClient[Any], seeded: Seeded) -> None:
+    approve_and_run(seeded)
+    html = dash.get(f"/incidents/{seeded.adf.id}", headers=admin_headers()).text
+    [action] = actions_store.for_incident(seeded.rig.db, seeded.adf.id)
+    new_run = action.result["ref"]["run_id"]
+    assert "<h1 id=\"title\" data-live>pl_ingest_sales_daily · 2200</h1>" in html
+    assert '<p id="message" class="message">Copy failed</p>' in html
+    assert LINK.format(url=RUN_URL, label="ADF run 7b1e4c52…") in html
+    assert texts(html, "text") == [
+        "Alert received: adf activity run, firing",
+        "Matched rule adf-copy-failed (engine.yaml:3) because source = adf, error_code = 2200",
+        "Opened the incident on adf:pipeline:adf-contoso-prod/pl_ingest_sales_daily",
+        "Guards passed: circuit, budget, cooldown, lock, dry_run, pause; "
+        "decided: approval → wait",
+        f"Planned: {RERUN}",
+        "Approved by alice",
+        "Started adf.rerun_pipeline (attempt 1)",
+        "Pre-check: still needed: run 7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11 of pipeline "
+        "pl_ingest_sales_daily failed and was not rerun",
+        f"adf.rerun_pipeline succeeded: rerun {new_run} of pipeline pl_ingest_sales_daily "
+        "started (recovery of run 7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11) "
+        f"ADF run {new_run[:8]}… ↗",
+        "Verifying: the probe follows what the actions started",
+    ]
+    # the other rule is counted, not listed; the raw records are folded away, one fold a
+    # step, their text as stored (no \u0027 escapes), escaped for HTML
+    shown = visible(html)
+    assert "<li>Other rules: 1 not tried (the first match wins).</li>" in shown
+    assert "dbx-task-failed" not in shown and "dbx-task-failed" in html
+    assert "<pre>" not in shown
+    assert html.count('<details id="raw-') == len(texts(html, "text"))
+    assert "\\u00" not in html
+    page = dash.get(f"/incidents/{seeded.unmatched.id}", headers=admin_headers()).text
+    assert "\\u00" not in page
+    assert ("&#34;resource&#34;: &#34;pl_unmatched_export&lt;script&gt;alert(&#39;x&#39;)"
+            "&lt;/script&gt;&#34;") in page
+
+
+def test_actions_are_worded_by_what_really_happened(dash: TestClient[Any],
+                                                    seeded: Seeded) -> None:
+    waiting = dash.get(f"/incidents/{seeded.adf.id}", headers=admin_headers()).text
+    assert texts(waiting, "sentence") == [f"Will {RERUN} once approved"]
+    approve_and_run(seeded)
+    live = visible(dash.get(f"/incidents/{seeded.adf.id}", headers=admin_headers()).text)
+    assert texts(live, "sentence") == [f"Reran{RERUN[5:]}"]  # not "would rerun"
+    assert "would" not in live.lower()
+    # the same rule in dry-run: "would", and it says it was not done
+    dry = seeded.rig.worker(PLAYBOOK)
+    seeded.rig.deliver(adf_event(resource="pl_dry_copy", dedup_key="azmon:dry:Fired",
+                                 attributes={**adf_event().attributes,
+                                             "pipeline": "pl_dry_copy"}))
+    dry.run_once()
+    [found] = incidents_store.list_incidents(seeded.rig.db, resource="pl_dry_copy")
+    page = visible(dash.get(f"/incidents/{found.id}", headers=admin_headers()).text)
+    assert texts(page, "sentence") == [
+        f"Would {RERUN.replace('pl_ingest_sales_daily', 'pl_dry_copy')} (dry-run: not done)"]
+    assert '<td class="state">dry_run</td>' in page
+
+
+def test_charts_have_axes_values_and_a_legend(dash: TestClient[Any], seeded: Seeded) -> None:
+    html = dash.get("/", headers=admin_headers()).text
+    failures, closed = re.findall(r'<figure class="chart">.*?</figure>', html, re.S)
+    # the y axis counts up to the tallest bar (the three failures of this hour)
+    assert re.findall(r'class="tick y">(\d+)</text>', failures) == ["0", "1", "2", "3"]
+    assert re.findall(r'class="value">(\d+)</text>', failures) == ["3"]
+    # the x axis: every sixth hour back from this one, local time
+    hour = datetime.now().astimezone()
+    assert re.findall(r'class="tick x">([\d:]+)</text>', failures) == [
+        (hour - timedelta(hours=h)).strftime("%H:00") for h in (18, 12, 6, 0)]
+    # the legend: each series with its colour class and its total
+    assert re.findall(r'<rect width="10" height="10" class="([a-z_-]+)"/></svg>(\w+) '
+                      r'<span class="count">(\d+)</span>', failures) == [
+        ("source-adf", "adf", "2"), ("source-databricks", "databricks", "1")]
+    assert re.findall(r'<rect width="10" height="10" class="([a-z_-]+)"/></svg>(\w+) '
+                      r'<span class="count">(\d+)</span>', closed) == [
+        ("state-escalated", "escalated", "1"), ("state-resolved", "resolved", "1")]
+    assert set(re.findall(r'class="bar ([a-z_-]+)"', closed)) == {"state-escalated",
+                                                                  "state-resolved"}
+
+
+def test_one_colour_per_state_set_once() -> None:
+    css = (Path(receivers.__file__).parent / "static" / "dashboard.css").read_text()
+    root = re.search(r"^:root \{(.*?)\}", css, re.M | re.S)
+    assert root is not None
+    colours = dict(re.findall(r"--([a-z_]+): (#[0-9a-f]{6});", root.group(1)))
+    assert sorted(colours) == sorted(incidents_store.STATES)
+    assert len(set(colours.values())) == len(colours)
+    # each state's class takes its colour from there, and the colour is written nowhere else
+    for state, colour in colours.items():
+        assert re.search(rf"^\.state-{state} \{{ --c: var\(--{state}\);", css, re.M), state
+        assert css.count(colour) == 1, state
+    sources = re.findall(r"^\.source-[a-z]+ \{ --c: (#[0-9a-f]{6});", css, re.M)
+    assert len(sources) == 4 and set(sources).isdisjoint(colours.values())

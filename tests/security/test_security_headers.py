@@ -25,6 +25,8 @@ EXPECTED = {
     "cache-control": "no-store",
     "cross-origin-resource-policy": "same-origin",
 }
+CONSOLES = ("https://adf.azure.com/", "https://web.azuresynapse.net/", "https://portal.azure.com/")
+"""Where the dashboard links away: the failed run's page in its cloud console."""
 
 
 def _secured(response: Any, where: Any) -> None:
@@ -90,8 +92,19 @@ def test_pages_need_nothing_the_policy_refuses(dash: TestClient[Any], seeded: Se
                                                 200, 200, 200, 200, 409, 403]
     for page, response in zip([*pages, "409", "403"], answers, strict=True):
         html = response.text
-        assert "<script" not in html.lower(), page
+        # no inline script: the only script is the refresh, a file of this origin
+        scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.I | re.S)
+        assert html.lower().count("<script") == len(scripts), page
+        assert all((attrs, body) == (' src="/static/refresh.js" defer', "")
+                   for attrs, body in scripts), page
         assert re.findall(r"\sstyle=|\son[a-z]+=", html, re.I) == [], page
         links = re.findall(r'\s(?:href|src|action)="([^"]*)"', html)
         assert links, page
-        assert [u for u in links if not u.startswith("/") or u.startswith("//")] == [], page
+        # every other link is a cloud console's page of the failed run, opened without a
+        # Referer and without a handle on this page
+        away = [u for u in links if not u.startswith("/") or u.startswith("//")]
+        assert [u for u in away if not u.startswith(CONSOLES)] == [], page
+        anchors = re.findall(r'<a ([^>]*)href="https://[^"]*"([^>]*)>', html)
+        assert len(anchors) == len(away), page
+        assert all('rel="noopener noreferrer external"' in before + after
+                   for before, after in anchors), page
