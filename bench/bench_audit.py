@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.audit import verify_chain
-from engine.metrics import Metrics
+from engine.runtime.metrics import Metrics
 from engine.store import Database, actions, audit, incidents, reporting
 from engine.store import metrics as metrics_store
 from engine.store.benchdata import fill

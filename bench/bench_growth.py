@@ -259,13 +259,13 @@ def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path 
 
 
 def worker_throughput(events: int) -> None:
-    from engine.actions.clients import Clients
     from engine.actions.context import ActionContext
     from engine.actions.registry import action_table
+    from engine.cloud.clients import Clients
     from engine.config import load_settings
     from engine.rules.active import ActivePlaybooks
+    from engine.runtime.worker import Worker
     from engine.store import Database, inbox
-    from engine.worker import Worker
     from receivers import intake
 
     settings = load_settings(None, env={})

@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 
-from engine import markup
 from engine.actions import notify
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, Precheck, ProbeResult
@@ -31,6 +30,7 @@ from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.text import markup
 
 __all__ = [
     "Deps", "EngineOptions", "check_dry_runs", "close_ignored", "count_outcome", "dry_run_reason",

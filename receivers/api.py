@@ -19,15 +19,16 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from engine import deadletter, guards
+from engine import guards
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
-from engine.patterns import compile as compile_pattern
 from engine.rules.load import PAYLOAD_SOURCES
+from engine.runtime import deadletter
 from engine.store import Database, inbox
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.text.patterns import compile as compile_pattern
 from receivers.auth import ADMIN, admin_guard
 from receivers.simulate import simulate_payload
 

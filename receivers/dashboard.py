@@ -4,7 +4,7 @@ Pages read the store directly (engine/store/*) and render Jinja templates with a
 everything they show is already redacted when stored, and no request header is ever shown.
 Approve/reject, the reset of a circuit breaker (``/breakers``) and the replay of a parked
 event are plain HTML forms posted here, calling :mod:`engine.guards` and
-:mod:`engine.deadletter` as the API does; a form posted from another site is refused before
+:mod:`engine.runtime.deadletter` as the API does; a form posted from another site is refused before
 it gets here (:mod:`receivers.csrf`: basic auth alone would not stop it), with the page
 :func:`refusal`. ``/metrics`` also takes
 ``Authorization: Bearer <admin key>``, as Prometheus scrapers send it.
@@ -30,16 +30,17 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from engine import deadletter, guards
+from engine import guards
 from engine.actions.registry import action_table
 from engine.audit import KINDS, verify_chain
 from engine.clock import to_ms
 from engine.config import Settings
 from engine.errors import PlaybookError
 from engine.events import utcnow
-from engine.metrics import CONTENT_TYPE, Metrics
 from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
+from engine.runtime import deadletter
+from engine.runtime.metrics import CONTENT_TYPE, Metrics
 from engine.store import Database, actions, audit, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
 from receivers.auth import ADMIN, admin_guard
@@ -340,7 +341,7 @@ async def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
 
 @get("/metrics", guards=[_bearer_or_admin], sync_to_thread=True, include_in_schema=False)
 def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """The Prometheus exposition of the app's :class:`~engine.metrics.Metrics`."""
+    """The Prometheus exposition of the app's :class:`~engine.runtime.metrics.Metrics`."""
     registry: Metrics = request.app.state["metrics"]
     return Response(registry.render(), media_type=CONTENT_TYPE)
 

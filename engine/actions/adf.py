@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import names
-from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
-from engine.actions.clients import AdfRoute, Clients
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
-from engine.actions.errors import cloud_call
+from engine.cloud import names
+from engine.cloud.clients import AdfRoute, Clients
+from engine.cloud.errors import cloud_call
+from engine.cloud.targets import arm_parts, attr, drop_empty, short_id
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
 
@@ -87,7 +87,7 @@ class CancelParams(Params, kw_only=True):
 
 
 def _check_names(params: RerunParams | CancelParams) -> None:
-    """Every name that goes into the ARM URL, by Data Factory's own rules (engine.actions.names):
+    """Every name that goes into the ARM URL, by Data Factory's own rules (engine.cloud.names):
     a pipeline ``..`` would otherwise turn ``.../pipelines/../createRun`` into another call."""
     # "" is rendered for alerts that name no factory (playbooks/adf.yaml); :func:`_client`
     # refuses it before any call.

@@ -89,7 +89,7 @@ class ActionSpec:
     parameters are validated against ``params``. ``mutating`` actions are only planned in
     dry-run. ``markup_params`` name the string parameters shown in a channel's markup (a chat
     message's text and title): rendered, they keep the marks around event-supplied values
-    (:mod:`engine.markup`) for the channel to escape.
+    (:mod:`engine.text.markup`) for the channel to escape.
 
     The worker uses the rest:
 

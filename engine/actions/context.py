@@ -1,7 +1,7 @@
 """What an action gets (its context) and what it gives back (its result and probe result).
 
 Kept free of SDK imports so that ``engine.actions.base`` (seen by the playbook loader) stays
-SDK-free: the clients arrive as a :class:`~engine.actions.clients.Clients` value at run time.
+SDK-free: the clients arrive as a :class:`~engine.cloud.clients.Clients` value at run time.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 if TYPE_CHECKING:
-    from engine.actions.clients import Clients
+    from engine.cloud.clients import Clients
 
 __all__ = ["ActionContext", "ActionResult", "Outcome", "Precheck", "ProbeResult", "ProbeState"]
 

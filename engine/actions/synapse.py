@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import adf, names
-from engine.actions._event import arm_parts, attr, drop_empty, short_id
+from engine.actions import adf
 from engine.actions.base import Params
-from engine.actions.clients import Clients, SynapseRoute
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
-from engine.actions.errors import cloud_call
+from engine.cloud import names
+from engine.cloud.clients import Clients, SynapseRoute
+from engine.cloud.errors import cloud_call
+from engine.cloud.targets import arm_parts, attr, drop_empty, short_id
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
 

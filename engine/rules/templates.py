@@ -5,7 +5,7 @@ Every string in an action's ``with:`` is a template. The names are ``event`` (th
 caller passes: id, state, attempts, url). Undefined names are errors (StrictUndefined), and the
 immutable sandbox refuses private attributes (``__class__``, ``__globals__``) and mutation.
 Output is not escaped here (these are API parameters, not HTML); instead every ``{{ }}`` output
-is marked as event-supplied (:mod:`engine.markup`): the parameters an action names in
+is marked as event-supplied (:mod:`engine.text.markup`): the parameters an action names in
 ``ActionSpec.markup_params`` (a chat message's text and title) keep the marks, so that the
 channel escapes those values and not the author's own markup; every other parameter, and the
 plain form of every parameter (``PlannedAction.args``), is rendered without them. What can be
@@ -23,11 +23,11 @@ import msgspec
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine import markup
 from engine.errors import PlaybookError
 from engine.events import ErrorEvent
-from engine.patterns import compile as compile_pattern
 from engine.rules.match import EVENT_FIELDS
+from engine.text import markup
+from engine.text.patterns import compile as compile_pattern
 
 if TYPE_CHECKING:
     from engine.rules.match import RuleMatch
@@ -105,7 +105,7 @@ def _product_size(left: Any, right: Any) -> int:
 def make_environment(*, mark_values: bool = False) -> jinja2.Environment:
     """The one kind of environment templates run in (one per loaded set). Playbooks and the
     notification text use ``mark_values``: every ``{{ }}`` output is marked as event-supplied
-    (:func:`engine.markup.untrusted`)."""
+    (:func:`engine.text.markup.untrusted`)."""
     return _TemplateEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
         finalize=markup.untrusted if mark_values else None,

@@ -18,8 +18,8 @@ from typing import Any
 
 import msgspec
 
-from engine.redact import redact
 from engine.store import Database, new_id
+from engine.text.redact import redact
 
 __all__ = [
     "PENDING",

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 
 from engine.audit import GENESIS, AuditRecord, record_hash
-from engine.redact import redact
 from engine.store import Database
+from engine.text.redact import redact
 
 __all__ = ["append", "create_schema", "head", "iter_records", "list_records"]
 

@@ -4,8 +4,8 @@ An event is committed under its UNIQUE ``dedup_key`` before the receiver answers
 delivery of the same key only counts a duplicate. The worker claims pending events with a
 lease, so that an event whose worker died is picked up again once the lease runs out. Each
 claim counts (``attempts``, in the claim's own statement); an event whose stages never finish
-is ``parked`` (engine/deadletter.py) instead of being claimed forever, until an admin replays
-it.
+is ``parked`` (engine/runtime/deadletter.py) instead of being claimed forever, until an admin
+replays it.
 
 States: ``pending`` (waits for a claim), ``processing`` (claimed, leased until
 ``lease_until_ms``), ``done``, ``parked`` (set aside, ``reason`` says why).

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from engine.cli import main
-from engine.cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
+from cli import main
+from cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
 from engine.config import ReceiverSettings, Secret, Settings
 from engine.store import Database
 from receivers.app import create_app

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import guards
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store

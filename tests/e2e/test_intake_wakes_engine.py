@@ -13,7 +13,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from engine.config import Secret, Settings
-from engine.service import Service
+from engine.runtime.service import Service
 from engine.store import Database, inbox
 from receivers.app import create_app
 from tests.fixtures.common import load_sample

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, to_ms
+from engine.cloud.clients import Clients
 from engine.execute import EngineOptions
+from engine.runtime.worker import Worker
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
-from engine.worker import Worker
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.common import Commits

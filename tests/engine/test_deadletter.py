@@ -1,5 +1,5 @@
-"""Parked events (engine/deadletter.py) on a real database with the real worker: an event whose
-claims all run out of lease is parked at the next claim and never handed out again; an error a
+"""Parked events (engine/runtime/deadletter.py) on a real database with the real worker: an event
+whose claims all run out of lease is parked at the next claim and never handed out again; an error a
 retry would repeat parks at once; a bug is retried, then parked with its last error; a replay
 puts it back with its claims reset; a database from before parking keeps its failed events."""
 
@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from engine import deadletter
 from engine.config import load_settings
 from engine.errors import ConfigError
 from engine.execute import EngineOptions
+from engine.runtime import deadletter
+from engine.runtime.worker import Worker
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
-from engine.worker import Worker
 from tests.engine.actions.conftest import PIPELINE, adf_event
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig

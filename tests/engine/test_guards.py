@@ -12,7 +12,7 @@ from engine import guards
 from engine.clock import to_ms
 from engine.config import load_settings
 from engine.errors import ConfigError
-from engine.pipeline import target_of
+from engine.runtime.pipeline import target_of
 from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store

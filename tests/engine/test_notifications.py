@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, to_ms
+from engine.cloud.clients import Clients
 from engine.config import Settings, load_settings
-from engine.notifications import Notifier, register
-from engine.scheduler import Scheduler
+from engine.runtime.notifications import Notifier, register
+from engine.runtime.scheduler import Scheduler
 from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store

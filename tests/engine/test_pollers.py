@@ -12,7 +12,7 @@ import pytest
 
 from engine.config import DatabricksPollSettings, PollerSettings, Settings
 from engine.execute import Deps
-from engine.pollers import ENDPOINT, DatabricksPoller, PollReport, register
+from engine.runtime.pollers import ENDPOINT, DatabricksPoller, PollReport, register
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
 from engine.store import state as state_store
@@ -96,7 +96,7 @@ def test_every_page_is_followed_and_all_lists_the_clusters(engine_rig: EngineRig
     rig = engine_rig
     rig.ctx.clients.databricks(rig.ctx.clients.databricks_route(WORKSPACE_ID)) \
         .clusters.get(CLUSTER)
-    from engine.actions import poll
+    from engine.cloud import poll
     pages = list(poll.cluster_event_pages(
         rig.ctx.clients, rig.ctx.clients.databricks_route(WORKSPACE_ID), CLUSTER, 0))
     assert [len(p["events"]) for p in pages] == [2]

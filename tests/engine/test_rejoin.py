@@ -9,11 +9,11 @@ from typing import Any
 
 import msgspec
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.config import load_settings
 from engine.execute import EngineOptions
-from engine.notifications import Notifier
+from engine.runtime.notifications import Notifier
 from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store

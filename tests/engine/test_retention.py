@@ -11,7 +11,7 @@ from engine.audit import verify_chain
 from engine.clock import to_ms
 from engine.config import RetentionSettings, load_settings
 from engine.events import utcnow
-from engine.retention import register, run_retention
+from engine.runtime.retention import register, run_retention
 from engine.store import Database, audit, inbox
 from tests.engine.actions.conftest import adf_event
 from tests.fixtures.engine import EngineRig

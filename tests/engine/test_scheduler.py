@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.clock import FakeClock
-from engine.scheduler import TickReport
+from engine.runtime.scheduler import TickReport
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import DELAYED, reruns
 from tests.fixtures.engine import EngineRig

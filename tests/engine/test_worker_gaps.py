@@ -9,20 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.actions.enrich import enrich
 from engine.actions.registry import action_table
 from engine.audit import verify_chain
 from engine.clock import to_ms
+from engine.cloud.enrich import enrich
 from engine.config import DatabricksPollSettings, PollerSettings, Settings, load_settings
 from engine.events import ErrorEvent
 from engine.execute import EngineOptions
-from engine.pollers import DatabricksPoller
 from engine.rules.active import ActivePlaybooks
+from engine.runtime.pollers import DatabricksPoller
+from engine.runtime.worker import Worker
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
-from engine.worker import Worker
 from receivers.databricks import parse, parse_cluster_events_page
 from tests.engine.actions.conftest import WORKSPACE_ID, adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, kinds, only_incident, reruns

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from cli import main
 from engine.actions.registry import action_table
-from engine.cli import main
 from engine.rules.load import load_playbooks
 
 ROOT = Path(__file__).resolve().parents[2]

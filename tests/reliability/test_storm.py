@@ -47,7 +47,7 @@ def test_a_thousand_alerts_of_one_failure_are_one_incident(engine_rig: EngineRig
     assert joins == Counter({True: 1, False: 999})
 
 
-# Events of one target are processed in order (engine/worker.py), so a storm of one failure
+# Events of one target are processed in order (engine/runtime/worker.py), so a storm of one failure
 # on the whole pool still starts one rerun.
 def test_a_storm_starts_one_rerun_and_never_exceeds_the_budget(engine_rig: EngineRig) -> None:
     _, rows = _storm(engine_rig)

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.config import CloudSettings, load_settings
 from engine.events import ErrorEvent
 

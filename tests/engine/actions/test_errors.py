@@ -12,10 +12,10 @@ import pytest
 import requests.exceptions as rq
 from databricks.sdk import errors as dbx
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
-from engine.actions.errors import VERDICTS, RetryAfterError, map_error, verdict_of
 from engine.actions.registry import action_table
+from engine.cloud.clients import Clients
+from engine.cloud.errors import VERDICTS, RetryAfterError, map_error, verdict_of
 from engine.errors import PermanentActionError, RetryableActionError
 from tests.engine.actions.conftest import (
     DBX_TOKEN,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.store import audit as audit_store
 from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
 

@@ -1,7 +1,7 @@
 """Databricks pollers: cluster events (which Databricks cannot push) and missed job failures.
 
 Two periodic jobs per configured workspace (``[pollers.databricks.<name>]``), registered on
-the :class:`~engine.scheduler.Scheduler` by :func:`register`:
+the :class:`~engine.runtime.scheduler.Scheduler` by :func:`register`:
 
 - **cluster events**: ``POST /api/2.1/clusters/events`` per cluster (the listed ids, or every
   cluster of ``clusters/list`` for ``"all"``), ``TERMINATING`` only, oldest first, from the
@@ -34,16 +34,16 @@ from typing import Any, Protocol
 import msgspec
 import structlog
 
-from engine.actions import poll
-from engine.actions.clients import Clients, DatabricksRoute
 from engine.clock import to_ms
+from engine.cloud import poll
+from engine.cloud.clients import Clients, DatabricksRoute
 from engine.config import DatabricksPollSettings, Settings
 from engine.errors import ActionError, ConfigError, PayloadError
 from engine.events import ErrorEvent
 from engine.execute import Deps
-from engine.redact import redact
 from engine.store import inbox
 from engine.store import state as state_store
+from engine.text.redact import redact
 
 __all__ = [
     "ENDPOINT",

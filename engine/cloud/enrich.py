@@ -10,7 +10,7 @@ it returns. It never raises for a cloud failure: a look-up that times out or ans
 - Databricks cluster: ``clusters.get`` (state, node type, ``custom_tags`` as
   ``attributes.cluster_tags``); library failures: ``libraries.cluster_status``.
 - ADF / Synapse with a run id: the pipeline run and its activity runs; the failed activity's
-  error, a ``2200`` unwrapped by :func:`engine.errorcodes.unwrap_adf_error`.
+  error, a ``2200`` unwrapped by :func:`engine.text.errorcodes.unwrap_adf_error`.
 - ADF / Synapse metric alerts without a run id: the failed runs of the pipeline in the
   alert window, one event per run (``dedup_key`` ``<original>:<run id>``), each then enriched.
 - ADF alerts that name no factory (a log alert scoped to the Log Analytics workspace without
@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from engine.actions import adf, names, synapse
-from engine.actions._event import arm_parts, attr
-from engine.actions.clients import AdfRoute, Clients
-from engine.actions.errors import foreign, map_error
-from engine.errorcodes import unwrap_adf_error
+from engine.actions import adf, synapse
+from engine.cloud import names
+from engine.cloud.clients import AdfRoute, Clients
+from engine.cloud.errors import foreign, map_error
+from engine.cloud.targets import arm_parts, attr
 from engine.errors import ActionError, ConfigError
 from engine.events import ErrorEvent
-from engine.patterns import clip
+from engine.text.errorcodes import unwrap_adf_error
+from engine.text.patterns import clip
 
 if TYPE_CHECKING:
     # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
@@ -113,7 +114,7 @@ def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
 
 def _check_names(event: ErrorEvent) -> None:
     """Every name of ``event`` that a look-up would put into a URL, by the cloud's rules
-    (:mod:`engine.actions.names`): a name like ``..`` is refused before anything is called."""
+    (:mod:`engine.cloud.names`): a name like ``..`` is refused before anything is called."""
     if event.source in ("adf", "synapse"):
         arm = arm_parts(event.resource_id)
         if event.source == "adf":

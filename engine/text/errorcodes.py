@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
-from engine.patterns import TEXT_LIMIT
-from engine.patterns import compile as compile_pattern
+from engine.text.patterns import TEXT_LIMIT
+from engine.text.patterns import compile as compile_pattern
 
 __all__ = [
     "CODE_ALIASES",

@@ -47,7 +47,7 @@ def run_serve(
     """Serve until stopped (SIGINT/SIGTERM). Returns the exit code: 0, or 2 for a bad setting
     (its message on stderr), 1 if the database cannot be opened."""
     # Imported here: only this command needs the web stack.
-    from engine.service import Service
+    from engine.runtime.service import Service
     from engine.store import Database
     from receivers.app import create_app
     from receivers.databricks import parse_cluster_events_page

@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 import msgspec
 
-from engine import secret_values
+from cli.playbooks import parse_payload
 from engine.analysis import Analysis, Analyzer, make_rca
-from engine.cli.playbooks import parse_payload
 from engine.config import load_settings
 from engine.errors import ConfigError, PayloadError, StorageError
 from engine.logs import configure_logging
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.store import Database
+from engine.text import secret_values
 
 __all__ = ["rca", "run_rca"]
 

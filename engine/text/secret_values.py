@@ -1,10 +1,10 @@
 """The configured secrets, masked by value: a receiver key planted in a payload field is masked
-although no pattern of :mod:`engine.redact` knows its shape.
+although no pattern of :mod:`engine.text.redact` knows its shape.
 
 :func:`use` takes every :class:`~engine.config.Secret` of the settings at start (receiver and
 admin keys, basic-auth passwords, cloud client secrets and tokens, the LLM key, channel and
 ticket webhook URLs and their headers); :func:`mask` replaces each of them wherever it occurs
-in a string. ``engine.redact.redact_text`` calls it first, so it holds wherever redaction does:
+in a string. ``engine.text.redact.redact_text`` calls it first, so it holds wherever redaction does:
 stored events and payloads, audit records, logs, prompts, what the dashboard and the API show.
 
 Besides each value as written, its URL-encoded and JSON-escaped forms are masked, the base64

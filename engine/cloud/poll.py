@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from engine.actions.clients import Clients, DatabricksRoute
-from engine.actions.errors import cloud_call
+from engine.cloud.clients import Clients, DatabricksRoute
+from engine.cloud.errors import cloud_call
 
 __all__ = [
     "CLUSTER_EVENTS_PATH",

@@ -38,7 +38,7 @@ __all__ = [
     "render",
 ]
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "azure"
+TEMPLATES = Path(__file__).resolve().parents[1] / "deploy" / "azure"
 """Where the templates live in a source checkout (``--templates`` points elsewhere)."""
 
 

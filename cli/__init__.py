@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.admin import (
-    approve,
-    breakers,
-    events,
-    incidents,
-    pause,
-    reject,
-    reset_breaker,
-    resume,
-)
-from engine.cli.audit import audit
-from engine.cli.demo import demo
-from engine.cli.playbooks import schema, simulate, test, validate
-from engine.cli.rca import rca
-from engine.cli.replay import replay
-from engine.cli.sandbox import sandbox
-from engine.cli.send_test import send_test
-from engine.cli.serve import serve
-from engine.cli.setup import setup
+from cli.admin import approve, breakers, events, incidents, pause, reject, reset_breaker, resume
+from cli.audit import audit
+from cli.demo import demo
+from cli.playbooks import schema, simulate, test, validate
+from cli.rca import rca
+from cli.replay import replay
+from cli.sandbox import sandbox
+from cli.send_test import send_test
+from cli.serve import serve
+from cli.setup import setup
 
 __all__ = ["main"]
 

@@ -7,7 +7,7 @@
 ``received`` and ``enrich`` run once per inbox event (enrichment may expand one alert into
 one event per failed run); the stages in :data:`STAGES` run for each resulting event until
 one of them marks the job done. Every stage writes what it decided to the audit log.
-Verification and delayed actions continue in the scheduler (engine/scheduler.py).
+Verification and delayed actions continue in the scheduler (engine/runtime/scheduler.py).
 
 Rules matched through ``continue: true``: the first matched rule owns the incident (its
 target, guards, budget, cooldown, verification, next attempts and ``on_failure``). The
@@ -27,8 +27,8 @@ from typing import Any
 import msgspec
 
 from engine import execute, guards
-from engine.actions import names
 from engine.clock import to_ms
+from engine.cloud import names
 from engine.events import ErrorEvent
 from engine.execute import Deps
 from engine.rules.match import Explanation

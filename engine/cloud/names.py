@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import patterns
 from engine.errors import PermanentActionError
+from engine.text import patterns
 
 __all__ = ["RULES", "InvalidName", "NameRule", "check", "check_id", "problem", "require",
            "shown"]

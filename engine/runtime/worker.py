@@ -3,7 +3,8 @@
 SDK calls never run on the receivers' event loop: the worker has its own small thread pool.
 A crash mid-event loses nothing: the event's lease runs out and it is claimed again; the
 action rows' idempotency keys keep a second pass from repeating a call. An event that never
-finishes is parked after ``max_claims`` claims (engine/deadletter.py), never claimed forever.
+finishes is parked after ``max_claims`` claims (engine/runtime/deadletter.py), never claimed
+forever.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import Any
 
 import structlog
 
-from engine import deadletter, pipeline
 from engine.actions.base import ActionSpec
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
 from engine.errors import RemediatorError, StorageError
 from engine.events import ErrorEvent
 from engine.execute import Deps, EngineOptions, Rca
-from engine.scheduler import Scheduler
+from engine.runtime import deadletter, pipeline
+from engine.runtime.scheduler import Scheduler
 from engine.store import Database, inbox
 
 __all__ = ["Worker"]

@@ -2,7 +2,7 @@
 and each step's outcome read back from real state (the database, the sandbox's call log, the
 webhook sink), never from what the step meant to do.
 
-The payloads are the shipped samples (``engine.cli.samples``) with fresh ids and, where a
+The payloads are the shipped samples (``cli.samples``) with fresh ids and, where a
 step needs another pipeline, job or cluster, those names changed; Databricks faults are
 scripted on the sandbox over HTTP (``POST /_sandbox/script``): the engine never imports it.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from engine.cli.send_test import fresh_payload, load_sample
+from cli.send_test import fresh_payload, load_sample
 from engine.clock import WarpClock
 from engine.store import Database
 from engine.store import actions as actions_store

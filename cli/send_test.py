@@ -19,7 +19,7 @@ from typing import Any
 import click
 import httpx
 
-from engine.redact import redact_text
+from engine.text.redact import redact_text
 
 __all__ = ["ENDPOINTS", "SAMPLES", "fresh_payload", "load_sample", "run_send_test", "send_test"]
 
@@ -41,8 +41,8 @@ SAMPLES: dict[str, tuple[str, ...]] = {
 
 
 def load_sample(source: str, name: str) -> dict[str, Any]:
-    """The shipped sample ``<source>-<name>.json`` (package data of ``engine.cli.samples``)."""
-    text = resources.files("engine.cli.samples").joinpath(f"{source}-{name}.json").read_text()
+    """The shipped sample ``<source>-<name>.json`` (package data of ``cli.samples``)."""
+    text = resources.files("cli.samples").joinpath(f"{source}-{name}.json").read_text()
     return json.loads(text)
 
 

@@ -22,8 +22,9 @@ import click
 import httpx
 import msgspec
 
-from engine import deadletter, guards
+from engine import guards
 from engine.errors import StorageError
+from engine.runtime import deadletter
 from engine.store import Database, inbox
 from engine.store import incidents as incidents_store
 

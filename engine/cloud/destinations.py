@@ -15,7 +15,7 @@ changes what the plan says and nothing else:
   before anything is changed, with the job and the event named.
 
 Every SDK failure comes back as an :class:`~engine.errors.ActionError` (see
-:mod:`engine.actions.errors`).
+:mod:`engine.cloud.errors`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from engine.actions.errors import cloud_call
+from engine.cloud.errors import cloud_call
 from engine.config import Secret
 from engine.errors import PermanentActionError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.events import ErrorEvent
-from engine.patterns import compile as compile_pattern
+from engine.text.patterns import compile as compile_pattern
 
 __all__ = ["arm_parts", "attr", "drop_empty", "short_id"]
 

@@ -8,7 +8,7 @@ events that join one incident announces nothing new: only a state change does. A
 is retried ``retries`` times, ``backoff_s`` doubling (a permanent error gives up at once);
 every post, failure, retry time and giving up is in the audit log. The ``text`` template's
 own words are markup; what its ``{{ }}`` put in, and the incident's resource and error code
-in the title, are escaped for each channel (:mod:`engine.markup`).
+in the title, are escaped for each channel (:mod:`engine.text.markup`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import jinja2
 import msgspec
 import structlog
 
-from engine import markup
 from engine.actions import notify
 from engine.actions.context import ActionContext
 from engine.clock import Clock, to_ms
@@ -31,6 +30,7 @@ from engine.rules.templates import make_environment
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.text import markup
 
 __all__ = ["DEFAULT_TEXT", "Notifier", "register"]
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
-from engine.cli.sandbox import remediator_toml, sandbox_process, stop_on_signals
+from cli.sandbox import remediator_toml, sandbox_process, stop_on_signals
 
 if TYPE_CHECKING:
     from engine.config import HttpSettings
@@ -36,7 +36,7 @@ __all__ = ["demo", "run_demo", "shipped_playbooks"]
 def shipped_playbooks() -> Path:
     """The ``playbooks/`` folder next to the package (a source checkout or an editable
     install), else ``./playbooks``."""
-    here = Path(__file__).resolve().parents[2] / "playbooks"
+    here = Path(__file__).resolve().parents[1] / "playbooks"
     return here if here.is_dir() else Path.cwd() / "playbooks"
 
 
@@ -113,12 +113,12 @@ def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> in
 
 def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: str | None,
          port: int) -> list[Any]:
-    from engine.cli._scenario import Harness, Sink, resume_after, run_steps
+    from cli._scenario import Harness, Sink, resume_after, run_steps
     from engine.clock import WarpClock
     from engine.config import load_settings
     from engine.errors import ConfigError, PlaybookError, StorageError
     from engine.logs import configure_logging
-    from engine.service import Service
+    from engine.runtime.service import Service
     from engine.store import Database
 
     console.print("[bold]Remediator demo[/bold]: starting the cloud emulators ...")

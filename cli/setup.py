@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from engine.actions import destinations
-from engine.actions.clients import Clients, DatabricksRoute
-from engine.cli import setup_azure
+from cli import setup_azure
+from engine.cloud import destinations
+from engine.cloud.clients import Clients, DatabricksRoute
 from engine.config import PollerSettings, Secret, load_settings
 from engine.errors import ActionError, ConfigError
 

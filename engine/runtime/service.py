@@ -14,20 +14,21 @@ from typing import Any
 import msgspec
 import structlog
 
-from engine import notifications, pollers, retention, secret_values
-from engine.actions import enrich
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
 from engine.actions.registry import action_table
 from engine.analysis.service import make_rca
 from engine.clock import Clock, SystemClock
+from engine.cloud import enrich
+from engine.cloud.clients import Clients
 from engine.config import Settings
 from engine.execute import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
+from engine.runtime import notifications, pollers, retention
+from engine.runtime.worker import Worker
 from engine.store import Database, inbox
 from engine.store import audit as audit_store
 from engine.store import state as state_store
-from engine.worker import Worker
+from engine.text import secret_values
 
 __all__ = ["Service", "Status"]
 
@@ -69,7 +70,7 @@ class Service:
         poll_s: float = 0.05,  # an idle worker's wait until wake() is first called
         fallback_poll_s: float = 1.0,  # then: only for what other processes write
     ) -> None:
-        secret_values.use(settings)  # masked by value from here on (engine/redact.py)
+        secret_values.use(settings)  # masked by value from here on (engine/text/redact.py)
         self.settings = settings
         self.db = db
         self.clock = clock or SystemClock()

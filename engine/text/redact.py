@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from engine import patterns, secret_values
+from engine.text import patterns, secret_values
 
 __all__ = ["MASK", "redact", "redact_text"]
 
 MASK = "***"
 
-# RE2 (engine/patterns.py) reads \s and \w as ASCII; Python's re, which these patterns were
+# RE2 (engine/text/patterns.py) reads \s and \w as ASCII; Python's re, which these patterns were
 # written for, reads them as Unicode. Where that decides whether a secret is found (the space
 # after "Bearer", the characters of a key), these classes keep the Unicode meaning.
 _SC = patterns.SPACE
@@ -142,7 +142,7 @@ _SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "authorization", "cred
 
 
 def redact_text(text: str) -> str:
-    """Mask every configured secret (:mod:`engine.secret_values`) and every secret-looking
+    """Mask every configured secret (:mod:`engine.text.secret_values`) and every secret-looking
     part of a string."""
     text = secret_values.mask(text, MASK)
     lower = text.lower()

@@ -24,9 +24,9 @@ from typing import Any, Literal
 import httpx
 
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
-from engine.patterns import TEXT_LIMIT
-from engine.patterns import compile as compile_pattern
-from engine.redact import redact_text
+from engine.text.patterns import TEXT_LIMIT
+from engine.text.patterns import compile as compile_pattern
+from engine.text.redact import redact_text
 
 __all__ = [
     "RetryAfterError",
