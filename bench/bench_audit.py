@@ -22,11 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.audit import verify_chain
+from _benchdata import fill
+
 from engine.runtime.metrics import Metrics
-from engine.store import Database, actions, audit, incidents, reporting
+from engine.store import actions, audit, incidents, reporting
 from engine.store import metrics as metrics_store
-from engine.store.benchdata import fill
+from engine.store.audit import verify_chain
+from engine.store.db import Database
 
 RESOURCES = 1000
 

@@ -104,7 +104,7 @@ def _fill_connection(db: Path, cache_mb: int) -> Iterator[sqlite3.Connection]:
 
 def fill(db: Path, size: int, *, cache_mb: int = 4096, step: int = 1_000_000) -> float:
     """Fill ``db`` up to ``size`` fill rows (from what an earlier fill left); seconds taken."""
-    from engine.store import Database
+    from engine.store.db import Database
 
     have = filled_rows(db)
     if have is None:
@@ -140,7 +140,7 @@ def check(db: Path, size: int) -> None:
     import msgspec
 
     from engine.events import ErrorEvent, fingerprint
-    from engine.store import Database
+    from engine.store.db import Database
 
     def indexes(conn: sqlite3.Connection) -> set[tuple[str, str]]:
         sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
@@ -201,7 +201,8 @@ def store_probe(db: Path, events: int, *, batch: int = 16) -> tuple[float, float
 
     import msgspec
 
-    from engine.store import Database, inbox
+    from engine.store import inbox
+    from engine.store.db import Database
     from receivers import intake
 
     specs = webhook_specs()
@@ -238,7 +239,7 @@ def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path 
             if size:
                 # A kept file was filled under an earlier schema: the service's own migration
                 # adds what is new (however long it takes), then the file is checked again.
-                from engine.store import Database
+                from engine.store.db import Database
 
                 Database(db).close()
                 check(db, size)
@@ -265,7 +266,8 @@ def worker_throughput(events: int) -> None:
     from engine.config import load_settings
     from engine.rules.active import ActivePlaybooks
     from engine.runtime.worker import Worker
-    from engine.store import Database, inbox
+    from engine.store import inbox
+    from engine.store.db import Database
     from receivers import intake
 
     settings = load_settings(None, env={})

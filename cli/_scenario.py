@@ -24,10 +24,10 @@ import msgspec
 
 from cli.send_test import fresh_payload, load_sample
 from engine.clock import WarpClock
-from engine.store import Database
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 
 __all__ = ["STEP_NAMES", "Harness", "Sink", "Step", "resume_after", "run_steps"]
 

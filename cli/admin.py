@@ -25,8 +25,9 @@ import msgspec
 from engine import guards
 from engine.errors import StorageError
 from engine.runtime import deadletter
-from engine.store import Database, inbox
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 
 __all__ = [
     "ADMIN_KEY_ENV",

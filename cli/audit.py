@@ -16,12 +16,12 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from engine.audit import KINDS, verify_chain
+from engine.audit import KINDS
 from engine.errors import StorageError
 from engine.events import utcnow
 from engine.rules.durations import parse_duration
-from engine.store import Database
 from engine.store import audit as audit_store
+from engine.store.db import Database
 
 __all__ = ["audit", "run_list", "run_verify"]
 
@@ -31,7 +31,7 @@ def run_verify(db_path: str) -> int:
     database cannot be read."""
     try:
         db = Database(db_path)
-        result = verify_chain(db)
+        result = audit_store.verify_chain(db)
         db.close()
     except StorageError as exc:
         click.echo(f"{db_path}: {exc}", err=True)

@@ -119,7 +119,7 @@ def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: 
     from engine.errors import ConfigError, PlaybookError, StorageError
     from engine.logs import configure_logging
     from engine.runtime.service import Service
-    from engine.store import Database
+    from engine.store.db import Database
 
     console.print("[bold]Remediator demo[/bold]: starting the cloud emulators ...")
     urls = stack.enter_context(sandbox_process(workdir))

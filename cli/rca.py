@@ -19,7 +19,7 @@ from engine.config import load_settings
 from engine.errors import ConfigError, PayloadError, StorageError
 from engine.logs import configure_logging
 from engine.rules.load import PAYLOAD_SOURCES
-from engine.store import Database
+from engine.store.db import Database
 from engine.text import secret_values
 
 __all__ = ["rca", "run_rca"]

@@ -26,7 +26,8 @@ from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
 from engine.rules.ruleset import PlaybookSet
 from engine.rules.templates import RenderError
-from engine.store import Database, inbox, reporting
+from engine.store import inbox, reporting
+from engine.store.db import Database
 
 __all__ = ["Change", "ReplayReport", "replay", "replay_events", "run_replay"]
 

@@ -48,7 +48,7 @@ def run_serve(
     (its message on stderr), 1 if the database cannot be opened."""
     # Imported here: only this command needs the web stack.
     from engine.runtime.service import Service
-    from engine.store import Database
+    from engine.store.db import Database
     from receivers.app import create_app
     from receivers.databricks import parse_cluster_events_page
     from receivers.server import build_server

@@ -25,11 +25,12 @@ from engine.errors import ActionError, ConfigError, PermanentActionError, Retrya
 from engine.events import ErrorEvent
 from engine.rules.match import RuleMatch
 from engine.rules.templates import PlannedAction, RenderError, render_actions
-from engine.store import Database, new_id
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.store.db import Database
+from engine.store.ids import new_id
 from engine.text import markup
 
 __all__ = [

@@ -29,11 +29,11 @@ import msgspec
 
 from engine.clock import from_ms, to_ms
 from engine.events import utcnow
-from engine.store import Database
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.store.db import Database
 
 __all__ = [
     "ORDER",

@@ -24,10 +24,11 @@ from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.runtime import deadletter
-from engine.store import Database, inbox
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from engine.text.patterns import compile as compile_pattern
 from receivers.auth import ADMIN, admin_guard
 from receivers.simulate import simulate_payload

@@ -30,7 +30,7 @@ from litestar.types import ControllerRouterHandler
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
 from engine.runtime.metrics import Metrics
-from engine.store import Database
+from engine.store.db import Database
 from engine.text import secret_values
 from receivers import intake
 from receivers.api import BadRequest, api_router

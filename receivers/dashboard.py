@@ -32,7 +32,7 @@ from litestar.static_files import create_static_files_router
 
 from engine import guards
 from engine.actions.registry import action_table
-from engine.audit import KINDS, verify_chain
+from engine.audit import KINDS
 from engine.clock import to_ms
 from engine.config import Settings
 from engine.errors import PlaybookError
@@ -41,8 +41,9 @@ from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
 from engine.runtime import deadletter
 from engine.runtime.metrics import CONTENT_TYPE, Metrics
-from engine.store import Database, actions, audit, inbox, incidents, reporting, state
+from engine.store import actions, audit, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
+from engine.store.db import Database
 from receivers.auth import ADMIN, admin_guard
 
 __all__ = ["PAGES", "STAGES", "ApprovalForm", "dashboard_router", "metrics_handler", "refusal"]
@@ -308,7 +309,7 @@ def dashboard_router() -> Router:
         return _page(env, "audit.html.j2", title="Audit log", mode=_mode(db, settings),
                      records=list(reversed(records)), kinds=KINDS,
                      filters={"kind": kind or "", "resource": resource or ""},
-                     chain=verify_chain(db) if verify else None, head=audit.head(db))
+                     chain=audit.verify_chain(db) if verify else None, head=audit.head(db))
 
     return Router(
         path="/",

@@ -24,9 +24,9 @@ from engine.analysis.suggest import check_evidence, check_rule
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import LlmSettings, Settings
 from engine.events import ErrorEvent
-from engine.store import Database
 from engine.store import actions as actions_store
 from engine.store import rca as rca_store
+from engine.store.db import Database
 from engine.text.redact import redact
 
 __all__ = ["Analyzer", "make_rca"]

@@ -23,8 +23,9 @@ from datetime import datetime
 from engine.clock import to_ms
 from engine.events import utcnow
 from engine.execute import Deps
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
+from engine.store.db import Database
 from engine.text.redact import redact_text
 
 __all__ = ["MAX_ERROR", "ReplayError", "claim", "describe", "exhausted_reason", "park",

@@ -19,8 +19,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from engine.store import Database, inbox
+from engine.store import inbox
 from engine.store import metrics as metrics_store
+from engine.store.db import Database
 
 __all__ = ["CONTENT_TYPE", "REJECTION_REASONS", "DatabaseCollector", "Metrics"]
 

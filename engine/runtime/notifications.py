@@ -27,9 +27,10 @@ from engine.config import Settings
 from engine.errors import ActionError, ConfigError, RetryableActionError
 from engine.events import ErrorEvent
 from engine.rules.templates import make_environment
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from engine.text import markup
 
 __all__ = ["DEFAULT_TEXT", "Notifier", "register"]

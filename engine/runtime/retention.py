@@ -12,8 +12,8 @@ from typing import Any
 
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
-from engine.store import Database
 from engine.store import retention as retention_store
+from engine.store.db import Database
 
 __all__ = ["register", "run_retention"]
 

@@ -25,9 +25,10 @@ from engine.execute import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
 from engine.runtime import notifications, pollers, retention
 from engine.runtime.worker import Worker
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import state as state_store
+from engine.store.db import Database
 from engine.text import secret_values
 
 __all__ = ["Service", "Status"]

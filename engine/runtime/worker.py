@@ -25,7 +25,8 @@ from engine.events import ErrorEvent
 from engine.execute import Deps, EngineOptions, Rca
 from engine.runtime import deadletter, pipeline
 from engine.runtime.scheduler import Scheduler
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.db import Database
 
 __all__ = ["Worker"]
 

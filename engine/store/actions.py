@@ -14,12 +14,15 @@ Parameters are stored redacted; the worker re-renders them from the rule when it
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store import Database, new_id
+from engine.store.ids import new_id
 from engine.text.redact import redact
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "PENDING",

@@ -17,12 +17,16 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from engine.events import ErrorEvent
-from engine.store import Database, new_id
+from engine.store.ids import new_id
+from engine.store.query import Where
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "Receipt",
@@ -247,24 +251,12 @@ def list_events(
     before: str | None = None,
 ) -> list[StoredEvent]:
     """Newest first, filtered; ``before`` (an event id) pages to older events."""
-    where, params = [], []
-    for column, value in (("source", source), ("status", status), ("resource", resource),
-                          ("state", state)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("received_ms >= ?")
-        params.append(int(since.timestamp() * 1000))
-    if before is not None:
-        where.append("id < ?")
-        params.append(before)
-    sql = "SELECT * FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(limit)
-    return [_stored(row) for row in db.query(sql, params)]
+    where = (Where().equal(source=source, status=status, resource=resource, state=state)
+             .at_least("received_ms", None if since is None else int(since.timestamp() * 1000))
+             .where("id < ?", before))
+    rows = db.query(f"SELECT * FROM events{where.sql} ORDER BY id DESC LIMIT ?",
+                    [*where.params, limit])
+    return [_stored(row) for row in rows]
 
 
 def claim(

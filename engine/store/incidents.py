@@ -9,11 +9,15 @@ incident is its audit records (engine/store/audit.py, ``list_records(incident_id
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store import Database, new_id
+from engine.store.ids import new_id
+from engine.store.query import Where
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "ACTIVE",
@@ -182,20 +186,11 @@ def find_active(
     db: Database, *, target: str | None = None, alert_key: str | None = None
 ) -> list[Incident]:
     """Active incidents of ``target`` or carrying ``alert_key`` (either matches)."""
-    where, params = [], []
-    if target:
-        where.append("target = ?")
-        params.append(target)
-    if alert_key:
-        where.append("alert_key = ?")
-        params.append(alert_key)
-    if not where:
+    where = Where().any_of(target=target, alert_key=alert_key)
+    if where.empty:
         return []
-    rows = db.query(
-        f"SELECT * FROM incidents WHERE ({' OR '.join(where)}) AND {_active_sql('state')} "
-        "ORDER BY opened_ms",
-        params,
-    )
+    rows = db.query(f"SELECT * FROM incidents{where.also(_active_sql('state'))} "
+                    "ORDER BY opened_ms", where.params)
     return [_incident(row) for row in rows]
 
 
@@ -211,23 +206,14 @@ def list_incidents(
     limit: int = 50,
 ) -> list[Incident]:
     """Newest first, filtered; ``before`` (an incident id) pages on from that incident."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("state", state), ("resource", resource),
-                          ("fingerprint", fingerprint), ("source", source)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since_ms is not None:
-        where.append("opened_ms >= ?")
-        params.append(since_ms)
-    if before is not None:
-        where.append("(opened_ms, id) < (SELECT opened_ms, id FROM incidents WHERE id = ?)")
-        params.append(before)
-    sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY opened_ms DESC, id DESC LIMIT ?"
-    params.append(limit)
-    return [_incident(row) for row in db.query(sql, params)]
+    where = (Where().equal(state=state, resource=resource, fingerprint=fingerprint,
+                           source=source)
+             .at_least("opened_ms", since_ms)
+             .where("(opened_ms, id) < (SELECT opened_ms, id FROM incidents WHERE id = ?)",
+                    before))
+    rows = db.query(f"SELECT * FROM incidents{where.sql} ORDER BY opened_ms DESC, id DESC "
+                    "LIMIT ?", [*where.params, limit])
+    return [_incident(row) for row in rows]
 
 
 def set_state(

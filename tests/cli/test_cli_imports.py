@@ -35,7 +35,7 @@ SAMPLE = "tests/testdata/samples/azure-monitor/azmon-common-logv2-adf-activityru
 
 
 def test_the_offline_commands_import_no_cloud_sdk(tmp_path: Path) -> None:
-    from engine.store import Database
+    from engine.store.db import Database
 
     Database(str(tmp_path / "r.db")).close()
     commands = [

@@ -12,9 +12,9 @@ from typing import Any
 from engine import guards
 from engine.actions.context import ActionContext
 from engine.cloud.clients import Clients
-from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from tests.e2e.test_guards_e2e import TARGET, alert, blocked, deliver, playbook
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.fixtures.engine import EngineRig

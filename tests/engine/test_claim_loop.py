@@ -17,8 +17,9 @@ from engine.clock import FakeClock, to_ms
 from engine.cloud.clients import Clients
 from engine.execute import EngineOptions
 from engine.runtime.worker import Worker
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
+from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.common import Commits

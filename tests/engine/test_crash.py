@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
     from engine.actions.registry import action_table
     from engine.config import load_settings
     from engine.rules.active import ActivePlaybooks
-    from engine.store import Database
+    from engine.store.db import Database
     from engine.runtime.worker import Worker
     from tests.engine.actions.conftest import cloud_settings
 

@@ -16,8 +16,9 @@ from engine.errors import ConfigError
 from engine.execute import EngineOptions
 from engine.runtime import deadletter
 from engine.runtime.worker import Worker
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
+from engine.store.db import Database
 from tests.engine.actions.conftest import PIPELINE, adf_event
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig

@@ -13,10 +13,10 @@ from engine.clock import to_ms
 from engine.config import load_settings
 from engine.errors import ConfigError
 from engine.runtime.pipeline import target_of
-from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.store.db import Database
 from tests.engine.actions.conftest import ADF_RUN as RUN
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import RERUN, reruns

@@ -16,9 +16,9 @@ from engine.cloud.clients import Clients
 from engine.config import Settings, load_settings
 from engine.runtime.notifications import Notifier, register
 from engine.runtime.scheduler import Scheduler
-from engine.store import Database
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
 
 PUBLIC = "https://remediator.example"

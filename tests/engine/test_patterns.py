@@ -21,7 +21,8 @@ from engine.text import patterns
 from tests.fixtures.common import ROOT
 
 # The modules that may import `re`, and why: none of them runs a pattern on event text.
-# Every other module of engine/, receivers/ and cli/ compiles its patterns with engine.text.patterns.
+# Every other module of engine/, receivers/ and cli/ compiles its patterns with
+# engine.text.patterns.
 MAY_IMPORT_RE = {
     "engine/text/patterns.py": "words a refused pattern's error, reads our own templates",
     "engine/rules/durations.py": "durations from playbooks and the command line",

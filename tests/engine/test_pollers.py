@@ -13,9 +13,10 @@ import pytest
 from engine.config import DatabricksPollSettings, PollerSettings, Settings
 from engine.execute import Deps
 from engine.runtime.pollers import ENDPOINT, DatabricksPoller, PollReport, register
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import state as state_store
+from engine.store.db import Database
 from receivers.databricks import parse, parse_cluster_events_page
 from tests.engine.actions.conftest import WORKSPACE_ID, cloud_settings
 from tests.engine.test_worker import RERUN

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.audit import verify_chain
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -64,7 +63,7 @@ def test_dry_run_plans_audits_and_calls_nothing(engine_rig: EngineRig) -> None:
     incident = only_incident(engine_rig)
     assert incident.state == "ignored"
     assert incident.reason.startswith("dry-run: would do: ")
-    assert verify_chain(engine_rig.db).ok
+    assert audit_store.verify_chain(engine_rig.db).ok
 
 
 def test_live_reruns_once_then_verification_resolves(engine_rig: EngineRig) -> None:
@@ -85,7 +84,7 @@ def test_live_reruns_once_then_verification_resolves(engine_rig: EngineRig) -> N
     assert (incident.state, incident.reason) == ("resolved", "verified")
     assert kinds(engine_rig, incident.id)[-3:] == ["verification", "verification", "resolution"]
     assert len(reruns(engine_rig.sandbox)) == 1
-    assert verify_chain(engine_rig.db).ok
+    assert audit_store.verify_chain(engine_rig.db).ok
 
 
 def test_the_same_event_claimed_twice_calls_once(engine_rig: EngineRig) -> None:
@@ -130,7 +129,7 @@ def test_failed_verification_retries_then_escalates(engine_rig: EngineRig) -> No
     ]
     assert [r.probe_state for r in rows[:2]] == ["failed", "failed"]
     assert len(reruns(engine_rig.sandbox)) == 2
-    assert verify_chain(engine_rig.db).ok
+    assert audit_store.verify_chain(engine_rig.db).ok
 
 
 DELAYED = RERUN.replace("with: {start_from_failure: true}",

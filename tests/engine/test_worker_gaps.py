@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.actions.registry import action_table
-from engine.audit import verify_chain
 from engine.clock import to_ms
 from engine.cloud.enrich import enrich
 from engine.config import DatabricksPollSettings, PollerSettings, Settings, load_settings
@@ -69,7 +68,7 @@ def test_429_waits_for_retry_after_then_503_backs_off_then_succeeds(engine_rig: 
     assert [c["status"] for c in reruns(rig.sandbox)] == [429, 503, 200]
     started = [r.data["retry"] for r in audit_store.list_records(rig.db, kind="action_started")]
     assert started == [0, 1, 2]
-    assert verify_chain(rig.db).ok
+    assert audit_store.verify_chain(rig.db).ok
 
 
 def test_retries_spent_escalate_and_run_on_failure(engine_rig: EngineRig) -> None:

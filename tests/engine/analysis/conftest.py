@@ -11,7 +11,7 @@ import pytest
 from engine.analysis import Analyzer, make_rca
 from engine.clock import FakeClock
 from engine.config import Settings, load_settings
-from engine.store import Database
+from engine.store.db import Database
 
 OPENAI_KEY = "sk-live-0123456789abcdefSECRET"
 

@@ -4,9 +4,12 @@ in a few large transactions. Never used by the service."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from engine.audit import GENESIS, record_hash
-from engine.store import Database
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = ["fill"]
 
