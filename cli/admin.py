@@ -22,7 +22,7 @@ import click
 import httpx
 import msgspec
 
-from engine import guards
+from engine import guards, lifecycle
 from engine.errors import StorageError
 from engine.runtime import deadletter
 from engine.store import inbox
@@ -398,7 +398,7 @@ def resume(ctx: click.Context, who: str | None, url: str, key: str | None,
 
 
 @click.command("incidents")
-@click.option("--state", type=click.Choice(incidents_store.STATES), default=None,
+@click.option("--state", type=click.Choice(lifecycle.STATES), default=None,
               help="Only incidents in this state.")
 @click.option("--resource", default=None, help="Only incidents about this resource.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,

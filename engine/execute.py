@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from engine import lifecycle
 from engine.actions import notify
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, Precheck, ProbeResult
@@ -338,7 +339,7 @@ def _give_up(deps: Deps, row: actions_store.ActionRow, incident: incidents_store
     if row.phase != "remediate":
         return
     fresh = incidents_store.get(deps.db, incident.id)
-    if fresh is None or not fresh.active:
+    if fresh is None or not lifecycle.active(fresh):
         return
     if fresh.rule_id:
         count_outcome(deps, fresh, success=False)
@@ -348,17 +349,7 @@ def _give_up(deps: Deps, row: actions_store.ActionRow, incident: incidents_store
 def close_ignored(deps: Deps, incident: incidents_store.Incident, reason: str, *,
                   event_id: str = "") -> None:
     """Close an incident as ``ignored`` (an ``ignore`` action: the failure is expected)."""
-    now_ms = to_ms(deps.now())
-    if not incidents_store.set_state(deps.db, incident.id, "ignored", reason=reason,
-                                     now_ms=now_ms, only_from=incidents_store.ACTIVE):
-        return
-    for row in actions_store.cancel_pending(deps.db, incident.id, now_ms):
-        deps.audit("action_cancelled", {"action": row.action, "reference": row.reference,
-                                        "reason": reason}, incident_id=incident.id,
-                   resource=incident.resource)
-    state_store.release_lock(deps.db, incident.target, incident.id)
-    deps.audit("resolution", {"state": "ignored", "reason": reason},
-               incident_id=incident.id, event_id=event_id, resource=incident.resource)
+    lifecycle.ignore(deps.db, incident, reason, now=deps.now(), event_id=event_id)
 
 
 def _call(deps: Deps, spec: ActionSpec, planned: PlannedAction, event: ErrorEvent,
@@ -463,7 +454,7 @@ def settle(deps: Deps, incident_id: str, attempt: int) -> None:
     ``on_failure``; all succeeded and verified (or nothing to verify) -> resolved; a probe
     still running -> verifying."""
     incident = incidents_store.get(deps.db, incident_id)
-    if incident is None or not incident.active:
+    if incident is None or not lifecycle.active(incident):
         return
     rows = actions_store.for_incident(deps.db, incident_id, attempt=attempt, phase="remediate")
     if any(r.state == "failed" or r.probe_state == "failed" for r in rows):
@@ -473,20 +464,13 @@ def settle(deps: Deps, incident_id: str, attempt: int) -> None:
     if any(r.state in ("scheduled", "started", "waiting_approval", "planned") for r in rows):
         return
     if any(r.probe_state == "running" for r in rows):
-        if incidents_store.set_state(deps.db, incident_id, "verifying", reason="probing",
-                                     now_ms=to_ms(deps.now()), only_from=("remediating",)):
-            deps.audit("verification", {"state": "running", "attempt": attempt},
-                       incident_id=incident_id, resource=incident.resource)
+        if incident.state == "remediating":
+            lifecycle.verify(deps.db, incident, attempt=attempt, now=deps.now())
         return
     dry = [r for r in rows if r.state == "dry_run"]
     if dry and all(r.state in ("succeeded", "skipped", "dry_run") for r in rows):
         # What could run did; the rest was only planned (dry-run): nothing was remediated.
-        reason = dry_run_reason(rows)
-        if incidents_store.set_state(deps.db, incident_id, "ignored", reason=reason,
-                                     now_ms=to_ms(deps.now()), only_from=incidents_store.ACTIVE):
-            state_store.release_lock(deps.db, incident.target, incident.id)
-            deps.audit("resolution", {"state": "ignored", "reason": reason},
-                       incident_id=incident_id, resource=incident.resource)
+        lifecycle.ignore(deps.db, incident, dry_run_reason(rows), now=deps.now())
         return
     if rows and all(r.state in ("succeeded", "skipped") for r in rows):
         skipped = [str(r.result.get("detail") or r.reference) for r in rows
@@ -504,24 +488,11 @@ def settle(deps: Deps, incident_id: str, attempt: int) -> None:
 
 def resolve(deps: Deps, incident: incidents_store.Incident, reason: str, *,
             rule_outcome: bool = False, event_id: str = "") -> None:
-    """Close an incident as resolved: pending actions cancelled, probes stopped, lock freed."""
-    now_ms = to_ms(deps.now())
-    if not incidents_store.set_state(deps.db, incident.id, "resolved", reason=reason,
-                                     now_ms=now_ms, only_from=incidents_store.ACTIVE):
-        return
-    cancelled = actions_store.cancel_pending(deps.db, incident.id, now_ms)
-    for row in actions_store.for_incident(deps.db, incident.id):
-        if row.probe_state == "running":
-            actions_store.set_probe(deps.db, row.id, "cancelled")
-    for row in cancelled:
-        deps.audit("action_cancelled", {"action": row.action, "reference": row.reference,
-                                        "reason": reason}, incident_id=incident.id,
-                   resource=incident.resource)
-    state_store.release_lock(deps.db, incident.target, incident.id)
-    if rule_outcome and incident.rule_id:
+    """Close an incident as resolved (engine.lifecycle.resolve); a rule's success
+    (``rule_outcome``) is counted on its breaker."""
+    if lifecycle.resolve(deps.db, incident, reason, now=deps.now(), event_id=event_id) \
+            and rule_outcome and incident.rule_id:
         count_outcome(deps, incident, success=True)
-    deps.audit("resolution", {"state": "resolved", "reason": reason},
-               incident_id=incident.id, event_id=event_id, resource=incident.resource)
 
 
 def count_outcome(deps: Deps, incident: incidents_store.Incident, *,
@@ -573,9 +544,10 @@ def fail_attempt(deps: Deps, incident: incidents_store.Incident, reason: str) ->
     if blocked is not None:
         escalate(deps, incident, rule, f"{reason}; {blocked.reason}")
         return
+    if not lifecycle.remediate(deps.db, incident, now=deps.now(),
+                               reason=f"attempt failed: {reason}; trying again"):
+        return
     incidents_store.add_attempt(deps.db, incident.id, now_ms)
-    incidents_store.set_state(deps.db, incident.id, "remediating",
-                              reason=f"attempt failed: {reason}; trying again", now_ms=now_ms)
     fresh = incidents_store.get(deps.db, incident.id)
     assert fresh is not None
     groups: dict[str, Any] = {}
@@ -590,13 +562,10 @@ def fail_attempt(deps: Deps, incident: incidents_store.Incident, reason: str) ->
 
 
 def escalate(deps: Deps, incident: incidents_store.Incident, rule: Any, reason: str) -> None:
-    """Run the rule's ``on_failure`` actions (if any) and mark the incident escalated."""
-    now_ms = to_ms(deps.now())
-    incidents_store.set_state(deps.db, incident.id, "escalated", reason=reason, now_ms=now_ms)
-    actions_store.cancel_pending(deps.db, incident.id, now_ms)
-    state_store.release_lock(deps.db, incident.target, incident.id)
-    deps.audit("escalation", {"reason": reason}, incident_id=incident.id,
-               resource=incident.resource)
+    """Mark the incident escalated (engine.lifecycle.escalate) and run the rule's
+    ``on_failure`` actions (if any)."""
+    if not lifecycle.escalate(deps.db, incident, reason, now=deps.now()):
+        return
     if rule is not None and rule.on_failure:
         event = _event_of(incident)
         groups: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine import lifecycle
 from engine.clock import from_ms, to_ms
 from engine.events import utcnow
 from engine.store import actions as actions_store
@@ -191,14 +192,14 @@ def approve(db: Database, incident_id: str, who: str, *, now: datetime | None = 
     Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
     """
     moment = _now(now)
-    _waiting(db, incident_id)
-    if not incidents_store.set_state(db, incident_id, "remediating", reason=f"approved by {who}",
-                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
-        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
-    moved = actions_store.release(db, incident_id, from_state="waiting_approval",
-                                  to_state="scheduled", now_ms=to_ms(moment))
-    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
-                       data={"decision": "approved", "who": who, "actions": moved})
+    with db.batch():  # the move, its rows and its record: one transaction
+        incident = _waiting(db, incident_id)
+        if not lifecycle.remediate(db, incident, reason=f"approved by {who}", now=moment):
+            raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+        moved = actions_store.release(db, incident_id, from_state="waiting_approval",
+                                      to_state="scheduled", now_ms=to_ms(moment))
+        audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                           data={"decision": "approved", "who": who, "actions": moved})
 
 
 def reject(db: Database, incident_id: str, who: str, *, now: datetime | None = None,
@@ -208,16 +209,16 @@ def reject(db: Database, incident_id: str, who: str, *, now: datetime | None = N
     Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
     """
     moment = _now(now)
-    incident = _waiting(db, incident_id)
     text = f"rejected by {who}" + (f": {reason}" if reason else "")
-    if not incidents_store.set_state(db, incident_id, "ignored", reason=text,
-                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
-        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
-    cancelled = actions_store.cancel_pending(db, incident_id, to_ms(moment))
-    state_store.release_lock(db, incident.target, incident_id)
-    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
-                       data={"decision": "rejected", "who": who, "reason": reason,
-                             "cancelled": [a.reference for a in cancelled]})
+    with db.batch():  # the move, its rows and its records: one transaction
+        incident = _waiting(db, incident_id)
+        pending = [a.reference for a in actions_store.for_incident(db, incident_id)
+                   if a.state in actions_store.PENDING]
+        if not lifecycle.ignore(db, incident, text, now=moment, actor=who):
+            raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+        audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                           data={"decision": "rejected", "who": who, "reason": reason,
+                                 "cancelled": pending})
 
 
 def _waiting(db: Database, incident_id: str) -> incidents_store.Incident:

@@ -19,7 +19,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from engine import guards
+from engine import guards, lifecycle
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
 from engine.rules.load import PAYLOAD_SOURCES
@@ -251,7 +251,7 @@ def list_incidents(
     size = _limit(limit)
     rows = incidents_store.list_incidents(
         db,
-        state=_one_of("state", state, incidents_store.STATES),
+        state=_one_of("state", state, lifecycle.STATES),
         source=_one_of("source", source, SOURCES),
         resource=resource,
         since_ms=to_ms(parse_since(since, utcnow())) if since is not None else None,

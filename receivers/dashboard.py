@@ -30,7 +30,7 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from engine import guards
+from engine import guards, lifecycle
 from engine.actions.registry import action_table
 from engine.audit import KINDS
 from engine.clock import to_ms
@@ -194,7 +194,7 @@ def dashboard_router() -> Router:
                 since_ms = now_ms - parse_duration(since) * 1000
             except ValueError as exc:
                 error = f"since: {exc}"
-        if state_ and state_ not in incidents.STATES:
+        if state_ and state_ not in lifecycle.STATES:
             error, state_ = f"state: unknown state {state_!r}", None
         found = [] if error else reporting.incidents(
             db, state=state_, source=source, resource=resource, since_ms=since_ms, limit=200)
@@ -202,7 +202,7 @@ def dashboard_router() -> Router:
                    "since": since or ""}
         return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",
                      mode=_mode(db, settings), incidents=found, filters=filters, error=error,
-                     states=incidents.STATES, charts=_charts(db, now_ms),
+                     states=lifecycle.STATES, charts=_charts(db, now_ms),
                      parked=inbox.count_parked(db))
 
     @get("/incidents/{incident_id:str}", sync_to_thread=True, include_in_schema=False)

@@ -33,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine import lifecycle
 from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
@@ -98,7 +99,8 @@ def crash_loop(kills: int, workdir: Path, *, seed: int = 1, loaders: int = 2,
         db = Database(workdir / "remediator.db")
         deadline = time.monotonic() + settle_s
         while time.monotonic() < deadline:
-            active = [i for i in incidents_store.list_incidents(db, limit=10_000) if i.active]
+            active = [i for i in incidents_store.list_incidents(db, limit=10_000)
+                      if lifecycle.active(i)]
             if inbox.count_pending(db) == 0 and not active:
                 break
             time.sleep(0.2)

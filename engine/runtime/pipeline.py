@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from engine import execute, guards
+from engine import execute, guards, lifecycle
 from engine.clock import to_ms
 from engine.cloud import names
 from engine.events import ErrorEvent
@@ -36,7 +36,6 @@ from engine.rules.templates import RenderError
 from engine.store import actions as actions_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
-from engine.store import state as state_store
 
 __all__ = ["STAGES", "Job", "alert_key", "process", "target_of"]
 
@@ -88,8 +87,7 @@ def route(deps: Deps, job: Job) -> None:
     if not closes:
         deps.audit("resolution", {"state": "info", "reason": "info event recorded"}, **_ids(job))
         return
-    found = incidents_store.find_active(deps.db, target=target_of(event),
-                                        alert_key=alert_key(event))
+    found = lifecycle.find_active(deps.db, target=target_of(event), alert_key=alert_key(event))
     if not found:
         deps.audit("resolution", {"state": "none", "reason": "no open incident to resolve"},
                    **_ids(job))
@@ -112,8 +110,7 @@ def match(deps: Deps, job: Job) -> None:
     incident = _incident(deps, job, rejoin=True)
     if incident.state == "open":
         execute.rca_for(deps, job.event, incident)
-        incidents_store.set_state(deps.db, incident.id, "escalated", reason="no rule matched",
-                                  now_ms=to_ms(deps.now()))
+        lifecycle.escalate(deps.db, incident, "no rule matched", now=deps.now())
     job.done = True
 
 
@@ -121,20 +118,12 @@ def _incident(deps: Deps, job: Job, *, rejoin: bool = False) -> incidents_store.
     """Open or join the incident of the event; ``rejoin`` (an unmatched event) also joins
     the same failure escalated as unmatched within ``rejoin_window_s``: a repeat is counted
     and audited (``repeat``), not analysed and announced again."""
-    event = job.event
-    now_ms = to_ms(deps.now())
-    window_ms = deps.options.rejoin_window_s * 1000
-    incident, created = incidents_store.open_or_join(
-        deps.db, fingerprint=event.fingerprint, target=target_of(event), source=event.source,
-        resource=event.resource, alert_key=alert_key(event), event_id=event.id,
-        now_ms=now_ms, rejoin_since_ms=now_ms - window_ms if rejoin and window_ms > 0 else None)
+    event, now = job.event, deps.now()
+    window = timedelta(seconds=deps.options.rejoin_window_s)
+    incident, _ = lifecycle.open_or_join(
+        deps.db, event, target=target_of(event), alert_key=alert_key(event), now=now,
+        rejoin_since=now - window if rejoin and window else None)
     job.incident = incident
-    deps.audit("incident", {"state": incident.state, "created": created,
-                            "target": incident.target, "fingerprint": incident.fingerprint},
-               **_ids(job))
-    if rejoin and incident.state == "escalated":
-        deps.audit("repeat", {"events": incident.events, "closed_ms": incident.closed_ms,
-                              "reason": incident.reason}, **_ids(job))
     return incident
 
 
@@ -177,9 +166,7 @@ def guard(deps: Deps, job: Job) -> None:
             job.done = True
             return
         if decision.decision == "ignore":
-            incidents_store.set_state(deps.db, inc.id, "ignored", reason=decision.reason,
-                                      now_ms=now_ms)
-            state_store.release_lock(deps.db, inc.target, inc.id)
+            lifecycle.ignore(deps.db, inc, decision.reason, now=deps.now())
             job.done = True
             return
         job.dry_run = job.dry_run or decision.decision == "dry_run"
@@ -217,19 +204,14 @@ def plan(deps: Deps, job: Job) -> None:
             return
         raise
     if job.dry_run and all(r.state == "dry_run" for r in rows):
-        reason = execute.dry_run_reason(rows)
-        incidents_store.set_state(deps.db, inc.id, "ignored", reason=reason, now_ms=to_ms(now))
-        state_store.release_lock(deps.db, inc.target, inc.id)
+        lifecycle.ignore(deps.db, inc, execute.dry_run_reason(rows), now=now)
         job.done = True
     elif job.wait_approval:
         due = now + timedelta(seconds=deps.options.approval_timeout_s)
-        incidents_store.set_state(deps.db, inc.id, "waiting_approval",
-                                  reason="waiting for approval", now_ms=to_ms(now),
-                                  approval_due_ms=to_ms(due))
+        lifecycle.wait_approval(deps.db, inc, due=due, now=now)
         job.done = True
     else:
-        incidents_store.set_state(deps.db, inc.id, "remediating", reason="actions planned",
-                                  now_ms=to_ms(now))
+        lifecycle.remediate(deps.db, inc, reason="actions planned", now=now)
     job.incident = incidents_store.get(deps.db, inc.id)
 
 

@@ -1,47 +1,39 @@
 """Incidents: firing events grouped by (fingerprint, target), with their state and attempts.
 
-States: ``open`` (received, not yet acted on), ``remediating`` (actions scheduled or running),
-``waiting_approval``, ``verifying`` (a probe follows what the actions started) are *active*;
-``resolved``, ``escalated`` and ``ignored`` are final. At most one active incident exists per
-(fingerprint, target); a later firing event of the same failure joins it. The timeline of an
-incident is its audit records (engine/store/audit.py, ``list_records(incident_id=...)``).
+The states and the moves between them are engine/lifecycle.py's; the writes that change a
+state are engine/store/transitions.py's, which only the lifecycle calls. This module reads
+incidents and writes what is not their state (the rule, the attempts, the notification
+outbox). The timeline of an incident is its audit records (engine/store/audit.py,
+``list_records(incident_id=...)``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store.ids import new_id
 from engine.store.query import Where
 
 if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = [
-    "ACTIVE",
-    "FINAL",
-    "STATES",
     "Incident",
     "OutboxItem",
     "add_attempt",
     "create_schema",
     "defer_notification",
-    "find_active",
+    "find",
     "get",
+    "in_states",
     "list_incidents",
     "mark_notified",
     "notifications_due",
-    "open_or_join",
+    "row_incident",
     "set_rule",
-    "set_state",
 ]
-
-ACTIVE: tuple[str, ...] = ("open", "remediating", "waiting_approval", "verifying")
-FINAL: tuple[str, ...] = ("resolved", "escalated", "ignored")
-STATES: tuple[str, ...] = ACTIVE + FINAL
-
 
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
     """One failure of one target, across the events that report it and the attempts to fix it.
@@ -67,11 +59,6 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     closed_ms: int
     approval_due_ms: int
     event: str
-
-    @property
-    def active(self) -> bool:
-        """Whether the incident is still being handled."""
-        return self.state in ACTIVE
 
 
 def create_schema(db: Database) -> None:
@@ -115,83 +102,34 @@ def _add_outbox_columns(db: Database) -> None:
     table.create_index(["notify_due_ms"], if_not_exists=True)
 
 
-def _incident(row: Any) -> Incident:
+def row_incident(row: Any) -> Incident:
+    """An incidents row as an :class:`Incident`."""
     return Incident(**{field: row[field] for field in Incident.__struct_fields__})
-
-
-def _active_sql(column: str) -> str:
-    return f"{column} IN ({', '.join(repr(s) for s in ACTIVE)})"
-
-
-def open_or_join(
-    db: Database,
-    *,
-    fingerprint: str,
-    target: str,
-    source: str,
-    resource: str,
-    alert_key: str,
-    event_id: str,
-    now_ms: int,
-    rejoin_since_ms: int | None = None,
-) -> tuple[Incident, bool]:
-    """The active incident of (fingerprint, target), joined by this event, or a new one.
-
-    With ``rejoin_since_ms``, an incident of (fingerprint, target) escalated with no rule
-    (unmatched: ``rule_id`` empty) and closed after that time is joined too, staying
-    escalated: a repeat of a failure already analysed and announced.
-    Returns the incident and whether it was created. Runs in one write transaction, so two
-    workers handling the same failure at once end in the same incident.
-    """
-    with db.write() as conn:
-        row = conn.execute(
-            f"SELECT id FROM incidents WHERE fingerprint = ? AND target = ? AND "
-            f"{_active_sql('state')} ORDER BY opened_ms LIMIT 1",
-            (fingerprint, target),
-        ).fetchone()
-        if row is None and rejoin_since_ms is not None:
-            row = conn.execute(
-                "SELECT id FROM incidents WHERE fingerprint = ? AND target = ? AND "
-                "state = 'escalated' AND rule_id = '' AND closed_ms > ? "
-                "ORDER BY closed_ms DESC LIMIT 1",
-                (fingerprint, target, rejoin_since_ms),
-            ).fetchone()
-        if row is not None:
-            conn.execute(
-                "UPDATE incidents SET events = events + 1, updated_ms = ? WHERE id = ?",
-                (now_ms, row["id"]),
-            )
-            incident_id, created = row["id"], False
-        else:
-            incident_id, created = new_id("inc"), True
-            conn.execute(
-                """INSERT INTO incidents (id, fingerprint, target, source, resource, alert_key,
-                       state, event_id, opened_ms, updated_ms)
-                   VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)""",
-                (incident_id, fingerprint, target, source, resource, alert_key, event_id,
-                 now_ms, now_ms),
-            )
-    incident = get(db, incident_id)
-    assert incident is not None  # written just above
-    return incident, created
 
 
 def get(db: Database, incident_id: str) -> Incident | None:
     """The incident with this id, or None."""
     rows = db.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-    return _incident(rows[0]) if rows else None
+    return row_incident(rows[0]) if rows else None
 
 
-def find_active(
-    db: Database, *, target: str | None = None, alert_key: str | None = None
+def find(
+    db: Database, *, states: Sequence[str], target: str | None = None,
+    alert_key: str | None = None,
 ) -> list[Incident]:
-    """Active incidents of ``target`` or carrying ``alert_key`` (either matches)."""
+    """Incidents in one of ``states`` of ``target`` or carrying ``alert_key`` (either
+    matches), oldest first; none when neither is given."""
     where = Where().any_of(target=target, alert_key=alert_key)
     if where.empty:
         return []
-    rows = db.query(f"SELECT * FROM incidents{where.also(_active_sql('state'))} "
+    rows = db.query(f"SELECT * FROM incidents{where.also(in_states('state', states))} "
                     "ORDER BY opened_ms", where.params)
-    return [_incident(row) for row in rows]
+    return [row_incident(row) for row in rows]
+
+
+def in_states(column: str, states: Sequence[str]) -> str:
+    """``column IN ('a', 'b')`` for a fixed set of states (the lifecycle's, never input)."""
+    return f"{column} IN ({', '.join(repr(s) for s in states)})"
 
 
 def list_incidents(
@@ -213,38 +151,7 @@ def list_incidents(
                     before))
     rows = db.query(f"SELECT * FROM incidents{where.sql} ORDER BY opened_ms DESC, id DESC "
                     "LIMIT ?", [*where.params, limit])
-    return [_incident(row) for row in rows]
-
-
-def set_state(
-    db: Database,
-    incident_id: str,
-    state: str,
-    *,
-    reason: str,
-    now_ms: int,
-    approval_due_ms: int | None = None,
-    only_from: tuple[str, ...] | None = None,
-) -> bool:
-    """Move an incident to ``state`` (from one of ``only_from``, if given); final states stamp
-    ``closed_ms``. Returns whether the row changed (False: it was not in ``only_from``)."""
-    if state not in STATES:
-        raise ValueError(f"unknown incident state {state!r}; expected one of {STATES}")
-    sql = "UPDATE incidents SET state = ?, reason = ?, updated_ms = ?"
-    params: list[Any] = [state, reason, now_ms]
-    if state in FINAL:
-        sql += ", closed_ms = ?"
-        params.append(now_ms)
-    if approval_due_ms is not None:
-        sql += ", approval_due_ms = ?"
-        params.append(approval_due_ms)
-    sql += " WHERE id = ?"
-    params.append(incident_id)
-    if only_from is not None:
-        sql += f" AND state IN ({', '.join('?' for _ in only_from)})"
-        params.extend(only_from)
-    with db.write() as conn:
-        return conn.execute(sql, params).rowcount > 0
+    return [row_incident(row) for row in rows]
 
 
 def set_rule(
@@ -287,7 +194,7 @@ def notifications_due(db: Database, *, now_ms: int, limit: int = 100) -> list[Ou
         "ORDER BY updated_ms, id LIMIT ?",
         (now_ms, limit),
     )
-    return [OutboxItem(incident=_incident(r), notified_state=r["notified_state"],
+    return [OutboxItem(incident=row_incident(r), notified_state=r["notified_state"],
                        attempts=r["notify_attempts"]) for r in rows]
 
 

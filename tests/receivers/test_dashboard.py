@@ -103,7 +103,8 @@ def test_timeline_shows_each_stage(dash: TestClient[Any], seeded: Seeded) -> Non
 
     assert stages(page(seeded.dbx.id)) == ["event", "rule", "incident", "guards", "actions",
                                            "outcome"]
-    assert stages(page(seeded.unmatched.id)) == ["event", "rule", "incident", "RCA"]
+    # issue 16: every close writes its record, so an unmatched incident shows its escalation
+    assert stages(page(seeded.unmatched.id)) == ["event", "rule", "incident", "RCA", "outcome"]
     guards.approve(seeded.rig.db, seeded.adf.id, "alice", now=seeded.rig.clock.now())
     seeded.worker.scheduler.tick()
     seeded.rig.clock.advance(minutes=2)
