@@ -1,8 +1,10 @@
 """Guards: what stands between a matched rule and a cloud call, each decision with its reason.
 
-Checked in this order for every planned remediation (:data:`ORDER`); the first that blocks
-decides what happens to the incident (``escalate``, ``ignore``) and every decision is written
-to the audit log by the pipeline:
+Every guard is a :class:`Guard` (as Alertmanager's ``Muter``: several gates, one interface),
+and :data:`GUARDS` holds them in the order they are checked. :func:`run` checks them for a
+planned remediation (the pipeline) and the retry guards for a next attempt (the remediation's
+``fail_attempt``), the same way both times: each decision audited (``guard``), the first that
+blocks ends the run and decides what happens to the incident (``escalate``, ``ignore``):
 
 - ``circuit``: a rule whose last N remediations of a target failed only escalates on that
   target for a cool-off; then it is half-open: the next remediation is a trial, whose success
@@ -17,42 +19,44 @@ to the audit log by the pipeline:
 - ``approval``: ``approval: required`` parks the incident in ``waiting_approval`` until
   :func:`approve` or :func:`reject` (or expiry, which runs ``on_failure``);
 - ``pause``: the global pause (:func:`pause` / :func:`resume`); intake goes on, actions wait.
+
+A next attempt is checked by the two guards that may stop it (``on_retry``): the circuit and
+the budget. The others hold already (the lock, approval) or become a delay (cooldown, pause).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from engine import lifecycle
 from engine.clock import from_ms, to_ms
+from engine.deps import Deps
 from engine.events import utcnow
+from engine.rules.ruleset import CompiledRule
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
 from engine.store.db import Database
+from engine.store.incidents import Incident
 
 __all__ = [
-    "ORDER",
+    "GUARDS",
     "Decision",
+    "Guard",
     "GuardError",
     "approve",
-    "check_budget",
-    "check_circuit",
-    "check_cooldown",
-    "check_dry_run",
-    "check_lock",
+    "list_breakers",
     "pause",
     "reject",
     "reset_breaker",
     "resume",
+    "run",
 ]
-
-ORDER: tuple[str, ...] = ("circuit", "budget", "cooldown", "lock", "dry_run", "approval", "pause")
 
 Outcome = Literal["allow", "escalate", "ignore", "dry_run", "wait", "paused"]
 
@@ -74,6 +78,27 @@ class GuardError(Exception):
     """An approve/reject that cannot apply: unknown incident, or not waiting for approval."""
 
 
+class Guard(Protocol):
+    """One gate: ``check`` decides for a rule's remediation of an incident at ``now_ms``
+    (it may take what it guards, as the lock does); ``on_retry``: it also checks a next
+    attempt."""
+
+    @property
+    def name(self) -> str:
+        """The guard's name, as decisions and metrics carry it."""
+        ...
+
+    @property
+    def on_retry(self) -> bool:
+        """Whether a next attempt is checked by it too."""
+        ...
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        """The decision, with its reason in words."""
+        ...
+
+
 def _seconds(value: int | None) -> str:
     return f"{value}s"
 
@@ -82,103 +107,175 @@ def _iso(ms: int) -> str:
     return from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
-def check_circuit(db: Database, rule: Any, *, target: str, now_ms: int) -> Decision:
-    """Block (escalate) while the breaker of the rule on ``target`` is open; let one trial
+@dataclass(frozen=True)
+class Circuit:
+    """Block (escalate) while the breaker of the rule on the target is open; let one trial
     through once its cool-off has ended (half-open)."""
-    breaker = state_store.breaker(db, rule.id, target)
-    where = f"rule {rule.id} on target {target}"
-    state = breaker.state(now_ms)
-    if state == "open":
-        return Decision(name="circuit", decision="escalate",
-                        reason=f"circuit open for {where} until {_iso(breaker.until_ms)} after "
-                               f"{breaker.failures} consecutive failed remediations; reset it "
-                               "to remediate sooner")
-    if state == "half_open":
-        return Decision(name="circuit", decision="allow",
-                        reason=f"circuit half-open for {where} since "
-                               f"{_iso(breaker.until_ms)}: one trial remediation (success "
-                               "closes it, failure opens it again)")
-    return Decision(name="circuit", decision="allow",
-                    reason=f"circuit closed for {where} ({breaker.failures} consecutive "
-                           "failures)")
+
+    name: str = "circuit"
+    on_retry: bool = True
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        target = incident.target
+        breaker = state_store.breaker(deps.db, rule.id, target)
+        where = f"rule {rule.id} on target {target}"
+        state = breaker.state(now_ms)
+        if state == "open":
+            return Decision(name=self.name, decision="escalate",
+                            reason=f"circuit open for {where} until {_iso(breaker.until_ms)} "
+                                   f"after {breaker.failures} consecutive failed remediations; "
+                                   "reset it to remediate sooner")
+        if state == "half_open":
+            return Decision(name=self.name, decision="allow",
+                            reason=f"circuit half-open for {where} since "
+                                   f"{_iso(breaker.until_ms)}: one trial remediation (success "
+                                   "closes it, failure opens it again)")
+        return Decision(name=self.name, decision="allow",
+                        reason=f"circuit closed for {where} ({breaker.failures} consecutive "
+                               "failures)")
 
 
-def check_budget(
-    db: Database, rule: Any, *, target: str, fingerprint: str, now_ms: int
-) -> Decision:
+@dataclass(frozen=True)
+class Budget:
     """Block (escalate) when the rule's attempts in its window reached ``max_attempts``."""
-    budget = rule.rule.budget
-    if budget is None:
-        return Decision(name="budget", decision="allow", reason="no budget set")
-    window = rule.budget_window_s or 0
-    value = {"target": target, "fingerprint": fingerprint, "rule": ""}[budget.per]
-    used = actions_store.attempts_in_window(
-        db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000
-    )
-    scope = f"per {budget.per}" + (f" {value}" if value else "")
-    if used >= budget.max_attempts:
-        return Decision(name="budget", decision="escalate",
-                        reason=f"budget spent: {used} of {budget.max_attempts} attempts in "
+
+    name: str = "budget"
+    on_retry: bool = True
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        budget = rule.rule.budget
+        if budget is None:
+            return Decision(name=self.name, decision="allow", reason="no budget set")
+        window = rule.budget_window_s or 0
+        value = {"target": incident.target, "fingerprint": incident.fingerprint,
+                 "rule": ""}[budget.per]
+        used = actions_store.attempts_in_window(
+            deps.db, rule_id=rule.id, scope=budget.per, value=value,
+            since_ms=now_ms - window * 1000)
+        scope = f"per {budget.per}" + (f" {value}" if value else "")
+        if used >= budget.max_attempts:
+            return Decision(name=self.name, decision="escalate",
+                            reason=f"budget spent: {used} of {budget.max_attempts} attempts in "
+                                   f"{_seconds(window)} {scope}")
+        return Decision(name=self.name, decision="allow",
+                        reason=f"{used} of {budget.max_attempts} attempts used in "
                                f"{_seconds(window)} {scope}")
-    return Decision(name="budget", decision="allow",
-                    reason=f"{used} of {budget.max_attempts} attempts used in "
-                           f"{_seconds(window)} {scope}")
 
 
-def check_cooldown(db: Database, rule: Any, *, target: str, incident_id: str,
-                   now_ms: int) -> Decision:
-    """Block (ignore) a new remediation of ``target`` within the rule's cooldown."""
-    cooldown = rule.cooldown_s
-    if not cooldown:
-        return Decision(name="cooldown", decision="allow", reason="no cooldown set")
-    last = actions_store.last_started_ms(db, rule_id=rule.id, target=target,
-                                         exclude_incident=incident_id)
-    if last is not None and now_ms - last < cooldown * 1000:
-        ago = (now_ms - last) // 1000
-        return Decision(name="cooldown", decision="ignore",
-                        reason=f"cooldown: rule {rule.id} acted on {target} {ago}s ago "
-                               f"(cooldown {_seconds(cooldown)})")
-    return Decision(name="cooldown", decision="allow",
-                    reason=f"no action by rule {rule.id} on {target} within {_seconds(cooldown)}")
+@dataclass(frozen=True)
+class Cooldown:
+    """Block (ignore) a new remediation of the target within the rule's cooldown."""
+
+    name: str = "cooldown"
+    on_retry: bool = False
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        cooldown, target = rule.cooldown_s, incident.target
+        if not cooldown:
+            return Decision(name=self.name, decision="allow", reason="no cooldown set")
+        last = actions_store.last_started_ms(deps.db, rule_id=rule.id, target=target,
+                                             exclude_incident=incident.id)
+        if last is not None and now_ms - last < cooldown * 1000:
+            ago = (now_ms - last) // 1000
+            return Decision(name=self.name, decision="ignore",
+                            reason=f"cooldown: rule {rule.id} acted on {target} {ago}s ago "
+                                   f"(cooldown {_seconds(cooldown)})")
+        return Decision(name=self.name, decision="allow",
+                        reason=f"no action by rule {rule.id} on {target} within "
+                               f"{_seconds(cooldown)}")
 
 
-def check_lock(db: Database, *, target: str, incident_id: str, now_ms: int,
-               lease_ms: int) -> Decision:
+@dataclass(frozen=True)
+class Lock:
     """Take the target's lock for this incident, or block (ignore) if another holds it."""
-    lock = state_store.acquire_lock(db, target, incident_id, now_ms=now_ms,
-                                    until_ms=now_ms + lease_ms)
-    if lock.holder != incident_id:
-        return Decision(name="lock", decision="ignore",
-                        reason=f"target {target} is locked by incident {lock.holder}")
-    return Decision(name="lock", decision="allow", reason=f"lock on {target} taken")
+
+    name: str = "lock"
+    on_retry: bool = False
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        target = incident.target
+        lock = state_store.acquire_lock(
+            deps.db, target, incident.id, now_ms=now_ms,
+            until_ms=now_ms + deps.options.lock_lease_s * 1000)
+        if lock.holder != incident.id:
+            return Decision(name=self.name, decision="ignore",
+                            reason=f"target {target} is locked by incident {lock.holder}")
+        return Decision(name=self.name, decision="allow", reason=f"lock on {target} taken")
 
 
-def check_dry_run(rule: Any, *, live: bool) -> Decision:
+@dataclass(frozen=True)
+class DryRun:
     """``dry_run`` unless the service runs live and the rule is not in shadow mode."""
-    if rule.rule.dry_run:
-        return Decision(name="dry_run", decision="dry_run",
-                        reason=f"rule {rule.id} is dry_run: true")
-    if not live:
-        return Decision(name="dry_run", decision="dry_run",
-                        reason="dry-run mode (start with --live to act)")
-    return Decision(name="dry_run", decision="allow", reason="live")
+
+    name: str = "dry_run"
+    on_retry: bool = False
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        if rule.rule.dry_run:
+            return Decision(name=self.name, decision="dry_run",
+                            reason=f"rule {rule.id} is dry_run: true")
+        if not deps.live:
+            return Decision(name=self.name, decision="dry_run",
+                            reason="dry-run mode (start with --live to act)")
+        return Decision(name=self.name, decision="allow", reason="live")
 
 
-def check_approval(rule: Any) -> Decision:
+@dataclass(frozen=True)
+class Approval:
     """``wait`` when the rule requires approval."""
-    if rule.rule.approval == "required":
-        return Decision(name="approval", decision="wait",
-                        reason=f"rule {rule.id} requires approval")
-    return Decision(name="approval", decision="allow", reason="no approval required")
+
+    name: str = "approval"
+    on_retry: bool = False
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        if rule.rule.approval == "required":
+            return Decision(name=self.name, decision="wait",
+                            reason=f"rule {rule.id} requires approval")
+        return Decision(name=self.name, decision="allow", reason="no approval required")
 
 
-def check_pause(db: Database) -> Decision:
+@dataclass(frozen=True)
+class Pause:
     """``paused`` while the global pause is on: the actions wait, nothing is dropped."""
-    state = state_store.pause_state(db)
-    if state.paused:
-        return Decision(name="pause", decision="paused",
-                        reason=f"actions paused by {state.who}; they run after resume")
-    return Decision(name="pause", decision="allow", reason="not paused")
+
+    name: str = "pause"
+    on_retry: bool = False
+
+    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
+              now_ms: int) -> Decision:
+        state = state_store.pause_state(deps.db)
+        if state.paused:
+            return Decision(name=self.name, decision="paused",
+                            reason=f"actions paused by {state.who}; they run after resume")
+        return Decision(name=self.name, decision="allow", reason="not paused")
+
+
+GUARDS: tuple[Guard, ...] = (Circuit(), Budget(), Cooldown(), Lock(), DryRun(), Approval(),
+                             Pause())
+"""Every guard, in the order they are checked."""
+
+
+def run(deps: Deps, rule: CompiledRule, incident: Incident, *, now_ms: int,
+        retry: bool = False, **ids: str) -> list[Decision]:
+    """Check the guards in order (``retry``: those ``on_retry`` only), each decision audited
+    (``guard``, with ``ids``); stop at the first that blocks. Returns the decisions made: the
+    last one blocks, or none does."""
+    decisions = []
+    for gate in GUARDS:
+        if retry and not gate.on_retry:
+            continue
+        decision = gate.check(deps, rule, incident, now_ms)
+        deps.audit("guard", msgspec.to_builtins(decision), **ids)
+        decisions.append(decision)
+        if decision.blocks:
+            break
+    return decisions
 
 
 def _now(now: datetime | None) -> datetime:
@@ -273,8 +370,3 @@ def reset_breaker(db: Database, rule_id: str, who: str, *, target: str | None = 
                        data={"rule_id": rule_id, "target": target, "decision": "reset",
                              "who": who, "reason": reason, "breakers": reset})
     return reset
-
-
-def as_data(decision: Decision) -> Mapping[str, Any]:
-    """A decision as audit data."""
-    return msgspec.to_builtins(decision)

@@ -16,12 +16,12 @@ import msgspec
 import structlog
 
 from engine.actions.base import ActionSpec
-from engine.actions.rca import LlmClient, LlmFailure
 from engine.analysis.model import ANSWER_SCHEMA, Analysis, LlmAnswer
 from engine.analysis.offline import analyze_offline
 from engine.analysis.prompt import Prompt, Tried, build_prompt
 from engine.analysis.suggest import check_evidence, check_rule
 from engine.clock import Clock, SystemClock, to_ms
+from engine.cloud.llm import LlmClient, LlmFailure
 from engine.config import LlmSettings, Settings
 from engine.events import ErrorEvent
 from engine.store import actions as actions_store

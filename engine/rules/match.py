@@ -36,12 +36,15 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from engine.events import KINDS, SOURCES, STATUSES, ErrorEvent
 from engine.text import patterns
+
+if TYPE_CHECKING:
+    from engine.rules.ruleset import CompiledRule
 
 __all__ = [
     "EVENT_FIELDS",
@@ -540,7 +543,7 @@ class MatchTarget(Protocol):
 class RuleMatch:
     """A rule that matched an event, with its regex named groups."""
 
-    rule: Any
+    rule: CompiledRule
     groups: dict[str, Any]
 
 

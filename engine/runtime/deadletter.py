@@ -21,8 +21,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.clock import to_ms
+from engine.deps import Deps
 from engine.events import utcnow
-from engine.execute import Deps
 from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store.db import Database

@@ -14,7 +14,7 @@ in the title, are escaped for each channel (:mod:`engine.text.markup`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import msgspec
@@ -24,6 +24,7 @@ from engine.actions import notify
 from engine.actions.context import ActionContext
 from engine.clock import Clock, to_ms
 from engine.config import Settings
+from engine.deps import Deps
 from engine.errors import ActionError, ConfigError, RetryableActionError
 from engine.events import ErrorEvent
 from engine.rules.templates import make_environment
@@ -32,6 +33,9 @@ from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
 from engine.text import markup
+
+if TYPE_CHECKING:
+    from engine.runtime.scheduler import Scheduler
 
 __all__ = ["DEFAULT_TEXT", "Notifier", "register"]
 
@@ -158,7 +162,7 @@ class Notifier:
         log.warning("notification_failed", incident_id=incident.id, state=state, error=error)
 
 
-def register(scheduler: Any, deps: Any, settings: Settings) -> Notifier | None:
+def register(scheduler: Scheduler, deps: Deps, settings: Settings) -> Notifier | None:
     """Add the outbox job to ``scheduler`` (``every_s`` of ``[notifications]``) when any
     channel is configured; returns the notifier, or None when there is nothing to send to."""
     if not settings.notifications.channels:

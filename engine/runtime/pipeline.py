@@ -19,25 +19,28 @@ again for a next attempt. One incident per failure keeps "one remediation per ta
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Protocol
 
 import msgspec
 
-from engine import execute, guards, lifecycle
+from engine import guards, lifecycle
 from engine.clock import to_ms
 from engine.cloud import names
+from engine.deps import Deps
 from engine.events import ErrorEvent
-from engine.execute import Deps
+from engine.remediation import plan as planner
+from engine.remediation import settle
+from engine.remediation.analyse import analyse
+from engine.remediation.run import run_due
 from engine.rules.match import Explanation
 from engine.rules.templates import RenderError
 from engine.store import actions as actions_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
 
-__all__ = ["STAGES", "Job", "alert_key", "process", "target_of"]
+__all__ = ["STAGES", "Job", "Stage", "alert_key", "process", "target_of"]
 
 
 @dataclass
@@ -51,6 +54,16 @@ class Job:
     wait_approval: bool = False
     done: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+class Stage(Protocol):
+    """One step of an event's way (as Alertmanager's ``Stage``): it reads and writes the
+    ``job``, audits what it decided, and sets ``job.done`` when the event's way ends here.
+    Its dependencies are the typed fields of ``deps``."""
+
+    def __call__(self, deps: Deps, job: Job) -> None:
+        """Do the stage's part for the job."""
+        ...
 
 
 def target_of(event: ErrorEvent) -> str:
@@ -92,7 +105,7 @@ def route(deps: Deps, job: Job) -> None:
         deps.audit("resolution", {"state": "none", "reason": "no open incident to resolve"},
                    **_ids(job))
     for incident in found:
-        execute.resolve(deps, incident, f"{event.status} event {event.id} "
+        settle.resolve(deps, incident, f"{event.status} event {event.id} "
                         f"({event.attributes.get('event_type') or event.status})",
                         event_id=event.id)
 
@@ -109,7 +122,7 @@ def match(deps: Deps, job: Job) -> None:
     deps.audit("no_match", {"tried": tried}, **_ids(job))
     incident = _incident(deps, job, rejoin=True)
     if incident.state == "open":
-        execute.rca_for(deps, job.event, incident)
+        analyse(deps, job.event, incident)
         lifecycle.escalate(deps.db, incident, "no rule matched", now=deps.now())
     job.done = True
 
@@ -134,35 +147,24 @@ def incident(deps: Deps, job: Job) -> None:
     if found.state != "open" or actions_store.for_incident(deps.db, found.id):
         job.done = True  # joined: the incident is being handled (or was, by this very event)
         return
-    rule = job.explanation.matched[0].rule  # type: ignore[union-attr]
-    incidents_store.set_rule(deps.db, found.id, rule.id, job.event.id,
-                             msgspec.json.encode(job.event).decode(), to_ms(deps.now()))
+    assert job.explanation is not None
+    matched = job.explanation.matched
+    incidents_store.set_rule(deps.db, found.id, matched[0].rule.id, job.event.id,
+                             msgspec.json.encode(job.event).decode(), to_ms(deps.now()),
+                             matches={m.rule.id: m.groups for m in matched})
     job.incident = incidents_store.get(deps.db, found.id)
 
 
 def guard(deps: Deps, job: Job) -> None:
-    """Every guard in :data:`engine.guards.ORDER`, each decision audited; the first that
+    """Every guard of :data:`engine.guards.GUARDS`, each decision audited; the first that
     blocks escalates (with ``on_failure``) or ignores the incident."""
     assert job.incident is not None and job.explanation is not None
-    rule = job.explanation.matched[0].rule
-    inc, now_ms = job.incident, to_ms(deps.now())
-    checks: list[Callable[[], guards.Decision]] = [
-        lambda: guards.check_circuit(deps.db, rule, target=inc.target, now_ms=now_ms),
-        lambda: guards.check_budget(deps.db, rule, target=inc.target,
-                                    fingerprint=inc.fingerprint, now_ms=now_ms),
-        lambda: guards.check_cooldown(deps.db, rule, target=inc.target, incident_id=inc.id,
-                                      now_ms=now_ms),
-        lambda: guards.check_lock(deps.db, target=inc.target, incident_id=inc.id,
-                                  now_ms=now_ms, lease_ms=deps.options.lock_lease_s * 1000),
-        lambda: guards.check_dry_run(rule, live=deps.live),
-        lambda: guards.check_approval(rule),
-        lambda: guards.check_pause(deps.db),
-    ]
-    for check in checks:
-        decision = check()
-        deps.audit("guard", msgspec.to_builtins(decision), **_ids(job))
+    rule, inc = job.explanation.matched[0].rule, job.incident
+    decisions = guards.run(deps, rule, inc, now_ms=to_ms(deps.now()), **_ids(job))
+    for decision in decisions:
         if decision.decision == "escalate":
-            execute.escalate(deps, inc, rule, decision.reason)
+            if settle.escalate(deps, inc, rule, decision.reason):
+                run_due(deps, incident_id=inc.id)  # on_failure
             job.done = True
             return
         if decision.decision == "ignore":
@@ -186,11 +188,11 @@ def plan(deps: Deps, job: Job) -> None:
     assert inc is not None
     state = "waiting_approval" if job.wait_approval else "scheduled"
     try:
-        rows = execute.plan_attempt(deps, inc, rule_match.rule, job.event, rule_match,
-                                    phase="remediate", state=state, dry_run=job.dry_run)
+        rows = planner.plan_attempt(deps, inc, rule_match, job.event, phase="remediate",
+                                    state=state, dry_run=job.dry_run)
         for extra in job.explanation.matched[1:]:  # matched through `continue: true`
-            rows += execute.plan_attempt(deps, inc, extra.rule, job.event, extra,
-                                         phase="remediate", state=state, secondary=True,
+            rows += planner.plan_attempt(deps, inc, extra, job.event, phase="remediate",
+                                         state=state, secondary=True,
                                          dry_run=job.dry_run or extra.rule.rule.dry_run)
     except RenderError as exc:
         # The rule cannot act on this event: nothing is called, the incident escalates (a
@@ -198,13 +200,14 @@ def plan(deps: Deps, job: Job) -> None:
         # event's own fault and the escalation is its outcome; any other render error is the
         # playbook's, so the event is parked with the error (the batch keeps what was
         # written) to be replayed once the playbook is fixed.
-        execute.escalate(deps, inc, rule_match.rule, str(exc))
+        if settle.escalate(deps, inc, rule_match.rule, str(exc)):
+            run_due(deps, incident_id=inc.id)  # on_failure
         if _caused_by(exc, names.InvalidName):
             job.done = True
             return
         raise
     if job.dry_run and all(r.state == "dry_run" for r in rows):
-        lifecycle.ignore(deps.db, inc, execute.dry_run_reason(rows), now=now)
+        lifecycle.ignore(deps.db, inc, planner.dry_run_reason(rows), now=now)
         job.done = True
     elif job.wait_approval:
         due = now + timedelta(seconds=deps.options.approval_timeout_s)
@@ -225,11 +228,11 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 def act(deps: Deps, job: Job) -> None:
     """Run what is due now (nothing while paused); later rows wait for the scheduler."""
     assert job.incident is not None
-    execute.run_due(deps, incident_id=job.incident.id)
+    run_due(deps, incident_id=job.incident.id)
     job.done = True
 
 
-STAGES: tuple[Callable[[Deps, Job], None], ...] = (route, match, incident, guard, plan, act)
+STAGES: tuple[Stage, ...] = (route, match, incident, guard, plan, act)
 """The per-event stages, in order."""
 
 
@@ -240,7 +243,7 @@ def _enrich(deps: Deps, stored: inbox.StoredEvent) -> list[ErrorEvent]:
     if deps.enrich is None or event.status != "firing":
         return [event]
     with deps.db.outside():  # cloud look-ups: the lock is not held meanwhile
-        result: Any = deps.enrich(event)
+        result = deps.enrich(event)
     events = [e if e.id else msgspec.structs.replace(e, id=event.id)
               for e in (result.events or [event])]
     if len(events) > 1:  # one per failed run: distinct ids for their actions and audit

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import structlog
@@ -38,12 +38,15 @@ from engine.clock import to_ms
 from engine.cloud import poll
 from engine.cloud.clients import Clients, DatabricksRoute
 from engine.config import DatabricksPollSettings, Settings
+from engine.deps import Deps
 from engine.errors import ActionError, ConfigError, PayloadError
 from engine.events import ErrorEvent
-from engine.execute import Deps
 from engine.store import inbox
 from engine.store import state as state_store
 from engine.text.redact import redact
+
+if TYPE_CHECKING:
+    from engine.runtime.scheduler import Scheduler
 
 __all__ = [
     "ENDPOINT",
@@ -241,7 +244,7 @@ def _redacted_page(page: dict[str, Any]) -> dict[str, Any]:
     return {"events": redact(page.get("events") or [])}
 
 
-def register(scheduler: Any, deps: Deps, clients: Clients, settings: Settings,
+def register(scheduler: Scheduler, deps: Deps, clients: Clients, settings: Settings,
              parse_cluster_page: Callable[..., list[ErrorEvent]]) -> None:
     """Add the Databricks pollers of ``settings.pollers`` to ``scheduler`` (before it starts).
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
 from engine.store import retention as retention_store
 from engine.store.db import Database
+
+if TYPE_CHECKING:
+    from engine.runtime.scheduler import Scheduler
 
 __all__ = ["register", "run_retention"]
 
@@ -29,7 +32,7 @@ def run_retention(db: Database, settings: Settings, *, now: datetime) -> int:
     return retention_store.drop_raw_payloads(db, before_ms=to_ms(now - timedelta(days=days)))
 
 
-def register(scheduler: Any, db: Database, settings: Settings,
+def register(scheduler: Scheduler, db: Database, settings: Settings,
              clock: Clock | None = None) -> Callable[[], int]:
     """Add retention to ``scheduler`` (``add_periodic(name, func, every_s)``) every
     ``[retention] every_s`` seconds; returns the job function."""

@@ -15,9 +15,12 @@ from datetime import datetime
 import msgspec
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import execute
 from engine.clock import to_ms
-from engine.execute import Deps
+from engine.deps import Deps
+from engine.remediation import run, settle
+from engine.remediation.precheck import check_dry_runs
+from engine.remediation.probe import poll_probe
+from engine.remediation.reconcile import reconcile_row
 from engine.store import actions as actions_store
 from engine.store import incidents as incidents_store
 
@@ -67,7 +70,7 @@ class Scheduler:
         rows = actions_store.interrupted(deps.db, owner=deps.owner, now_ms=to_ms(deps.now()),
                                          lease_ms=deps.options.action_lease_s * 1000)
         for row in rows:
-            execute.reconcile_row(deps, row)
+            reconcile_row(deps, row)
         return len(rows)
 
     def expire_approvals(self, now: datetime | None = None) -> int:
@@ -81,15 +84,16 @@ class Scheduler:
             deps.audit("approval", {"decision": "expired"}, incident_id=incident.id,
                        resource=incident.resource)
             rule = deps.playbooks.current.rule(incident.rule_id)
-            execute.escalate(deps, incident, rule, "approval expired")
+            if settle.escalate(deps, incident, rule, "approval expired"):
+                run.run_due(deps, incident_id=incident.id)  # on_failure
         return len(expired)
 
     def run_due(self, now: datetime | None = None) -> int:
         """Run the scheduled actions whose due time has come (none while paused), and the
         read-only pre-checks of the dry-run actions whose time has come."""
         deps = self._at(now)
-        ran = execute.run_due(deps)
-        execute.check_dry_runs(deps)
+        ran = run.run_due(deps)
+        check_dry_runs(deps)
         return ran
 
     def poll_probes(self, now: datetime | None = None) -> int:
@@ -97,7 +101,7 @@ class Scheduler:
         deps = self._at(now)
         rows = actions_store.probes_due(deps.db, to_ms(deps.now()))
         for row in rows:
-            execute.poll_probe(deps, row)
+            poll_probe(deps, row)
         return len(rows)
 
     def add_periodic(self, name: str, func: Callable[[], object], every_s: float) -> None:

@@ -21,9 +21,10 @@ from engine.clock import Clock, SystemClock
 from engine.cloud import enrich
 from engine.cloud.clients import Clients
 from engine.config import Settings
-from engine.execute import EngineOptions, Rca
+from engine.deps import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
 from engine.runtime import notifications, pollers, retention
+from engine.runtime.scheduler import Scheduler
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
 from engine.store import inbox
@@ -95,7 +96,7 @@ class Service:
         self._started = False
 
     @property
-    def scheduler(self) -> Any:
+    def scheduler(self) -> Scheduler:
         """The worker's scheduler (``tick(now)`` drives it by hand)."""
         return self.worker.scheduler
 

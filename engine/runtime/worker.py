@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import structlog
 
 from engine.actions.base import ActionSpec
+from engine.actions.context import ActionContext
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import Settings
+from engine.deps import Deps, EngineOptions, Enrich, Playbooks, Rca
 from engine.errors import RemediatorError, StorageError
-from engine.events import ErrorEvent
-from engine.execute import Deps, EngineOptions, Rca
 from engine.runtime import deadletter, pipeline
 from engine.runtime.scheduler import Scheduler
 from engine.store import inbox
@@ -52,14 +51,14 @@ class Worker:
     def __init__(
         self,
         db: Database,
-        playbooks: Any,
+        playbooks: Playbooks,
         actions: Mapping[str, ActionSpec],
-        ctx: Any,
+        ctx: ActionContext,
         settings: Settings,
         clock: Clock | None = None,
         rca: Rca | None = None,
         *,
-        enrich: Callable[[ErrorEvent], Any] | None = None,
+        enrich: Enrich | None = None,
         options: EngineOptions | None = None,
         poll_s: float = 1.0,
         fallback_poll_s: float | None = None,

@@ -9,6 +9,7 @@ outbox). The timeline of an incident is its audit records (engine/store/audit.py
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,9 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     """One failure of one target, across the events that report it and the attempts to fix it.
 
     ``event_id`` is the event the current remediation was planned from (re-rendered for the
-    next attempt); ``attempts`` counts attempts that failed or are under way.
+    next attempt); ``attempts`` counts attempts that failed or are under way; ``matches``
+    (JSON) the named groups of each rule matched when it was planned, by rule id: what its
+    actions are rendered with again, without running the match again.
     """
 
     id: str
@@ -59,6 +62,7 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     closed_ms: int
     approval_due_ms: int
     event: str
+    matches: str = "{}"
 
 
 def create_schema(db: Database) -> None:
@@ -80,6 +84,8 @@ def create_schema(db: Database) -> None:
     db.utils["incidents"].create_index(["target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["state", "approval_due_ms"], if_not_exists=True)
     _add_outbox_columns(db)
+    if "matches" not in db.utils["incidents"].columns_dict:  # a database made before it
+        db.utils["incidents"].add_column("matches", str, not_null_default="{}")
 
 
 # The notification outbox: the last state announced, and the retry of a failed announcement.
@@ -155,15 +161,18 @@ def list_incidents(
 
 
 def set_rule(
-    db: Database, incident_id: str, rule_id: str, event_id: str, event_json: str, now_ms: int
+    db: Database, incident_id: str, rule_id: str, event_id: str, event_json: str, now_ms: int,
+    matches: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Remember which rule remediates the incident and the (enriched) event it was planned
-    from, as JSON: the next attempt is rendered from it."""
+    """Remember which rule remediates the incident, the (enriched) event it was planned from
+    and the named groups of each matched rule, as JSON: the next attempt is rendered from
+    them."""
     with db.write() as conn:
         conn.execute(
-            "UPDATE incidents SET rule_id = ?, event_id = ?, event = ?, updated_ms = ? "
-            "WHERE id = ?",
-            (rule_id, event_id, event_json, now_ms, incident_id),
+            "UPDATE incidents SET rule_id = ?, event_id = ?, event = ?, matches = ?, "
+            "updated_ms = ? WHERE id = ?",
+            (rule_id, event_id, event_json, json.dumps(matches or {}, sort_keys=True), now_ms,
+             incident_id),
         )
 
 

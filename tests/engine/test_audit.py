@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.actions.context import ActionContext
+from engine.actions.registry import action_table
 from engine.audit import GENESIS, KINDS, record_hash
+from engine.clock import FakeClock
+from engine.cloud.clients import Clients
+from engine.config import CloudSettings
+from engine.deps import Deps
 from engine.errors import StorageError, UnknownAuditKind
+from engine.rules.active import ActivePlaybooks
 from engine.store import audit as audit_store
 from engine.store.db import Database
 from tests.fixtures.common import ROOT
@@ -157,3 +164,16 @@ def test_the_vocabulary_is_every_kind_the_code_writes() -> None:
     assert sorted(set(written) - set(KINDS)) == []
     assert sorted(set(KINDS) - set(written)) == []
     assert {"repeat", "poll", "notification", "playbooks_reload"} <= set(KINDS)
+
+
+def test_deps_audit_refuses_an_unknown_kind(db: Database) -> None:
+    clients = Clients(CloudSettings())
+    try:
+        deps = Deps(db=db, playbooks=ActivePlaybooks([], action_table()), actions={},
+                    ctx=ActionContext(clients=clients), live=False, clock=FakeClock(T0))
+        deps.audit("guard", {"name": "pause", "decision": "allow"}, incident_id="inc_1")
+        with pytest.raises(UnknownAuditKind, match=r"^unknown audit kind 'remediated'"):
+            deps.audit("remediated", {"ok": True}, incident_id="inc_1")  # type: ignore[arg-type]
+    finally:
+        clients.close()
+    assert [r.kind for r in audit_store.list_records(db)] == ["guard"]

@@ -15,7 +15,7 @@ import pytest
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, to_ms
 from engine.cloud.clients import Clients
-from engine.execute import EngineOptions
+from engine.deps import EngineOptions
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
 from engine.store import inbox

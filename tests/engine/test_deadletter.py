@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
+from engine.deps import EngineOptions
 from engine.errors import ConfigError
-from engine.execute import EngineOptions
 from engine.runtime import deadletter
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine.config import DatabricksPollSettings, PollerSettings, Settings
-from engine.execute import Deps
+from engine.deps import Deps
 from engine.runtime.pollers import ENDPOINT, DatabricksPoller, PollReport, register
 from engine.store import audit as audit_store
 from engine.store import inbox

@@ -12,7 +12,7 @@ import msgspec
 from engine.actions.context import ActionContext
 from engine.cloud.clients import Clients
 from engine.config import load_settings
-from engine.execute import EngineOptions
+from engine.deps import EngineOptions
 from engine.runtime.notifications import Notifier
 from engine.store import audit as audit_store
 from engine.store import inbox

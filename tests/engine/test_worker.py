@@ -185,3 +185,31 @@ def test_no_rule_goes_to_rca(engine_rig: EngineRig) -> None:
     assert seen == ["UserErrorSqlTimeout"]
     assert reruns(engine_rig.sandbox) == []
     assert PIPELINE in incident.target
+
+
+GROUPS = """\
+name: engine
+rules:
+  - id: blob-missing
+    match: {{source: adf, message: {{regex: "{pattern} (?P<box>\\\\w+)"}}}}
+    actions:
+      - action: noop
+        delay: 15m
+        with: {{note: "box {{{{ match.box }}}}"}}
+"""
+
+
+def test_a_row_runs_with_the_groups_of_its_planning_not_a_second_match(
+        engine_rig: EngineRig) -> None:
+    """The row renders its action again when it runs (stored parameters are redacted), from
+    the match's groups kept with the incident: a reload in between that would match the event
+    differently (here: not at all) does not change what the planned action does."""
+    worker = engine_rig.worker(GROUPS.format(pattern="Container"), live=True)
+    engine_rig.deliver(adf_event(message="Container raw is missing"))
+    worker.run_once()
+    (engine_rig.tmp / "playbooks" / "engine.yaml").write_text(GROUPS.format(pattern="Bucket"))
+    assert worker.deps.playbooks.reload() == []
+    engine_rig.clock.advance(minutes=15)
+    assert worker.scheduler.tick().ran == 1
+    [done] = audit_store.list_records(engine_rig.db, kind="action_succeeded")
+    assert done.data["detail"] == "nothing done: box raw"

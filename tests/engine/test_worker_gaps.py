@@ -13,8 +13,8 @@ from engine.actions.registry import action_table
 from engine.clock import to_ms
 from engine.cloud.enrich import enrich
 from engine.config import DatabricksPollSettings, PollerSettings, Settings, load_settings
+from engine.deps import EngineOptions
 from engine.events import ErrorEvent
-from engine.execute import EngineOptions
 from engine.rules.active import ActivePlaybooks
 from engine.runtime.pollers import DatabricksPoller
 from engine.runtime.worker import Worker

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from engine.actions import rca
 from engine.actions.context import ActionContext
 from engine.cloud.clients import Clients
+from engine.errors import PermanentActionError
 from engine.store import audit as audit_store
 from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
 
@@ -81,3 +85,15 @@ def test_channel_gets_the_analysis(engine_rig: Any, make_analyzer: Any, sandbox:
     [done] = [r for r in audit_store.list_records(engine_rig.db, kind="action_succeeded")]
     assert done.data["detail"] == ("root-cause analysis recorded and posted to channel "
                                    "data-oncall")
+
+
+def test_outside_a_remediation_it_refuses(sandbox: Any) -> None:
+    clients = Clients(cloud_settings(sandbox))
+    try:
+        with pytest.raises(PermanentActionError, match=(
+                r"^rca\.analyze: no incident to analyse for: the action runs only as a step of "
+                r"a remediation$")):
+            rca.analyze(rca.RcaParams(), adf_event(), ActionContext(clients=clients))
+    finally:
+        clients.close()
+    assert sandbox.calls("openai") == []
