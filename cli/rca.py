@@ -14,6 +14,7 @@ import click
 import msgspec
 
 from cli.playbooks import parse_payload
+from engine.actions.registry import action_table
 from engine.analysis import Analysis, Analyzer, make_rca
 from engine.config import load_settings
 from engine.errors import ConfigError, PayloadError, StorageError
@@ -74,7 +75,7 @@ def run_rca(source: str, payload: str, *, config: str | None, as_json: bool,
     except StorageError as exc:
         click.echo(f"remediator rca: {exc}", err=True)
         return 1
-    analyzer: Analyzer = make_rca(settings, None, db)
+    analyzer: Analyzer = make_rca(settings, db, action_table())
     try:
         if show_prompt:
             for event in firing:

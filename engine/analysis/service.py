@@ -138,12 +138,9 @@ class Analyzer:
             self.llm.close()
 
 
-def make_rca(settings: Settings, clients: Any, db: Database, *,
+def make_rca(settings: Settings, db: Database, actions: Mapping[str, ActionSpec], *,
              clock: Clock | None = None) -> Analyzer:
     """The worker's ``rca`` hook from the settings: the LLM of ``[llm]`` if configured, else
-    offline. ``clients`` (the cloud clients) is accepted for symmetry with the other hooks;
-    the LLM client is built here from ``[llm]`` alone."""
-    from engine.actions.registry import action_table  # the registry imports every SDK
-
+    offline; ``actions`` is the registry's table (the history names what each incident ran)."""
     llm = LlmClient(settings.llm) if settings.llm is not None else None
-    return Analyzer(db, action_table(), llm=llm, clock=clock)
+    return Analyzer(db, actions, llm=llm, clock=clock)

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from engine.actions import adf, synapse
 from engine.cloud import names
 from engine.cloud.clients import AdfRoute, Clients
 from engine.cloud.errors import foreign, map_error
+from engine.cloud.runs import adf_runs, synapse_runs
 from engine.cloud.targets import arm_parts, attr
 from engine.errors import ActionError, ConfigError
 from engine.events import ErrorEvent
@@ -512,7 +512,7 @@ def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEve
                                   values_property=[pipeline]),
                    AdfQueryFilter(operand="Status", operator="Equals", values_property=["Failed"])]
         runs = notes.call(f"adf pipeline_runs.query_by_factory {pipeline}",
-                          lambda: adf.query_runs(client, rg, factory, start, end, filters))
+                          lambda: adf_runs(client, rg, factory, start, end, filters))
     else:
         from azure.synapse.artifacts.models import RunQueryFilter as SynQueryFilter
 
@@ -522,7 +522,7 @@ def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEve
         filters = [SynQueryFilter(operand="PipelineName", operator="Equals", values=[pipeline]),
                    SynQueryFilter(operand="Status", operator="Equals", values=["Failed"])]
         runs = notes.call(f"synapse query_pipeline_runs_by_workspace {pipeline}",
-                          lambda: synapse.query_runs(client, start, end, filters))
+                          lambda: synapse_runs(client, start, end, filters))
     if not runs:
         if runs is not None:
             notes.items.append(LookupNote(

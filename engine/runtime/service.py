@@ -84,7 +84,7 @@ class Service:
         clients = self.clients
         self.worker = Worker(
             db, self.playbooks, self.actions, self.ctx, settings, self.clock,
-            rca if rca is not None else make_rca(settings, clients, db, clock=self.clock),
+            rca if rca is not None else make_rca(settings, db, self.actions, clock=self.clock),
             enrich=lambda event: enrich.enrich(event, clients),
             options=options, poll_s=poll_s, fallback_poll_s=fallback_poll_s,
         )
