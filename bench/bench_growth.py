@@ -13,7 +13,7 @@ leave them), writes without journal or sync through a 4 GB page cache, 1M rows p
 At each size the store alone then takes ``--probe-events`` inserts with random dedup keys
 (the HTTP load's keys are sequential uids, which land at the same few index pages).
 Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes events received
-through the intake path from inbox to decision (``run_once`` until nothing is pending), no
+through the intake path from inbox to decision (``drain`` until nothing is pending), no
 cloud calls.
 
     .venv/bin/python bench/bench_growth.py --dir ~/remediator-bench       # 0, 1M, 10M
@@ -283,7 +283,7 @@ def worker_throughput(events: int) -> None:
         worker = Worker(db, ActivePlaybooks([ROOT / "playbooks"], action_table()),
                         action_table(), ActionContext(clients=clients), settings)
         began = time.perf_counter()
-        while worker.run_once():
+        while worker.drain():
             pass
         took = time.perf_counter() - began
         worker.stop()

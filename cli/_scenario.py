@@ -13,23 +13,20 @@ import copy
 import json
 import secrets
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import msgspec
 
+from cli.drive import Drive
 from cli.send_test import fresh_payload, load_sample
 from engine.clock import WarpClock
-from engine.store import actions as actions_store
-from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
 
-__all__ = ["STEP_NAMES", "Harness", "Sink", "Step", "resume_after", "run_steps"]
+__all__ = ["STEP_NAMES", "Harness", "Step", "resume_after", "run_steps"]
 
 DBX_API = "/api/2.2"
 DBX_CLUSTERS = "/api/2.1"
@@ -46,127 +43,17 @@ class Step(msgspec.Struct, frozen=True):
     ok: bool
 
 
-class Sink:
-    """A loopback HTTP endpoint standing in for the chat channel and the ticket system:
-    records every JSON POST (path and body) and answers a ticket id."""
+@dataclass(kw_only=True)
+class Harness(Drive):
+    """What the steps use besides the driver: the sandbox (its URLs and CA) and its log."""
 
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"null")
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                with sink._lock:
-                    sink.received.append({"path": self.path, "body": body})
-                    number = len(sink.received)
-                answer = json.dumps({"id": f"INC-{1000 + number}"}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                """Quiet: the demo prints its own progress."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-sink",
-                                       daemon=True)
-        self.thread.start()
-
-    def posts(self, path: str) -> list[Any]:
-        """The bodies posted to ``path`` so far."""
-        with self._lock:
-            return [r["body"] for r in self.received if r["path"] == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Harness:
-    """What the steps use: the app over HTTP, the engine to drive, the sandbox, the sink."""
-
-    app_url: str
-    receiver_key: str
-    service: Any
-    clock: WarpClock
-    db: Database
     sandbox: dict[str, str]
-    sink: Sink
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
     tls: httpx.Client | None = None
 
     def __post_init__(self) -> None:
         # ADF and Synapse are https with the sandbox's own CA.
         context = ssl.create_default_context(cafile=self.sandbox["ca_file"])
         self.tls = httpx.Client(timeout=30.0, verify=context)
-
-    # -- delivering and driving ----------------------------------------------------------
-    def post(self, endpoint: str, payload: Any) -> dict[str, Any]:
-        """Deliver one webhook as its sender would (JSON, the receiver key)."""
-        response = self.http.post(f"{self.app_url}/{endpoint}", json=payload,
-                                  headers={"x-api-key": self.receiver_key})
-        if response.status_code != 202:
-            raise RuntimeError(f"POST /{endpoint} answered {response.status_code}: "
-                               f"{response.text[:300]}")
-        return response.json()
-
-    def run(self) -> int:
-        """Process what the inbox holds now."""
-        return int(self.service.worker.run_once())
-
-    def tick(self, seconds: float) -> None:
-        """Jump the clock forward, then run the engine's periodic jobs once."""
-        self.clock.advance(seconds)
-        self.service.scheduler.tick()
-
-    def settle(self, done: Callable[[], bool], *, step_s: float = 60.0,
-               rounds: int = 240) -> bool:
-        """Process, then jump ``step_s`` and tick, until ``done()`` (at most ``rounds``)."""
-        for _ in range(rounds):
-            self.run()
-            if done():
-                return True
-            self.tick(step_s)
-        return done()
-
-    # -- reading real state ----------------------------------------------------------------
-    def now_ms(self) -> int:
-        """The engine's time, in the store's unit."""
-        return int(self.clock.now().timestamp() * 1000)
-
-    def incidents_of(self, event_id: str) -> list[incidents_store.Incident]:
-        """The incidents the audit log ties to ``event_id``."""
-        ids = dict.fromkeys(r.incident_id for r in
-                            audit_store.list_records(self.db, event_id=event_id, limit=1000)
-                            if r.incident_id)
-        found = [incidents_store.get(self.db, i) for i in ids]
-        return [i for i in found if i is not None]
-
-    def incident(self, event_id: str) -> incidents_store.Incident | None:
-        found = self.incidents_of(event_id)
-        return found[0] if found else None
-
-    def audit_kinds(self, incident_id: str) -> list[str]:
-        return [r.kind for r in audit_store.list_records(self.db, incident_id=incident_id,
-                                                         limit=10_000)]
-
-    def audit(self, incident_id: str, kind: str) -> list[dict[str, Any]]:
-        return [r.data for r in audit_store.list_records(self.db, incident_id=incident_id,
-                                                         kind=kind, limit=1000)]
-
-    def actions(self, incident_id: str) -> list[actions_store.ActionRow]:
-        return actions_store.for_incident(self.db, incident_id)
 
     def calls(self, service: str) -> list[dict[str, Any]]:
         """The sandbox's log of requests to ``service`` (adf, databricks, openai, ...)."""
@@ -400,7 +287,7 @@ def resolved_cancels(h: Harness) -> Step:
     incident = h.incident(event_id)
     calls = h.posts_to("adf", "/createRun",
                        lambda c: _query(c, "referencePipelineRunId") == run_id)
-    cancelled = h.audit(incident.id, "action_cancelled") if incident else []
+    cancelled = h.records(incident.id, "action_cancelled") if incident else []
     ok = (incident is not None and incident.state == "resolved" and len(cancelled) == 1
           and not calls)
     return Step(
@@ -540,7 +427,7 @@ def unknown_rca(h: Harness) -> Step:
     event_id = h.post("databricks-monitor", payload)["event_id"]
     h.run()
     incident = h.incident(event_id)
-    analyses = h.audit(incident.id, "rca") if incident else []
+    analyses = h.records(incident.id, "rca") if incident else []
     engines = [str(a.get("analysis", {}).get("engine", "")) for a in analyses]
     summary = str(analyses[0].get("analysis", {}).get("summary", "")) if analyses else ""
     llm_calls = len(h.posts_to("openai", "")) - before

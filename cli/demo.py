@@ -113,7 +113,10 @@ def run_demo(*, once: bool, as_json: bool, db_path: str | None, port: int) -> in
 
 def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: str | None,
          port: int) -> list[Any]:
-    from cli._scenario import Harness, Sink, resume_after, run_steps
+    import httpx
+
+    from cli._scenario import Harness, resume_after, run_steps
+    from cli.drive import Sink
     from engine.clock import WarpClock
     from engine.config import load_settings
     from engine.errors import ConfigError, PlaybookError, StorageError
@@ -153,8 +156,8 @@ def _run(stack: ExitStack, workdir: Path, console: Any, *, once: bool, db_path: 
     base = stack.enter_context(_serve(app, settings.http, port))
     console.print(f"service on {base} (live, {len(service.playbooks.current.rules)} rules of "
                   f"{settings.playbooks}); emulators up; driving the engine by hand\n")
-    harness = Harness(app_url=base, receiver_key=receiver_key, service=service, clock=clock,
-                      db=db, sandbox=urls, sink=sink)
+    harness = Harness(http=httpx.Client(base_url=base, timeout=30.0), receiver_key=receiver_key,
+                      service=service, clock=clock, db=db, sandbox=urls, sink=sink)
     stack.callback(harness.close)
     steps = []
     for step in run_steps(harness):

@@ -2,7 +2,7 @@
 
 The type decides whether the worker tries again: :class:`~engine.errors.RetryableActionError`
 (timeouts, 408, 429, 5xx, connection failures) or :class:`~engine.errors.PermanentActionError`
-(other 4xx, bad credentials, unknown ids). :data:`VERDICTS` names every exception class of
+(other 4xx, bad credentials, unknown ids). :func:`verdicts` names every exception class of
 ``databricks.sdk.errors``, ``requests``, ``azure.core.exceptions``, ``azure.identity`` and
 ``httpx`` explicitly (a test checks that none is missing); a subclass an SDK adds later falls
 back to its nearest listed ancestor.
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -58,7 +58,6 @@ def verdicts() -> Mapping[type[BaseException], Verdict]:
 
     Built lazily, and cached as the immutable constant it is, because naming the classes
     imports the cloud SDKs: the CLI commands that make no cloud call must not pay for them.
-    ``VERDICTS`` (a module attribute) is the same mapping.
     """
     import azure.core.exceptions as az
     import azure.identity as azid
@@ -187,7 +186,7 @@ def foreign() -> tuple[type[BaseException], ...]:
     """The roots that :func:`cloud_call` catches; nothing else is swallowed.
 
     A function (cached) so that the SDKs load on first use; ``except foreign() as exc``
-    evaluates it only when an exception is being matched. ``FOREIGN`` is the same tuple.
+    evaluates it only when an exception is being matched.
     """
     import azure.core.exceptions as az
     import azure.identity as azid
@@ -199,15 +198,6 @@ def foreign() -> tuple[type[BaseException], ...]:
         azid.CredentialUnavailableError, azid.AuthenticationRequiredError, httpx.HTTPError,
         httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError,
     )
-
-
-def __getattr__(name: str) -> Any:
-    """``VERDICTS`` and ``FOREIGN`` as module attributes, built on first access (PEP 562)."""
-    if name == "VERDICTS":
-        return verdicts()
-    if name == "FOREIGN":
-        return foreign()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _URL = compile_pattern(r"\b(https?://[^/\s'\"]+)[^\s'\"]*")
@@ -224,7 +214,7 @@ def safe_text(text: str, limit: int = 300) -> str:
 
 
 def verdict_of(cls: type[BaseException]) -> Verdict | None:
-    """The verdict of ``cls`` or of its nearest ancestor in :data:`VERDICTS`."""
+    """The verdict of ``cls`` or of its nearest ancestor in :func:`verdicts`."""
     table = verdicts()
     for klass in cls.__mro__:
         if klass in table:

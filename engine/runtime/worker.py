@@ -33,8 +33,9 @@ log = structlog.get_logger("remediator.worker")
 
 
 class Worker:
-    """Process inbox events: ``run_once()`` for what is claimable now (tests drive it step by
-    step), ``start()``/``stop()`` for the service (a claim loop plus the scheduler).
+    """Process inbox events: ``start()``/``stop()`` for the service (a claim loop plus the
+    scheduler), ``drain()`` to process what is claimable now and return (the demo and the
+    tests drive the engine step by step with it, through the same claims and lanes).
 
     The claim loop keeps up to ``options.batch`` events claimed and unfinished: it claims
     again as soon as one finishes, or when ``wake()`` says the inbox has news, else every
@@ -80,6 +81,8 @@ class Worker:
         self._held = 0  # claimed by the loop and not finished yet
         self._in_flight: set[str] = set()  # their event ids
         self._waiting: dict[str, int] = {}  # those not started yet: id -> lease end (ms)
+        self._idle = threading.Condition(self._lanes_lock)  # notified when one finishes
+        self._bugs: list[Exception] | None = None  # while draining: what crashed a lane
 
     def wake(self) -> None:
         """New events are in the inbox: the idle claim loop claims now (thread-safe, cheap;
@@ -87,20 +90,28 @@ class Worker:
         self._woken = True
         self._wake.set()
 
-    def run_once(self) -> int:
-        """Claim what is claimable now and process it on the pool; returns how many."""
-        claimed = deadletter.claim(self.deps, self.deps.options.batch)
-        # Events of one target run one after another, so that each sees what the one before it
-        # recorded (its incident, attempt and lock); different targets run in parallel.
-        groups: dict[str, list[inbox.StoredEvent]] = {}
-        for stored in claimed:
-            groups.setdefault(pipeline.target_of(stored.event), []).append(stored)
-        list(self._pool.map(self._process_in_order, groups.values()))
-        return len(claimed)
-
-    def _process_in_order(self, group: list[inbox.StoredEvent]) -> None:
-        for stored in group:
-            self._process(stored)
+    def drain(self) -> int:
+        """Claim and process until the inbox has nothing claimable now; returns how many
+        events were claimed. The claims and lanes are the claim loop's own (:meth:`_claim`):
+        it claims a batch, waits until every claimed event finished, and claims again while
+        a batch came full. A bug that crashed an event's stages (the lanes log it and go on)
+        is raised here once every claimed event finished; its event stays claimed, back when
+        its lease runs out."""
+        total, bugs = 0, []
+        self._bugs = bugs
+        try:
+            while True:
+                claimed = self._claim(self.deps.options.batch)
+                total += claimed
+                with self._idle:
+                    self._idle.wait_for(lambda: self._held == 0)
+                if claimed < self.deps.options.batch:
+                    break
+        finally:
+            self._bugs = None
+        if bugs:
+            raise bugs[0]
+        return total
 
     def _process(self, stored: inbox.StoredEvent) -> None:
         """Take one claimed event through the pipeline. An error a retry would repeat parks it
@@ -204,10 +215,13 @@ class Worker:
                 self._waiting.pop(stored.event.id, None)
             try:
                 self._process(stored)
-            except Exception:  # a bug must not stop the lane: the lease brings it back
+            except Exception as exc:  # a bug must not stop the lane: the lease brings it back
                 log.exception("event_crashed", event_id=stored.event.id)
+                if self._bugs is not None:
+                    self._bugs.append(exc)
             with self._lanes_lock:
                 self._held -= 1
+                self._idle.notify_all()
                 self._in_flight.discard(stored.event.id)
                 lane = self._lanes[target]
                 if lane:

@@ -201,13 +201,13 @@ def test_the_breaker_outlives_a_restart(service_rig: Any, tmp_path: Path) -> Non
             {"rule_id": "rerun", "target": TARGET, "state": "open", "failures": 5,
              "opened_at": "2025-03-14T09:00:04Z", "until": "2025-03-14T09:30:04Z"}]
         restarted.deliver(adf_event(dedup_key="after-restart"))
-        worker.run_once()
+        worker.drain()
         [newest, *_] = incidents_store.list_incidents(again)
         assert (newest.target, newest.state, newest.reason) == (
             TARGET, "escalated", opened("2025-03-14T09:30:04Z"))
         rig.clock.advance(30 * 60)
         restarted.deliver(adf_event(dedup_key="after-cool-off"))
-        worker.run_once()
+        worker.drain()
         assert creates(rig) == 6
     finally:
         for built in restarted.workers:

@@ -44,7 +44,7 @@ CHILD = textwrap.dedent("""
     clients = Clients(cloud_settings(SimpleNamespace(**args["sandbox"])))
     worker = Worker(Database(args["db"]), ActivePlaybooks([args["playbooks"]], table), table,
                     ActionContext(clients=clients), load_settings(None, env={}, live=True))
-    worker.run_once()
+    worker.drain()
 """)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cli.drive import Sink
 from engine import lifecycle
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, from_ms, to_ms
@@ -20,12 +21,12 @@ from engine.runtime.scheduler import Scheduler
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
-from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
+from tests.engine.actions.conftest import adf_event, cloud_settings
 
 PUBLIC = "https://remediator.example"
 
 
-def make_settings(sandbox: Any, sink: WebhookSink, channels: tuple[str, ...],
+def make_settings(sandbox: Any, sink: Sink, channels: tuple[str, ...],
                   **notifications: Any) -> Settings:
     base = load_settings(None, env={}, public_url=PUBLIC,
                          notifications={"channels": list(channels), "backoff_s": 30,
@@ -42,7 +43,7 @@ def make_settings(sandbox: Any, sink: WebhookSink, channels: tuple[str, ...],
 
 
 @pytest.fixture
-def rig(sandbox: Any, sink: WebhookSink, db: Database) -> Iterator[Any]:
+def rig(sandbox: Any, sink: Sink, db: Database) -> Iterator[Any]:
     made: list[Clients] = []
 
     def build(*channels: str, **notifications: Any) -> Notifier:
@@ -72,7 +73,7 @@ def sent(db: Database) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.data.items() if k != "resource"} for r in records]
 
 
-def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: WebhookSink,
+def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: Sink,
                                                          db: Database) -> None:
     notifier = rig("generic")
     incident_id = open_incident(db)
@@ -95,7 +96,7 @@ def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: Webhook
     assert sink.received[0]["headers"]["Idempotency-Key"] == f"incident:{incident_id}:open:generic"
 
 
-def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: WebhookSink,
+def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: Sink,
                                                   db: Database) -> None:
     notifier = rig("slack", "teams", "generic",
                    text="{{ incident.resource }} {{ incident.state }}: {{ rca.summary }}")
@@ -155,7 +156,7 @@ def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: WebhookSink,
     assert all("leakme0123" not in str(r) for r in sink.received)
 
 
-def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink: WebhookSink,
+def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink: Sink,
                                                                  db: Database) -> None:
     notifier = rig("generic")
     incident_id = open_incident(db)
@@ -181,7 +182,7 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink:
         f"incident:{incident_id}:open:generic"}
 
 
-def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: WebhookSink,
+def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: Sink,
                                                                 db: Database) -> None:
     notifier = rig("generic", retries=1)
     open_incident(db)
@@ -200,7 +201,7 @@ def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: 
     assert incidents_store.notifications_due(db, now_ms=to_ms(start) + 10**9) == []
 
 
-def test_only_the_configured_states_are_announced(rig: Any, sink: WebhookSink,
+def test_only_the_configured_states_are_announced(rig: Any, sink: Sink,
                                                   db: Database) -> None:
     notifier = rig("generic", states=["escalated", "resolved"])
     incident_id = open_incident(db)
@@ -211,7 +212,7 @@ def test_only_the_configured_states_are_announced(rig: Any, sink: WebhookSink,
     assert [r["body"]["incident"]["state"] for r in sink.received] == ["resolved"]
 
 
-def test_register_adds_the_job_only_with_channels(sandbox: Any, sink: WebhookSink,
+def test_register_adds_the_job_only_with_channels(sandbox: Any, sink: Sink,
                                                   engine_rig: Any) -> None:
     worker = engine_rig.worker("name: p\nrules: []\n")
     scheduler: Scheduler = worker.scheduler
@@ -232,7 +233,7 @@ rules:
 """
 
 
-def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: WebhookSink,
+def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: Sink,
                                                         sandbox: Any) -> None:
     worker = engine_rig.worker(DELAYED_RERUN, live=True)
     settings = make_settings(sandbox, sink, ("slack",))
@@ -242,7 +243,7 @@ def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: W
     for n in range(100):
         engine_rig.deliver(adf_event(error_code="UserErrorSourceBlobNotExist",
                                      dedup_key=f"azmon:alert-{n}:Fired"))
-    while worker.run_once():
+    while worker.drain():
         pass
     [incident] = incidents_store.list_incidents(engine_rig.db)
     assert (incident.state, incident.events) == ("remediating", 100)

@@ -27,7 +27,7 @@ def test_start_registers_interval_jobs_in_memory_only(engine_rig: EngineRig) -> 
 def test_tick_at_an_explicit_time(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(DELAYED, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     start = engine_rig.clock.now()
     assert worker.scheduler.tick(start) == TickReport()
     later = FakeClock(start)

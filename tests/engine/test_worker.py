@@ -44,7 +44,7 @@ def only_incident(rig: EngineRig) -> incidents_store.Incident:
 def test_dry_run_plans_audits_and_calls_nothing(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN)
     event_id = engine_rig.deliver(adf_event())
-    assert worker.run_once() == 1
+    assert worker.drain() == 1
 
     records = audit_store.list_records(engine_rig.db, event_id=event_id, limit=100)
     assert [r.kind for r in records] == [
@@ -69,7 +69,7 @@ def test_dry_run_plans_audits_and_calls_nothing(engine_rig: EngineRig) -> None:
 def test_live_reruns_once_then_verification_resolves(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     assert len(reruns(engine_rig.sandbox)) == 1
     incident = only_incident(engine_rig)
     assert incident.state == "verifying"
@@ -90,7 +90,7 @@ def test_live_reruns_once_then_verification_resolves(engine_rig: EngineRig) -> N
 def test_the_same_event_claimed_twice_calls_once(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
     event_id = engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     # The lease ran out (a worker that died after acting): the event is claimed again.
     from engine.store import inbox
     with engine_rig.db.write() as conn:
@@ -99,7 +99,7 @@ def test_the_same_event_claimed_twice_calls_once(engine_rig: EngineRig) -> None:
     assert inbox.claim(engine_rig.db, limit=5, lease_ms=1)[0].attempts == 2
     with engine_rig.db.write() as conn:
         conn.execute("UPDATE events SET lease_until_ms = 0 WHERE id = ?", (event_id,))
-    assert worker.run_once() == 1
+    assert worker.drain() == 1
     assert len(reruns(engine_rig.sandbox)) == 1
     assert len(actions_store.for_incident(engine_rig.db, only_incident(engine_rig).id)) == 1
 
@@ -108,7 +108,7 @@ def test_failed_verification_retries_then_escalates(engine_rig: EngineRig) -> No
     engine_rig.sandbox.script("adf", "adf.createRun", fail_rerun=True, times=5)
     worker = engine_rig.worker(RERUN, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     for _ in range(2):
         engine_rig.clock.advance(60)
         worker.scheduler.tick()
@@ -139,7 +139,7 @@ DELAYED = RERUN.replace("with: {start_from_failure: true}",
 def test_a_delayed_action_waits_for_its_time(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(DELAYED, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     assert only_incident(engine_rig).state == "remediating"
     engine_rig.clock.advance(minutes=14, seconds=59)
     assert worker.scheduler.tick().ran == 0
@@ -154,11 +154,11 @@ def test_a_resolved_alert_cancels_the_pending_action(engine_rig: EngineRig) -> N
     alert = {"alert_id": "/subscriptions/x/alerts/9d3a"}
     firing = adf_event()
     engine_rig.deliver(adf_event(attributes={**firing.attributes, **alert}))
-    worker.run_once()
+    worker.drain()
     engine_rig.deliver(adf_event(status="resolved", dedup_key="azmon:9d3a:Resolved",
                                  message="resolved",
                                  attributes={**firing.attributes, **alert}))
-    worker.run_once()
+    worker.drain()
     incident = only_incident(engine_rig)
     assert incident.state == "resolved"
     [row] = actions_store.for_incident(engine_rig.db, incident.id)
@@ -177,7 +177,7 @@ def test_no_rule_goes_to_rca(engine_rig: EngineRig) -> None:
 
     worker = engine_rig.worker(RERUN, live=True, rca=rca)
     engine_rig.deliver(adf_event(error_code="UserErrorSqlTimeout"))
-    worker.run_once()
+    worker.drain()
     incident = only_incident(engine_rig)
     assert (incident.state, incident.reason) == ("escalated", "no rule matched")
     [record] = audit_store.list_records(engine_rig.db, kind="rca")
@@ -206,7 +206,7 @@ def test_a_row_runs_with_the_groups_of_its_planning_not_a_second_match(
     differently (here: not at all) does not change what the planned action does."""
     worker = engine_rig.worker(GROUPS.format(pattern="Container"), live=True)
     engine_rig.deliver(adf_event(message="Container raw is missing"))
-    worker.run_once()
+    worker.drain()
     (engine_rig.tmp / "playbooks" / "engine.yaml").write_text(GROUPS.format(pattern="Bucket"))
     assert worker.deps.playbooks.reload() == []
     engine_rig.clock.advance(minutes=15)

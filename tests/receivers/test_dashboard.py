@@ -196,7 +196,7 @@ def test_no_secret_on_any_page(dash: TestClient[Any], seeded: Seeded) -> None:
                          headers=receiver_headers("azure-monitor"))
     assert response.status_code == 202
     event_id = response.json()["event_id"]
-    assert seeded.worker.run_once() == 1
+    assert seeded.worker.drain() == 1
     paths = [*PAGES, "/metrics", "/audit?kind=received"] + [
         f"/incidents/{i.id}" for i in incidents_store.list_incidents(seeded.rig.db)]
     pages = {path: dash.get(path, headers=admin_headers()).text for path in paths}

@@ -16,7 +16,7 @@ from tests.fixtures.engine import EngineRig
 
 def _drain(worker: object) -> int:
     total = 0
-    while (n := worker.run_once()):  # type: ignore[attr-defined]
+    while (n := worker.drain()):  # type: ignore[attr-defined]
         total += n
     return total
 

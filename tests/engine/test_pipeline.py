@@ -1,13 +1,13 @@
-"""Retries with backoff (Retry-After honoured, limit, escalation), permanent errors, rules
-matched through ``continue: true``, the ``ignore`` action, playbook hashes in the audit log,
-``[engine]`` settings, ``jobs.on_success`` resolving, and cluster tags from enrichment."""
+"""The pipeline's paths beyond one rule and one rerun: rules matched through
+``continue: true``, the ``ignore`` action, playbook hashes in the audit log, ``[engine]``
+settings and the worker's clock, ``jobs.on_success`` resolving, cluster tags from
+enrichment, and a polled cluster event through the shipped playbooks."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from engine.actions.registry import action_table
 from engine.clock import to_ms
@@ -30,99 +30,6 @@ from tests.fixtures.engine import EngineRig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "0314-020004-k3x9wq2e"
-OPTIONS = EngineOptions(retry_limit=2, retry_backoff_s=60)
-REF = "engine.yaml:adf-copy-failed/actions[0]"
-WHERE = "adf.rerun_pipeline[factory=adf-contoso-prod pipeline=pl_ingest_sales_daily]"
-
-
-def failures(rig: EngineRig) -> list[dict[str, Any]]:
-    return [r.data for r in audit_store.list_records(rig.db, kind="action_failed", limit=100)]
-
-
-def test_429_waits_for_retry_after_then_503_backs_off_then_succeeds(engine_rig: EngineRig) -> None:
-    rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=429, retry_after=300)
-    rig.sandbox.script("adf", "adf.createRun", status=503)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    start = rig.clock.now()
-    worker.run_once()
-    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
-    assert (row.state, row.retries, row.due_ms) == ("scheduled", 1, to_ms(start) + 300_000)
-    [first] = failures(rig)
-    assert (first["retry"], first["delay_s"], first["retry_limit"]) == (1, 300.0, 2)
-    assert first["error"] == (f"{WHERE}: 429 Too Many Requests (TooManyRequests: Scripted "
-                              "failure 429 (TooManyRequests).) (retry after 300 s)")
-
-    rig.clock.advance(299)
-    assert worker.scheduler.tick().ran == 0  # Retry-After is honoured, not cut short
-    rig.clock.advance(1)
-    assert worker.scheduler.tick().ran == 1  # 503 now: the backoff doubles to 120 s
-    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
-    assert (row.state, row.retries, row.due_ms) == ("scheduled", 2, to_ms(rig.clock.now())
-                                                    + 120_000)
-    assert failures(rig)[-1]["delay_s"] == 120.0
-    rig.clock.advance(120)
-    assert worker.scheduler.tick().ran == 1
-    assert only_incident(rig).state == "verifying"
-    assert [c["status"] for c in reruns(rig.sandbox)] == [429, 503, 200]
-    started = [r.data["retry"] for r in audit_store.list_records(rig.db, kind="action_started")]
-    assert started == [0, 1, 2]
-    assert audit_store.verify_chain(rig.db).ok
-
-
-def test_retries_spent_escalate_and_run_on_failure(engine_rig: EngineRig) -> None:
-    rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=503, times=3)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.run_once()
-    for seconds in (60, 120):
-        rig.clock.advance(seconds)
-        assert worker.scheduler.tick().ran == 1
-    incident = only_incident(rig)
-    assert incident.state == "escalated"
-    assert incident.reason == (f"{REF}: {WHERE}: 503 Service Unavailable (ServiceUnavailable: "
-                               "Scripted failure 503 (ServiceUnavailable).) (gave up after 2 "
-                               "retries)")
-    rows = actions_store.for_incident(rig.db, incident.id)
-    assert [(r.action, r.phase, r.state) for r in rows] == [
-        ("adf.rerun_pipeline", "remediate", "failed"), ("noop", "on_failure", "succeeded")]
-    assert len(reruns(rig.sandbox)) == 3
-    assert kinds(rig, incident.id).count("action_failed") == 3
-    assert "escalation" in kinds(rig, incident.id)
-
-
-def test_a_permanent_error_escalates_at_once(engine_rig: EngineRig) -> None:
-    rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=404)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.run_once()
-    incident = only_incident(rig)
-    assert incident.state == "escalated"
-    assert incident.reason == (f"{REF}: {WHERE}: 404 Not Found (NotFound: Scripted failure 404 "
-                               "(NotFound).)")
-    assert [r.state for r in actions_store.for_incident(rig.db, incident.id)] == [
-        "failed", "succeeded"]
-    assert len(reruns(rig.sandbox)) == 1
-    rig.clock.advance(hours=1)
-    worker.scheduler.tick()
-    assert len(reruns(rig.sandbox)) == 1
-
-
-def test_a_hung_call_times_out_and_is_retried(engine_rig: EngineRig) -> None:
-    rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", hang=4)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.run_once()  # the client's 2 s read timeout ends the call
-    [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
-    assert (row.state, row.retries) == ("scheduled", 1)
-    assert failures(rig)[0]["delay_s"] == 60.0
-    rig.clock.advance(60)
-    assert worker.scheduler.tick().ran == 1
-    assert only_incident(rig).state == "verifying"
 
 
 CONTINUED = """\
@@ -146,7 +53,7 @@ def test_rules_matched_through_continue_plan_into_one_incident(engine_rig: Engin
     rig = engine_rig
     worker = rig.worker(CONTINUED, live=True)
     rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     incident = only_incident(rig)
     assert incident.rule_id == "tell-oncall"  # the first matched rule owns the incident
     # Planned in the same millisecond, both at index 0: their order among themselves is free.
@@ -163,7 +70,7 @@ def test_continued_rules_are_dry_run_too(engine_rig: EngineRig) -> None:
     rig = engine_rig
     worker = rig.worker(CONTINUED)
     rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     rows = actions_store.for_incident(rig.db, only_incident(rig).id)
     assert sorted((r.action, r.state) for r in rows) == [("adf.rerun_pipeline", "dry_run"),
                                                          ("noop", "succeeded")]
@@ -188,7 +95,7 @@ def test_the_ignore_action_closes_the_incident_as_ignored(engine_rig: EngineRig)
     rig = engine_rig
     worker = rig.worker(IGNORE)  # dry-run: ignore touches no cloud, so it runs
     rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     incident = only_incident(rig)
     assert (incident.state, incident.reason) == (
         "ignored", "engine.yaml:expected/actions[0]: closed as expected: "
@@ -205,7 +112,7 @@ def test_planned_and_started_records_name_the_playbook_and_its_hash(
     digest = "sha256:" + hashlib.sha256(
         (rig.tmp / "playbooks" / "engine.yaml").read_bytes()).hexdigest()
     rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     for kind in ("action_planned", "action_started"):
         [record] = audit_store.list_records(rig.db, kind=kind)
         assert record.data["playbook"] == str(rig.tmp / "playbooks" / "engine.yaml")
@@ -238,12 +145,12 @@ def test_jobs_on_success_resolves_the_jobs_open_incident(engine_rig: EngineRig) 
     failure = load_sample("databricks/databricks-job-on-failure.json")
     [failed] = parse(failure)
     rig.deliver(failed)
-    worker.run_once()
+    worker.drain()
     assert only_incident(rig).state == "remediating"
     [success] = parse({**failure, "event_type": "jobs.on_success",
                        "run": {"run_id": "447120999"}})
     rig.deliver(success)
-    worker.run_once()
+    worker.drain()
     incident = only_incident(rig)
     assert incident.state == "resolved"
     assert incident.reason.endswith("(jobs.on_success)")
@@ -269,17 +176,6 @@ def test_enrichment_gives_cluster_events_their_tags(engine_rig: EngineRig) -> No
     assert enriched.attributes["cluster_tags"] == {"keep-alive": "true", "team": "data-eng"}
 
 
-def test_incidents_store_untouched_by_retries(engine_rig: EngineRig) -> None:
-    """A retry is a row moved to a later due time: the incident stays remediating."""
-    rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=503)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.run_once()
-    [incident] = incidents_store.list_incidents(rig.db)
-    assert (incident.state, incident.attempts) == ("remediating", 1)
-
-
 def test_leases_follow_the_workers_clock(engine_rig: EngineRig) -> None:
     rig = engine_rig
     worker = rig.worker(RERUN, options=EngineOptions(event_lease_s=300))
@@ -289,9 +185,9 @@ def test_leases_follow_the_workers_clock(engine_rig: EngineRig) -> None:
     assert claimed.event.id == event_id
     # Leased until fake now + 300 s: invisible until then on the fake clock.
     assert inbox.claim(rig.db, limit=5, lease_ms=1, now_ms=now_ms + 299_999) == []
-    assert worker.run_once() == 0
+    assert worker.drain() == 0
     rig.clock.advance(301)
-    assert worker.run_once() == 1
+    assert worker.drain() == 1
     assert inbox.get(rig.db, event_id).state == "done"
 
 
@@ -314,7 +210,7 @@ def test_a_polled_inactivity_of_a_keep_alive_cluster_is_started_again(
     report = DatabricksPoller(worker.deps, clients, settings,
                               parse_cluster_events_page).poll_cluster_events()
     assert report.inserted == 2
-    assert worker.run_once() == 2
+    assert worker.drain() == 2
     by_rule = {i.rule_id: i for i in incidents_store.list_incidents(rig.db)}
     assert sorted(by_rule) == ["dbx-cluster-keep-alive", "dbx-cluster-node-lost"]
     [row] = actions_store.for_incident(rig.db, by_rule["dbx-cluster-keep-alive"].id)
