@@ -1,7 +1,8 @@
 """Guards: what stands between a matched rule and a cloud call, each decision with its reason.
 
-Every guard is a :class:`Guard` (as Alertmanager's ``Muter``: several gates, one interface),
-and :data:`GUARDS` holds them in the order they are checked. :func:`run` checks them for a
+Every guard is a :class:`Guard`: a name and one ``check`` of the same signature (as
+Alertmanager's ``Muter``: several gates, one interface), and :data:`GUARDS` holds them in the
+order they are checked. :func:`run` checks them for a
 planned remediation (the pipeline) and the retry guards for a next attempt (the remediation's
 ``fail_attempt``), the same way both times: each decision audited (``guard``), the first that
 blocks ends the run and decides what happens to the incident (``escalate``, ``ignore``):
@@ -26,9 +27,10 @@ the budget. The others hold already (the lock, approval) or become a delay (cool
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 
@@ -46,6 +48,7 @@ from engine.store.incidents import Incident
 
 __all__ = [
     "GUARDS",
+    "Check",
     "Decision",
     "Guard",
     "GuardError",
@@ -78,25 +81,19 @@ class GuardError(Exception):
     """An approve/reject that cannot apply: unknown incident, or not waiting for approval."""
 
 
-class Guard(Protocol):
-    """One gate: ``check`` decides for a rule's remediation of an incident at ``now_ms``
-    (it may take what it guards, as the lock does); ``on_retry``: it also checks a next
-    attempt."""
+Check = Callable[[Deps, CompiledRule, Incident, int], Decision]
+"""``check(deps, rule, incident, now_ms)``: one guard's decision for a rule's remediation of an
+incident (it may take what it guards, as the lock does)."""
 
-    @property
-    def name(self) -> str:
-        """The guard's name, as decisions and metrics carry it."""
-        ...
 
-    @property
-    def on_retry(self) -> bool:
-        """Whether a next attempt is checked by it too."""
-        ...
+@dataclass(frozen=True)
+class Guard:
+    """One gate (as Alertmanager's ``Muter``): its ``name`` (as decisions and metrics carry
+    it), its ``check``, and whether a next attempt is checked by it too (``on_retry``)."""
 
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        """The decision, with its reason in words."""
-        ...
+    name: str
+    check: Check
+    on_retry: bool = False
 
 
 def _seconds(value: int | None) -> str:
@@ -107,157 +104,114 @@ def _iso(ms: int) -> str:
     return from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class Circuit:
+def check_circuit(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Block (escalate) while the breaker of the rule on the target is open; let one trial
     through once its cool-off has ended (half-open)."""
-
-    name: str = "circuit"
-    on_retry: bool = True
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        target = incident.target
-        breaker = state_store.breaker(deps.db, rule.id, target)
-        where = f"rule {rule.id} on target {target}"
-        state = breaker.state(now_ms)
-        if state == "open":
-            return Decision(name=self.name, decision="escalate",
-                            reason=f"circuit open for {where} until {_iso(breaker.until_ms)} "
-                                   f"after {breaker.failures} consecutive failed remediations; "
-                                   "reset it to remediate sooner")
-        if state == "half_open":
-            return Decision(name=self.name, decision="allow",
-                            reason=f"circuit half-open for {where} since "
-                                   f"{_iso(breaker.until_ms)}: one trial remediation (success "
-                                   "closes it, failure opens it again)")
-        return Decision(name=self.name, decision="allow",
-                        reason=f"circuit closed for {where} ({breaker.failures} consecutive "
-                               "failures)")
+    target = incident.target
+    breaker = state_store.breaker(deps.db, rule.id, target)
+    where = f"rule {rule.id} on target {target}"
+    state = breaker.state(now_ms)
+    if state == "open":
+        return Decision(name="circuit", decision="escalate",
+                        reason=f"circuit open for {where} until {_iso(breaker.until_ms)} after "
+                               f"{breaker.failures} consecutive failed remediations; reset it "
+                               "to remediate sooner")
+    if state == "half_open":
+        return Decision(name="circuit", decision="allow",
+                        reason=f"circuit half-open for {where} since "
+                               f"{_iso(breaker.until_ms)}: one trial remediation (success "
+                               "closes it, failure opens it again)")
+    return Decision(name="circuit", decision="allow",
+                    reason=f"circuit closed for {where} ({breaker.failures} consecutive "
+                           "failures)")
 
 
-@dataclass(frozen=True)
-class Budget:
+def check_budget(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Block (escalate) when the rule's attempts in its window reached ``max_attempts``."""
-
-    name: str = "budget"
-    on_retry: bool = True
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        budget = rule.rule.budget
-        if budget is None:
-            return Decision(name=self.name, decision="allow", reason="no budget set")
-        window = rule.budget_window_s or 0
-        value = {"target": incident.target, "fingerprint": incident.fingerprint,
-                 "rule": ""}[budget.per]
-        used = actions_store.attempts_in_window(
-            deps.db, rule_id=rule.id, scope=budget.per, value=value,
-            since_ms=now_ms - window * 1000)
-        scope = f"per {budget.per}" + (f" {value}" if value else "")
-        if used >= budget.max_attempts:
-            return Decision(name=self.name, decision="escalate",
-                            reason=f"budget spent: {used} of {budget.max_attempts} attempts in "
-                                   f"{_seconds(window)} {scope}")
-        return Decision(name=self.name, decision="allow",
-                        reason=f"{used} of {budget.max_attempts} attempts used in "
+    budget = rule.rule.budget
+    if budget is None:
+        return Decision(name="budget", decision="allow", reason="no budget set")
+    window = rule.budget_window_s or 0
+    value = {"target": incident.target, "fingerprint": incident.fingerprint,
+             "rule": ""}[budget.per]
+    used = actions_store.attempts_in_window(
+        deps.db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000)
+    scope = f"per {budget.per}" + (f" {value}" if value else "")
+    if used >= budget.max_attempts:
+        return Decision(name="budget", decision="escalate",
+                        reason=f"budget spent: {used} of {budget.max_attempts} attempts in "
                                f"{_seconds(window)} {scope}")
+    return Decision(name="budget", decision="allow",
+                    reason=f"{used} of {budget.max_attempts} attempts used in "
+                           f"{_seconds(window)} {scope}")
 
 
-@dataclass(frozen=True)
-class Cooldown:
+def check_cooldown(deps: Deps, rule: CompiledRule, incident: Incident,
+                   now_ms: int) -> Decision:
     """Block (ignore) a new remediation of the target within the rule's cooldown."""
-
-    name: str = "cooldown"
-    on_retry: bool = False
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        cooldown, target = rule.cooldown_s, incident.target
-        if not cooldown:
-            return Decision(name=self.name, decision="allow", reason="no cooldown set")
-        last = actions_store.last_started_ms(deps.db, rule_id=rule.id, target=target,
-                                             exclude_incident=incident.id)
-        if last is not None and now_ms - last < cooldown * 1000:
-            ago = (now_ms - last) // 1000
-            return Decision(name=self.name, decision="ignore",
-                            reason=f"cooldown: rule {rule.id} acted on {target} {ago}s ago "
-                                   f"(cooldown {_seconds(cooldown)})")
-        return Decision(name=self.name, decision="allow",
-                        reason=f"no action by rule {rule.id} on {target} within "
-                               f"{_seconds(cooldown)}")
+    cooldown, target = rule.cooldown_s, incident.target
+    if not cooldown:
+        return Decision(name="cooldown", decision="allow", reason="no cooldown set")
+    last = actions_store.last_started_ms(deps.db, rule_id=rule.id, target=target,
+                                         exclude_incident=incident.id)
+    if last is not None and now_ms - last < cooldown * 1000:
+        ago = (now_ms - last) // 1000
+        return Decision(name="cooldown", decision="ignore",
+                        reason=f"cooldown: rule {rule.id} acted on {target} {ago}s ago "
+                               f"(cooldown {_seconds(cooldown)})")
+    return Decision(name="cooldown", decision="allow",
+                    reason=f"no action by rule {rule.id} on {target} within {_seconds(cooldown)}")
 
 
-@dataclass(frozen=True)
-class Lock:
+def check_lock(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Take the target's lock for this incident, or block (ignore) if another holds it."""
-
-    name: str = "lock"
-    on_retry: bool = False
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        target = incident.target
-        lock = state_store.acquire_lock(
-            deps.db, target, incident.id, now_ms=now_ms,
-            until_ms=now_ms + deps.options.lock_lease_s * 1000)
-        if lock.holder != incident.id:
-            return Decision(name=self.name, decision="ignore",
-                            reason=f"target {target} is locked by incident {lock.holder}")
-        return Decision(name=self.name, decision="allow", reason=f"lock on {target} taken")
+    target = incident.target
+    lock = state_store.acquire_lock(deps.db, target, incident.id, now_ms=now_ms,
+                                    until_ms=now_ms + deps.options.lock_lease_s * 1000)
+    if lock.holder != incident.id:
+        return Decision(name="lock", decision="ignore",
+                        reason=f"target {target} is locked by incident {lock.holder}")
+    return Decision(name="lock", decision="allow", reason=f"lock on {target} taken")
 
 
-@dataclass(frozen=True)
-class DryRun:
+def check_dry_run(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """``dry_run`` unless the service runs live and the rule is not in shadow mode."""
-
-    name: str = "dry_run"
-    on_retry: bool = False
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        if rule.rule.dry_run:
-            return Decision(name=self.name, decision="dry_run",
-                            reason=f"rule {rule.id} is dry_run: true")
-        if not deps.live:
-            return Decision(name=self.name, decision="dry_run",
-                            reason="dry-run mode (start with --live to act)")
-        return Decision(name=self.name, decision="allow", reason="live")
+    if rule.rule.dry_run:
+        return Decision(name="dry_run", decision="dry_run",
+                        reason=f"rule {rule.id} is dry_run: true")
+    if not deps.live:
+        return Decision(name="dry_run", decision="dry_run",
+                        reason="dry-run mode (start with --live to act)")
+    return Decision(name="dry_run", decision="allow", reason="live")
 
 
-@dataclass(frozen=True)
-class Approval:
+def check_approval(deps: Deps, rule: CompiledRule, incident: Incident,
+                   now_ms: int) -> Decision:
     """``wait`` when the rule requires approval."""
-
-    name: str = "approval"
-    on_retry: bool = False
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        if rule.rule.approval == "required":
-            return Decision(name=self.name, decision="wait",
-                            reason=f"rule {rule.id} requires approval")
-        return Decision(name=self.name, decision="allow", reason="no approval required")
+    if rule.rule.approval == "required":
+        return Decision(name="approval", decision="wait",
+                        reason=f"rule {rule.id} requires approval")
+    return Decision(name="approval", decision="allow", reason="no approval required")
 
 
-@dataclass(frozen=True)
-class Pause:
+def check_pause(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """``paused`` while the global pause is on: the actions wait, nothing is dropped."""
-
-    name: str = "pause"
-    on_retry: bool = False
-
-    def check(self, deps: Deps, rule: CompiledRule, incident: Incident,
-              now_ms: int) -> Decision:
-        state = state_store.pause_state(deps.db)
-        if state.paused:
-            return Decision(name=self.name, decision="paused",
-                            reason=f"actions paused by {state.who}; they run after resume")
-        return Decision(name=self.name, decision="allow", reason="not paused")
+    state = state_store.pause_state(deps.db)
+    if state.paused:
+        return Decision(name="pause", decision="paused",
+                        reason=f"actions paused by {state.who}; they run after resume")
+    return Decision(name="pause", decision="allow", reason="not paused")
 
 
-GUARDS: tuple[Guard, ...] = (Circuit(), Budget(), Cooldown(), Lock(), DryRun(), Approval(),
-                             Pause())
+GUARDS: tuple[Guard, ...] = (
+    Guard("circuit", check_circuit, on_retry=True),
+    Guard("budget", check_budget, on_retry=True),
+    Guard("cooldown", check_cooldown),
+    Guard("lock", check_lock),
+    Guard("dry_run", check_dry_run),
+    Guard("approval", check_approval),
+    Guard("pause", check_pause),
+)
 """Every guard, in the order they are checked."""
 
 

@@ -196,8 +196,10 @@ def dashboard_router() -> Router:
                 error = f"since: {exc}"
         if state_ and state_ not in lifecycle.STATES:
             error, state_ = f"state: unknown state {state_!r}", None
-        found = [] if error else reporting.incidents(
-            db, state=state_, source=source, resource=resource, since_ms=since_ms, limit=200)
+        # a blank form field filters nothing
+        found = [] if error else incidents.list_incidents(
+            db, state=state_ or None, source=source or None, resource=resource or None,
+            since_ms=since_ms, limit=200)
         filters = {"state": state_ or "", "source": source or "", "resource": resource or "",
                    "since": since or ""}
         return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",

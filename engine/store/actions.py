@@ -82,33 +82,14 @@ class NewAction(msgspec.Struct, frozen=True, kw_only=True):
     playbook_hash: str = ""
 
 
-class ActionRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One stored action with its outcome so far."""
+class ActionRow(NewAction, frozen=True, kw_only=True):
+    """One stored action: what was planned, and its outcome so far."""
 
     id: str
-    idem_key: str
-    incident_id: str
-    event_id: str
-    rule_id: str
-    reference: str
-    action: str
-    index: int
-    phase: str
-    attempt: int
-    target: str
-    fingerprint: str
-    state: str
-    dry_run: bool
-    mutating: bool
-    due_ms: int
     created_ms: int
     started_ms: int
     finished_ms: int
     owner: str
-    params: dict[str, Any]
-    description: str
-    playbook: str
-    playbook_hash: str
     result: dict[str, Any]
     external_id: str
     error: str

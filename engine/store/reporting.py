@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store.incidents import Incident, list_incidents
 from engine.store.query import Where
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ __all__ = [
     "create_schema",
     "event_outcomes",
     "failures_over_time",
-    "incidents",
     "remediations_over_time",
 ]
 
@@ -44,21 +42,6 @@ def create_schema(db: Database) -> None:
     db.utils["incidents"].create_index(["opened_ms"], if_not_exists=True)
     db.utils["incidents"].create_index(["closed_ms"], if_not_exists=True)
     db.utils["audit"].create_index(["event_id", "seq"], if_not_exists=True)
-
-
-def incidents(
-    db: Database,
-    *,
-    state: str | None = None,
-    source: str | None = None,
-    resource: str | None = None,
-    since_ms: int | None = None,
-    limit: int = 50,
-) -> list[Incident]:
-    """Incidents newest first, filtered by any of state, source, resource and opening time;
-    an empty filter (a blank form field) filters nothing."""
-    return list_incidents(db, state=state or None, source=source or None,
-                          resource=resource or None, since_ms=since_ms, limit=limit)
 
 
 def failures_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
