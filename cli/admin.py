@@ -22,6 +22,7 @@ import click
 import httpx
 import msgspec
 
+from cli._exits import Refused, Usage, fail
 from engine import guards, lifecycle
 from engine.errors import StorageError
 from engine.runtime import deadletter
@@ -65,14 +66,6 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     key: str = ""
     db: str = ""
     timeout: float = 30.0
-
-
-class Refused(Exception):
-    """The server or the guards said no; the message says why (exit 1)."""
-
-
-class Usage(Exception):
-    """The command cannot run as given (exit 2)."""
 
 
 # -- transport ----------------------------------------------------------------------------
@@ -124,12 +117,8 @@ def _run(action: Callable[[], int]) -> int:
     """Map our two failures to exit codes, printing the reason."""
     try:
         return action()
-    except Usage as exc:
-        click.echo(f"remediator: {exc}", err=True)
-        return 2
-    except Refused as exc:
-        click.echo(f"remediator: {exc}", err=True)
-        return 1
+    except (Usage, Refused) as exc:
+        return fail("remediator", exc)
 
 
 # -- commands as functions (tests call these or the click commands) -----------------------
@@ -217,17 +206,34 @@ def run_breakers(target: Target, *, as_json: bool = False) -> int:
             rows = _with_db(target, guards.list_breakers)
         else:
             rows = _call(target, "GET", "/api/breakers")["items"]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-            return 0
-        for row in rows:
-            click.echo("  ".join([row["rule_id"], row["target"], row["state"].replace("_", "-"),
-                                  f"{row['failures']} failures", f"until {row['until']}"]))
-        if not rows:
-            click.echo("no open circuit breaker", err=True)
-        return 0
+        return _show(rows, lambda row: [row["rule_id"], row["target"],
+                                        row["state"].replace("_", "-"),
+                                        f"{row['failures']} failures", f"until {row['until']}"],
+                     as_json=as_json, none="no open circuit breaker")
 
     return _run(act)
+
+
+def _params(limit: int, **filters: str | None) -> dict[str, str]:
+    """An API list's query: the limit and the filters given."""
+    return {"limit": str(limit), **{name: value for name, value in filters.items() if value}}
+
+
+def _columns(*names: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda row: [str(row[name]) for name in names]
+
+
+def _show(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], list[str]], *,
+          as_json: bool, none: str) -> int:
+    """Print ``rows`` as a JSON list, or one line each (``none`` on stderr if there is none)."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        click.echo("  ".join(line(row)))
+    if not rows:
+        click.echo(none, err=True)
+    return 0
 
 
 def _iso(ms: int) -> str | None:
@@ -252,22 +258,11 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
                 _from_db(i) for i in incidents_store.list_incidents(
                     db, state=state, resource=resource, limit=limit)])
         else:
-            params = {"limit": str(limit)}
-            if state:
-                params["state"] = state
-            if resource:
-                params["resource"] = resource
-            answer = _call(target, "GET", "/api/incidents", params)
+            answer = _call(target, "GET", "/api/incidents",
+                           _params(limit, state=state, resource=resource))
             rows = [{name: item.get(name) for name in FIELDS} for item in answer["items"]]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-            return 0
-        for row in rows:
-            click.echo("  ".join(str(row[name]) for name in
-                                 ("id", "state", "rule_id", "resource", "reason")))
-        if not rows:
-            click.echo("no incidents", err=True)
-        return 0
+        return _show(rows, _columns("id", "state", "rule_id", "resource", "reason"),
+                     as_json=as_json, none="no incidents")
 
     return _run(act)
 
@@ -313,20 +308,10 @@ def run_events(target: Target, *, state: str | None = None, limit: int = 50,
             rows = _with_db(target, lambda db: [
                 _event_from_db(e) for e in inbox.list_events(db, state=state, limit=limit)])
         else:
-            params = {"limit": str(limit)}
-            if state:
-                params["state"] = state
-            answer = _call(target, "GET", "/api/events", params)
+            answer = _call(target, "GET", "/api/events", _params(limit, state=state))
             rows = [{name: item.get(name) for name in EVENT_FIELDS} for item in answer["items"]]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-            return 0
-        for row in rows:
-            click.echo("  ".join(str(row[name]) for name in
-                                 ("id", "state", "claims", "resource", "reason")))
-        if not rows:
-            click.echo("no events", err=True)
-        return 0
+        return _show(rows, _columns("id", "state", "claims", "resource", "reason"),
+                     as_json=as_json, none="no events")
 
     return _run(act)
 

@@ -99,17 +99,9 @@ def _show(response: httpx.Response) -> str:
         return redact_text(response.text[:2000])
 
 
-def run_send_test(
-    source: str,
-    url: str,
-    *,
-    sample: str | None = None,
-    key: str | None = None,
-    basic: str | None = None,
-    admin_key: str | None = None,
-    ca_file: str | None = None,
-    timeout: float = 10.0,
-) -> int:
+def run_send_test(source: str, url: str, *, sample: str | None = None, key: str | None = None,
+                  basic: str | None = None, admin_key: str | None = None,
+                  ca_file: str | None = None, timeout: float = 10.0) -> int:
     """Post the sample, print the answer (and the event it became); 0 on 202, else 1.
     2 for bad input (unknown sample, malformed --basic)."""
     name = sample or SAMPLES[source][0]

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import structlog
 
+from cli._exits import fail
 from engine.config import load_settings
 from engine.errors import ConfigError, PlaybookError, StorageError
 from engine.logs import configure_logging
@@ -62,12 +63,8 @@ def run_serve(
         except ValueError as exc:
             raise ConfigError(f"log_level: {exc}") from exc
         database = Database(settings.db, sync_full=settings.sync_full)
-    except ConfigError as exc:
-        click.echo(f"remediator serve: {exc}", err=True)
-        return 2
-    except StorageError as exc:
-        click.echo(f"remediator serve: {exc}", err=True)
-        return 1
+    except (ConfigError, StorageError) as exc:
+        return fail("remediator serve", exc)
     try:
         try:
             service = Service(settings, database, parse_cluster_page=parse_cluster_events_page)
@@ -77,8 +74,7 @@ def run_serve(
                 click.echo(f"remediator serve: {problem}", err=True)
             return 2
         except ConfigError as exc:
-            click.echo(f"remediator serve: {exc}", err=True)
-            return 2
+            return fail("remediator serve", exc)
         for warning in app.state["authenticator"].key_scope_warnings():
             log.warning("auth", problem=warning)
         install_reload_signal(service)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from cli import setup_azure
+from cli._exits import fail
 from engine.cloud import destinations
 from engine.cloud.clients import Clients, DatabricksRoute
 from engine.config import PollerSettings, Secret, load_settings
@@ -159,8 +160,7 @@ def run_setup_databricks(
         target = url.rstrip("/") + "/databricks-monitor"
         clients = Clients(settings.clouds)
     except ConfigError as exc:
-        click.echo(f"remediator setup databricks: {exc}", err=True)
-        return 2
+        return fail("remediator setup databricks", exc)
     try:
         w = clients.databricks(DatabricksRoute(workspace, entry))
         plan = destinations.plan(w, target, username, jobs=job_ids, on_success=on_success)
@@ -172,12 +172,8 @@ def run_setup_databricks(
         else:
             click.echo("dry run: nothing changed (add --apply to make these changes)")
         clusters = destinations.list_clusters(w)
-    except ConfigError as exc:
-        click.echo(f"remediator setup databricks: {exc}", err=True)
-        return 2
-    except ActionError as exc:
-        click.echo(f"remediator setup databricks: {exc}", err=True)
-        return 1
+    except (ConfigError, ActionError) as exc:
+        return fail("remediator setup databricks", exc)
     finally:
         clients.close()
     _print_clusters(settings.pollers, workspace, clusters)

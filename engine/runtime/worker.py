@@ -49,21 +49,11 @@ class Worker:
     ``options`` default to ``settings.engine``; leases are taken on ``clock``'s time.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        playbooks: Playbooks,
-        actions: Mapping[str, ActionSpec],
-        ctx: ActionContext,
-        settings: Settings,
-        clock: Clock | None = None,
-        rca: Rca | None = None,
-        *,
-        enrich: Enrich | None = None,
-        options: EngineOptions | None = None,
-        poll_s: float = 1.0,
-        fallback_poll_s: float | None = None,
-    ) -> None:
+    def __init__(self, db: Database, playbooks: Playbooks, actions: Mapping[str, ActionSpec],
+                 ctx: ActionContext, settings: Settings, clock: Clock | None = None,
+                 rca: Rca | None = None, *, enrich: Enrich | None = None,
+                 options: EngineOptions | None = None, poll_s: float = 1.0,
+                 fallback_poll_s: float | None = None) -> None:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
                          enrich=enrich, options=options or settings.engine)

@@ -133,16 +133,9 @@ def head(db: Database) -> tuple[int, str] | None:
     return (rows[0]["seq"], rows[0]["hash"]) if rows else None
 
 
-def list_records(
-    db: Database,
-    *,
-    incident_id: str | None = None,
-    event_id: str | None = None,
-    resource: str | None = None,
-    kind: str | None = None,
-    since: datetime | None = None,
-    limit: int = 100,
-) -> list[AuditRecord]:
+def list_records(db: Database, *, incident_id: str | None = None, event_id: str | None = None,
+                 resource: str | None = None, kind: str | None = None,
+                 since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
     """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them."""
     where = Where().equal(incident_id=incident_id, event_id=event_id, resource=resource,
                           kind=kind).at_least("ts_ms", _ms(since))

@@ -239,17 +239,10 @@ def get(db: Database, event_id: str) -> StoredEvent | None:
     return _stored(rows[0]) if rows else None
 
 
-def list_events(
-    db: Database,
-    *,
-    source: str | None = None,
-    status: str | None = None,
-    resource: str | None = None,
-    state: str | None = None,
-    since: datetime | None = None,
-    limit: int = 50,
-    before: str | None = None,
-) -> list[StoredEvent]:
+def list_events(db: Database, *, source: str | None = None, status: str | None = None,
+                resource: str | None = None, state: str | None = None,
+                since: datetime | None = None, limit: int = 50,
+                before: str | None = None) -> list[StoredEvent]:
     """Newest first, filtered; ``before`` (an event id) pages to older events."""
     where = (Where().equal(source=source, status=status, resource=resource, state=state)
              .at_least("received_ms", None if since is None else int(since.timestamp() * 1000))

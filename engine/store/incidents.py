@@ -138,17 +138,10 @@ def in_states(column: str, states: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(repr(s) for s in states)})"
 
 
-def list_incidents(
-    db: Database,
-    *,
-    state: str | None = None,
-    resource: str | None = None,
-    fingerprint: str | None = None,
-    source: str | None = None,
-    since_ms: int | None = None,
-    before: str | None = None,
-    limit: int = 50,
-) -> list[Incident]:
+def list_incidents(db: Database, *, state: str | None = None, resource: str | None = None,
+                   fingerprint: str | None = None, source: str | None = None,
+                   since_ms: int | None = None, before: str | None = None,
+                   limit: int = 50) -> list[Incident]:
     """Newest first, filtered; ``before`` (an incident id) pages on from that incident."""
     where = (Where().equal(state=state, resource=resource, fingerprint=fingerprint,
                            source=source)

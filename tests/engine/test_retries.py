@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.clock import to_ms
 from engine.deps import EngineOptions
+from engine.runtime.worker import Worker
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -18,6 +19,16 @@ from tests.fixtures.engine import EngineRig
 OPTIONS = EngineOptions(retry_limit=2, retry_backoff_s=60)
 REF = "engine.yaml:adf-copy-failed/actions[0]"
 WHERE = "adf.rerun_pipeline[factory=adf-contoso-prod pipeline=pl_ingest_sales_daily]"
+
+
+def first_call_fails(rig: EngineRig, **fault: Any) -> Worker:
+    """A live worker whose first rerun meets ``fault`` (scripted on the sandbox), after one
+    event was delivered and processed."""
+    rig.sandbox.script("adf", "adf.createRun", **fault)
+    worker = rig.worker(RERUN, live=True, options=OPTIONS)
+    rig.deliver(adf_event())
+    worker.drain()
+    return worker
 
 
 def failures(rig: EngineRig) -> list[dict[str, Any]]:
@@ -80,10 +91,7 @@ def test_retries_spent_escalate_and_run_on_failure(engine_rig: EngineRig) -> Non
 
 def test_a_permanent_error_escalates_at_once(engine_rig: EngineRig) -> None:
     rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=404)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.drain()
+    worker = first_call_fails(rig, status=404)
     incident = only_incident(rig)
     assert incident.state == "escalated"
     assert incident.reason == (f"{REF}: {WHERE}: 404 Not Found (NotFound: Scripted failure 404 "
@@ -98,10 +106,7 @@ def test_a_permanent_error_escalates_at_once(engine_rig: EngineRig) -> None:
 
 def test_a_hung_call_times_out_and_is_retried(engine_rig: EngineRig) -> None:
     rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", hang=4)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.drain()  # the client's 2 s read timeout ends the call
+    worker = first_call_fails(rig, hang=4)  # the client's 2 s read timeout ends the call
     [row] = actions_store.for_incident(rig.db, only_incident(rig).id)
     assert (row.state, row.retries) == ("scheduled", 1)
     assert failures(rig)[0]["delay_s"] == 60.0
@@ -113,9 +118,6 @@ def test_a_hung_call_times_out_and_is_retried(engine_rig: EngineRig) -> None:
 def test_incidents_store_untouched_by_retries(engine_rig: EngineRig) -> None:
     """A retry is a row moved to a later due time: the incident stays remediating."""
     rig = engine_rig
-    rig.sandbox.script("adf", "adf.createRun", status=503)
-    worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(adf_event())
-    worker.drain()
+    first_call_fails(rig, status=503)
     [incident] = incidents_store.list_incidents(rig.db)
     assert (incident.state, incident.attempts) == ("remediating", 1)
