@@ -53,6 +53,7 @@ __all__ = [
     "find_active",
     "ignore",
     "mermaid",
+    "moves_table",
     "open_or_join",
     "remediate",
     "resolve",
@@ -93,14 +94,14 @@ MOVES: tuple[Move, ...] = (
     Move("wait_approval", ("open",), "waiting_approval", "the rule requires approval"),
     Move("remediate", ("open",), "remediating", "actions planned"),
     Move("remediate", ("waiting_approval",), "remediating", "approved"),
-    Move("remediate", ("remediating", "verifying"), "remediating",
-         "an attempt failed, budget left: the next attempt"),
-    Move("verify", ("remediating",), "verifying", "the actions are done, a probe runs"),
-    Move("resolve", ACTIVE, "resolved",
-         "verified, nothing to verify or to do, or a resolved event"),
-    Move("escalate", ACTIVE, "escalated",
-         "no rule, a guard, the budget, a failed action, approval expired"),
-    Move("ignore", ACTIVE, "ignored", "a guard, a dry-run, rejected, an ignore action"),
+    Move("remediate", ("remediating", "verifying"), "remediating", "next attempt"),
+    Move("verify", ("remediating",), "verifying", "the actions are done, a probe follows them"),
+    Move("resolve", ACTIVE, "resolved", "verified, nothing to verify, nothing to do (the "
+         "pre-check), or a resolved event for its target or alert"),
+    Move("escalate", ACTIVE, "escalated", "no rule matched (after RCA), the circuit or the "
+         "budget, a permanent error or retries spent, approval expired"),
+    Move("ignore", ACTIVE, "ignored", "cooldown or lock, every planned action dry-run, "
+         "rejected, an ignore action"),
 )
 """Every move of the lifecycle; :data:`TRANSITIONS` is what they allow."""
 
@@ -237,11 +238,22 @@ def _close(db: Database, incident: Incident, to: IncidentState, reason: str, now
 
 
 def mermaid() -> str:
-    """The state diagram of :data:`MOVES` in Mermaid (docs/ARCHITECTURE.md shows it; a test
-    holds the two equal)."""
+    """The state diagram of :data:`MOVES` in Mermaid, each edge named by its function (and,
+    for ``remediate``, its cause); docs/ARCHITECTURE.md shows it, and a test holds the two
+    equal."""
     lines = ["stateDiagram-v2"]
     for move in MOVES:
-        for source in move.sources or ("[*]",):
-            lines.append(f"    {source} --> {move.target}: {move.function}: {move.why}")
+        named = [m for m in MOVES if m.function == move.function]
+        label = move.function + (f" ({move.why})" if len(named) > 1 else "")
+        lines += [f"    {source} --> {move.target}: {label}" for source in move.sources or ("[*]",)]
     lines += [f"    {state} --> [*]" for state in FINAL]
     return "\n".join(lines)
+
+
+def moves_table() -> str:
+    """:data:`MOVES` as a Markdown table (function, from, to, why), for docs/ARCHITECTURE.md."""
+    rows = ["| move | from | to | why |", "| --- | --- | --- | --- |"]
+    for move in MOVES:
+        sources = ", ".join(f"`{s}`" for s in move.sources) or "(none: a new incident)"
+        rows.append(f"| `{move.function}` | {sources} | `{move.target}` | {move.why} |")
+    return "\n".join(rows)

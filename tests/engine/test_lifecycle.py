@@ -142,3 +142,14 @@ def test_only_the_lifecycle_writes_an_incident_state() -> None:
                 if named or called:
                     users.add(str(path.relative_to(ROOT)))
     assert users == {"engine/lifecycle.py"}
+
+
+def test_the_architecture_doc_draws_the_code_s_own_states_and_moves() -> None:
+    """docs/ARCHITECTURE.md shows the diagram and the table generated from MOVES (if this
+    fails: paste ``lifecycle.mermaid()`` and ``lifecycle.moves_table()`` there)."""
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    section = doc[doc.index("## Incident states"):doc.index("## Import rules")]
+    assert f"```mermaid\n{lifecycle.mermaid()}\n```" in section
+    assert lifecycle.moves_table() in section
+    assert {line.split(" --> ")[0].strip() for line in lifecycle.mermaid().splitlines()[1:]} \
+        == {"[*]", *lifecycle.STATES}
