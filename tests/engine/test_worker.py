@@ -3,11 +3,13 @@ verification resolves, failures retry then escalate, a resolution cancels what i
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from tests.engine.actions.conftest import PIPELINE, adf_event
 from tests.fixtures.engine import EngineRig
 
@@ -209,6 +211,31 @@ def test_a_row_runs_with_the_groups_of_its_planning_not_a_second_match(
     worker.drain()
     (engine_rig.tmp / "playbooks" / "engine.yaml").write_text(GROUPS.format(pattern="Bucket"))
     assert worker.deps.playbooks.reload() == []
+    engine_rig.clock.advance(minutes=15)
+    assert worker.scheduler.tick().ran == 1
+    [done] = audit_store.list_records(engine_rig.db, kind="action_succeeded")
+    assert done.data["detail"] == "nothing done: box raw"
+
+
+def test_an_incident_from_before_the_kept_groups_renders_with_its_match_found_again(
+        engine_rig: EngineRig, tmp_path: Any) -> None:
+    """A database made before incidents kept their match's groups gets the column (empty) on
+    opening; a row of such an incident renders with the groups found again from its event."""
+    old = tmp_path / "old.db"
+    Database(old).close()
+    conn = sqlite3.connect(old)
+    conn.execute("ALTER TABLE incidents DROP COLUMN matches")
+    conn.close()
+    upgraded = Database(old)
+    try:
+        assert upgraded.utils["incidents"].columns_dict["matches"] is str
+    finally:
+        upgraded.close()
+    worker = engine_rig.worker(GROUPS.format(pattern="Container"), live=True)
+    engine_rig.deliver(adf_event(message="Container raw is missing"))
+    worker.drain()
+    with engine_rig.db.write() as write:
+        write.execute("UPDATE incidents SET matches = '{}'")  # as an upgraded row has it
     engine_rig.clock.advance(minutes=15)
     assert worker.scheduler.tick().ran == 1
     [done] = audit_store.list_records(engine_rig.db, kind="action_succeeded")
