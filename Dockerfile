@@ -9,12 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The package (engine, receivers, the shipped samples and templates as package data) at the
+# The packages (engine, receivers, cli, the shipped samples and templates as package data) at the
 # versions pinned in requirements.lock, then the shipped playbooks, which the service reads
 # from /app/playbooks by default.
 COPY pyproject.toml README.md requirements.lock ./
 COPY engine ./engine
 COPY receivers ./receivers
+COPY cli ./cli
 COPY sandbox ./sandbox
 RUN pip install -c requirements.lock . && rm -rf build
 COPY playbooks ./playbooks

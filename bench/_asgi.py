@@ -73,7 +73,7 @@ async def drive(tree: Path, n: int, path: str) -> None:
 
     from engine.config import Secret, Settings
     from engine.logs import configure_logging
-    from engine.store import Database
+    from engine.store.db import Database
     from receivers.app import create_app
 
     tmp = Path(tempfile.mkdtemp())

@@ -270,7 +270,7 @@ def main() -> None:
 
     from engine.config import HttpSettings, Secret, Settings
     from engine.logs import configure_logging
-    from engine.store import Database
+    from engine.store.db import Database
     from receivers.app import create_app
     from receivers.server import build_server
 

@@ -22,11 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.audit import verify_chain
-from engine.metrics import Metrics
-from engine.store import Database, actions, audit, incidents, reporting
+from _benchdata import fill
+
+from engine.runtime.metrics import Metrics
+from engine.store import actions, audit, incidents, reporting
 from engine.store import metrics as metrics_store
-from engine.store.benchdata import fill
+from engine.store.audit import verify_chain
+from engine.store.db import Database
 
 RESOURCES = 1000
 
@@ -66,15 +68,13 @@ def main() -> None:
     registry = Metrics(lambda: db)
     cases: list[tuple[str, Callable[[], Any], int]] = [
         ("incidents of one resource (newest 50)",
-         lambda: reporting.incidents(db, resource="pl_417", limit=50), 200),
-        ("incidents of one resource (store.incidents)",
          lambda: incidents.list_incidents(db, resource="pl_417", limit=50), 200),
         ("one incident's timeline (audit + actions + incident)",
          lambda: (incidents.get(db, middle),
                   audit.list_records(db, incident_id=middle, limit=500),
                   actions.for_incident(db, middle)), 200),
         ("incidents resolved, last 24 h (newest 200)",
-         lambda: reporting.incidents(db, state="resolved",
+         lambda: incidents.list_incidents(db, state="resolved",
                                      since_ms=1_740_000_000_000 + 86_400_000 * 0, limit=200),
          100),
         ("24 h charts (opened by source, closed by state)",

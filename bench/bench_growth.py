@@ -13,7 +13,7 @@ leave them), writes without journal or sync through a 4 GB page cache, 1M rows p
 At each size the store alone then takes ``--probe-events`` inserts with random dedup keys
 (the HTTP load's keys are sequential uids, which land at the same few index pages).
 Part 2: the worker in dry-run with the shipped playbooks (playbooks/) takes events received
-through the intake path from inbox to decision (``run_once`` until nothing is pending), no
+through the intake path from inbox to decision (``drain`` until nothing is pending), no
 cloud calls.
 
     .venv/bin/python bench/bench_growth.py --dir ~/remediator-bench       # 0, 1M, 10M
@@ -104,7 +104,7 @@ def _fill_connection(db: Path, cache_mb: int) -> Iterator[sqlite3.Connection]:
 
 def fill(db: Path, size: int, *, cache_mb: int = 4096, step: int = 1_000_000) -> float:
     """Fill ``db`` up to ``size`` fill rows (from what an earlier fill left); seconds taken."""
-    from engine.store import Database
+    from engine.store.db import Database
 
     have = filled_rows(db)
     if have is None:
@@ -140,7 +140,7 @@ def check(db: Path, size: int) -> None:
     import msgspec
 
     from engine.events import ErrorEvent, fingerprint
-    from engine.store import Database
+    from engine.store.db import Database
 
     def indexes(conn: sqlite3.Connection) -> set[tuple[str, str]]:
         sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
@@ -201,7 +201,8 @@ def store_probe(db: Path, events: int, *, batch: int = 16) -> tuple[float, float
 
     import msgspec
 
-    from engine.store import Database, inbox
+    from engine.store import inbox
+    from engine.store.db import Database
     from receivers import intake
 
     specs = webhook_specs()
@@ -238,7 +239,7 @@ def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path 
             if size:
                 # A kept file was filled under an earlier schema: the service's own migration
                 # adds what is new (however long it takes), then the file is checked again.
-                from engine.store import Database
+                from engine.store.db import Database
 
                 Database(db).close()
                 check(db, size)
@@ -259,13 +260,14 @@ def intake_growth(sizes: list[int], requests: int, concurrency: int, keep: Path 
 
 
 def worker_throughput(events: int) -> None:
-    from engine.actions.clients import Clients
     from engine.actions.context import ActionContext
     from engine.actions.registry import action_table
+    from engine.cloud.clients import Clients
     from engine.config import load_settings
     from engine.rules.active import ActivePlaybooks
-    from engine.store import Database, inbox
-    from engine.worker import Worker
+    from engine.runtime.worker import Worker
+    from engine.store import inbox
+    from engine.store.db import Database
     from receivers import intake
 
     settings = load_settings(None, env={})
@@ -281,7 +283,7 @@ def worker_throughput(events: int) -> None:
         worker = Worker(db, ActivePlaybooks([ROOT / "playbooks"], action_table()),
                         action_table(), ActionContext(clients=clients), settings)
         began = time.perf_counter()
-        while worker.run_once():
+        while worker.drain():
             pass
         took = time.perf_counter() - began
         worker.stop()

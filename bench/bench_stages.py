@@ -35,7 +35,8 @@ def main() -> None:
 
     from engine.config import Secret, Settings
     from engine.logs import configure_logging
-    from engine.store import Database, inbox
+    from engine.store import inbox
+    from engine.store.db import Database
     from receivers import intake
     from receivers.auth import Authenticator
 

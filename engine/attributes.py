@@ -2,8 +2,8 @@
 
 ``event.attributes`` holds what a sender's payload says beyond the normalized fields
 (docs/SENDERS.md). This module says, per ``(source, kind)``, every top-level attribute that
-the receivers' parsers set on arrival, that enrichment adds (``engine/actions/enrich.py``)
-or that a poller sets (``engine/pollers.py``), what it holds and who sets it. The event
+the receivers' parsers set on arrival, that enrichment adds (``engine/cloud/enrich.py``)
+or that a poller sets (``engine/runtime/pollers.py``), what it holds and who sets it. The event
 reference of docs/SENDERS.md is generated from it, the tests check every parser's output on
 every sample and every enrichment against it, and a playbook check can read it (without
 importing the receivers) to tell a misspelled ``attributes.pipline`` from a real one.
@@ -126,7 +126,7 @@ _GENERIC = _group(
     ("budget", "a budget notice's budget name"),
 )
 
-# --- Databricks (receivers/databricks.py, engine/pollers.py, enrichment) ----------------------
+# --- Databricks (receivers/databricks.py, engine/runtime/pollers.py, enrichment) ---------
 
 _DBX_RUN = _group(
     ("event_type", "the notification (`jobs.on_failure`, ...) or `job.failure` (in-house)"),

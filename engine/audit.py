@@ -3,9 +3,14 @@
 Each record's ``hash`` is SHA-256 over the canonical encoding (sorted-key, compact JSON) of
 the record without its ``hash`` and including ``prev_hash``, the hash of the record before it
 (:data:`GENESIS` for the first). Editing, inserting or deleting a record anywhere breaks the
-chain from that record on, and :func:`verify_chain` names the first record that does not fit.
-The table itself (engine/store/audit.py) refuses UPDATE and DELETE with SQLite triggers; the
-chain catches what is done behind the engine's back (a dropped trigger, another tool).
+chain from that record on, and :func:`verify_records` names the first record that does not fit.
+The table itself (engine/store/audit.py, with ``verify_chain`` over the stored log) refuses
+UPDATE and DELETE with SQLite triggers; the chain catches what is done behind the engine's back
+(a dropped trigger, another tool).
+
+Every record has a kind from :data:`AuditKind`, the log's whole vocabulary: the store refuses
+any other (:class:`~engine.errors.UnknownAuditKind`), so a filter by kind (the dashboard's,
+``remediator audit list --kind``) can offer every kind there is.
 """
 
 from __future__ import annotations
@@ -13,34 +18,72 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
-if TYPE_CHECKING:
-    from engine.store import Database
+from engine.errors import UnknownAuditKind
 
 __all__ = [
     "GENESIS",
     "KINDS",
+    "AuditKind",
     "AuditRecord",
     "VerifyResult",
     "canonical",
+    "check_kind",
     "record_hash",
-    "verify_chain",
     "verify_records",
 ]
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first record."""
 
-KINDS: tuple[str, ...] = (
-    "received", "enriched", "matched", "no_match", "incident", "guard", "action_planned",
-    "action_started", "action_succeeded", "action_failed", "action_cancelled",
-    "verification", "rca", "approval", "resolution", "escalation", "pause", "resume",
-    "breaker", "parked", "replayed", "precheck",
-)
-"""Every kind of record the engine writes."""
+AuditKind = Literal[
+    # an event's way through the pipeline
+    "received",          # claimed from the inbox (its claim count)
+    "enriched",          # the cloud's look-ups about it, and what they found
+    "matched",           # the rules that matched, and every rule tried
+    "no_match",          # no rule matched: every rule tried, and why not
+    "incident",          # the incident it opened or joined
+    "repeat",            # an unmatched failure joined its escalated incident again
+    "guard",             # one guard's decision (engine/guards.py)
+    "rca",               # a root-cause analysis and the history it saw
+    # an action's way
+    "action_planned",    # a row rendered and stored (dry-run: what it would do)
+    "action_started",    # the intent, committed before the cloud call
+    "precheck",          # what the target's state said before the call: act, skip, error
+    "action_succeeded",  # the call's outcome (or what reconciliation found done)
+    "action_failed",     # a failed call: retried later, or given up
+    "action_cancelled",  # a pending row cancelled when its incident closed
+    "verification",      # a probe started, answered, or the attempt failed
+    # an incident's end
+    "resolution",        # closed as resolved or ignored, or an event that closes none
+    "escalation",        # closed as escalated: a person looks at it
+    # an operator's hand, and the engine's own housekeeping
+    "approval",          # approved, rejected, or expired
+    "pause",             # actions paused
+    "resume",            # actions resumed
+    "breaker",           # a circuit breaker opened, or reset by hand
+    "parked",            # an event set aside (engine/runtime/deadletter.py)
+    "replayed",          # a parked event put back by hand
+    "poll",              # a poller's failed look-up (engine/runtime/pollers.py)
+    "notification",      # an incident's state announced, or its announcement failed
+    "playbooks_reload",  # the playbooks loaded again, or refused
+]
+"""Every kind of record the engine writes, one comment each."""
+
+KINDS: tuple[AuditKind, ...] = get_args(AuditKind)
+"""The kinds in the order above (for filters and their help)."""
+
+
+def check_kind(kind: str) -> AuditKind:
+    """``kind`` if the log has it; raises :class:`~engine.errors.UnknownAuditKind` otherwise (a
+    record of a kind no filter knows would be invisible to them)."""
+    if kind not in KINDS:
+        raise UnknownAuditKind(f"unknown audit kind {kind!r}: add it to engine.audit.AuditKind "
+                               "(with a comment) before writing it")
+    return kind  # type: ignore[return-value]
 
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,11 +163,3 @@ def verify_records(
             reason=f"record {head[0]}: missing: the log ends at record {expected_seq - 1}",
         )
     return VerifyResult(ok=True, checked=checked)
-
-
-def verify_chain(db: Database) -> VerifyResult:
-    """Verify the whole audit log of ``db``; see :func:`verify_records`."""
-    # Imported here: the store module imports this one for the encoding.
-    from engine.store import audit as audit_store
-
-    return verify_records(audit_store.iter_records(db), audit_store.head(db))

@@ -302,7 +302,7 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     its cloud round trips, so threads are cheap (docs/BENCHMARKS.md, "End to end").
     An event claimed ``max_claims`` times whose lease ran out again (its stages crashed,
     stalled or failed in a way worth retrying each time) is parked instead of being claimed
-    again (engine/deadletter.py).
+    again (engine/runtime/deadletter.py).
     """
 
     breaker_threshold: int = 5

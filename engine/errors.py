@@ -9,6 +9,8 @@
     │   ├── MalformedPayload   not JSON at all (HTTP 400)
     │   └── UnknownSchema      JSON, but of no shape we know (HTTP 422)
     ├── StorageError           the database could not take the write (HTTP 503; senders retry)
+    ├── InvalidTransition      an incident move that its lifecycle does not have (a bug)
+    ├── UnknownAuditKind       an audit record of a kind the log does not have (a bug)
     └── ActionError            a remediation call failed
         ├── RetryableActionError   worth trying again later (timeouts, 429, 5xx)
         └── PermanentActionError   trying again will not help (4xx, unknown ids)
@@ -21,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ActionError",
     "ConfigError",
+    "InvalidTransition",
     "MalformedPayload",
     "PayloadError",
     "PermanentActionError",
@@ -28,6 +31,7 @@ __all__ = [
     "RemediatorError",
     "RetryableActionError",
     "StorageError",
+    "UnknownAuditKind",
     "UnknownSchema",
 ]
 
@@ -71,6 +75,17 @@ class UnknownSchema(PayloadError):
 
 class StorageError(RemediatorError):
     """The database could not take a write: locked, full or gone. Callers may retry."""
+
+
+class InvalidTransition(RemediatorError):
+    """An incident was asked to move from a state to one its lifecycle does not lead to
+    (engine/lifecycle.py, ``TRANSITIONS``); nothing was changed. A bug, never the input's
+    fault: the message names the incident, both states and the states that lead there."""
+
+
+class UnknownAuditKind(RemediatorError):
+    """An audit record of a kind the log's vocabulary does not have (engine/audit.py,
+    ``AuditKind``); nothing was written. A bug: every kind is declared before it is used."""
 
 
 class ActionError(RemediatorError):

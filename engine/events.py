@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from engine import patterns
-from engine.patterns import TEXT_LIMIT, clip
-from engine.redact import redact, redact_text
+from engine.text import patterns
+from engine.text.patterns import TEXT_LIMIT, clip
+from engine.text.redact import redact, redact_text
 
 __all__ = [
     "KINDS",
@@ -89,7 +89,7 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
 
     def redacted(self) -> ErrorEvent:
         """This event as it may be stored and shown: secrets in its message and attributes
-        masked (:mod:`engine.redact`). Senders' text and the clouds' error answers both end up
+        masked (:mod:`engine.text.redact`). Senders' text and the clouds' error answers both end up
         there."""
         return msgspec.structs.replace(
             self, message=redact_text(self.message), attributes=redact(self.attributes)

@@ -1,8 +1,11 @@
 """Guards: what stands between a matched rule and a cloud call, each decision with its reason.
 
-Checked in this order for every planned remediation (:data:`ORDER`); the first that blocks
-decides what happens to the incident (``escalate``, ``ignore``) and every decision is written
-to the audit log by the pipeline:
+Every guard is a :class:`Guard`: a name and one ``check`` of the same signature (as
+Alertmanager's ``Muter``: several gates, one interface), and :data:`GUARDS` holds them in the
+order they are checked. :func:`run` checks them for a
+planned remediation (the pipeline) and the retry guards for a next attempt (the remediation's
+``fail_attempt``), the same way both times: each decision audited (``guard``), the first that
+blocks ends the run and decides what happens to the incident (``escalate``, ``ignore``):
 
 - ``circuit``: a rule whose last N remediations of a target failed only escalates on that
   target for a cool-off; then it is half-open: the next remediation is a trial, whose success
@@ -17,41 +20,46 @@ to the audit log by the pipeline:
 - ``approval``: ``approval: required`` parks the incident in ``waiting_approval`` until
   :func:`approve` or :func:`reject` (or expiry, which runs ``on_failure``);
 - ``pause``: the global pause (:func:`pause` / :func:`resume`); intake goes on, actions wait.
+
+A next attempt is checked by the two guards that may stop it (``on_retry``): the circuit and
+the budget. The others hold already (the lock, approval) or become a delay (cooldown, pause).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from engine import lifecycle
 from engine.clock import from_ms, to_ms
+from engine.deps import Deps
 from engine.events import utcnow
-from engine.store import Database
+from engine.rules.ruleset import CompiledRule
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.store.db import Database
+from engine.store.incidents import Incident
 
 __all__ = [
-    "ORDER",
+    "GUARDS",
+    "Check",
     "Decision",
+    "Guard",
     "GuardError",
     "approve",
-    "check_budget",
-    "check_circuit",
-    "check_cooldown",
-    "check_dry_run",
-    "check_lock",
+    "list_breakers",
     "pause",
     "reject",
     "reset_breaker",
     "resume",
+    "run",
 ]
-
-ORDER: tuple[str, ...] = ("circuit", "budget", "cooldown", "lock", "dry_run", "approval", "pause")
 
 Outcome = Literal["allow", "escalate", "ignore", "dry_run", "wait", "paused"]
 
@@ -73,6 +81,21 @@ class GuardError(Exception):
     """An approve/reject that cannot apply: unknown incident, or not waiting for approval."""
 
 
+Check = Callable[[Deps, CompiledRule, Incident, int], Decision]
+"""``check(deps, rule, incident, now_ms)``: one guard's decision for a rule's remediation of an
+incident (it may take what it guards, as the lock does)."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One gate (as Alertmanager's ``Muter``): its ``name`` (as decisions and metrics carry
+    it), its ``check``, and whether a next attempt is checked by it too (``on_retry``)."""
+
+    name: str
+    check: Check
+    on_retry: bool = False
+
+
 def _seconds(value: int | None) -> str:
     return f"{value}s"
 
@@ -81,10 +104,11 @@ def _iso(ms: int) -> str:
     return from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
-def check_circuit(db: Database, rule: Any, *, target: str, now_ms: int) -> Decision:
-    """Block (escalate) while the breaker of the rule on ``target`` is open; let one trial
+def check_circuit(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
+    """Block (escalate) while the breaker of the rule on the target is open; let one trial
     through once its cool-off has ended (half-open)."""
-    breaker = state_store.breaker(db, rule.id, target)
+    target = incident.target
+    breaker = state_store.breaker(deps.db, rule.id, target)
     where = f"rule {rule.id} on target {target}"
     state = breaker.state(now_ms)
     if state == "open":
@@ -102,18 +126,16 @@ def check_circuit(db: Database, rule: Any, *, target: str, now_ms: int) -> Decis
                            "failures)")
 
 
-def check_budget(
-    db: Database, rule: Any, *, target: str, fingerprint: str, now_ms: int
-) -> Decision:
+def check_budget(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Block (escalate) when the rule's attempts in its window reached ``max_attempts``."""
     budget = rule.rule.budget
     if budget is None:
         return Decision(name="budget", decision="allow", reason="no budget set")
     window = rule.budget_window_s or 0
-    value = {"target": target, "fingerprint": fingerprint, "rule": ""}[budget.per]
+    value = {"target": incident.target, "fingerprint": incident.fingerprint,
+             "rule": ""}[budget.per]
     used = actions_store.attempts_in_window(
-        db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000
-    )
+        deps.db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000)
     scope = f"per {budget.per}" + (f" {value}" if value else "")
     if used >= budget.max_attempts:
         return Decision(name="budget", decision="escalate",
@@ -124,14 +146,14 @@ def check_budget(
                            f"{_seconds(window)} {scope}")
 
 
-def check_cooldown(db: Database, rule: Any, *, target: str, incident_id: str,
+def check_cooldown(deps: Deps, rule: CompiledRule, incident: Incident,
                    now_ms: int) -> Decision:
-    """Block (ignore) a new remediation of ``target`` within the rule's cooldown."""
-    cooldown = rule.cooldown_s
+    """Block (ignore) a new remediation of the target within the rule's cooldown."""
+    cooldown, target = rule.cooldown_s, incident.target
     if not cooldown:
         return Decision(name="cooldown", decision="allow", reason="no cooldown set")
-    last = actions_store.last_started_ms(db, rule_id=rule.id, target=target,
-                                         exclude_incident=incident_id)
+    last = actions_store.last_started_ms(deps.db, rule_id=rule.id, target=target,
+                                         exclude_incident=incident.id)
     if last is not None and now_ms - last < cooldown * 1000:
         ago = (now_ms - last) // 1000
         return Decision(name="cooldown", decision="ignore",
@@ -141,29 +163,30 @@ def check_cooldown(db: Database, rule: Any, *, target: str, incident_id: str,
                     reason=f"no action by rule {rule.id} on {target} within {_seconds(cooldown)}")
 
 
-def check_lock(db: Database, *, target: str, incident_id: str, now_ms: int,
-               lease_ms: int) -> Decision:
+def check_lock(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Take the target's lock for this incident, or block (ignore) if another holds it."""
-    lock = state_store.acquire_lock(db, target, incident_id, now_ms=now_ms,
-                                    until_ms=now_ms + lease_ms)
-    if lock.holder != incident_id:
+    target = incident.target
+    lock = state_store.acquire_lock(deps.db, target, incident.id, now_ms=now_ms,
+                                    until_ms=now_ms + deps.options.lock_lease_s * 1000)
+    if lock.holder != incident.id:
         return Decision(name="lock", decision="ignore",
                         reason=f"target {target} is locked by incident {lock.holder}")
     return Decision(name="lock", decision="allow", reason=f"lock on {target} taken")
 
 
-def check_dry_run(rule: Any, *, live: bool) -> Decision:
+def check_dry_run(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """``dry_run`` unless the service runs live and the rule is not in shadow mode."""
     if rule.rule.dry_run:
         return Decision(name="dry_run", decision="dry_run",
                         reason=f"rule {rule.id} is dry_run: true")
-    if not live:
+    if not deps.live:
         return Decision(name="dry_run", decision="dry_run",
                         reason="dry-run mode (start with --live to act)")
     return Decision(name="dry_run", decision="allow", reason="live")
 
 
-def check_approval(rule: Any) -> Decision:
+def check_approval(deps: Deps, rule: CompiledRule, incident: Incident,
+                   now_ms: int) -> Decision:
     """``wait`` when the rule requires approval."""
     if rule.rule.approval == "required":
         return Decision(name="approval", decision="wait",
@@ -171,13 +194,42 @@ def check_approval(rule: Any) -> Decision:
     return Decision(name="approval", decision="allow", reason="no approval required")
 
 
-def check_pause(db: Database) -> Decision:
+def check_pause(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """``paused`` while the global pause is on: the actions wait, nothing is dropped."""
-    state = state_store.pause_state(db)
+    state = state_store.pause_state(deps.db)
     if state.paused:
         return Decision(name="pause", decision="paused",
                         reason=f"actions paused by {state.who}; they run after resume")
     return Decision(name="pause", decision="allow", reason="not paused")
+
+
+GUARDS: tuple[Guard, ...] = (
+    Guard("circuit", check_circuit, on_retry=True),
+    Guard("budget", check_budget, on_retry=True),
+    Guard("cooldown", check_cooldown),
+    Guard("lock", check_lock),
+    Guard("dry_run", check_dry_run),
+    Guard("approval", check_approval),
+    Guard("pause", check_pause),
+)
+"""Every guard, in the order they are checked."""
+
+
+def run(deps: Deps, rule: CompiledRule, incident: Incident, *, now_ms: int,
+        retry: bool = False, **ids: str) -> list[Decision]:
+    """Check the guards in order (``retry``: those ``on_retry`` only), each decision audited
+    (``guard``, with ``ids``); stop at the first that blocks. Returns the decisions made: the
+    last one blocks, or none does."""
+    decisions = []
+    for gate in GUARDS:
+        if retry and not gate.on_retry:
+            continue
+        decision = gate.check(deps, rule, incident, now_ms)
+        deps.audit("guard", msgspec.to_builtins(decision), **ids)
+        decisions.append(decision)
+        if decision.blocks:
+            break
+    return decisions
 
 
 def _now(now: datetime | None) -> datetime:
@@ -191,14 +243,14 @@ def approve(db: Database, incident_id: str, who: str, *, now: datetime | None = 
     Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
     """
     moment = _now(now)
-    _waiting(db, incident_id)
-    if not incidents_store.set_state(db, incident_id, "remediating", reason=f"approved by {who}",
-                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
-        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
-    moved = actions_store.release(db, incident_id, from_state="waiting_approval",
-                                  to_state="scheduled", now_ms=to_ms(moment))
-    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
-                       data={"decision": "approved", "who": who, "actions": moved})
+    with db.batch():  # the move, its rows and its record: one transaction
+        incident = _waiting(db, incident_id)
+        if not lifecycle.remediate(db, incident, reason=f"approved by {who}", now=moment):
+            raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+        moved = actions_store.release(db, incident_id, from_state="waiting_approval",
+                                      to_state="scheduled", now_ms=to_ms(moment))
+        audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                           data={"decision": "approved", "who": who, "actions": moved})
 
 
 def reject(db: Database, incident_id: str, who: str, *, now: datetime | None = None,
@@ -208,16 +260,16 @@ def reject(db: Database, incident_id: str, who: str, *, now: datetime | None = N
     Raises :class:`GuardError` if the incident is unknown or not waiting for approval.
     """
     moment = _now(now)
-    incident = _waiting(db, incident_id)
     text = f"rejected by {who}" + (f": {reason}" if reason else "")
-    if not incidents_store.set_state(db, incident_id, "ignored", reason=text,
-                                     now_ms=to_ms(moment), only_from=("waiting_approval",)):
-        raise GuardError(f"incident {incident_id} is no longer waiting for approval")
-    cancelled = actions_store.cancel_pending(db, incident_id, to_ms(moment))
-    state_store.release_lock(db, incident.target, incident_id)
-    audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
-                       data={"decision": "rejected", "who": who, "reason": reason,
-                             "cancelled": [a.reference for a in cancelled]})
+    with db.batch():  # the move, its rows and its records: one transaction
+        incident = _waiting(db, incident_id)
+        pending = [a.reference for a in actions_store.for_incident(db, incident_id)
+                   if a.state in actions_store.PENDING]
+        if not lifecycle.ignore(db, incident, text, now=moment, actor=who):
+            raise GuardError(f"incident {incident_id} is no longer waiting for approval")
+        audit_store.append(db, "approval", ts=moment, incident_id=incident_id, actor=who,
+                           data={"decision": "rejected", "who": who, "reason": reason,
+                                 "cancelled": pending})
 
 
 def _waiting(db: Database, incident_id: str) -> incidents_store.Incident:
@@ -272,8 +324,3 @@ def reset_breaker(db: Database, rule_id: str, who: str, *, target: str | None = 
                        data={"rule_id": rule_id, "target": target, "decision": "reset",
                              "who": who, "reason": reason, "breakers": reset})
     return reset
-
-
-def as_data(decision: Decision) -> Mapping[str, Any]:
-    """A decision as audit data."""
-    return msgspec.to_builtins(decision)

@@ -5,8 +5,9 @@
 can hold:
 
 - ``adf`` and ``synapse``: the error catalog's Data Factory codes (engine/analysis/catalog.json,
-  from playbooks/testdata/error-catalog.md), the spellings :data:`engine.errorcodes.CODE_ALIASES`
-  maps, and the storage services' own codes that ADF quotes inside its messages
+  from playbooks/testdata/error-catalog.md), the spellings
+  :data:`engine.text.errorcodes.CODE_ALIASES` maps, and the storage services' own codes that
+  ADF quotes inside its messages
   (``ErrorCode: 'AuthorizationPermissionMismatch'``, kept in ``error_codes``);
 - ``databricks``: every cluster ``TerminationReason`` code and every run termination code the
   Databricks API documents (the SDK's ``compute.TerminationReasonCode`` and
@@ -26,9 +27,9 @@ from functools import cache
 from typing import Final
 
 from engine.analysis.catalog import load_catalog
-from engine.errorcodes import CODE_ALIASES
 from engine.events import SOURCES
-from engine.patterns import compile as compile_pattern
+from engine.text.errorcodes import CODE_ALIASES
+from engine.text.patterns import compile as compile_pattern
 
 __all__ = [
     "ADF_STORAGE_CODES",

@@ -17,7 +17,7 @@ from typing import Any, Literal, TextIO
 import msgspec
 import structlog
 
-from engine.redact import redact
+from engine.text.redact import redact
 
 __all__ = ["configure_logging", "redact_event"]
 

@@ -19,15 +19,17 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from engine import deadletter, guards
+from engine import guards, lifecycle
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
-from engine.patterns import compile as compile_pattern
 from engine.rules.load import PAYLOAD_SOURCES
-from engine.store import Database, inbox
+from engine.runtime import deadletter
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
+from engine.text.patterns import compile as compile_pattern
 from receivers.auth import ADMIN, admin_guard
 from receivers.simulate import simulate_payload
 
@@ -249,7 +251,7 @@ def list_incidents(
     size = _limit(limit)
     rows = incidents_store.list_incidents(
         db,
-        state=_one_of("state", state, incidents_store.STATES),
+        state=_one_of("state", state, lifecycle.STATES),
         source=_one_of("source", source, SOURCES),
         resource=resource,
         since_ms=to_ms(parse_since(since, utcnow())) if since is not None else None,

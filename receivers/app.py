@@ -27,11 +27,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.response.base import ASGIResponse
 from litestar.types import ControllerRouterHandler
 
-from engine import secret_values
 from engine.config import RECEIVERS, Settings
 from engine.errors import MalformedPayload, PayloadError, StorageError
-from engine.metrics import Metrics
-from engine.store import Database
+from engine.runtime.metrics import Metrics
+from engine.store.db import Database
+from engine.text import secret_values
 from receivers import intake
 from receivers.api import BadRequest, api_router
 from receivers.auth import Authenticator, Unauthorized, admin_guard
@@ -41,7 +41,7 @@ from receivers.group_commit import GroupCommitter
 from receivers.headers import add_security_headers
 
 if TYPE_CHECKING:
-    from engine.service import Service
+    from engine.runtime.service import Service
 
 __all__ = ["admin_guard", "create_app"]
 
@@ -254,12 +254,12 @@ def create_app(
     settings if not given (loads the Entra signing keys now; raises ConfigError if it cannot).
     ``route_handlers``: more handlers to mount (the playbook and dashboard routes); they get the
     ``db`` and ``settings`` dependencies and may use :func:`admin_guard`.
-    ``service``: the engine (:class:`engine.service.Service`) over the same database; the
+    ``service``: the engine (:class:`engine.runtime.service.Service`) over the same database; the
     management API uses it, and the lifespan starts and stops it (unless ``start_service`` is
     false: tests drive its worker by hand). Without it the app is the receivers only.
     """
     auth = authenticator or Authenticator(settings)
-    secret_values.use(settings)  # masked by value wherever redaction runs (engine/redact.py)
+    secret_values.use(settings)  # masked by value wherever redaction runs (engine/text/redact.py)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

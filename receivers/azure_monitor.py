@@ -35,11 +35,11 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
-from engine import patterns
-from engine.errorcodes import innermost_target_failure, unwrap_adf_error
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent, Kind, Source, Status, parse_severity
-from engine.redact import redact
+from engine.text import patterns
+from engine.text.errorcodes import innermost_target_failure, unwrap_adf_error
+from engine.text.redact import redact
 from receivers import azure_noncommon as noncommon
 from receivers import azure_text as text
 from receivers._json import decode_bytes, kind_of

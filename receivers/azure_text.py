@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from engine import patterns
+from engine.text import patterns
 
 __all__ = [
     "activity_line",

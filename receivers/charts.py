@@ -13,7 +13,7 @@ from datetime import datetime
 import msgspec
 
 from engine.events import SOURCES
-from engine.store.incidents import STATES
+from engine.lifecycle import STATES
 from engine.store.reporting import Bucket
 
 __all__ = ["Chart", "series_class", "stacked"]

@@ -4,7 +4,7 @@ Pages read the store directly (engine/store/*) and render Jinja templates with a
 everything they show is already redacted when stored, and no request header is ever shown.
 Approve/reject, the reset of a circuit breaker (``/breakers``) and the replay of a parked
 event are plain HTML forms posted here, calling :mod:`engine.guards` and
-:mod:`engine.deadletter` as the API does; a form posted from another site is refused before
+:mod:`engine.runtime.deadletter` as the API does; a form posted from another site is refused before
 it gets here (:mod:`receivers.csrf`: basic auth alone would not stop it), with the page
 :func:`refusal`. ``/metrics`` also takes
 ``Authorization: Bearer <admin key>``, as Prometheus scrapers send it.
@@ -31,18 +31,20 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from engine import deadletter, guards
+from engine import guards, lifecycle
 from engine.actions.registry import action_table
-from engine.audit import KINDS, verify_chain
+from engine.audit import KINDS
 from engine.clock import to_ms
 from engine.config import Settings
 from engine.errors import PlaybookError
 from engine.events import utcnow
-from engine.metrics import CONTENT_TYPE, Metrics
 from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
-from engine.store import Database, actions, audit, inbox, incidents, reporting, state
+from engine.runtime import deadletter
+from engine.runtime.metrics import CONTENT_TYPE, Metrics
+from engine.store import actions, audit, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
+from engine.store.db import Database
 from receivers import charts, incident_view, run_links, timeline
 from receivers.auth import ADMIN, admin_guard
 from receivers.timeline import STAGES
@@ -86,6 +88,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pretty"] = _pretty
     env.globals["relative"] = _relative
     env.globals["series_class"] = charts.series_class
+    env.globals["active"] = lifecycle.active
     return env
 
 
@@ -220,17 +223,17 @@ def dashboard_router() -> Router:
                 since_ms = now_ms - parse_duration(since) * 1000
             except ValueError as exc:
                 error = f"since: {exc}"
-        if state_ and state_ not in incidents.STATES:
+        if state_ and state_ not in lifecycle.STATES:
             error, state_ = f"state: unknown state {state_!r}", None
-        found = [] if error else reporting.incidents(
-            db, state=state_, source=source, resource=resource, since_ms=since_ms,
-            limit=INCIDENTS_SHOWN)
+        found = [] if error else incidents.list_incidents(
+            db, state=state_ or None, source=source or None, resource=resource or None,
+            since_ms=since_ms, limit=INCIDENTS_SHOWN)
         filters = {"state": state_ or "", "source": source or "", "resource": resource or "",
                    "since": since or ""}
         return _page(env, "incidents.html.j2", 400 if error else 200, title="Incidents",
                      refresh=REFRESH_SECONDS, mode=_mode(db, settings),
                      incidents=rows(db, settings, found), filters=filters, error=error,
-                     states=incidents.STATES, charts=_charts(db, now_ms),
+                     states=lifecycle.STATES, charts=_charts(db, now_ms),
                      parked=inbox.count_parked(db), now_ms=now_ms)
 
     @get("/incidents/{incident_id:str}", sync_to_thread=True, include_in_schema=False)
@@ -353,7 +356,7 @@ def dashboard_router() -> Router:
                      records=newest, sentences={r.seq: timeline.sentence(r) for r in newest},
                      kinds=KINDS,
                      filters={"kind": kind or "", "resource": resource or ""},
-                     chain=verify_chain(db) if verify else None, head=audit.head(db))
+                     chain=audit.verify_chain(db) if verify else None, head=audit.head(db))
 
     return Router(
         path="/",
@@ -386,7 +389,7 @@ async def _bearer_or_admin(connection: ASGIConnection[Any, Any, Any, Any],
 
 @get("/metrics", guards=[_bearer_or_admin], sync_to_thread=True, include_in_schema=False)
 def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """The Prometheus exposition of the app's :class:`~engine.metrics.Metrics`."""
+    """The Prometheus exposition of the app's :class:`~engine.runtime.metrics.Metrics`."""
     registry: Metrics = request.app.state["metrics"]
     return Response(registry.render(), media_type=CONTENT_TYPE)
 

@@ -32,7 +32,8 @@ import structlog
 from engine.config import IntakeSettings
 from engine.errors import StorageError
 from engine.events import ErrorEvent
-from engine.store import Database, heartbeat, inbox
+from engine.store import heartbeat, inbox
+from engine.store.db import Database
 
 __all__ = ["CommitTimeout", "GroupCommitter"]
 

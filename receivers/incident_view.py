@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 import msgspec
 
-from engine.errorcodes import innermost_target_failure
+from engine import lifecycle
 from engine.events import ErrorEvent
-from engine.patterns import TEXT_LIMIT
 from engine.store.actions import ActionRow
 from engine.store.incidents import Incident
+from engine.text.errorcodes import innermost_target_failure
+from engine.text.patterns import TEXT_LIMIT
 from receivers.run_links import RunLink, Workspace, action_link
 
 __all__ = [
@@ -217,7 +218,7 @@ def pending(incident: Incident, actions: Sequence[ActionRow], event: ErrorEvent 
             workspaces: Sequence[Workspace] = ()) -> list[Pending]:
     """What is still to happen for an active incident: the approval and its deadline, the
     next due action, a running action, a verification (of which run) and its deadline."""
-    if not incident.active:
+    if not lifecycle.active(incident):
         return []
     out: list[Pending] = []
     if incident.state == "waiting_approval":

@@ -17,8 +17,9 @@ import msgspec
 
 from engine.errors import MalformedPayload, UnknownSchema
 from engine.events import ErrorEvent
-from engine.redact import redact
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.db import Database
+from engine.text.redact import redact
 from receivers import azure_monitor, databricks
 from receivers._json import not_utf8
 

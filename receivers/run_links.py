@@ -12,7 +12,7 @@
   portal link, else the portal page of the alert's target resource.
 
 Every id goes into a URL only after the cloud's naming rules accepted it
-(:mod:`engine.actions.names`, and the checks here for the ids those rules do not cover), and
+(:mod:`engine.cloud.names`, and the checks here for the ids those rules do not cover), and
 is percent-encoded as well: a forged alert cannot turn a link into another site, another
 path or ``javascript:``. An id that breaks the rules gives no link. Pure functions, no I/O.
 """
@@ -25,9 +25,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 
-from engine import patterns
-from engine.actions import names
+from engine.cloud import names
 from engine.events import ErrorEvent
+from engine.text import patterns
 
 __all__ = [
     "RunLink",

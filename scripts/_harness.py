@@ -134,7 +134,7 @@ ZYGOTE = """
 import os, signal, sys
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 import uvicorn  # noqa: F401  (the imports that make a cold start slow, done once)
-from engine.cli import main
+from cli import main
 from receivers.app import create_app  # noqa: F401
 for line in sys.stdin:
     config, log = line.rstrip("\\n").split("\\t")
@@ -273,7 +273,7 @@ class Serve:
         env = _clean_env()
         script = Path(sys.executable).parent / "remediator"
         command = ([str(script)] if script.exists()
-                   else [sys.executable, "-c", "from engine.cli import main; main()"])
+                   else [sys.executable, "-c", "from cli import main; main()"])
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([*command, "serve", "--config", str(self.config)],
                                             cwd=self.config.parent, env=env, stdout=out,

@@ -57,7 +57,7 @@ class Serve:
 
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from engine.cli import main; main()", "serve",
+                [sys.executable, "-c", "from cli import main; main()", "serve",
                  "--port", str(self.port), "--db", str(workdir / "attack.db"),
                  "--playbooks", str(tree / "playbooks")],
                 cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,

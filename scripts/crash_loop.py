@@ -33,8 +33,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import Database, inbox
+from engine import lifecycle
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from sandbox.server import start_sandbox
 from scripts._harness import (
     Zygote,
@@ -97,7 +99,8 @@ def crash_loop(kills: int, workdir: Path, *, seed: int = 1, loaders: int = 2,
         db = Database(workdir / "remediator.db")
         deadline = time.monotonic() + settle_s
         while time.monotonic() < deadline:
-            active = [i for i in incidents_store.list_incidents(db, limit=10_000) if i.active]
+            active = [i for i in incidents_store.list_incidents(db, limit=10_000)
+                      if lifecycle.active(i)]
             if inbox.count_pending(db) == 0 and not active:
                 break
             time.sleep(0.2)

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import Secret, Settings  # noqa: E402
-from engine.service import Service  # noqa: E402
-from engine.store import Database  # noqa: E402
+from engine.runtime.service import Service  # noqa: E402
+from engine.store.db import Database  # noqa: E402
 
 ADMIN_KEY = "ak-schemathesis-4f1e"
 RECEIVER_KEY = "rk-schemathesis-9b2c"

@@ -34,7 +34,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.db import Database
 from sandbox.server import start_sandbox
 from scripts._harness import (
     ADMIN_KEY,

@@ -10,19 +10,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import names
-from engine.actions._event import arm_parts, attr, drop_empty, short_id
 from engine.actions.base import Params
-from engine.actions.clients import AdfRoute, Clients
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
-from engine.actions.errors import cloud_call
+from engine.cloud import names
+from engine.cloud.clients import AdfRoute, Clients
+from engine.cloud.errors import cloud_call
+from engine.cloud.runs import adf_runs
+from engine.cloud.targets import arm_parts, attr, drop_empty, short_id
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
 
 if TYPE_CHECKING:
     # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
     from azure.mgmt.datafactory import DataFactoryManagementClient
-    from azure.mgmt.datafactory.models import PipelineRun, RunQueryFilter
+    from azure.mgmt.datafactory.models import PipelineRun
 
 __all__ = [
     "CancelParams",
@@ -34,7 +35,6 @@ __all__ = [
     "later_runs",
     "precheck_rerun",
     "probe_run",
-    "query_runs",
     "reconcile_rerun",
     "rerun_needed",
     "rerun_pipeline",
@@ -87,7 +87,7 @@ class CancelParams(Params, kw_only=True):
 
 
 def _check_names(params: RerunParams | CancelParams) -> None:
-    """Every name that goes into the ARM URL, by Data Factory's own rules (engine.actions.names):
+    """Every name that goes into the ARM URL, by Data Factory's own rules (engine.cloud.names):
     a pipeline ``..`` would otherwise turn ``.../pipelines/../createRun`` into another call."""
     # "" is rendered for alerts that name no factory (playbooks/adf.yaml); :func:`_client`
     # refuses it before any call.
@@ -198,38 +198,6 @@ def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     return run_state(run)
 
 
-def query_runs(
-    client: DataFactoryManagementClient, rg: str, factory: str, after: datetime,
-    before: datetime, filters: list[RunQueryFilter], limit: int = 20,
-) -> list[PipelineRun]:
-    """``pipeline_runs.query_by_factory``, following continuation tokens (at most ``limit``
-    pages: the SDK does not follow them for us)."""
-    from azure.mgmt.datafactory.models import RunFilterParameters
-
-    return follow_pages(
-        lambda token: client.pipeline_runs.query_by_factory(
-            rg, factory,
-            RunFilterParameters(last_updated_after=after, last_updated_before=before,
-                                filters=filters, continuation_token=token),
-        ),
-        limit,
-    )
-
-
-def follow_pages(fetch: Callable[[str | None], Any], limit: int) -> list[Any]:
-    """The ``value`` of every page that ``fetch(continuation_token)`` returns, at most
-    ``limit`` pages (the ADF and Synapse SDKs return one page and a token, not an iterator)."""
-    items: list[Any] = []
-    token: str | None = None
-    for _ in range(limit):
-        page = fetch(token)
-        items.extend(page.value or [])
-        token = page.continuation_token
-        if not token:
-            break
-    return items
-
-
 def _run_group(params: RerunParams, ctx: ActionContext,
                where: str) -> tuple[AdfRoute, str, Any, datetime, list[PipelineRun]]:
     """The route, resource group, the original run, its start and the runs of its run group
@@ -242,7 +210,7 @@ def _run_group(params: RerunParams, ctx: ActionContext,
         original = client.pipeline_runs.get(rg, params.factory, params.run_id)
         started = original.run_start or datetime.now(UTC) - timedelta(days=30)
         group = original.run_group_id or params.run_id
-        runs = query_runs(
+        runs = adf_runs(
             client, rg, params.factory, started, datetime.now(UTC) + timedelta(hours=1),
             [RunQueryFilter(operand="RunGroupId", operator="Equals", values_property=[group]),
              RunQueryFilter(operand="PipelineName", operator="Equals",

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
+from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
 
 __all__ = [
@@ -53,6 +54,12 @@ Reconcile = Callable[[Any, ErrorEvent, ActionContext], ActionResult | None]
 PrecheckFn = Callable[[Any, ErrorEvent, ActionContext], Precheck]
 
 
+def _not_runnable(params: Params, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """The ``run`` of a declaration made only to be loaded (a test's action table): refuses."""
+    raise PermanentActionError(f"{type(params).__name__}: this action is declared without a "
+                               "run and cannot be called")
+
+
 def default_describe(name: str) -> Describe:
     """A dry-run description for actions that need no better one: the name and parameters."""
 
@@ -89,14 +96,13 @@ class ActionSpec:
     parameters are validated against ``params``. ``mutating`` actions are only planned in
     dry-run. ``markup_params`` name the string parameters shown in a channel's markup (a chat
     message's text and title): rendered, they keep the marks around event-supplied values
-    (:mod:`engine.markup`) for the channel to escape.
+    (:mod:`engine.text.markup`) for the channel to escape.
 
     The worker uses the rest:
 
     - ``run(params, event, ctx)`` makes the call and returns an :class:`ActionResult`; it
       raises :class:`~engine.errors.RetryableActionError` or
-      :class:`~engine.errors.PermanentActionError` (never an SDK exception). ``run`` is
-      ``None`` only for ``rca.analyze``, which the worker routes to the RCA engine.
+      :class:`~engine.errors.PermanentActionError` (never an SDK exception).
     - ``describe(params, event)`` is the dry-run sentence ("would rerun pipeline ...").
     - ``idempotency_key(params, event)`` is stable for the same remediation of the same failure.
     - ``probe(result, ctx)`` polls what ``run`` started; ``None`` for actions that start nothing.
@@ -123,7 +129,7 @@ class ActionSpec:
     mutating: bool = True
     markup_params: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
-    run: Run | None = None
+    run: Run = _not_runnable
     describe: Describe | None = None
     idempotency_key: KeyFn | None = None
     probe: Probe | None = None

@@ -1,20 +1,24 @@
 """What an action gets (its context) and what it gives back (its result and probe result).
 
 Kept free of SDK imports so that ``engine.actions.base`` (seen by the playbook loader) stays
-SDK-free: the clients arrive as a :class:`~engine.actions.clients.Clients` value at run time.
+SDK-free: the clients arrive as a :class:`~engine.cloud.clients.Clients` value at run time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
-if TYPE_CHECKING:
-    from engine.actions.clients import Clients
+from engine.events import ErrorEvent
 
-__all__ = ["ActionContext", "ActionResult", "Outcome", "Precheck", "ProbeResult", "ProbeState"]
+if TYPE_CHECKING:
+    from engine.cloud.clients import Clients
+    from engine.store.incidents import Incident
+
+__all__ = ["ActionContext", "ActionResult", "Analyst", "Outcome", "Precheck", "ProbeResult",
+           "ProbeState"]
 
 Outcome = Literal["done", "started", "already_done"]
 ProbeState = Literal["running", "succeeded", "failed"]
@@ -58,12 +62,31 @@ class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
 
 
+class Analyst(Protocol):
+    """The root-cause analysis of the incident an action runs for: bound to that incident by
+    the runner (engine/remediation/analyse.py), it reads the incident's history and audits
+    its answer (``rca``)."""
+
+    @property
+    def incident(self) -> Incident:
+        """The incident the action runs for."""
+        ...
+
+    def analyse(self, event: ErrorEvent, *, refresh: bool, offline: bool,
+                channel: str) -> dict[str, Any]:
+        """The analysis of ``event`` (``refresh``: skip the cache; ``offline``: the catalog
+        only); ``channel`` is only recorded (the caller posts)."""
+        ...
+
+
 @dataclass(frozen=True)
 class ActionContext:
     """Everything an action may use besides its parameters and the event.
 
     ``clients`` is built once from the settings by the caller; actions never build their own
-    clients, which is how the tests point them at the sandbox.
+    clients, which is how the tests point them at the sandbox. ``analyst`` is set by the
+    runner for the one row it runs (None elsewhere: an action that needs it refuses).
     """
 
     clients: Clients
+    analyst: Analyst | None = None

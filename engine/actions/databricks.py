@@ -11,12 +11,12 @@ import inspect
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import names
-from engine.actions._event import attr, drop_empty
 from engine.actions.base import Params, params_key
-from engine.actions.clients import Clients, DatabricksRoute
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
-from engine.actions.errors import cloud_call
+from engine.cloud import names
+from engine.cloud.clients import Clients, DatabricksRoute
+from engine.cloud.errors import cloud_call
+from engine.cloud.targets import attr, drop_empty
 from engine.errors import PermanentActionError, RetryableActionError
 from engine.events import ErrorEvent
 

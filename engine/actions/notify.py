@@ -5,10 +5,10 @@ is a secret: chat webhook URLs carry their credential) or, for tests and one-off
 ``url``. The channel's ``format`` gives the shape (:func:`render`): ``slack`` (incoming
 webhook with blocks), ``teams`` (a Teams workflow webhook with an Adaptive Card attachment)
 or ``json`` (``{"text", "title", "link", "rca", **fields, "event"}``). Event-supplied text is
-escaped for the channel's markup (:mod:`engine.markup`: ``title`` and ``text`` carry marks
+escaped for the channel's markup (:mod:`engine.text.markup`: ``title`` and ``text`` carry marks
 around it; facts, ``rca`` and the event are event-supplied whole), plain text is cleaned of
 control characters, every part is bounded, and bodies are redacted before they leave; errors
-never show the URL. The incident outbox (engine/notifications.py) sends through :func:`send`
+never show the URL. The incident outbox (engine/runtime/notifications.py) sends through :func:`send`
 too.
 """
 
@@ -19,15 +19,15 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from engine import markup
 from engine.actions.base import Params, params_key
 from engine.actions.context import ActionContext, ActionResult
-from engine.actions.errors import cloud_call
-from engine.actions.hosts import check_url
+from engine.cloud.errors import cloud_call
 from engine.config import Secret, WebhookTarget
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
-from engine.redact import redact
+from engine.hosts import check_url
+from engine.text import markup
+from engine.text.redact import redact
 
 __all__ = ["Message", "NotifyParams", "channel_target", "describe", "event_facts",
            "event_summary", "post_json", "render", "send", "webhook"]
@@ -60,7 +60,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     """What a notification says, before it is shaped for a channel.
 
     ``title`` and ``text`` are the author's markup with event-supplied values marked
-    (:func:`engine.markup.untrusted`); ``rca``, the values of ``facts``, ``fields`` and
+    (:func:`engine.text.markup.untrusted`); ``rca``, the values of ``facts``, ``fields`` and
     ``event`` are event-supplied whole; ``link`` is the button's URL.
     """
 

@@ -1,26 +1,23 @@
-"""``rca.analyze`` (its parameters) and the LLM client of the root-cause analysis.
+"""``rca.analyze``: explain a failure's root cause and, if asked, post it to a channel.
 
-The action's ``run`` is ``None`` on purpose: the worker routes it to the RCA engine
-(engine/analysis), which is also what answers for firing events no rule matches. The client
-lives here because only ``engine/actions`` may import an SDK: :class:`LlmClient` wraps the
-openai SDK for OpenAI, Azure OpenAI or any OpenAI-compatible server, with the configured
-timeout and retries, and turns every failure into :class:`LlmFailure` with a short reason.
+The analysis itself is the engine's (engine/analysis, the same that answers for firing events
+no rule matches): the runner hands it to the action bound to the incident it runs for
+(``ActionContext.analyst``: it reads the incident's history and audits the answer). Posting
+goes through ``notify.webhook``'s code, so the channel's format and its escaping apply.
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.actions import notify
 from engine.actions.base import Params
-from engine.config import LlmSettings
-from engine.errors import ActionError
+from engine.actions.context import ActionContext, ActionResult
+from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
+from engine.text import markup
 
-if TYPE_CHECKING:
-    import openai
-
-__all__ = ["LlmClient", "LlmFailure", "RcaParams", "describe"]
+__all__ = ["RcaParams", "analyze", "describe"]
 
 
 class RcaParams(Params, kw_only=True):
@@ -40,85 +37,47 @@ def describe(params: RcaParams, event: ErrorEvent) -> str:
     return f"would analyse the root cause of {code} on {event.resource or event.source}{how}{to}"
 
 
-class LlmFailure(ActionError):
-    """The LLM gave no usable answer; ``reason`` is short and carries no secret
-    (``timed out after 2 s``, ``429 rate limited``, ``malformed JSON``...)."""
+def analyze(params: RcaParams, event: ErrorEvent, ctx: ActionContext) -> ActionResult:
+    """Ask the incident's analysis (``ctx.analyst``) and post it to ``channel`` if set.
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class LlmClient:
-    """One OpenAI-compatible client built from ``[llm]``; thread-safe (the SDK's is).
-
-    :meth:`complete` returns the answer as a JSON object (not yet checked against the
-    schema: the caller does that) or raises :class:`LlmFailure`.
+    Raises PermanentActionError without an incident to analyse for (``ctx.analyst`` unset)
+    or for an unknown channel; a post's 5xx, 429 or timeout raises RetryableActionError, so
+    the action retries.
     """
-
-    def __init__(self, cfg: LlmSettings) -> None:
-        # Imported here: the action registry imports this module, and the SDK takes seconds
-        # to import on a busy machine; only a configured LLM needs it.
-        import openai
-
-        self.cfg = cfg
-        key = cfg.api_key.reveal() if cfg.api_key else "unused"
-        common: dict[str, Any] = {"api_key": key, "timeout": cfg.timeout,
-                                  "max_retries": cfg.max_retries}
-        if cfg.provider == "azure":
-            self._client: openai.OpenAI = openai.AzureOpenAI(
-                azure_endpoint=cfg.base_url, api_version=cfg.api_version,
-                azure_deployment=cfg.deployment, **common)
-        else:
-            self._client = openai.OpenAI(base_url=cfg.base_url or None, **common)
-
-    @property
-    def model(self) -> str:
-        """The model (or Azure deployment) asked."""
-        return self.cfg.deployment or self.cfg.model
-
-    def complete(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
-        """Ask for a JSON object valid for ``schema`` (strict structured output)."""
-        import openai  # already loaded by __init__
-
-        try:
-            answer = self._client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "system", "content": system},
-                          {"role": "user", "content": user}],
-                response_format={"type": "json_schema", "json_schema": {
-                    "name": "root_cause_analysis", "strict": True, "schema": schema}},
-                temperature=0,
-            )
-        except openai.APITimeoutError as exc:
-            raise LlmFailure(f"timed out after {self.cfg.timeout:g} s") from exc
-        except openai.APIConnectionError as exc:
-            raise LlmFailure("connection failed") from exc
-        except openai.RateLimitError as exc:
-            raise LlmFailure("429 rate limited") from exc
-        except openai.APIStatusError as exc:
-            raise LlmFailure(f"{exc.status_code} {_error_code(exc)}".strip()) from exc
-        except openai.OpenAIError as exc:  # answers the SDK cannot read
-            raise LlmFailure(f"unusable answer ({type(exc).__name__})") from exc
-        if not answer.choices:
-            raise LlmFailure("no choices in the answer")
-        message = answer.choices[0].message
-        if message.refusal:
-            raise LlmFailure("the model refused")
-        try:
-            data = json.loads(message.content or "")
-        except ValueError as exc:
-            raise LlmFailure("malformed JSON") from exc
-        if not isinstance(data, dict):
-            raise LlmFailure("schema violation: the answer is not an object")
-        return data
-
-    def close(self) -> None:
-        """Release the HTTP connections."""
-        self._client.close()
+    if ctx.analyst is None:
+        raise PermanentActionError("rca.analyze: no incident to analyse for: the action runs "
+                                   "only as a step of a remediation")
+    analysis = ctx.analyst.analyse(event, refresh=params.refresh, offline=params.offline,
+                                   channel=params.channel)
+    detail = "root-cause analysis recorded"
+    if params.channel:
+        _post(ctx, event, analysis, params.channel)
+        detail += f" and posted to channel {params.channel}"
+    return ActionResult(outcome="done", detail=detail, data={"rca": analysis})
 
 
-def _error_code(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    code = body.get("code") or (body.get("error") or {}).get("code") if body else None
-    return str(code) if isinstance(code, str) and code.isidentifier() else "error"
+def _post(ctx: ActionContext, event: ErrorEvent, analysis: dict[str, Any],
+          channel: str) -> None:
+    """The analysis as a message to ``channel``: its words and the event's are not
+    Remediator's, so they are marked for the channel to escape."""
+    assert ctx.analyst is not None
+    where = f"rca.analyze[channel={channel}]"
+    target = notify.channel_target(ctx, channel, where)
+    summary = str(analysis.get("summary") or "")
+    cause = str(analysis.get("probable_cause") or "")
+    steps = [str(s) for s in analysis.get("next_steps") or []]
+    mark = markup.untrusted
+    text = "\n".join([mark(summary)] + ([f"Probable cause: {mark(cause)}"] if cause else [])
+                     + [f"- {mark(s)}" for s in steps])
+    incident = ctx.analyst.incident
+    message = notify.Message(
+        title=f"RCA: {mark(incident.resource or incident.target)}: "
+              f"{mark(event.error_code or 'failure')}",
+        text=text if markup.strip(text) else "no analysis", rca=summary,
+        facts=notify.event_facts(event),
+        fields={"incident": {"id": incident.id, "state": incident.state},
+                "analysis": {k: analysis.get(k) for k in
+                             ("category", "confidence", "retryable", "engine")
+                             if k in analysis}},
+        event=notify.event_summary(event))
+    notify.send(ctx, target, message, where, key=f"rca:{incident.id}:{channel}")

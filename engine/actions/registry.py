@@ -101,8 +101,9 @@ def action_table() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="rca.analyze",
-            description="Explain the root cause (the worker routes it to the RCA engine).",
-            params=rca.RcaParams, run=None, describe=rca.describe, mutating=False,
+            description="Explain the root cause with the RCA engine, optionally posted to a "
+                        "channel.",
+            params=rca.RcaParams, run=rca.analyze, describe=rca.describe, mutating=False,
         ),
         ActionSpec(
             name="noop",

@@ -10,26 +10,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.actions import adf, names
-from engine.actions._event import arm_parts, attr, drop_empty, short_id
+from engine.actions import adf
 from engine.actions.base import Params
-from engine.actions.clients import Clients, SynapseRoute
 from engine.actions.context import ActionContext, ActionResult, Precheck, ProbeResult
-from engine.actions.errors import cloud_call
+from engine.cloud import names
+from engine.cloud.clients import Clients, SynapseRoute
+from engine.cloud.errors import cloud_call
+from engine.cloud.runs import synapse_runs
+from engine.cloud.targets import arm_parts, attr, drop_empty, short_id
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
 
 if TYPE_CHECKING:
     # SDKs load where a call is made, never at import (fast CLI start: see clients.py).
     from azure.synapse.artifacts import ArtifactsClient
-    from azure.synapse.artifacts.models import PipelineRun, RunQueryFilter
+    from azure.synapse.artifacts.models import PipelineRun
 
 __all__ = [
     "RerunParams",
     "describe_rerun",
     "precheck_rerun",
     "probe_run",
-    "query_runs",
     "reconcile_rerun",
     "rerun_pipeline",
     "target",
@@ -117,20 +118,6 @@ def probe_run(result: ActionResult, ctx: ActionContext) -> ProbeResult:
     return adf.run_state(run)  # same statuses as ADF
 
 
-def query_runs(client: ArtifactsClient, after: datetime, before: datetime,
-               filters: list[RunQueryFilter], limit: int = 20) -> list[PipelineRun]:
-    """``query_pipeline_runs_by_workspace``, following continuation tokens (``limit`` pages)."""
-    from azure.synapse.artifacts.models import RunFilterParameters
-
-    return adf.follow_pages(
-        lambda token: client.pipeline_run.query_pipeline_runs_by_workspace(RunFilterParameters(
-            last_updated_after=after, last_updated_before=before, filters=filters,
-            continuation_token=token,
-        )),
-        limit,
-    )
-
-
 def _run_group(params: RerunParams, ctx: ActionContext,
                where: str) -> tuple[SynapseRoute, Any, datetime, list[PipelineRun]]:
     """The route, the original run, its start and the runs of its run group since then."""
@@ -140,7 +127,7 @@ def _run_group(params: RerunParams, ctx: ActionContext,
     with cloud_call(where):
         original = client.pipeline_run.get_pipeline_run(params.run_id)
         started = original.run_start or datetime.now(UTC) - timedelta(days=30)
-        runs = query_runs(client, started, datetime.now(UTC) + timedelta(hours=1), [
+        runs = synapse_runs(client, started, datetime.now(UTC) + timedelta(hours=1), [
             RunQueryFilter(operand="RunGroupId", operator="Equals",
                            values=[original.run_group_id or params.run_id]),
             RunQueryFilter(operand="PipelineName", operator="Equals", values=[params.pipeline]),

@@ -16,13 +16,13 @@ from typing import Any
 
 import msgspec
 
-from engine import markup
 from engine.actions.base import Params, params_key
 from engine.actions.context import ActionContext, ActionResult
 from engine.actions.notify import event_summary, post_json
 from engine.errors import PermanentActionError
 from engine.events import ErrorEvent
-from engine.redact import redact
+from engine.text import markup
+from engine.text.redact import redact
 
 __all__ = ["TicketParams", "create", "describe"]
 

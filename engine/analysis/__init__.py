@@ -1,5 +1,5 @@
 """Root-cause analysis of failures no rule covers: redacted prompt, cache, budget, LLM or the
-offline catalog. ``make_rca(settings, clients, db)`` gives the worker's ``rca`` hook."""
+offline catalog. ``make_rca(settings, db, actions)`` gives the worker's ``rca`` hook."""
 
 from engine.analysis.model import Analysis
 from engine.analysis.service import Analyzer, make_rca

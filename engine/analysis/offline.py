@@ -2,7 +2,7 @@
 
 It needs no network and never fails, which is why it is what every LLM failure falls back to.
 Evidence is quoted from the event's own text, so that it always occurs in the input. Its
-patterns are RE2's (engine/patterns.py): linear in the message, which an event keeps to
+patterns are RE2's (engine/text/patterns.py): linear in the message, which an event keeps to
 ``TEXT_LIMIT`` characters (``\\w+Exception\\b`` under ``re`` took 45 minutes on 800,000 letters).
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from engine.analysis.catalog import CatalogEntry, load_catalog
 from engine.analysis.model import Analysis, Category
 from engine.events import ErrorEvent
-from engine.patterns import Pattern
-from engine.patterns import compile as compile_pattern
-from engine.redact import redact_text
+from engine.text.patterns import Pattern
+from engine.text.patterns import compile as compile_pattern
+from engine.text.redact import redact_text
 
 __all__ = ["analyze_offline", "find_entry"]
 

@@ -15,7 +15,7 @@ import msgspec
 
 from engine.actions.base import ActionSpec
 from engine.events import ErrorEvent
-from engine.redact import redact, redact_text
+from engine.text.redact import redact, redact_text
 
 __all__ = ["SYSTEM", "Prompt", "Tried", "build_prompt"]
 

@@ -16,18 +16,18 @@ import msgspec
 import structlog
 
 from engine.actions.base import ActionSpec
-from engine.actions.rca import LlmClient, LlmFailure
 from engine.analysis.model import ANSWER_SCHEMA, Analysis, LlmAnswer
 from engine.analysis.offline import analyze_offline
 from engine.analysis.prompt import Prompt, Tried, build_prompt
 from engine.analysis.suggest import check_evidence, check_rule
 from engine.clock import Clock, SystemClock, to_ms
+from engine.cloud.llm import LlmClient, LlmFailure
 from engine.config import LlmSettings, Settings
 from engine.events import ErrorEvent
-from engine.redact import redact
-from engine.store import Database
 from engine.store import actions as actions_store
 from engine.store import rca as rca_store
+from engine.store.db import Database
+from engine.text.redact import redact
 
 __all__ = ["Analyzer", "make_rca"]
 
@@ -138,12 +138,9 @@ class Analyzer:
             self.llm.close()
 
 
-def make_rca(settings: Settings, clients: Any, db: Database, *,
+def make_rca(settings: Settings, db: Database, actions: Mapping[str, ActionSpec], *,
              clock: Clock | None = None) -> Analyzer:
     """The worker's ``rca`` hook from the settings: the LLM of ``[llm]`` if configured, else
-    offline. ``clients`` (the cloud clients) is accepted for symmetry with the other hooks;
-    the LLM client is built here from ``[llm]`` alone."""
-    from engine.actions.registry import action_table  # the registry imports every SDK
-
+    offline; ``actions`` is the registry's table (the history names what each incident ran)."""
     llm = LlmClient(settings.llm) if settings.llm is not None else None
-    return Analyzer(db, action_table(), llm=llm, clock=clock)
+    return Analyzer(db, actions, llm=llm, clock=clock)

@@ -34,11 +34,11 @@ import jinja2
 from jinja2 import nodes
 
 from engine.actions.base import ActionSpec
-from engine.actions.hosts import check_url
 from engine.attributes import ATTRIBUTES, known_names
 from engine.config import Settings
 from engine.errors import PermanentActionError, PlaybookError
 from engine.events import KINDS, SOURCES
+from engine.hosts import check_url
 from engine.known_codes import OPEN_SOURCES, is_plausible, known_codes
 from engine.rules import _yaml
 from engine.rules.load import load_playbooks

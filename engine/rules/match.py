@@ -16,7 +16,7 @@ Semantics (the contract playbook authors rely on):
   is not ``usererrorfilenotfound``. The enumerated fields ``source``, ``kind`` and ``status``
   are lower-case; a value outside their sets is a load error rather than a silent non-match.
   Regexes may opt into ``(?i)``. A regex or glob reads the first ``TEXT_LIMIT`` (64 Ki)
-  characters of a value (engine/patterns.py): no value costs more than that to match.
+  characters of a value (engine/text/patterns.py): no value costs more than that to match.
 - On a list-valued field (``error_codes``, a list attribute) a condition holds when it holds
   for any element. A missing attribute, ``None``, ``""`` and an empty list do not "exist"
   and fail every other operator.
@@ -36,12 +36,15 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from engine import patterns
 from engine.events import KINDS, SOURCES, STATUSES, ErrorEvent
+from engine.text import patterns
+
+if TYPE_CHECKING:
+    from engine.rules.ruleset import CompiledRule
 
 __all__ = [
     "EVENT_FIELDS",
@@ -540,7 +543,7 @@ class MatchTarget(Protocol):
 class RuleMatch:
     """A rule that matched an event, with its regex named groups."""
 
-    rule: Any
+    rule: CompiledRule
     groups: dict[str, Any]
 
 

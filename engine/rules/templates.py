@@ -5,7 +5,7 @@ Every string in an action's ``with:`` is a template. The names are ``event`` (th
 caller passes: id, state, attempts, url). Undefined names are errors (StrictUndefined), and the
 immutable sandbox refuses private attributes (``__class__``, ``__globals__``) and mutation.
 Output is not escaped here (these are API parameters, not HTML); instead every ``{{ }}`` output
-is marked as event-supplied (:mod:`engine.markup`): the parameters an action names in
+is marked as event-supplied (:mod:`engine.text.markup`): the parameters an action names in
 ``ActionSpec.markup_params`` (a chat message's text and title) keep the marks, so that the
 channel escapes those values and not the author's own markup; every other parameter, and the
 plain form of every parameter (``PlannedAction.args``), is rendered without them. What can be
@@ -23,11 +23,11 @@ import msgspec
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine import markup
 from engine.errors import PlaybookError
 from engine.events import ErrorEvent
-from engine.patterns import compile as compile_pattern
 from engine.rules.match import EVENT_FIELDS
+from engine.text import markup
+from engine.text.patterns import compile as compile_pattern
 
 if TYPE_CHECKING:
     from engine.rules.match import RuleMatch
@@ -41,6 +41,7 @@ __all__ = [
     "compile_value",
     "make_environment",
     "render_actions",
+    "render_step",
 ]
 
 TEMPLATE_NAMES: tuple[str, ...] = ("event", "match", "attempts", "incident")
@@ -105,7 +106,7 @@ def _product_size(left: Any, right: Any) -> int:
 def make_environment(*, mark_values: bool = False) -> jinja2.Environment:
     """The one kind of environment templates run in (one per loaded set). Playbooks and the
     notification text use ``mark_values``: every ``{{ }}`` output is marked as event-supplied
-    (:func:`engine.markup.untrusted`)."""
+    (:func:`engine.text.markup.untrusted`)."""
     return _TemplateEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
         finalize=markup.untrusted if mark_values else None,
@@ -252,41 +253,64 @@ def render_actions(
     naming the action's reference and the field for an undefined name, a sandbox violation
     or a parameter that does not validate.
     """
-    rule = rule_match.rule
-    context = {
+    context = _context(rule_match, event, attempts, incident)
+    return [_render(step, rule_match.rule.id, event, context)
+            for step in getattr(rule_match.rule, steps)]
+
+
+def render_step(
+    rule_match: RuleMatch,
+    event: ErrorEvent,
+    index: int,
+    *,
+    attempts: int,
+    incident: Mapping[str, Any] | None = None,
+    steps: Literal["actions", "on_failure"] = "actions",
+) -> PlannedAction | None:
+    """Render one action of the rule, the ``index``-th of ``steps`` (None: the rule has no
+    such action), as :func:`render_actions` renders each."""
+    listed = getattr(rule_match.rule, steps)
+    if not 0 <= index < len(listed):
+        return None
+    return _render(listed[index], rule_match.rule.id, event,
+                   _context(rule_match, event, attempts, incident))
+
+
+def _context(rule_match: RuleMatch, event: ErrorEvent, attempts: int,
+             incident: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
         "event": event,
         # every group of the rule is defined; one whose regex did not take part is None
-        "match": {**dict.fromkeys(rule.condition.groups), **rule_match.groups},
+        "match": {**dict.fromkeys(rule_match.rule.condition.groups), **rule_match.groups},
         "attempts": attempts,
         "incident": dict(incident or {}),
     }
-    planned = []
-    for step in getattr(rule, steps):
-        merged = dict(step.spec.target(event))
-        keep = step.spec.markup_params
-        for key, rendered in step.with_.items():
-            try:
-                value = rendered(context)
-                merged[key] = value if key in keep else markup.strip_data(value)
-            except jinja2.UndefinedError as exc:
-                raise RenderError(step.ref, f"with.{key}: {exc.message}") from exc
-            except jinja2.sandbox.SecurityError as exc:
-                raise RenderError(step.ref, f"with.{key}: unsafe template: {exc}") from exc
-            except _RENDER_ERRORS as exc:
-                raise RenderError(step.ref, f"with.{key}: {type(exc).__name__}: {exc}") from exc
+
+
+def _render(step: Any, rule_id: str, event: ErrorEvent,
+            context: Mapping[str, Any]) -> PlannedAction:
+    merged = dict(step.spec.target(event))
+    keep = step.spec.markup_params
+    for key, rendered in step.with_.items():
         try:
-            params = msgspec.convert(merged, step.spec.params, strict=False)
-        except msgspec.ValidationError as exc:
-            raise RenderError(step.ref, f"invalid parameters: {exc}") from exc
-        planned.append(
-            PlannedAction(
-                action=step.spec.name,
-                ref=step.ref,
-                rule_id=rule.id,
-                params=params,
-                args=markup.strip_data(msgspec.to_builtins(params)),
-                delay_s=step.delay_s,
-                mutating=step.spec.mutating,
-            )
-        )
-    return planned
+            value = rendered(context)
+            merged[key] = value if key in keep else markup.strip_data(value)
+        except jinja2.UndefinedError as exc:
+            raise RenderError(step.ref, f"with.{key}: {exc.message}") from exc
+        except jinja2.sandbox.SecurityError as exc:
+            raise RenderError(step.ref, f"with.{key}: unsafe template: {exc}") from exc
+        except _RENDER_ERRORS as exc:
+            raise RenderError(step.ref, f"with.{key}: {type(exc).__name__}: {exc}") from exc
+    try:
+        params = msgspec.convert(merged, step.spec.params, strict=False)
+    except msgspec.ValidationError as exc:
+        raise RenderError(step.ref, f"invalid parameters: {exc}") from exc
+    return PlannedAction(
+        action=step.spec.name,
+        ref=step.ref,
+        rule_id=rule_id,
+        params=params,
+        args=markup.strip_data(msgspec.to_builtins(params)),
+        delay_s=step.delay_s,
+        mutating=step.spec.mutating,
+    )

@@ -14,12 +14,16 @@ Parameters are stored redacted; the worker re-renders them from the rule when it
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.redact import redact
-from engine.store import Database, new_id
+from engine.store.ids import new_id
+from engine.store.query import Where
+from engine.text.redact import redact
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "PENDING",
@@ -43,6 +47,7 @@ __all__ = [
     "reschedule",
     "set_probe",
     "start",
+    "stop_probes",
 ]
 
 STATES: tuple[str, ...] = (
@@ -77,33 +82,14 @@ class NewAction(msgspec.Struct, frozen=True, kw_only=True):
     playbook_hash: str = ""
 
 
-class ActionRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One stored action with its outcome so far."""
+class ActionRow(NewAction, frozen=True, kw_only=True):
+    """One stored action: what was planned, and its outcome so far."""
 
     id: str
-    idem_key: str
-    incident_id: str
-    event_id: str
-    rule_id: str
-    reference: str
-    action: str
-    index: int
-    phase: str
-    attempt: int
-    target: str
-    fingerprint: str
-    state: str
-    dry_run: bool
-    mutating: bool
-    due_ms: int
     created_ms: int
     started_ms: int
     finished_ms: int
     owner: str
-    params: dict[str, Any]
-    description: str
-    playbook: str
-    playbook_hash: str
     result: dict[str, Any]
     external_id: str
     error: str
@@ -198,27 +184,20 @@ def for_incident(
     db: Database, incident_id: str, *, attempt: int | None = None, phase: str | None = None
 ) -> list[ActionRow]:
     """The actions of an incident in the order they were planned."""
-    sql, params = "SELECT * FROM actions WHERE incident_id = ?", [incident_id]
-    if attempt is not None:
-        sql += " AND attempt = ?"
-        params.append(attempt)
-    if phase is not None:
-        sql += " AND phase = ?"
-        params.append(phase)
-    return [_row(r) for r in db.query(sql + ' ORDER BY created_ms, "index", id', params)]
+    where = Where().equal(incident_id=incident_id, attempt=attempt, phase=phase)
+    rows = db.query(f'SELECT * FROM actions{where.sql} ORDER BY created_ms, "index", id',
+                    where.params)
+    return [_row(r) for r in rows]
 
 
 def due(db: Database, now_ms: int, limit: int = 50, *,
         incident_id: str | None = None) -> list[ActionRow]:
     """Scheduled actions whose time has come (of one incident, or all), oldest due first."""
-    where, params = "", [now_ms]
-    if incident_id is not None:  # the worker's own rows, however many others are due
-        where, params = " AND incident_id = ?", [now_ms, incident_id]
-    rows = db.query(
-        f"SELECT * FROM actions WHERE state = 'scheduled' AND due_ms <= ?{where} "
-        'ORDER BY due_ms, created_ms, "index" LIMIT ?',
-        (*params, limit),
-    )
+    # of one incident: the worker's own rows, however many others are due
+    where = Where().where("due_ms <= ?", now_ms).equal(incident_id=incident_id)
+    scheduled = where.also("state = 'scheduled'")
+    rows = db.query(f'SELECT * FROM actions{scheduled} ORDER BY due_ms, created_ms, "index" '
+                    "LIMIT ?", [*where.params, limit])
     return [_row(r) for r in rows]
 
 
@@ -319,6 +298,15 @@ def cancel_pending(db: Database, incident_id: str, now_ms: int) -> list[ActionRo
             (now_ms, incident_id, *PENDING),
         ).fetchall()
     return [_row(r) for r in rows]
+
+
+def stop_probes(db: Database, incident_id: str) -> int:
+    """Stop the incident's running probes (``cancelled``); returns how many."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE actions SET probe_state = 'cancelled' "
+            "WHERE incident_id = ? AND probe_state = 'running'", (incident_id,),
+        ).rowcount
 
 
 def interrupted(db: Database, *, owner: str, now_ms: int, lease_ms: int) -> list[ActionRow]:

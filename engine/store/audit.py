@@ -2,7 +2,9 @@
 
 :func:`append` reads the head of the chain and writes the next record in one ``BEGIN
 IMMEDIATE`` transaction, so concurrent writers cannot fork the chain. ``audit_head`` keeps the
-seq and hash of the last record, so that deleting the tail is caught too.
+seq and hash of the last record, so that deleting the tail is caught too; :func:`verify_chain`
+walks the stored chain against it. A kind outside the log's vocabulary (engine/audit.py,
+``AuditKind``) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.audit import GENESIS, AuditRecord, record_hash
-from engine.redact import redact
-from engine.store import Database
+from engine.audit import GENESIS, AuditRecord, VerifyResult, check_kind, record_hash, verify_records
+from engine.store.query import Where
+from engine.text.redact import redact
 
-__all__ = ["append", "create_schema", "head", "iter_records", "list_records"]
+if TYPE_CHECKING:
+    from engine.store.db import Database
+
+__all__ = ["append", "create_schema", "head", "iter_records", "list_records", "verify_chain"]
 
 
 def create_schema(db: Database) -> None:
@@ -64,9 +69,11 @@ def append(
 ) -> AuditRecord:
     """Append one record (``data`` is redacted first) and return it as stored.
 
-    Raises :class:`~engine.errors.StorageError` if it cannot be written; the caller decides
-    whether the step it records may go on (the worker does not act without its record).
+    Raises :class:`~engine.errors.UnknownAuditKind` for a kind the log does not have (nothing
+    is written), :class:`~engine.errors.StorageError` if it cannot be written; the caller
+    decides whether the step it records may go on (the worker does not act without its record).
     """
+    check_kind(kind)
     body_data = redact(msgspec.to_builtins(data if data is not None else {}))
     if not isinstance(body_data, dict):
         body_data = {"value": body_data}
@@ -126,27 +133,22 @@ def head(db: Database) -> tuple[int, str] | None:
     return (rows[0]["seq"], rows[0]["hash"]) if rows else None
 
 
-def list_records(
-    db: Database,
-    *,
-    incident_id: str | None = None,
-    event_id: str | None = None,
-    resource: str | None = None,
-    kind: str | None = None,
-    since: datetime | None = None,
-    limit: int = 100,
-) -> list[AuditRecord]:
+def list_records(db: Database, *, incident_id: str | None = None, event_id: str | None = None,
+                 resource: str | None = None, kind: str | None = None,
+                 since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
     """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them."""
-    where, params = [], []
-    for column, value in (("incident_id", incident_id), ("event_id", event_id),
-                          ("resource", resource), ("kind", kind)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("ts_ms >= ?")
-        params.append(int(since.timestamp() * 1000))
-    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY seq DESC LIMIT ?"
-    params.append(limit)
-    return [_record(row) for row in reversed(db.query(sql, params))]
+    where = Where().equal(incident_id=incident_id, event_id=event_id, resource=resource,
+                          kind=kind).at_least("ts_ms", _ms(since))
+    rows = db.query(f"SELECT * FROM audit{where.sql} ORDER BY seq DESC LIMIT ?",
+                    [*where.params, limit])
+    return [_record(row) for row in reversed(rows)]
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def verify_chain(db: Database) -> VerifyResult:
+    """Verify the whole stored audit log against its head; see
+    :func:`engine.audit.verify_records`."""
+    return verify_records(iter_records(db), head(db))

@@ -10,8 +10,10 @@ a page fails (tests/reliability/test_storage_faults.py).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from engine.store import Database
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = ["KEY", "beat"]
 

@@ -4,8 +4,8 @@ An event is committed under its UNIQUE ``dedup_key`` before the receiver answers
 delivery of the same key only counts a duplicate. The worker claims pending events with a
 lease, so that an event whose worker died is picked up again once the lease runs out. Each
 claim counts (``attempts``, in the claim's own statement); an event whose stages never finish
-is ``parked`` (engine/deadletter.py) instead of being claimed forever, until an admin replays
-it.
+is ``parked`` (engine/runtime/deadletter.py) instead of being claimed forever, until an admin
+replays it.
 
 States: ``pending`` (waits for a claim), ``processing`` (claimed, leased until
 ``lease_until_ms``), ``done``, ``parked`` (set aside, ``reason`` says why).
@@ -17,12 +17,16 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from engine.events import ErrorEvent
-from engine.store import Database, new_id
+from engine.store.ids import new_id
+from engine.store.query import Where
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "Receipt",
@@ -235,36 +239,17 @@ def get(db: Database, event_id: str) -> StoredEvent | None:
     return _stored(rows[0]) if rows else None
 
 
-def list_events(
-    db: Database,
-    *,
-    source: str | None = None,
-    status: str | None = None,
-    resource: str | None = None,
-    state: str | None = None,
-    since: datetime | None = None,
-    limit: int = 50,
-    before: str | None = None,
-) -> list[StoredEvent]:
+def list_events(db: Database, *, source: str | None = None, status: str | None = None,
+                resource: str | None = None, state: str | None = None,
+                since: datetime | None = None, limit: int = 50,
+                before: str | None = None) -> list[StoredEvent]:
     """Newest first, filtered; ``before`` (an event id) pages to older events."""
-    where, params = [], []
-    for column, value in (("source", source), ("status", status), ("resource", resource),
-                          ("state", state)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("received_ms >= ?")
-        params.append(int(since.timestamp() * 1000))
-    if before is not None:
-        where.append("id < ?")
-        params.append(before)
-    sql = "SELECT * FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(limit)
-    return [_stored(row) for row in db.query(sql, params)]
+    where = (Where().equal(source=source, status=status, resource=resource, state=state)
+             .at_least("received_ms", None if since is None else int(since.timestamp() * 1000))
+             .where("id < ?", before))
+    rows = db.query(f"SELECT * FROM events{where.sql} ORDER BY id DESC LIMIT ?",
+                    [*where.params, limit])
+    return [_stored(row) for row in rows]
 
 
 def claim(

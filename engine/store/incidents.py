@@ -1,49 +1,48 @@
 """Incidents: firing events grouped by (fingerprint, target), with their state and attempts.
 
-States: ``open`` (received, not yet acted on), ``remediating`` (actions scheduled or running),
-``waiting_approval``, ``verifying`` (a probe follows what the actions started) are *active*;
-``resolved``, ``escalated`` and ``ignored`` are final. At most one active incident exists per
-(fingerprint, target); a later firing event of the same failure joins it. The timeline of an
-incident is its audit records (engine/store/audit.py, ``list_records(incident_id=...)``).
+The states and the moves between them are engine/lifecycle.py's; the writes that change a
+state are engine/store/transitions.py's, which only the lifecycle calls. This module reads
+incidents and writes what is not their state (the rule, the attempts, the notification
+outbox). The timeline of an incident is its audit records (engine/store/audit.py,
+``list_records(incident_id=...)``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store import Database, new_id
+from engine.store.query import Where
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
-    "ACTIVE",
-    "FINAL",
-    "STATES",
     "Incident",
     "OutboxItem",
     "add_attempt",
     "create_schema",
     "defer_notification",
-    "find_active",
+    "find",
     "get",
+    "in_states",
     "list_incidents",
     "mark_notified",
     "notifications_due",
-    "open_or_join",
+    "row_incident",
     "set_rule",
-    "set_state",
 ]
-
-ACTIVE: tuple[str, ...] = ("open", "remediating", "waiting_approval", "verifying")
-FINAL: tuple[str, ...] = ("resolved", "escalated", "ignored")
-STATES: tuple[str, ...] = ACTIVE + FINAL
-
 
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
     """One failure of one target, across the events that report it and the attempts to fix it.
 
     ``event_id`` is the event the current remediation was planned from (re-rendered for the
-    next attempt); ``attempts`` counts attempts that failed or are under way.
+    next attempt); ``attempts`` counts attempts that failed or are under way; ``matches``
+    (JSON) the named groups of each rule matched when it was planned, by rule id: what its
+    actions are rendered with again, without running the match again.
     """
 
     id: str
@@ -63,11 +62,7 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     closed_ms: int
     approval_due_ms: int
     event: str
-
-    @property
-    def active(self) -> bool:
-        """Whether the incident is still being handled."""
-        return self.state in ACTIVE
+    matches: str = "{}"
 
 
 def create_schema(db: Database) -> None:
@@ -89,6 +84,8 @@ def create_schema(db: Database) -> None:
     db.utils["incidents"].create_index(["target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["state", "approval_due_ms"], if_not_exists=True)
     _add_outbox_columns(db)
+    if "matches" not in db.utils["incidents"].columns_dict:  # a database made before it
+        db.utils["incidents"].add_column("matches", str, not_null_default="{}")
 
 
 # The notification outbox: the last state announced, and the retry of a failed announcement.
@@ -111,166 +108,64 @@ def _add_outbox_columns(db: Database) -> None:
     table.create_index(["notify_due_ms"], if_not_exists=True)
 
 
-def _incident(row: Any) -> Incident:
+def row_incident(row: Any) -> Incident:
+    """An incidents row as an :class:`Incident`."""
     return Incident(**{field: row[field] for field in Incident.__struct_fields__})
-
-
-def _active_sql(column: str) -> str:
-    return f"{column} IN ({', '.join(repr(s) for s in ACTIVE)})"
-
-
-def open_or_join(
-    db: Database,
-    *,
-    fingerprint: str,
-    target: str,
-    source: str,
-    resource: str,
-    alert_key: str,
-    event_id: str,
-    now_ms: int,
-    rejoin_since_ms: int | None = None,
-) -> tuple[Incident, bool]:
-    """The active incident of (fingerprint, target), joined by this event, or a new one.
-
-    With ``rejoin_since_ms``, an incident of (fingerprint, target) escalated with no rule
-    (unmatched: ``rule_id`` empty) and closed after that time is joined too, staying
-    escalated: a repeat of a failure already analysed and announced.
-    Returns the incident and whether it was created. Runs in one write transaction, so two
-    workers handling the same failure at once end in the same incident.
-    """
-    with db.write() as conn:
-        row = conn.execute(
-            f"SELECT id FROM incidents WHERE fingerprint = ? AND target = ? AND "
-            f"{_active_sql('state')} ORDER BY opened_ms LIMIT 1",
-            (fingerprint, target),
-        ).fetchone()
-        if row is None and rejoin_since_ms is not None:
-            row = conn.execute(
-                "SELECT id FROM incidents WHERE fingerprint = ? AND target = ? AND "
-                "state = 'escalated' AND rule_id = '' AND closed_ms > ? "
-                "ORDER BY closed_ms DESC LIMIT 1",
-                (fingerprint, target, rejoin_since_ms),
-            ).fetchone()
-        if row is not None:
-            conn.execute(
-                "UPDATE incidents SET events = events + 1, updated_ms = ? WHERE id = ?",
-                (now_ms, row["id"]),
-            )
-            incident_id, created = row["id"], False
-        else:
-            incident_id, created = new_id("inc"), True
-            conn.execute(
-                """INSERT INTO incidents (id, fingerprint, target, source, resource, alert_key,
-                       state, event_id, opened_ms, updated_ms)
-                   VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)""",
-                (incident_id, fingerprint, target, source, resource, alert_key, event_id,
-                 now_ms, now_ms),
-            )
-    incident = get(db, incident_id)
-    assert incident is not None  # written just above
-    return incident, created
 
 
 def get(db: Database, incident_id: str) -> Incident | None:
     """The incident with this id, or None."""
     rows = db.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-    return _incident(rows[0]) if rows else None
+    return row_incident(rows[0]) if rows else None
 
 
-def find_active(
-    db: Database, *, target: str | None = None, alert_key: str | None = None
+def find(
+    db: Database, *, states: Sequence[str], target: str | None = None,
+    alert_key: str | None = None,
 ) -> list[Incident]:
-    """Active incidents of ``target`` or carrying ``alert_key`` (either matches)."""
-    where, params = [], []
-    if target:
-        where.append("target = ?")
-        params.append(target)
-    if alert_key:
-        where.append("alert_key = ?")
-        params.append(alert_key)
-    if not where:
+    """Incidents in one of ``states`` of ``target`` or carrying ``alert_key`` (either
+    matches), oldest first; none when neither is given."""
+    where = Where().any_of(target=target, alert_key=alert_key)
+    if where.empty:
         return []
-    rows = db.query(
-        f"SELECT * FROM incidents WHERE ({' OR '.join(where)}) AND {_active_sql('state')} "
-        "ORDER BY opened_ms",
-        params,
-    )
-    return [_incident(row) for row in rows]
+    rows = db.query(f"SELECT * FROM incidents{where.also(in_states('state', states))} "
+                    "ORDER BY opened_ms", where.params)
+    return [row_incident(row) for row in rows]
 
 
-def list_incidents(
-    db: Database,
-    *,
-    state: str | None = None,
-    resource: str | None = None,
-    fingerprint: str | None = None,
-    source: str | None = None,
-    since_ms: int | None = None,
-    before: str | None = None,
-    limit: int = 50,
-) -> list[Incident]:
+def in_states(column: str, states: Sequence[str]) -> str:
+    """``column IN ('a', 'b')`` for a fixed set of states (the lifecycle's, never input)."""
+    return f"{column} IN ({', '.join(repr(s) for s in states)})"
+
+
+def list_incidents(db: Database, *, state: str | None = None, resource: str | None = None,
+                   fingerprint: str | None = None, source: str | None = None,
+                   since_ms: int | None = None, before: str | None = None,
+                   limit: int = 50) -> list[Incident]:
     """Newest first, filtered; ``before`` (an incident id) pages on from that incident."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("state", state), ("resource", resource),
-                          ("fingerprint", fingerprint), ("source", source)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since_ms is not None:
-        where.append("opened_ms >= ?")
-        params.append(since_ms)
-    if before is not None:
-        where.append("(opened_ms, id) < (SELECT opened_ms, id FROM incidents WHERE id = ?)")
-        params.append(before)
-    sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY opened_ms DESC, id DESC LIMIT ?"
-    params.append(limit)
-    return [_incident(row) for row in db.query(sql, params)]
-
-
-def set_state(
-    db: Database,
-    incident_id: str,
-    state: str,
-    *,
-    reason: str,
-    now_ms: int,
-    approval_due_ms: int | None = None,
-    only_from: tuple[str, ...] | None = None,
-) -> bool:
-    """Move an incident to ``state`` (from one of ``only_from``, if given); final states stamp
-    ``closed_ms``. Returns whether the row changed (False: it was not in ``only_from``)."""
-    if state not in STATES:
-        raise ValueError(f"unknown incident state {state!r}; expected one of {STATES}")
-    sql = "UPDATE incidents SET state = ?, reason = ?, updated_ms = ?"
-    params: list[Any] = [state, reason, now_ms]
-    if state in FINAL:
-        sql += ", closed_ms = ?"
-        params.append(now_ms)
-    if approval_due_ms is not None:
-        sql += ", approval_due_ms = ?"
-        params.append(approval_due_ms)
-    sql += " WHERE id = ?"
-    params.append(incident_id)
-    if only_from is not None:
-        sql += f" AND state IN ({', '.join('?' for _ in only_from)})"
-        params.extend(only_from)
-    with db.write() as conn:
-        return conn.execute(sql, params).rowcount > 0
+    where = (Where().equal(state=state, resource=resource, fingerprint=fingerprint,
+                           source=source)
+             .at_least("opened_ms", since_ms)
+             .where("(opened_ms, id) < (SELECT opened_ms, id FROM incidents WHERE id = ?)",
+                    before))
+    rows = db.query(f"SELECT * FROM incidents{where.sql} ORDER BY opened_ms DESC, id DESC "
+                    "LIMIT ?", [*where.params, limit])
+    return [row_incident(row) for row in rows]
 
 
 def set_rule(
-    db: Database, incident_id: str, rule_id: str, event_id: str, event_json: str, now_ms: int
+    db: Database, incident_id: str, rule_id: str, event_id: str, event_json: str, now_ms: int,
+    matches: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Remember which rule remediates the incident and the (enriched) event it was planned
-    from, as JSON: the next attempt is rendered from it."""
+    """Remember which rule remediates the incident, the (enriched) event it was planned from
+    and the named groups of each matched rule, as JSON: the next attempt is rendered from
+    them."""
     with db.write() as conn:
         conn.execute(
-            "UPDATE incidents SET rule_id = ?, event_id = ?, event = ?, updated_ms = ? "
-            "WHERE id = ?",
-            (rule_id, event_id, event_json, now_ms, incident_id),
+            "UPDATE incidents SET rule_id = ?, event_id = ?, event = ?, matches = ?, "
+            "updated_ms = ? WHERE id = ?",
+            (rule_id, event_id, event_json, json.dumps(matches or {}, sort_keys=True), now_ms,
+             incident_id),
         )
 
 
@@ -301,7 +196,7 @@ def notifications_due(db: Database, *, now_ms: int, limit: int = 100) -> list[Ou
         "ORDER BY updated_ms, id LIMIT ?",
         (now_ms, limit),
     )
-    return [OutboxItem(incident=_incident(r), notified_state=r["notified_state"],
+    return [OutboxItem(incident=row_incident(r), notified_state=r["notified_state"],
                        attempts=r["notify_attempts"]) for r in rows]
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.store import Database
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "FIRST_ACTION_BUCKETS",

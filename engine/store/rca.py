@@ -7,9 +7,10 @@ keeps them: the budget is a counter per clock hour, taken in one write transacti
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.store import Database
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = ["calls_in_hour", "create_schema", "get_cached", "put_cached", "take_call"]
 

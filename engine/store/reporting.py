@@ -8,14 +8,18 @@ window so that a page stays cheap with a million audit records.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from engine.events import ErrorEvent
-from engine.store import Database, inbox
+from engine.store import inbox
 from engine.store.actions import ActionRow, for_incident
-from engine.store.incidents import Incident, list_incidents
+from engine.store.incidents import Incident
+from engine.store.query import Where
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "Bucket",
@@ -24,7 +28,6 @@ __all__ = [
     "failures_over_time",
     "incident_actions",
     "incident_event",
-    "incidents",
     "rca_summaries",
     "remediations_over_time",
 ]
@@ -48,39 +51,27 @@ def create_schema(db: Database) -> None:
     db.utils["audit"].create_index(["event_id", "seq"], if_not_exists=True)
 
 
-def incidents(
-    db: Database,
-    *,
-    state: str | None = None,
-    source: str | None = None,
-    resource: str | None = None,
-    since_ms: int | None = None,
-    limit: int = 50,
-) -> list[Incident]:
-    """Incidents newest first, filtered by any of state, source, resource and opening time;
-    an empty filter (a blank form field) filters nothing."""
-    return list_incidents(db, state=state or None, source=source or None,
-                          resource=resource or None, since_ms=since_ms, limit=limit)
-
-
 def failures_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
     """Incidents opened since ``since_ms`` (distinct failures), per bucket and source."""
-    rows = db.query(
-        "SELECT (opened_ms / ?) * ? AS b, source, count(*) AS n FROM incidents "
-        "WHERE opened_ms >= ? GROUP BY b, source ORDER BY b, source",
-        (bucket_ms, bucket_ms, since_ms),
-    )
-    return [Bucket(row["b"], row["source"], row["n"]) for row in rows]
+    return _over_time(db, "opened_ms", "source", since_ms=since_ms, bucket_ms=bucket_ms)
 
 
 def remediations_over_time(db: Database, *, since_ms: int, bucket_ms: int) -> list[Bucket]:
     """Incidents closed since ``since_ms``, counted per bucket and final state (outcome)."""
+    return _over_time(db, "closed_ms", "state", since_ms=since_ms, bucket_ms=bucket_ms)
+
+
+def _over_time(db: Database, moment: str, series: str, *, since_ms: int,
+               bucket_ms: int) -> list[Bucket]:
+    """Incidents counted per ``bucket_ms`` of their ``moment`` column (0: not yet) and per
+    ``series`` column."""
+    where = Where().at_least(moment, since_ms).where(f"{moment} > ?", 0)
     rows = db.query(
-        "SELECT (closed_ms / ?) * ? AS b, state, count(*) AS n FROM incidents "
-        "WHERE closed_ms >= ? AND closed_ms > 0 GROUP BY b, state ORDER BY b, state",
-        (bucket_ms, bucket_ms, since_ms),
+        f"SELECT ({moment} / ?) * ? AS b, {series} AS s, count(*) AS n FROM incidents"
+        f"{where.sql} GROUP BY b, s ORDER BY b, s",
+        [bucket_ms, bucket_ms, *where.params],
     )
-    return [Bucket(row["b"], row["state"], row["n"]) for row in rows]
+    return [Bucket(row["b"], row["s"], row["n"]) for row in rows]
 
 
 def event_outcomes(db: Database, event_id: str) -> tuple[bool, list[str], list[str]]:

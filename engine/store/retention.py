@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from engine.store import Database
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = ["drop_raw_payloads"]
 

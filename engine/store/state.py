@@ -5,11 +5,12 @@ target, per-target locks (rows with a lease) and poller checkpoints.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from engine.store import Database
+if TYPE_CHECKING:
+    from engine.store.db import Database
 
 __all__ = [
     "Breaker",

@@ -181,7 +181,7 @@ def test_no_page_scrolls_sideways(browser: Any, served: str, seeded: Seeded,
         message="ErrorCode=" + long_code + ",'Type=Microsoft.DataTransfer." + "y" * 600,
         attributes={**adf_event().attributes, "pipeline": "pl_" + "x" * 120,
                     "activity": "Copy_" + "z" * 50}))
-    seeded.worker.run_once()
+    seeded.worker.drain()
     context = _operator(browser, viewport)
     page = context.new_page()
     incidents = [f"/incidents/{i.id}" for i in (seeded.adf, seeded.dbx, seeded.old,
@@ -237,7 +237,7 @@ def test_an_update_keeps_the_operators_place(browser: Any, served: str,
 
     # the same failure again: the incident counts two events
     seeded.rig.deliver(adf_event(dedup_key="azmon:again:Fired"))
-    seeded.worker.run_once()
+    seeded.worker.drain()
     page.clock.run_for(15_000)
     page.locator("html[data-updates='1']").wait_for(state="attached")
     assert "2 events" in page.locator("#summary").inner_text()

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from engine.cli import main
+from cli import main
 from engine.events import utcnow
 from engine.store import audit as audit_store
 from engine.store import state as state_store

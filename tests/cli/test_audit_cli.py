@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.cli import main
+from cli import main
 from engine.store import audit as audit_store
 from tests.fixtures.dashboard import Seeded
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from engine.cli import main
+from cli import main
 from engine.clock import to_ms
 from engine.events import utcnow
 from engine.store import audit as audit_store

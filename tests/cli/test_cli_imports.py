@@ -22,8 +22,8 @@ import json, sys
 forbidden = tuple(json.loads(sys.argv[2]))
 loaded = lambda: sorted(m for m in sys.modules if m.startswith(forbidden))
 report = []
-from engine.cli import main
-report.append({"args": ["import engine.cli"], "exit": 0, "loaded": loaded()})
+from cli import main
+report.append({"args": ["import cli"], "exit": 0, "loaded": loaded()})
 from click.testing import CliRunner
 for args in json.loads(sys.argv[1]):
     result = CliRunner().invoke(main, args)
@@ -35,7 +35,7 @@ SAMPLE = "tests/testdata/samples/azure-monitor/azmon-common-logv2-adf-activityru
 
 
 def test_the_offline_commands_import_no_cloud_sdk(tmp_path: Path) -> None:
-    from engine.store import Database
+    from engine.store.db import Database
 
     Database(str(tmp_path / "r.db")).close()
     commands = [
@@ -53,4 +53,4 @@ def test_the_offline_commands_import_no_cloud_sdk(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == [{"args": args, "exit": 0, "loaded": []}
-                      for args in [["import engine.cli"], *commands]]
+                      for args in [["import cli"], *commands]]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from engine.cli import main
+from cli import main
 from engine.store import audit as audit_store
 from engine.store import inbox
 from tests.cli.test_admin_cli import Served

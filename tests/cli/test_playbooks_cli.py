@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli import main
 from engine.actions.registry import action_table
-from engine.cli import main
 from engine.rules.schema import schema_json
 from tests.fixtures.common import ROOT, assert_wrapped
 from tests.fixtures.playbooks import PLAYBOOK_DATA

@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from engine.cli import main
+from cli import main
 from tests.fixtures.common import ROOT
 
 BLOB = ROOT / "playbooks" / "testdata" / "adf-log-alert-blob-missing.json"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.cli import main
+from cli import main
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from tests.engine.actions.conftest import adf_event

@@ -16,10 +16,10 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from engine.cli import main
-from engine.cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
+from cli import main
+from cli.send_test import ENDPOINTS, SAMPLES, fresh_payload, load_sample
 from engine.config import ReceiverSettings, Secret, Settings
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.intake import normalize
 from tests.fixtures.app import ADMIN_KEY, BASIC_PASSWORD, BASIC_USER, RECEIVER_KEY

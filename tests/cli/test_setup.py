@@ -14,7 +14,7 @@ from databricks.sdk.config import Config
 from databricks.sdk.service import jobs as dbx_jobs
 from databricks.sdk.service import settings as dbx_settings
 
-from engine.cli import main
+from cli import main
 from sandbox.server import Sandbox
 
 PLANTED = "rk-planted-7f3e91c2d4"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.cli.sandbox import RESOURCE_GROUP, SUBSCRIPTION, remediator_toml
+from cli import main
+from cli.sandbox import RESOURCE_GROUP, SUBSCRIPTION, remediator_toml
 from sandbox.server import Sandbox
 from tests.fixtures.common import ROOT
 

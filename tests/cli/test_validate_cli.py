@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
+from cli import main
 from engine.rules.lint import NOT_CHECKED
 from tests.fixtures.playbooks import PLAYBOOK_DATA
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli.setup_azure import AzureTargets, build, render
+from cli.setup_azure import AzureTargets, build, render
 from engine.errors import ConfigError
 
 SUB = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"

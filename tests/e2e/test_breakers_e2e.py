@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from engine import guards
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
-from engine.store import Database
+from engine.cloud.clients import Clients
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from tests.e2e.test_guards_e2e import TARGET, alert, blocked, deliver, playbook
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.fixtures.engine import EngineRig
@@ -201,13 +201,13 @@ def test_the_breaker_outlives_a_restart(service_rig: Any, tmp_path: Path) -> Non
             {"rule_id": "rerun", "target": TARGET, "state": "open", "failures": 5,
              "opened_at": "2025-03-14T09:00:04Z", "until": "2025-03-14T09:30:04Z"}]
         restarted.deliver(adf_event(dedup_key="after-restart"))
-        worker.run_once()
+        worker.drain()
         [newest, *_] = incidents_store.list_incidents(again)
         assert (newest.target, newest.state, newest.reason) == (
             TARGET, "escalated", opened("2025-03-14T09:30:04Z"))
         rig.clock.advance(30 * 60)
         restarted.deliver(adf_event(dedup_key="after-cool-off"))
-        worker.run_once()
+        worker.drain()
         assert creates(rig) == 6
     finally:
         for built in restarted.workers:

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.store import Database, inbox
 from engine.store import actions as actions_store
+from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from scripts._harness import (
     Zygote,
     adf_failure,

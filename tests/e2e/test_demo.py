@@ -7,8 +7,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from engine.store import Database
 from engine.store import incidents as incidents_store
+from engine.store.db import Database
 from tests.fixtures.common import remediator_command
 
 STEPS = [

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.cli.sandbox import remediator_toml
+from cli import main
+from cli.sandbox import remediator_toml
 from sandbox.server import Sandbox
 from tests.e2e.test_serve import ADMIN_KEY, RECEIVER_KEY, _serve
 from tests.fixtures.common import ROOT

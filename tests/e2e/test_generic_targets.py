@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from engine.pipeline import target_of
+from engine.runtime.pipeline import target_of
 from receivers.azure_monitor import parse
 from tests.fixtures.common import ROOT
 from tests.fixtures.documented import body, entries

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from engine.patterns import TEXT_LIMIT
+from engine.text.patterns import TEXT_LIMIT
 from tests.e2e.test_serve import ADMIN_KEY, RECEIVER_KEY, _serve
 from tests.fixtures.common import ROOT, load_sample
 

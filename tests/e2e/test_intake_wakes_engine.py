@@ -13,8 +13,9 @@ from typing import Any
 from litestar.testing import TestClient
 
 from engine.config import Secret, Settings
-from engine.service import Service
-from engine.store import Database, inbox
+from engine.runtime.service import Service
+from engine.store import inbox
+from engine.store.db import Database
 from receivers.app import create_app
 from tests.fixtures.common import load_sample
 

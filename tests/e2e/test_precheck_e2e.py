@@ -31,7 +31,7 @@ def _workspace(sandbox: Any) -> WorkspaceClient:
 
 
 def _adf(sandbox: Any) -> Any:
-    from engine.actions.clients import Clients
+    from engine.cloud.clients import Clients
 
     clients = Clients(cloud_settings(sandbox))
     return clients.adf(clients.adf_route(FACTORY))

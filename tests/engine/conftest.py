@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine.actions.conftest import WebhookSink
+from cli.drive import Sink
 
 
 @pytest.fixture
-def sink() -> Iterator[WebhookSink]:
+def sink() -> Iterator[Sink]:
     """The loopback webhook endpoint that notify, ticket and RCA links post to."""
-    served = WebhookSink()
+    served = Sink(answer={"id": "INC-1042"})
     yield served
     served.close()

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
 
-from engine.audit import GENESIS, record_hash, verify_chain
-from engine.errors import StorageError
-from engine.store import Database
+from engine.actions.context import ActionContext
+from engine.actions.registry import action_table
+from engine.audit import GENESIS, KINDS, record_hash
+from engine.clock import FakeClock
+from engine.cloud.clients import Clients
+from engine.config import CloudSettings
+from engine.deps import Deps
+from engine.errors import StorageError, UnknownAuditKind
+from engine.rules.active import ActivePlaybooks
 from engine.store import audit as audit_store
+from engine.store.db import Database
+from tests.fixtures.common import ROOT
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 
@@ -41,7 +50,7 @@ def test_records_chain_and_verify(db: Database) -> None:
     assert records[0].data == {"name": "budget", "decision": "allow", "n": 0,
                                "resource": "daily_load"}
     assert records[0].ts == "2025-03-14T09:00:00.000Z"
-    result = verify_chain(db)
+    result = audit_store.verify_chain(db)
     assert (result.ok, result.checked, result.bad_seq) == (True, 5, None)
 
 
@@ -51,7 +60,7 @@ def test_data_is_redacted_before_hashing(db: Database) -> None:
         data={"params": {"url": "https://x.example/hook?sig=abcdef123", "token": "s3cret"}},
     )
     assert record.data["params"] == {"url": "https://x.example/hook?sig=***", "token": "***"}
-    assert verify_chain(db).ok
+    assert audit_store.verify_chain(db).ok
 
 
 def test_triggers_refuse_update_and_delete(db: Database) -> None:
@@ -81,7 +90,7 @@ def test_tampering_names_the_record(
     _fill(db)
     with _raw(db) as conn:
         conn.execute(tamper)
-    result = verify_chain(db)
+    result = audit_store.verify_chain(db)
     assert (result.ok, result.checked, result.bad_seq) == (False, checked, bad_seq)
     assert result.reason == reason
 
@@ -101,7 +110,7 @@ def test_an_insert_with_a_recomputed_hash_breaks_the_next_link(db: Database) -> 
             (forged["ts"], '{"decision":"allow","forged":true}', forged["prev_hash"],
              record_hash(forged)),
         )
-    result = verify_chain(db)
+    result = audit_store.verify_chain(db)
     assert (result.ok, result.checked, result.bad_seq) == (False, 4, 5)
     assert result.reason == "record 5: prev_hash does not match the hash of record 4"
 
@@ -113,3 +122,58 @@ def test_list_records_filters(db: Database) -> None:
     assert [r.seq for r in audit_store.list_records(db, resource="daily_load")] == [1, 2, 3]
     assert [r.seq for r in audit_store.list_records(db, incident_id="inc_1", limit=2)] == [2, 3]
     assert audit_store.list_records(db, since=datetime(2026, 1, 1, tzinfo=UTC)) == []
+
+
+def test_an_unknown_kind_is_refused_and_nothing_is_written(db: Database) -> None:
+    with pytest.raises(UnknownAuditKind, match=r"^unknown audit kind 'rerun_started': add it to "
+                       r"engine\.audit\.AuditKind \(with a comment\) before writing it$"):
+        audit_store.append(db, "rerun_started", ts=T0, incident_id="inc_1")
+    assert audit_store.head(db) is None
+    assert audit_store.list_records(db) == []
+
+
+def _written_kinds() -> dict[str, str]:
+    """Every kind the product writes, found in its code: the first argument of
+    ``deps.audit(...)`` and the second of ``audit_store.append(db, ...)``, each a string
+    literal. A kind that is not a literal is reported as such (so that this walk cannot miss
+    one), except a parameter named ``kind`` handed on (typed ``AuditKind``: Deps.audit)."""
+    found: dict[str, str] = {}
+    sources = (p for top in ("engine", "receivers", "cli") for p in (ROOT / top).rglob("*.py"))
+    for path in sorted(sources):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = ast.unparse(node.func.value)
+            if node.func.attr == "audit" and owner.endswith("deps") and node.args:
+                arg = node.args[0]
+            elif node.func.attr == "append" and owner in ("audit_store", "audit") \
+                    and len(node.args) >= 2:
+                arg = node.args[1]
+            else:
+                continue
+            if isinstance(arg, ast.Name) and arg.id == "kind":
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            kind = arg.value if isinstance(arg, ast.Constant) else f"<not a literal at {where}>"
+            found.setdefault(str(kind), where)
+    return found
+
+
+def test_the_vocabulary_is_every_kind_the_code_writes() -> None:
+    written = _written_kinds()
+    assert sorted(set(written) - set(KINDS)) == []
+    assert sorted(set(KINDS) - set(written)) == []
+    assert {"repeat", "poll", "notification", "playbooks_reload"} <= set(KINDS)
+
+
+def test_deps_audit_refuses_an_unknown_kind(db: Database) -> None:
+    clients = Clients(CloudSettings())
+    try:
+        deps = Deps(db=db, playbooks=ActivePlaybooks([], action_table()), actions={},
+                    ctx=ActionContext(clients=clients), live=False, clock=FakeClock(T0))
+        deps.audit("guard", {"name": "pause", "decision": "allow"}, incident_id="inc_1")
+        with pytest.raises(UnknownAuditKind, match=r"^unknown audit kind 'remediated'"):
+            deps.audit("remediated", {"ok": True}, incident_id="inc_1")  # type: ignore[arg-type]
+    finally:
+        clients.close()
+    assert [r.kind for r in audit_store.list_records(db)] == ["guard"]

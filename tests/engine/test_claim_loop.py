@@ -6,19 +6,21 @@ holds one event mid-call for as long as the test wants (the client's timeout is 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, to_ms
-from engine.execute import EngineOptions
-from engine.store import Database, inbox
+from engine.cloud.clients import Clients
+from engine.deps import EngineOptions
+from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
-from engine.worker import Worker
+from engine.store import inbox
+from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.common import Commits
@@ -116,7 +118,7 @@ def test_a_dry_run_event_costs_two_commits_the_claim_and_its_stages(rig: EngineR
     worker = rig.worker(RERUN, options=OPTIONS)
     event_id = rig.deliver(_event(1, "pl_dry"))
     commits = Commits(rig.db)
-    assert worker.run_once() == 1
+    assert worker.drain() == 1
     # The claim, then received, matched, incident, 7 guards, planned, state and done at once.
     assert commits.count == 2
     assert len(audit_store.list_records(rig.db, event_id=event_id, limit=100)) == 11
@@ -131,7 +133,7 @@ def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
     seen: list[str] = []
     commits = Commits(rig.db)
     rig.sandbox.script("adf", "adf.createRun", hang=60)
-    worker._pool.submit(worker.run_once)
+    threading.Thread(target=worker.drain, daemon=True).start()
     poll(lambda: reruns(rig.sandbox))
     # Mid-call: the claim and everything up to the intent are committed, read back by
     # another connection (a second process would see the same).

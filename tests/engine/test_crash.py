@@ -23,13 +23,13 @@ CHILD = textwrap.dedent("""
     import json, os, signal, sys
     from dataclasses import replace
     from types import SimpleNamespace
-    from engine.actions.clients import Clients
+    from engine.cloud.clients import Clients
     from engine.actions.context import ActionContext
     from engine.actions.registry import action_table
     from engine.config import load_settings
     from engine.rules.active import ActivePlaybooks
-    from engine.store import Database
-    from engine.worker import Worker
+    from engine.store.db import Database
+    from engine.runtime.worker import Worker
     from tests.engine.actions.conftest import cloud_settings
 
     args = json.loads(sys.argv[1])
@@ -44,7 +44,7 @@ CHILD = textwrap.dedent("""
     clients = Clients(cloud_settings(SimpleNamespace(**args["sandbox"])))
     worker = Worker(Database(args["db"]), ActivePlaybooks([args["playbooks"]], table), table,
                     ActionContext(clients=clients), load_settings(None, env={}, live=True))
-    worker.run_once()
+    worker.drain()
 """)
 
 

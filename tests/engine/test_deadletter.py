@@ -1,5 +1,5 @@
-"""Parked events (engine/deadletter.py) on a real database with the real worker: an event whose
-claims all run out of lease is parked at the next claim and never handed out again; an error a
+"""Parked events (engine/runtime/deadletter.py) on a real database with the real worker: an event
+whose claims all run out of lease is parked at the next claim and never handed out again; an error a
 retry would repeat parks at once; a bug is retried, then parked with its last error; a replay
 puts it back with its claims reset; a database from before parking keeps its failed events."""
 
@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from engine import deadletter
 from engine.config import load_settings
+from engine.deps import EngineOptions
 from engine.errors import ConfigError
-from engine.execute import EngineOptions
-from engine.store import Database, inbox
+from engine.runtime import deadletter
+from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
-from engine.worker import Worker
+from engine.store import inbox
+from engine.store.db import Database
 from tests.engine.actions.conftest import PIPELINE, adf_event
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig
@@ -81,7 +82,7 @@ def test_an_event_claimed_max_claims_times_is_parked_at_the_next_claim(
 
     # never handed out again: not by the worker, not by a claim long after
     engine_rig.clock.advance(days=30)
-    assert worker.run_once() == 0
+    assert worker.drain() == 0
     assert inbox.claim(engine_rig.db, limit=10, lease_ms=1, now_ms=2**62) == []
     assert reruns(engine_rig.sandbox) == []
     assert len(_records(engine_rig.db, event_id, "parked")) == 1
@@ -107,7 +108,7 @@ def test_other_events_go_on_beside_a_parked_one(engine_rig: EngineRig) -> None:
     stuck = engine_rig.deliver(adf_event())
     _claims_run_out(engine_rig, worker, 3)
     other = engine_rig.deliver(adf_event(dedup_key="azmon:other:Fired", resource="pl_other"))
-    assert worker.run_once() == 1
+    assert worker.drain() == 1
     assert (_stored(engine_rig.db, stuck).state, _stored(engine_rig.db, other).state) == (
         "parked", "done")
 
@@ -116,7 +117,7 @@ def test_an_error_a_retry_would_repeat_parks_at_once_and_a_replay_after_the_fix_
         engine_rig: EngineRig) -> None:
     broken = engine_rig.worker(BAD_TEMPLATE, options=OPTIONS)
     event_id = engine_rig.deliver(adf_event())
-    assert broken.run_once() == 1
+    assert broken.drain() == 1
     stored = _stored(engine_rig.db, event_id)
     error = ("engine.yaml:adf-copy-failed/actions[0]: with.note: 'dict object' has no "
              "attribute 'no_such_field'")
@@ -124,7 +125,7 @@ def test_an_error_a_retry_would_repeat_parks_at_once_and_a_replay_after_the_fix_
     assert stored.reason == f"its stages failed with an error that a retry would repeat: {error}"
     [(actor, data)] = _records(engine_rig.db, event_id, "parked")
     assert (actor, data["claims"], data["error"]) == ("engine", 1, error)
-    assert broken.run_once() == 0
+    assert broken.drain() == 0
 
     fixed = engine_rig.worker(RERUN, options=OPTIONS)  # the playbook is fixed...
     replayed = deadletter.replay(engine_rig.db, event_id, "alice", reason="template fixed",
@@ -133,7 +134,7 @@ def test_an_error_a_retry_would_repeat_parks_at_once_and_a_replay_after_the_fix_
         "pending", 0, "", "replayed by alice: template fixed")
     assert _records(engine_rig.db, event_id, "replayed") == [
         ("alice", {"who": "alice", "reason": "template fixed", "resource": PIPELINE})]
-    assert fixed.run_once() == 1
+    assert fixed.drain() == 1
     assert (_stored(engine_rig.db, event_id).state,
             _stored(engine_rig.db, event_id).attempts) == ("done", 1)
 
@@ -147,13 +148,13 @@ def test_a_bug_is_retried_when_its_lease_runs_out_then_parked_with_its_last_erro
     event_id = engine_rig.deliver(adf_event())
     for claim in range(1, 4):
         with pytest.raises(ZeroDivisionError):
-            worker.run_once()
+            worker.drain()
         stored = _stored(engine_rig.db, event_id)
         assert (stored.state, stored.attempts, stored.error) == (
             "processing", claim, "ZeroDivisionError: division by zero")
-        assert worker.run_once() == 0  # leased: not before its lease runs out
+        assert worker.drain() == 0  # leased: not before its lease runs out
         engine_rig.clock.advance(OPTIONS.event_lease_s + 1)
-    assert worker.run_once() == 0
+    assert worker.drain() == 0
     stored = _stored(engine_rig.db, event_id)
     assert (stored.state, stored.reason) == (
         "parked", "claimed 3 times without finishing: its stages crashed or stalled each "

@@ -3,8 +3,8 @@ however many rows of other incidents are due before them (the scheduler's backlo
 
 from __future__ import annotations
 
-from engine.store import Database
 from engine.store import actions as actions_store
+from engine.store.db import Database
 
 
 def _row(n: int, incident_id: str, due_ms: int) -> actions_store.NewAction:

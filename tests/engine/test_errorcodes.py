@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errorcodes import (
+from engine.text.errorcodes import (
     TargetFailure,
     canonical_code,
     innermost_target_failure,

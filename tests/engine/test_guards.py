@@ -12,11 +12,11 @@ from engine import guards
 from engine.clock import to_ms
 from engine.config import load_settings
 from engine.errors import ConfigError
-from engine.pipeline import target_of
-from engine.store import Database
+from engine.runtime.pipeline import target_of
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from engine.store import state as state_store
+from engine.store.db import Database
 from tests.engine.actions.conftest import ADF_RUN as RUN
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import RERUN, reruns
@@ -39,7 +39,7 @@ def newest(rig: EngineRig) -> incidents_store.Incident:
 def test_approval_waits_then_approve_runs(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(APPROVAL, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     incident = newest(engine_rig)
     assert incident.state == "waiting_approval"
     assert worker.scheduler.tick().ran == 0
@@ -57,7 +57,7 @@ def test_approval_waits_then_approve_runs(engine_rig: EngineRig) -> None:
 def test_reject_runs_nothing(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(APPROVAL, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     incident = newest(engine_rig)
     guards.reject(engine_rig.db, incident.id, "alice", reason="maintenance window")
     assert worker.scheduler.tick().ran == 0
@@ -70,7 +70,7 @@ def test_reject_runs_nothing(engine_rig: EngineRig) -> None:
 def test_approval_expiry_goes_to_on_failure(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(APPROVAL, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     engine_rig.clock.advance(hours=24)
     assert worker.scheduler.tick().expired == 1
     incident = newest(engine_rig)
@@ -82,7 +82,7 @@ def test_pause_holds_actions_and_resume_runs_them(engine_rig: EngineRig) -> None
     worker = engine_rig.worker(RERUN, live=True)
     guards.pause(engine_rig.db, "alice", now=engine_rig.clock.now())
     engine_rig.deliver(adf_event())
-    assert worker.run_once() == 1  # intake goes on
+    assert worker.drain() == 1  # intake goes on
     assert guard_reasons(engine_rig, "pause") == [
         ("paused", "actions paused by alice; they run after resume")]
     assert worker.scheduler.tick().ran == 0
@@ -95,7 +95,7 @@ def test_pause_holds_actions_and_resume_runs_them(engine_rig: EngineRig) -> None
 def _fail_first(rig: EngineRig, worker: Any) -> None:
     """One incident whose remediation is under way (verifying) on the pipeline."""
     rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
 
 
 def test_target_lock_blocks_a_second_incident_on_the_same_target(engine_rig: EngineRig) -> None:
@@ -103,7 +103,7 @@ def test_target_lock_blocks_a_second_incident_on_the_same_target(engine_rig: Eng
     _fail_first(engine_rig, worker)
     first = newest(engine_rig)
     engine_rig.deliver(adf_event(dedup_key="other", message="Copy failed again differently"))
-    worker.run_once()
+    worker.drain()
     second = newest(engine_rig)
     assert second.id != first.id
     assert (second.state, second.reason) == (
@@ -120,7 +120,7 @@ def test_cooldown_blocks_a_new_incident_soon_after(engine_rig: EngineRig) -> Non
     assert newest(engine_rig).state == "resolved"
     engine_rig.clock.advance(60)
     engine_rig.deliver(adf_event(dedup_key="again"))
-    worker.run_once()
+    worker.drain()
     incident = newest(engine_rig)
     assert (incident.state, incident.reason) == (
         "ignored", f"cooldown: rule adf-copy-failed acted on {incident.target} 180s ago "
@@ -132,7 +132,7 @@ def test_budget_spent_escalates(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
     for n in range(3):  # three failed runs of the pipeline (a rerun run needs no other)
         engine_rig.deliver(adf_event(dedup_key=f"d{n}", run_id=f"{RUN[:-4]}{n:04x}"))
-        worker.run_once()
+        worker.drain()
         for _ in range(2):
             engine_rig.clock.advance(60)
             worker.scheduler.tick()
@@ -153,7 +153,7 @@ def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
                                    threshold=5, cool_off_ms=1_800_000, now_ms=now_ms)
     worker = engine_rig.worker(RERUN, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     incident = newest(engine_rig)
     assert (incident.state, incident.reason) == (
         "escalated", f"circuit open for rule adf-copy-failed on target {target} until "
@@ -162,7 +162,7 @@ def test_circuit_opens_after_consecutive_failures_and_reset_closes_it(
     assert reruns(engine_rig.sandbox) == []
     guards.reset_breaker(engine_rig.db, "adf-copy-failed", "alice")
     engine_rig.deliver(adf_event(dedup_key="after-reset"))
-    worker.run_once()
+    worker.drain()
     assert len(reruns(engine_rig.sandbox)) == 1
 
 
@@ -184,7 +184,7 @@ def test_a_rule_wide_breaker_of_an_older_database_is_treated_as_expired(
                         tmp=engine_rig.tmp, ctx=engine_rig.ctx)
         worker = rig.worker(RERUN, live=True)
         rig.deliver(adf_event())
-        worker.run_once()
+        worker.drain()
         assert len(reruns(engine_rig.sandbox)) == 1
         assert guard_reasons(rig, "circuit") == [
             ("allow", f"circuit closed for rule adf-copy-failed on target "

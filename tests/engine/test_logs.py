@@ -34,7 +34,7 @@ def test_a_scheduler_tick_writes_no_line_at_info_but_our_own(log: io.StringIO) -
     ran = threading.Event()
 
     def tick() -> None:
-        structlog.get_logger("engine.scheduler").info("tick", due=0)
+        structlog.get_logger("engine.runtime.scheduler").info("tick", due=0)
         ran.set()
 
     scheduler = BackgroundScheduler(timezone="UTC")

@@ -1,4 +1,4 @@
-"""Event-supplied text marked in templates and escaped per channel (engine/markup.py): what a
+"""Event-supplied text marked in templates and escaped per channel (engine/text/markup.py): what a
 template's ``{{ }}`` puts in is marked however it was computed, the author's text is not, and
 each channel's escaping never cuts an escape in two nor lets a value start a markdown line."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import markup
 from engine.actions.registry import action_table
 from engine.rules.load import load_playbooks
+from engine.text import markup
 from tests.engine.actions.conftest import adf_event
 
 TEXTS = {

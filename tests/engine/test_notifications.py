@@ -10,21 +10,23 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.actions.clients import Clients
+from cli.drive import Sink
+from engine import lifecycle
 from engine.actions.context import ActionContext
-from engine.clock import FakeClock, to_ms
+from engine.clock import FakeClock, from_ms, to_ms
+from engine.cloud.clients import Clients
 from engine.config import Settings, load_settings
-from engine.notifications import Notifier, register
-from engine.scheduler import Scheduler
-from engine.store import Database
+from engine.runtime.notifications import Notifier, register
+from engine.runtime.scheduler import Scheduler
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
-from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
+from engine.store.db import Database
+from tests.engine.actions.conftest import adf_event, cloud_settings
 
 PUBLIC = "https://remediator.example"
 
 
-def make_settings(sandbox: Any, sink: WebhookSink, channels: tuple[str, ...],
+def make_settings(sandbox: Any, sink: Sink, channels: tuple[str, ...],
                   **notifications: Any) -> Settings:
     base = load_settings(None, env={}, public_url=PUBLIC,
                          notifications={"channels": list(channels), "backoff_s": 30,
@@ -41,7 +43,7 @@ def make_settings(sandbox: Any, sink: WebhookSink, channels: tuple[str, ...],
 
 
 @pytest.fixture
-def rig(sandbox: Any, sink: WebhookSink, db: Database) -> Iterator[Any]:
+def rig(sandbox: Any, sink: Sink, db: Database) -> Iterator[Any]:
     made: list[Clients] = []
 
     def build(*channels: str, **notifications: Any) -> Notifier:
@@ -57,9 +59,8 @@ def rig(sandbox: Any, sink: WebhookSink, db: Database) -> Iterator[Any]:
 
 def open_incident(db: Database, clock_ms: int = 1_000, **event_over: Any) -> str:
     event = adf_event(id="evt_1", **event_over).with_fingerprint()
-    incident, _ = incidents_store.open_or_join(
-        db, fingerprint=event.fingerprint, target="adf:pipeline:f/p", source="adf",
-        resource=event.resource, alert_key="", event_id=event.id, now_ms=clock_ms)
+    incident, _ = lifecycle.open_or_join(db, event, target="adf:pipeline:f/p", alert_key="",
+                                         now=from_ms(clock_ms))
     incidents_store.set_rule(db, incident.id, "", event.id, msgspec.json.encode(event).decode(),
                              clock_ms)
     return incident.id
@@ -72,23 +73,21 @@ def sent(db: Database) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.data.items() if k != "resource"} for r in records]
 
 
-def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: WebhookSink,
+def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: Sink,
                                                          db: Database) -> None:
     notifier = rig("generic")
     incident_id = open_incident(db)
     for n in range(999):  # 999 more events of the same failure join the incident
-        incidents_store.open_or_join(
-            db, fingerprint=incidents_store.get(db, incident_id).fingerprint,
-            target="adf:pipeline:f/p", source="adf", resource="pl", alert_key="",
-            event_id=f"evt_{n + 2}", now_ms=2_000 + n)
+        lifecycle.open_or_join(db, adf_event(id=f"evt_{n + 2}").with_fingerprint(),
+                               target="adf:pipeline:f/p", alert_key="", now=from_ms(2_000 + n))
     assert incidents_store.get(db, incident_id).events == 1000
     assert notifier.tick() == 1
     assert notifier.tick() == 0
     assert [r["body"]["incident"]["state"] for r in sink.received] == ["open"]
-    incidents_store.set_state(db, incident_id, "remediating", reason="actions planned",
-                              now_ms=5_000)
-    incidents_store.set_state(db, incident_id, "escalated", reason="no rule matched",
-                              now_ms=6_000)
+    lifecycle.remediate(db, incidents_store.get(db, incident_id), reason="actions planned",
+                        now=from_ms(5_000))
+    lifecycle.escalate(db, incidents_store.get(db, incident_id), "no rule matched",
+                       now=from_ms(6_000))
     assert notifier.tick() == 1  # two changes between ticks: one message, the latest state
     assert notifier.tick() == 0
     assert [r["body"]["incident"]["state"] for r in sink.received] == ["open", "escalated"]
@@ -97,7 +96,7 @@ def test_a_storm_gives_one_notification_per_state_change(rig: Any, sink: Webhook
     assert sink.received[0]["headers"]["Idempotency-Key"] == f"incident:{incident_id}:open:generic"
 
 
-def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: WebhookSink,
+def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: Sink,
                                                   db: Database) -> None:
     notifier = rig("slack", "teams", "generic",
                    text="{{ incident.resource }} {{ incident.state }}: {{ rca.summary }}")
@@ -106,8 +105,8 @@ def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: WebhookSink,
         message="Blob missing; DefaultEndpointsProtocol=https;AccountKey=leakme0123==;")
     audit_store.append(db, "rca", ts=FakeClock().now(), incident_id=incident_id,
                        data={"analysis": {"summary": "The upstream file is late."}})
-    incidents_store.set_state(db, incident_id, "escalated", reason="no rule matched",
-                              now_ms=2_000)
+    lifecycle.escalate(db, incidents_store.get(db, incident_id), "no rule matched",
+                       now=from_ms(2_000))
     assert notifier.tick() == 1
     slack, teams, generic = sink.received
     link = f"{PUBLIC}/incidents/{incident_id}"
@@ -157,7 +156,7 @@ def test_payload_shapes_with_rca_summary_and_link(rig: Any, sink: WebhookSink,
     assert all("leakme0123" not in str(r) for r in sink.received)
 
 
-def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink: WebhookSink,
+def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink: Sink,
                                                                  db: Database) -> None:
     notifier = rig("generic")
     incident_id = open_incident(db)
@@ -183,7 +182,7 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_recorded(rig: Any, sink:
         f"incident:{incident_id}:open:generic"}
 
 
-def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: WebhookSink,
+def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: Sink,
                                                                 db: Database) -> None:
     notifier = rig("generic", retries=1)
     open_incident(db)
@@ -195,25 +194,25 @@ def test_retries_run_out_and_a_permanent_error_gives_up_at_once(rig: Any, sink: 
     assert notifier.tick(start + timedelta(hours=1)) == 0
     sink.status = 404
     incident_id = incidents_store.list_incidents(db)[0].id
-    incidents_store.set_state(db, incident_id, "escalated", reason="x", now_ms=to_ms(start))
+    lifecycle.escalate(db, incidents_store.get(db, incident_id), "x", now=start)
     notifier.tick(start + timedelta(hours=1))
     assert sent(db)[-1] == {"state": "escalated", "outcome": "gave_up", "attempt": 1,
                             "error": "notify.webhook[channel=generic]: 404 Not Found"}
     assert incidents_store.notifications_due(db, now_ms=to_ms(start) + 10**9) == []
 
 
-def test_only_the_configured_states_are_announced(rig: Any, sink: WebhookSink,
+def test_only_the_configured_states_are_announced(rig: Any, sink: Sink,
                                                   db: Database) -> None:
     notifier = rig("generic", states=["escalated", "resolved"])
     incident_id = open_incident(db)
     assert notifier.tick() == 1
     assert sink.received == []
-    incidents_store.set_state(db, incident_id, "resolved", reason="verified", now_ms=3_000)
+    lifecycle.resolve(db, incidents_store.get(db, incident_id), "verified", now=from_ms(3_000))
     notifier.tick()
     assert [r["body"]["incident"]["state"] for r in sink.received] == ["resolved"]
 
 
-def test_register_adds_the_job_only_with_channels(sandbox: Any, sink: WebhookSink,
+def test_register_adds_the_job_only_with_channels(sandbox: Any, sink: Sink,
                                                   engine_rig: Any) -> None:
     worker = engine_rig.worker("name: p\nrules: []\n")
     scheduler: Scheduler = worker.scheduler
@@ -234,7 +233,7 @@ rules:
 """
 
 
-def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: WebhookSink,
+def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: Sink,
                                                         sandbox: Any) -> None:
     worker = engine_rig.worker(DELAYED_RERUN, live=True)
     settings = make_settings(sandbox, sink, ("slack",))
@@ -244,7 +243,7 @@ def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: W
     for n in range(100):
         engine_rig.deliver(adf_event(error_code="UserErrorSourceBlobNotExist",
                                      dedup_key=f"azmon:alert-{n}:Fired"))
-    while worker.run_once():
+    while worker.drain():
         pass
     [incident] = incidents_store.list_incidents(engine_rig.db)
     assert (incident.state, incident.events) == ("remediating", 100)

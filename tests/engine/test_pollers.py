@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from engine.config import DatabricksPollSettings, PollerSettings, Settings
-from engine.execute import Deps
-from engine.pollers import ENDPOINT, DatabricksPoller, PollReport, register
-from engine.store import Database, inbox
+from engine.deps import Deps
+from engine.runtime.pollers import ENDPOINT, DatabricksPoller, PollReport, register
 from engine.store import audit as audit_store
+from engine.store import inbox
 from engine.store import state as state_store
+from engine.store.db import Database
 from receivers.databricks import parse, parse_cluster_events_page
 from tests.engine.actions.conftest import WORKSPACE_ID, cloud_settings
 from tests.engine.test_worker import RERUN
@@ -96,7 +97,7 @@ def test_every_page_is_followed_and_all_lists_the_clusters(engine_rig: EngineRig
     rig = engine_rig
     rig.ctx.clients.databricks(rig.ctx.clients.databricks_route(WORKSPACE_ID)) \
         .clusters.get(CLUSTER)
-    from engine.actions import poll
+    from engine.cloud import poll
     pages = list(poll.cluster_event_pages(
         rig.ctx.clients, rig.ctx.clients.databricks_route(WORKSPACE_ID), CLUSTER, 0))
     assert [len(p["events"]) for p in pages] == [2]

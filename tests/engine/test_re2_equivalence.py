@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.events import mask_message
-from engine.redact import MASK, redact_text
+from engine.text.redact import MASK, redact_text
 
 _OLD_TEXT_PATTERNS = (
     (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.redact import MASK, redact, redact_text
+from engine.text.redact import MASK, redact, redact_text
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import redact as redactor
+from engine.text import redact as redactor
 
 FRAGMENTS = [
     "password=", "pwd=", "sig=", "AccountKey=", "token=", "api_key=", "Bearer ", "basic ",

@@ -9,15 +9,16 @@ from typing import Any
 
 import msgspec
 
-from engine.actions.clients import Clients
+from cli.drive import Sink
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.config import load_settings
-from engine.execute import EngineOptions
-from engine.notifications import Notifier
+from engine.deps import EngineOptions
+from engine.runtime.notifications import Notifier
 from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
-from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
+from tests.engine.actions.conftest import adf_event, cloud_settings
 
 PLAYBOOK = """\
 name: other
@@ -38,7 +39,7 @@ def deliver(rig: Any, first: int, count: int) -> None:
 
 def drain(worker: Any) -> None:
     for _ in range(100):
-        if not worker.run_once():
+        if not worker.drain():
             return
     raise AssertionError("the inbox did not drain")
 
@@ -53,7 +54,7 @@ def test_a_storm_of_one_unmatched_failure_is_one_incident(engine_rig: Any,
 
     worker = engine_rig.worker(PLAYBOOK, rca=rca,
                                options=EngineOptions(batch=500, rejoin_window_s=6 * HOUR))
-    sink = WebhookSink()
+    sink = Sink()
     clients = Clients(cloud_settings(sandbox, channels={"oncall": {"url": sink.url + "/oncall"}}))
     settings = load_settings(None, env={}, notifications={"channels": ["oncall"]},
                              clouds={"channels": {"oncall": {"url": sink.url + "/oncall"}}})

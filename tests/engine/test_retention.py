@@ -7,12 +7,13 @@ from pathlib import Path
 
 import msgspec
 
-from engine.audit import verify_chain
 from engine.clock import to_ms
 from engine.config import RetentionSettings, load_settings
 from engine.events import utcnow
-from engine.retention import register, run_retention
-from engine.store import Database, audit, inbox
+from engine.runtime.retention import register, run_retention
+from engine.store import audit, inbox
+from engine.store.audit import verify_chain
+from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event
 from tests.fixtures.engine import EngineRig
 

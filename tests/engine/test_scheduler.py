@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.clock import FakeClock
-from engine.scheduler import TickReport
+from engine.runtime.scheduler import TickReport
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import DELAYED, reruns
 from tests.fixtures.engine import EngineRig
@@ -27,7 +27,7 @@ def test_start_registers_interval_jobs_in_memory_only(engine_rig: EngineRig) -> 
 def test_tick_at_an_explicit_time(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(DELAYED, live=True)
     engine_rig.deliver(adf_event())
-    worker.run_once()
+    worker.drain()
     start = engine_rig.clock.now()
     assert worker.scheduler.tick(start) == TickReport()
     later = FakeClock(start)

@@ -1,4 +1,4 @@
-"""Configured secrets are masked by value (engine/secret_values.py), through the one redactor:
+"""Configured secrets are masked by value (engine/text/secret_values.py), through the one redactor:
 in any string, in any form a payload or a log would carry them, and in dict keys; values too
 short to mask safely are left to the patterns and named for a warning."""
 
@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import secret_values
 from engine.config import Settings, load_settings
-from engine.redact import redact, redact_text
+from engine.text import secret_values
+from engine.text.redact import redact, redact_text
 
 SLACK = "https://hooks.slack.com/services/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"
 TEAMS = ("https://prod-07.westeurope.logic.azure.com:443/workflows/4f1e2d3c4b5a69788796a5b4c3d2e1f0"

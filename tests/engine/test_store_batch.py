@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StorageError
-from engine.store import Database
+from engine.store.db import Database
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from cli import main
+from cli.sandbox import remediator_toml
 from engine.actions.registry import action_table
-from engine.cli import main
-from engine.cli.sandbox import remediator_toml
 from engine.rules.lint import NOT_CHECKED
 from engine.rules.load import load_playbooks
 

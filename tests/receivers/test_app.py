@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 
 from engine.config import Secret, Settings
 from engine.logs import configure_logging
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.intake import normalize
 from tests.fixtures.app import (

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from engine.config import ReceiverSettings, Secret, Settings
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.auth import Authenticator
 from tests.fixtures.app import (

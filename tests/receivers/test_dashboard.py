@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 import receivers
-from engine import guards
+from engine import guards, lifecycle
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -109,7 +109,8 @@ def test_timeline_shows_each_stage(dash: TestClient[Any], seeded: Seeded) -> Non
 
     assert stages(page(seeded.dbx.id)) == ["event", "rule", "incident", "guards", "actions",
                                            "outcome"]
-    assert stages(page(seeded.unmatched.id)) == ["event", "rule", "incident", "RCA"]
+    # issue 16: every close writes its record, so an unmatched incident shows its escalation
+    assert stages(page(seeded.unmatched.id)) == ["event", "rule", "incident", "RCA", "outcome"]
     guards.approve(seeded.rig.db, seeded.adf.id, "alice", now=seeded.rig.clock.now())
     seeded.worker.scheduler.tick()
     seeded.rig.clock.advance(minutes=2)
@@ -201,7 +202,7 @@ def test_no_secret_on_any_page(dash: TestClient[Any], seeded: Seeded) -> None:
                          headers=receiver_headers("azure-monitor"))
     assert response.status_code == 202
     event_id = response.json()["event_id"]
-    assert seeded.worker.run_once() == 1
+    assert seeded.worker.drain() == 1
     paths = [*PAGES, "/metrics", "/audit?kind=received"] + [
         f"/incidents/{i.id}" for i in incidents_store.list_incidents(seeded.rig.db)]
     pages = {path: dash.get(path, headers=admin_headers()).text for path in paths}
@@ -342,7 +343,7 @@ def test_actions_are_worded_by_what_really_happened(dash: TestClient[Any],
     seeded.rig.deliver(adf_event(resource="pl_dry_copy", dedup_key="azmon:dry:Fired",
                                  attributes={**adf_event().attributes,
                                              "pipeline": "pl_dry_copy"}))
-    dry.run_once()
+    dry.drain()
     [found] = incidents_store.list_incidents(seeded.rig.db, resource="pl_dry_copy")
     page = visible(dash.get(f"/incidents/{found.id}", headers=admin_headers()).text)
     assert texts(page, "sentence") == [
@@ -376,7 +377,7 @@ def test_one_colour_per_state_set_once() -> None:
     root = re.search(r"^:root \{(.*?)\}", css, re.M | re.S)
     assert root is not None
     colours = dict(re.findall(r"--([a-z_]+): (#[0-9a-f]{6});", root.group(1)))
-    assert sorted(colours) == sorted(incidents_store.STATES)
+    assert sorted(colours) == sorted(lifecycle.STATES)
     assert len(set(colours.values())) == len(colours)
     # each state's class takes its colour from there, and the colour is written nowhere else
     for state, colour in colours.items():

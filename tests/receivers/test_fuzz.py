@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from engine.config import RECEIVERS, Secret, Settings
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from tests.fixtures.app import ENDPOINT_OF_SAMPLE, RECEIVER_KEY
 from tests.fixtures.common import load_sample

@@ -15,7 +15,8 @@ import pytest
 
 from engine.errors import StorageError
 from engine.events import ErrorEvent
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.db import Database
 from receivers import intake
 from receivers.group_commit import GroupCommitter
 from tests.fixtures.common import Commits, load_sample

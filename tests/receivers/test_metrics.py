@@ -7,8 +7,8 @@ from typing import Any
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.store import Database
 from engine.store import metrics as metrics_store
+from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event
 from tests.fixtures.app import ADMIN_KEY, admin_headers, basic_header, receiver_headers
 from tests.fixtures.dashboard import Seeded

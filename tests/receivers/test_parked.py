@@ -77,7 +77,7 @@ def test_replay_through_the_api_once(dash: TestClient[Any], seeded: Seeded) -> N
                                "resource": PARKED_RESOURCE})]
 
     # the worker takes it again: this time it finishes
-    assert seeded.worker.run_once() == 1
+    assert seeded.worker.drain() == 1
     assert _state(seeded, event_id)[:2] == ("done", 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from engine.cli.setup_azure import AzureTargets, build
+from cli.setup_azure import AzureTargets, build
 from tests.fixtures.common import ROOT
 
 

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from engine.config import ReceiverSettings, Secret, Settings, load_settings
 from engine.errors import ConfigError
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.auth import Authenticator
 from tests.fixtures.common import assert_wrapped, load_sample

@@ -7,7 +7,7 @@ from pathlib import Path
 from litestar.testing import TestClient
 
 from engine.config import Settings
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from tests.fixtures.app import ENDPOINT_OF_SAMPLE, admin_headers, receiver_headers
 from tests.fixtures.common import load_sample

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import TestClient
 
 from engine.config import Settings
-from engine.store import Database
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.auth import Authenticator
 from tests.fixtures.app import KID

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from engine.config import Settings
-from engine.store import Database
+from engine.store.db import Database
 
 
 def free_port() -> int:

@@ -73,7 +73,7 @@ def test_five_concurrent_copies_of_every_sample_store_one_event_each(
     first = engine_rig.worker(EVERY_FIRING, live=True)
     second = engine_rig.worker(EVERY_FIRING, live=True)
     with ThreadPoolExecutor(2) as pool:
-        while sum(pool.map(lambda w: w.run_once(), (first, second))):
+        while sum(pool.map(lambda w: w.drain(), (first, second))):
             pass
     firing = engine_rig.db.query("SELECT count(*) AS n FROM events WHERE status = 'firing'")
     incidents = incidents_store.list_incidents(engine_rig.db, limit=1000)
@@ -102,11 +102,11 @@ def test_a_failure_delivered_five_times_at_once_is_rerun_once(
     assert len({a["event_id"] for a in answers}) == 1
     workers = [engine_rig.worker(RERUN, live=True) for _ in range(3)]
     with ThreadPoolExecutor(3) as pool:
-        assert sum(pool.map(lambda w: w.run_once(), workers)) == 1
+        assert sum(pool.map(lambda w: w.drain(), workers)) == 1
     assert len(reruns(engine_rig.sandbox)) == 1
     # Delivered again later (the sender retried): still one event, still one rerun.
     again = http.post(f"{live_server.url}/azure-monitor", json=payload,
                       headers=receiver_headers("azure-monitor")).json()
     assert (again["event_id"], again["duplicate"]) == (answers[0]["event_id"], True)
-    assert workers[0].run_once() == 0
+    assert workers[0].drain() == 0
     assert len(reruns(engine_rig.sandbox)) == 1

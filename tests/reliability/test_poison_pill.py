@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.store import Database, inbox
 from engine.store import audit as audit_store
+from engine.store import inbox
+from engine.store.db import Database
 from scripts._harness import (
     ADMIN_KEY,
     Zygote,

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from engine.audit import verify_chain
 from engine.config import Secret, Settings
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.audit import verify_chain
+from engine.store.db import Database
 from receivers.app import create_app
 from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import RERUN

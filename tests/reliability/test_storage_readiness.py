@@ -26,8 +26,8 @@ import pytest
 from litestar.testing import TestClient
 
 from engine.config import IntakeSettings, Secret, Settings
-from engine.store import Database
 from engine.store import heartbeat as heartbeat_store
+from engine.store.db import Database
 from receivers.app import create_app
 from receivers.group_commit import GroupCommitter
 from tests.fixtures.app import RECEIVER_KEY

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine.execute import EngineOptions
+from engine.deps import EngineOptions
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -16,7 +16,7 @@ from tests.fixtures.engine import EngineRig
 
 def _drain(worker: object) -> int:
     total = 0
-    while (n := worker.run_once()):  # type: ignore[attr-defined]
+    while (n := worker.drain()):  # type: ignore[attr-defined]
         total += n
     return total
 
@@ -47,7 +47,7 @@ def test_a_thousand_alerts_of_one_failure_are_one_incident(engine_rig: EngineRig
     assert joins == Counter({True: 1, False: 999})
 
 
-# Events of one target are processed in order (engine/worker.py), so a storm of one failure
+# Events of one target are processed in order (engine/runtime/worker.py), so a storm of one failure
 # on the whole pool still starts one rerun.
 def test_a_storm_starts_one_rerun_and_never_exceeds_the_budget(engine_rig: EngineRig) -> None:
     _, rows = _storm(engine_rig)

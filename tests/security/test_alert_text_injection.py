@@ -37,7 +37,7 @@ rules:
 """
 
 # No such name is a valid Data Factory pipeline name, so enrichment asks the cloud nothing
-# about it (engine/actions/names.py) and the alert keeps its own code.
+# about it (engine/cloud/names.py) and the alert keeps its own code.
 CODE = "2200"
 
 # name: (PipelineName as posted, as Slack mrkdwn shows it, as a Teams card shows it,

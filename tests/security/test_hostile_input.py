@@ -16,7 +16,8 @@ import pytest
 from litestar.testing import TestClient
 
 from engine.config import Settings
-from engine.store import Database, inbox
+from engine.store import inbox
+from engine.store.db import Database
 from tests.fixtures.app import api_key_headers, receiver_headers
 from tests.fixtures.common import assert_wrapped, load_sample
 from tests.reliability.conftest import LiveServer

@@ -13,7 +13,7 @@ import jinja2.sandbox
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
+from cli import main
 from engine.rules.templates import make_environment
 from engine.store import inbox
 from tests.e2e.test_actions_e2e import TASK, rule

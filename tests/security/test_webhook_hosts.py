@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli import main
+from cli.drive import Sink
 from engine.actions.context import ActionContext
 from engine.actions.registry import action_table
-from engine.cli import main
 from engine.errors import PermanentActionError
 from engine.store import audit as audit_store
 from tests.e2e.test_remediation import BLOB
-from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings, params_for
+from tests.engine.actions.conftest import adf_event, cloud_settings, params_for
 from tests.fixtures.common import load_sample
 
 NOTIFY = action_table()["notify.webhook"]
@@ -111,9 +112,9 @@ def test_a_url_to_an_allowed_host_is_posted(service_rig: Any) -> None:
 
 
 def test_allowed_hosts_opens_a_host_and_nothing_else(sandbox: Any) -> None:
-    from engine.actions.clients import Clients
+    from engine.cloud.clients import Clients
 
-    sink = WebhookSink()
+    sink = Sink()
     port = sink.url.rsplit(":", 1)[1]
     clients = Clients(cloud_settings(sandbox, allowed_hosts=[f"localhost:{port}"]))
     try:

@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.actions.clients import Clients
+from cli.drive import Sink
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
 from engine.config import CloudSettings, load_settings
 from engine.events import ErrorEvent
 
@@ -108,51 +109,8 @@ def params_for(spec: Any, event: ErrorEvent, **with_: Any) -> Any:
     return msgspec.convert({**spec.target(event), **with_}, spec.params, strict=False)
 
 
-class WebhookSink:
-    """A loopback HTTP endpoint that records JSON POSTs and answers ``status`` (test-local:
-    notify and ticket talk to arbitrary webhooks, which the sandbox does not emulate)."""
-
-    def __init__(self) -> None:
-        import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.received: list[dict[str, Any]] = []
-        self.status = 200
-        self.answer: dict[str, Any] = {"id": "INC-1042"}
-        self.retry_after: str | None = None
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                sink.received.append({"path": self.path, "headers": dict(self.headers),
-                                      "body": json.loads(self.rfile.read(length) or b"null")})
-                payload = json.dumps(sink.answer).encode()
-                self.send_response(sink.status)
-                if sink.retry_after is not None:
-                    self.send_header("Retry-After", sink.retry_after)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        import threading
-
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def hook_ctx(sandbox: Any, sink: WebhookSink) -> Iterator[ActionContext]:
+def hook_ctx(sandbox: Any, sink: Sink) -> Iterator[ActionContext]:
     """A context whose channel ``data-oncall`` and ticket webhook both post to ``sink``."""
     secret_path = "/hooks/T000/B000/XXXXsecretXXXX"
     built = Clients(cloud_settings(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.actions.clients import Clients, env_settings_matter
+from engine.cloud.clients import Clients, env_settings_matter
 from tests.engine.actions.conftest import FACTORY, cloud_settings
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from engine.actions.context import ActionContext
 from engine.actions.databricks import TRIED_TAG
-from engine.actions.enrich import enrich
 from engine.actions.registry import action_table
+from engine.cloud.enrich import enrich
 from engine.errors import PermanentActionError
 from tests.engine.actions.conftest import cluster_event, dbx_task_event, params_for
 

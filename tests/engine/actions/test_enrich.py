@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.actions.clients import Clients
-from engine.actions.enrich import LookupNote, enrich
+from engine.cloud.clients import Clients
+from engine.cloud.enrich import LookupNote, enrich
 from engine.events import fingerprint
 from tests.engine.actions.conftest import (
     ADF_RUN,

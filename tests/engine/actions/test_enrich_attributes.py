@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from engine.actions.clients import Clients
-from engine.actions.enrich import enrich
 from engine.attributes import attributes_of
+from engine.cloud.clients import Clients
+from engine.cloud.enrich import enrich
 from engine.events import ErrorEvent
 from receivers.intake import normalize
 from tests.engine.actions.conftest import dbx_task_event

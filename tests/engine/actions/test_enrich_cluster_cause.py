@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from engine.actions.clients import Clients
-from engine.actions.enrich import enrich
+from engine.cloud.clients import Clients
+from engine.cloud.enrich import enrich
 from tests.engine.actions.conftest import dbx_task_event
 
 PARENT = 447120398

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.actions.clients import Clients
-from engine.actions.enrich import EnrichResult, LookupNote, enrich
+from engine.cloud.clients import Clients
+from engine.cloud.enrich import EnrichResult, LookupNote, enrich
 from engine.events import ErrorEvent
 from receivers.intake import normalize
 from tests.engine.actions.conftest import ADF_RUN, FACTORY, RG, SUB, cloud_settings

@@ -12,10 +12,10 @@ import pytest
 import requests.exceptions as rq
 from databricks.sdk import errors as dbx
 
-from engine.actions.clients import Clients
 from engine.actions.context import ActionContext
-from engine.actions.errors import VERDICTS, RetryAfterError, map_error, verdict_of
 from engine.actions.registry import action_table
+from engine.cloud.clients import Clients
+from engine.cloud.errors import RetryAfterError, map_error, verdict_of, verdicts
 from engine.errors import PermanentActionError, RetryableActionError
 from tests.engine.actions.conftest import (
     DBX_TOKEN,
@@ -43,7 +43,7 @@ def foreign_classes() -> list[type[BaseException]]:
 
 @pytest.mark.parametrize("cls", foreign_classes(), ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_every_foreign_exception_class_is_listed(cls: type[BaseException]):
-    assert cls in VERDICTS, f"decide whether {cls.__module__}.{cls.__name__} is retryable"
+    assert cls in verdicts(), f"decide whether {cls.__module__}.{cls.__name__} is retryable"
 
 
 def test_a_new_subclass_falls_back_to_its_ancestor():

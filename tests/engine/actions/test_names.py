@@ -1,4 +1,4 @@
-"""The clouds' naming rules (engine/actions/names.py): what each kind of name accepts, the
+"""The clouds' naming rules (engine/cloud/names.py): what each kind of name accepts, the
 exact refusal, and that every action's parameters refuse a bad name before any call."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 import msgspec
 import pytest
 
-from engine.actions import names
 from engine.actions.registry import action_table
+from engine.cloud import names
 from engine.errors import PermanentActionError
 from tests.engine.actions.conftest import adf_event, cluster_event, dbx_task_event, params_for
 

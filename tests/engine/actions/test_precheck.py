@@ -9,8 +9,8 @@ import pytest
 
 from engine.actions.context import ActionContext, Precheck
 from engine.actions.databricks import TRIED_TAG
-from engine.actions.enrich import enrich
 from engine.actions.registry import action_table
+from engine.cloud.enrich import enrich
 from engine.errors import RetryableActionError
 from tests.engine.actions.conftest import (
     ADF_RUN,

@@ -81,11 +81,8 @@ def test_contract(name: str):
     assert spec.key(p, event) == spec.key(again, event)
     assert spec.key(p, event).startswith(name + ":")
     assert spec.mutating == (name in MUTATING)
-    # run is a typed callable (None only for rca.analyze, which the worker routes).
-    if name == "rca.analyze":
-        assert spec.run is None
-    else:
-        assert list(inspect.signature(spec.run).parameters) == ["params", "event", "ctx"]
+    # run is a typed callable, for every action (issue 16: rca.analyze is no special case).
+    assert list(inspect.signature(spec.run).parameters) == ["params", "event", "ctx"]
     assert spec.probe is None or list(inspect.signature(spec.probe).parameters) == [
         "result", "ctx"]
 

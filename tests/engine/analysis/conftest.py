@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from engine.actions.registry import action_table
 from engine.analysis import Analyzer, make_rca
 from engine.clock import FakeClock
 from engine.config import Settings, load_settings
-from engine.store import Database
+from engine.store.db import Database
 
 OPENAI_KEY = "sk-live-0123456789abcdefSECRET"
 
@@ -37,7 +38,7 @@ def make_analyzer(sandbox: Any, db: Database, clock: FakeClock
 
     def make(llm: bool = True, **over: Any) -> Analyzer:
         settings = llm_settings(sandbox, **over) if llm else load_settings(None, env={})
-        analyzer = make_rca(settings, None, db, clock=clock)
+        analyzer = make_rca(settings, db, action_table(), clock=clock)
         built.append(analyzer)
         return analyzer
 

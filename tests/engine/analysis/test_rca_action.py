@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.actions.clients import Clients
+import pytest
+
+from cli.drive import Sink
+from engine.actions import rca
 from engine.actions.context import ActionContext
+from engine.cloud.clients import Clients
+from engine.errors import PermanentActionError
 from engine.store import audit as audit_store
-from tests.engine.actions.conftest import WebhookSink, adf_event, cloud_settings
+from tests.engine.actions.conftest import adf_event, cloud_settings
 
 PLAYBOOK = """\
 name: rca
@@ -31,7 +36,7 @@ def run_one(rig: Any, analyzer: Any, with_: str, run_id: str) -> dict[str, Any]:
     worker = rig.worker(PLAYBOOK.format(with_=with_), live=True, rca=analyzer)
     rig.deliver(adf_event(id=f"evt_{run_id}", run_id=run_id, dedup_key=run_id, message=BLOB,
                           error_code="UserErrorSourceBlobNotExist"))
-    worker.run_once()
+    worker.drain()
     records = audit_store.list_records(rig.db, kind="rca", limit=100)
     return records[-1].data
 
@@ -58,7 +63,7 @@ def test_offline_never_asks_the_llm(engine_rig: Any, make_analyzer: Any, sandbox
 
 
 def test_channel_gets_the_analysis(engine_rig: Any, make_analyzer: Any, sandbox: Any,
-                                   sink: WebhookSink) -> None:
+                                   sink: Sink) -> None:
     clients = Clients(cloud_settings(sandbox, channels={
         "data-oncall": {"url": sink.url + "/hooks/T0/B0/oncallsecret", "format": "json"}}))
     engine_rig.ctx = ActionContext(clients=clients)
@@ -81,3 +86,15 @@ def test_channel_gets_the_analysis(engine_rig: Any, make_analyzer: Any, sandbox:
     [done] = [r for r in audit_store.list_records(engine_rig.db, kind="action_succeeded")]
     assert done.data["detail"] == ("root-cause analysis recorded and posted to channel "
                                    "data-oncall")
+
+
+def test_outside_a_remediation_it_refuses(sandbox: Any) -> None:
+    clients = Clients(cloud_settings(sandbox))
+    try:
+        with pytest.raises(PermanentActionError, match=(
+                r"^rca\.analyze: no incident to analyse for: the action runs only as a step of "
+                r"a remediation$")):
+            rca.analyze(rca.RcaParams(), adf_event(), ActionContext(clients=clients))
+    finally:
+        clients.close()
+    assert sandbox.calls("openai") == []

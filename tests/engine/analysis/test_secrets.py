@@ -67,7 +67,7 @@ def _run_and_check(engine_rig: Any, make_analyzer: Any, logs: io.StringIO) -> No
                     "api_token": PLANTED["attr_token"],
                     "linked_service": {"clientSecret": PLANTED["attr_client_secret"],
                                        "key": PLANTED["attr_key"]}}))
-    worker.run_once()
+    worker.drain()
 
     [call] = engine_rig.sandbox.calls("openai")
     sent = json.dumps(call)

@@ -1,0 +1,454 @@
+"""``remediator approve|reject|pause|resume|incidents|breakers|reset-breaker|events``: operate
+the engine from the shell (``events list`` and ``events replay`` for parked events).
+
+By default each command talks to a running server through its management API (``--url``,
+``--key`` or ``REMEDIATOR_ADMIN_KEY``), so that the running engine sees the decision at once and
+the audit log names the admin key that made it. With ``--db PATH`` it acts on the database
+directly through :mod:`engine.guards` (the same functions the API calls), for a stopped
+service. Exit codes: 0 done, 1 refused (unknown incident or event, not waiting for approval, not
+parked, key refused, server unreachable; the reason on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import click
+import httpx
+import msgspec
+
+from cli._exits import Refused, Usage, fail
+from engine import guards, lifecycle
+from engine.errors import StorageError
+from engine.runtime import deadletter
+from engine.store import inbox
+from engine.store import incidents as incidents_store
+from engine.store.db import Database
+
+__all__ = [
+    "ADMIN_KEY_ENV",
+    "Target",
+    "approve",
+    "breakers",
+    "events",
+    "incidents",
+    "pause",
+    "reject",
+    "reset_breaker",
+    "resume",
+    "run_breakers",
+    "run_decide",
+    "run_events",
+    "run_incidents",
+    "run_pause",
+    "run_replay",
+    "run_reset_breaker",
+]
+
+ADMIN_KEY_ENV = "REMEDIATOR_ADMIN_KEY"
+DEFAULT_URL = "http://127.0.0.1:8080"
+FIELDS = ("id", "state", "source", "resource", "target", "rule_id", "attempts", "opened_at",
+          "updated_at", "reason")
+"""The fields ``incidents`` prints, the same from the API and from the database."""
+EVENT_FIELDS = ("id", "state", "claims", "source", "resource", "received_at", "reason")
+"""The fields ``events list`` prints, the same from the API and from the database."""
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a command acts: a server (``url``, ``key``) or a database file (``db``)."""
+
+    url: str = DEFAULT_URL
+    key: str = ""
+    db: str = ""
+    timeout: float = 30.0
+
+
+# -- transport ----------------------------------------------------------------------------
+
+
+def _call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
+          *, who: str | None = None, body: Any = None) -> Any:
+    """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
+
+    The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
+    with ``who``, as the password of HTTP basic auth whose user name the server records as
+    the caller (the admin-key check is the same)."""
+    if not target.key:
+        raise Usage(f"no admin key: pass --key or set {ADMIN_KEY_ENV} (or use --db PATH)")
+    url = target.url.rstrip("/") + path
+    auth = {"auth": httpx.BasicAuth(who, target.key)} if who else {
+        "headers": {"x-api-key": target.key}}
+    try:
+        response = httpx.request(method, url, params=params, json=body,
+                                 timeout=target.timeout, **auth)
+    except httpx.HTTPError as exc:
+        raise Refused(f"cannot reach {target.url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code < 300:
+        return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if response.status_code == 401:
+        raise Refused(f"{target.url} refused the admin key (401)")
+    if response.status_code == 400:
+        raise Usage(str(detail or response.text))
+    raise Refused(str(detail or f"{response.status_code} {response.reason_phrase}"))
+
+
+def _with_db(target: Target, work: Callable[[Database], Any]) -> Any:
+    try:
+        db = Database(target.db)
+    except StorageError as exc:
+        raise Refused(f"{target.db}: {exc}") from exc
+    try:
+        return work(db)
+    finally:
+        db.close()
+
+
+def _run(action: Callable[[], int]) -> int:
+    """Map our two failures to exit codes, printing the reason."""
+    try:
+        return action()
+    except (Usage, Refused) as exc:
+        return fail("remediator", exc)
+
+
+# -- commands as functions (tests call these or the click commands) -----------------------
+
+
+def run_decide(target: Target, decision: str, incident_id: str, *, who: str | None = None,
+               reason: str = "") -> int:
+    """Approve or reject ``incident_id`` (``decision`` is ``approve`` or ``reject``)."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> None:
+                try:
+                    if decision == "approve":
+                        guards.approve(db, incident_id, name)
+                    else:
+                        guards.reject(db, incident_id, name, reason=reason)
+                except guards.GuardError as exc:
+                    raise Refused(str(exc)) from exc
+
+            _with_db(target, work)
+        else:
+            answer = _call(target, "POST", f"/api/incidents/{incident_id}/{decision}", who=who,
+                           body={"reason": reason} if reason else None)
+            name = str(answer.get("who", ""))
+        past = "approved" if decision == "approve" else "rejected"
+        click.echo(f"{incident_id}: {past} by {name}")
+        return 0
+
+    return _run(act)
+
+
+def run_pause(target: Target, paused: bool, *, who: str | None = None) -> int:
+    """Pause (``paused``) or resume every action."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+            _with_db(target, lambda db: (guards.pause if paused else guards.resume)(db, name))
+        else:
+            answer = _call(target, "POST", "/api/pause" if paused else "/api/resume", who=who)
+            name = str(answer.get("who", ""))
+        click.echo(f"{'paused' if paused else 'resumed'} by {name}")
+        return 0
+
+    return _run(act)
+
+
+def run_reset_breaker(target: Target, rule_id: str, *, on_target: str | None = None,
+                      who: str | None = None, reason: str = "") -> int:
+    """Close the circuit breakers of ``rule_id`` (on ``on_target`` only, if given)."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> list[dict[str, Any]]:
+                try:
+                    return guards.reset_breaker(db, rule_id, name, target=on_target,
+                                                reason=reason)
+                except guards.GuardError as exc:
+                    raise Refused(str(exc)) from exc
+
+            reset = _with_db(target, work)
+        else:
+            body = {k: v for k, v in (("target", on_target), ("reason", reason)) if v}
+            path = f"/api/breakers/{quote(rule_id, safe='')}/reset"
+            answer = _call(target, "POST", path, who=who, body=body or None)
+            name, reset = str(answer.get("who", "")), answer["reset"]
+        for item in reset:
+            click.echo(f"{rule_id} on {item['target']}: breaker reset by {name} (was "
+                       f"{item['state'].replace('_', '-')}, {item['failures']} failures)")
+        return 0
+
+    return _run(act)
+
+
+def run_breakers(target: Target, *, as_json: bool = False) -> int:
+    """Print the open and half-open circuit breakers, as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, guards.list_breakers)
+        else:
+            rows = _call(target, "GET", "/api/breakers")["items"]
+        return _show(rows, lambda row: [row["rule_id"], row["target"],
+                                        row["state"].replace("_", "-"),
+                                        f"{row['failures']} failures", f"until {row['until']}"],
+                     as_json=as_json, none="no open circuit breaker")
+
+    return _run(act)
+
+
+def _params(limit: int, **filters: str | None) -> dict[str, str]:
+    """An API list's query: the limit and the filters given."""
+    return {"limit": str(limit), **{name: value for name, value in filters.items() if value}}
+
+
+def _columns(*names: str) -> Callable[[dict[str, Any]], list[str]]:
+    return lambda row: [str(row[name]) for name in names]
+
+
+def _show(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], list[str]], *,
+          as_json: bool, none: str) -> int:
+    """Print ``rows`` as a JSON list, or one line each (``none`` on stderr if there is none)."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        click.echo("  ".join(line(row)))
+    if not rows:
+        click.echo(none, err=True)
+    return 0
+
+
+def _iso(ms: int) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _from_db(incident: incidents_store.Incident) -> dict[str, Any]:
+    row: dict[str, Any] = msgspec.to_builtins(incident)
+    row["opened_at"], row["updated_at"] = _iso(incident.opened_ms), _iso(incident.updated_ms)
+    return {name: row.get(name) for name in FIELDS}
+
+
+def run_incidents(target: Target, *, state: str | None = None, resource: str | None = None,
+                  limit: int = 50, as_json: bool = False) -> int:
+    """Print the newest ``limit`` incidents (filtered), as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, lambda db: [
+                _from_db(i) for i in incidents_store.list_incidents(
+                    db, state=state, resource=resource, limit=limit)])
+        else:
+            answer = _call(target, "GET", "/api/incidents",
+                           _params(limit, state=state, resource=resource))
+            rows = [{name: item.get(name) for name in FIELDS} for item in answer["items"]]
+        return _show(rows, _columns("id", "state", "rule_id", "resource", "reason"),
+                     as_json=as_json, none="no incidents")
+
+    return _run(act)
+
+
+def run_replay(target: Target, event_id: str, *, who: str | None = None,
+               reason: str = "") -> int:
+    """Put the parked event ``event_id`` back to pending, its claims reset."""
+
+    def act() -> int:
+        if target.db:
+            name = who or getpass.getuser()
+
+            def work(db: Database) -> None:
+                try:
+                    deadletter.replay(db, event_id, name, reason=reason)
+                except deadletter.ReplayError as exc:
+                    raise Refused(str(exc)) from exc
+
+            _with_db(target, work)
+        else:
+            answer = _call(target, "POST", f"/api/events/{event_id}/replay", who=who,
+                           body={"reason": reason} if reason else None)
+            name = str(answer.get("who", ""))
+        click.echo(f"{event_id}: replayed by {name}, pending again")
+        return 0
+
+    return _run(act)
+
+
+def _event_from_db(stored: inbox.StoredEvent) -> dict[str, Any]:
+    return {"id": stored.event.id, "state": stored.state, "claims": stored.attempts,
+            "source": stored.current.source, "resource": stored.current.resource,
+            "received_at": stored.received_at.isoformat().replace("+00:00", "Z"),
+            "reason": stored.reason}
+
+
+def run_events(target: Target, *, state: str | None = None, limit: int = 50,
+               as_json: bool = False) -> int:
+    """Print the newest ``limit`` events (of one state), as lines or as a JSON list."""
+
+    def act() -> int:
+        if target.db:
+            rows = _with_db(target, lambda db: [
+                _event_from_db(e) for e in inbox.list_events(db, state=state, limit=limit)])
+        else:
+            answer = _call(target, "GET", "/api/events", _params(limit, state=state))
+            rows = [{name: item.get(name) for name in EVENT_FIELDS} for item in answer["items"]]
+        return _show(rows, _columns("id", "state", "claims", "resource", "reason"),
+                     as_json=as_json, none="no events")
+
+    return _run(act)
+
+
+# -- click ---------------------------------------------------------------------------------
+
+
+def _target(url: str, key: str | None, db: str | None) -> Target:
+    return Target(url=url, key=key or "", db=db or "")
+
+
+def _where(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every admin command shares: where to act."""
+    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
+                           exists=True),
+                           help="Act on this database directly (a stopped service).")(command)
+    command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
+                           help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
+    return click.option("--url", default=DEFAULT_URL, show_default=True,
+                        help="The running server.")(command)
+
+
+_WHO = click.option("--who", default=None,
+                    help="Who decides, for the audit log (default: the OS user with --db, "
+                         "'admin' through the API).")
+
+
+@click.command("approve")
+@click.argument("incident_id")
+@_WHO
+@_where
+@click.pass_context
+def approve(ctx: click.Context, incident_id: str, who: str | None, url: str, key: str | None,
+            db: str | None) -> None:
+    """Approve an incident waiting for approval: its actions run at the next tick."""
+    ctx.exit(run_decide(_target(url, key, db), "approve", incident_id, who=who))
+
+
+@click.command("reject")
+@click.argument("incident_id")
+@_WHO
+@click.option("--reason", default="", help="Why (kept in the incident and the audit log).")
+@_where
+@click.pass_context
+def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, url: str,
+           key: str | None, db: str | None) -> None:
+    """Reject an incident waiting for approval: its actions are cancelled."""
+    ctx.exit(run_decide(_target(url, key, db), "reject", incident_id, who=who, reason=reason))
+
+
+@click.command("pause")
+@_WHO
+@_where
+@click.pass_context
+def pause(ctx: click.Context, who: str | None, url: str, key: str | None,
+          db: str | None) -> None:
+    """Stop all actions (intake and planning go on; scheduled actions wait)."""
+    ctx.exit(run_pause(_target(url, key, db), True, who=who))
+
+
+@click.command("resume")
+@_WHO
+@_where
+@click.pass_context
+def resume(ctx: click.Context, who: str | None, url: str, key: str | None,
+           db: str | None) -> None:
+    """Let actions run again; those that waited run at the next tick."""
+    ctx.exit(run_pause(_target(url, key, db), False, who=who))
+
+
+@click.command("incidents")
+@click.option("--state", type=click.Choice(lifecycle.STATES), default=None,
+              help="Only incidents in this state.")
+@click.option("--resource", default=None, help="Only incidents about this resource.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
+              help="At most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def incidents(ctx: click.Context, state: str | None, resource: str | None, limit: int,
+              as_json: bool, url: str, key: str | None, db: str | None) -> None:
+    """List incidents, newest first: id, state, rule, resource, reason."""
+    ctx.exit(run_incidents(_target(url, key, db), state=state, resource=resource, limit=limit,
+                           as_json=as_json))
+
+
+@click.command("breakers")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def breakers(ctx: click.Context, as_json: bool, url: str, key: str | None,
+             db: str | None) -> None:
+    """List the open and half-open circuit breakers: rule, target, state, failures, until."""
+    ctx.exit(run_breakers(_target(url, key, db), as_json=as_json))
+
+
+@click.command("reset-breaker")
+@click.argument("rule_id")
+@click.option("--target", "on_target", default=None,
+              help="Only the breaker on this target (default: every target of the rule).")
+@_WHO
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@_where
+@click.pass_context
+def reset_breaker(ctx: click.Context, rule_id: str, on_target: str | None, who: str | None,
+                  reason: str, url: str, key: str | None, db: str | None) -> None:
+    """Close a rule's circuit breakers: it remediates again at once."""
+    ctx.exit(run_reset_breaker(_target(url, key, db), rule_id, on_target=on_target, who=who,
+                               reason=reason))
+
+
+@click.group("events")
+def events() -> None:
+    """List stored events; replay parked ones."""
+
+
+@events.command("list")
+@click.option("--state", type=click.Choice(inbox.STATES), default=None,
+              help="Only events in this state (parked: set aside, waiting for a replay).")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True,
+              help="At most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@_where
+@click.pass_context
+def events_list(ctx: click.Context, state: str | None, limit: int, as_json: bool, url: str,
+                key: str | None, db: str | None) -> None:
+    """List events, newest first: id, state, claims, resource, reason."""
+    ctx.exit(run_events(_target(url, key, db), state=state, limit=limit, as_json=as_json))
+
+
+@events.command("replay")
+@click.argument("event_id")
+@_WHO
+@click.option("--reason", default="", help="Why (kept in the event and the audit log).")
+@_where
+@click.pass_context
+def events_replay(ctx: click.Context, event_id: str, who: str | None, reason: str, url: str,
+                  key: str | None, db: str | None) -> None:
+    """Put a parked event back to pending, its claims reset: the worker takes it again."""
+    ctx.exit(run_replay(_target(url, key, db), event_id, who=who, reason=reason))
