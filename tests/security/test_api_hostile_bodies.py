@@ -1,0 +1,67 @@
+"""Hostile JSON bodies on ``/api`` (red-team round after issues 14 and 15): the receivers refuse
+a body nested 10,000 deep with 400, but the management API decodes its bodies without that
+bound, and msgspec's RecursionError escaped as ``500 {"error": "internal"}`` on
+``/api/simulate``, ``/api/events/{id}/replay``, ``/api/incidents/{id}/reject`` and
+``/api/breakers/{rule}/reset`` (found on a running ``serve``). A client's body is never a 500;
+and ``/api/simulate`` must refuse what the receiver would refuse (nesting over 64 levels),
+since it says what the server would do with the payload."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from engine.store import inbox
+from tests.fixtures.common import load_sample
+from tests.fixtures.service import ADMIN
+
+BLOB = "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json"
+JSON = {**ADMIN, "content-type": "application/json"}
+DEEP_ARRAYS = b"[" * 10_000 + b"]" * 10_000
+DEEP_REASON = b'{"reason": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+DEEP_PAYLOAD = b'{"source": "adf", "payload": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+
+
+def _routes(event_id: str) -> dict[str, list[bytes]]:
+    return {
+        "/api/simulate": [DEEP_ARRAYS, DEEP_PAYLOAD],
+        f"/api/events/{event_id}/replay": [DEEP_ARRAYS, DEEP_REASON],
+        "/api/incidents/inc_unknown/reject": [DEEP_ARRAYS, DEEP_REASON],
+        "/api/breakers/some-rule/reset": [DEEP_ARRAYS, DEEP_REASON],
+    }
+
+
+@pytest.mark.parametrize("route", ["simulate", "replay", "reject", "reset"])
+def test_a_body_nested_10000_deep_on_api_is_a_400_not_a_500(service_rig: Any,
+                                                            route: str) -> None:
+    rig = service_rig("name: none\nrules: []\n")
+    event_id = rig.post("azure-monitor", load_sample(BLOB))["event_id"]
+    before = inbox.get(rig.db, event_id)
+    path = next(p for p in _routes(event_id) if route in p)
+    for body in _routes(event_id)[path]:
+        answer = rig.client.post(path, content=body, headers=JSON)
+        assert answer.status_code == 400, (path, body[:20], answer.status_code, answer.text)
+        assert answer.json()["error"] == "bad_request"
+    after = inbox.get(rig.db, event_id)
+    assert (after.state, after.attempts) == (before.state, before.attempts)
+
+
+def test_simulate_refuses_a_payload_nested_deeper_than_the_receivers_take(
+    service_rig: Any,
+) -> None:
+    rig = service_rig("name: none\nrules: []\n")
+    payload = copy.deepcopy(load_sample(BLOB))
+    deep: Any = "x"
+    for _ in range(100):
+        deep = {"a": deep}
+    payload["data"]["customProperties"] = deep
+    received = rig.client.post("/azure-monitor", json=payload,
+                               headers={"x-api-key": "rk-svc-31c9a7"})
+    assert (received.status_code, received.json()["detail"]) == (
+        422, "JSON nested deeper than 64 levels")
+    simulated = rig.client.post("/api/simulate", json={"source": "adf", "payload": payload},
+                                headers=ADMIN)
+    assert (simulated.status_code, simulated.json().get("detail")) == (
+        422, "JSON nested deeper than 64 levels")
