@@ -111,13 +111,19 @@ retry_timeout = 1.0
 """
 
 
-def adf_failure(tag: str, *, pipeline: str | None = None) -> dict[str, Any]:
+def adf_failure(tag: str, *, pipeline: str | None = None,
+                sandbox: Any = None) -> dict[str, Any]:
     """The Log Alerts V2 ADF sample as a new alert about its own pipeline (``pl_<tag>``)
-    and run, unless ``pipeline`` is given (then only the alert and the run are new)."""
+    and run, unless ``pipeline`` is given (then only the alert and the run are new). With
+    ``sandbox``, the emulator gets that run as a failed run of that pipeline (the engine
+    checks a run's pipeline before it reruns it)."""
+    name, run_id = pipeline or f"pl_{tag}", str(uuid.uuid4())
     text = SAMPLE.read_text()
-    text = text.replace("pl_ingest_sales_daily", pipeline or f"pl_{tag}")
-    text = text.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", str(uuid.uuid4()))
+    text = text.replace("pl_ingest_sales_daily", name)
+    text = text.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", run_id)
     text = text.replace("9d3a6f10-2b7c-4e58-a1d4-6c8e0f2b5a77", str(uuid.uuid4()))
+    if sandbox is not None:
+        sandbox.failed_run("adf", run_id, pipeline=name)
     return json.loads(text)
 
 
