@@ -17,7 +17,7 @@ from engine.rules.durations import format_duration
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.rules.ruleset import CompiledRule, PlaybookSet
 from engine.rules.templates import PlannedAction, RenderError, render_actions
-from receivers import azure_monitor, databricks
+from receivers import azure_monitor, databricks, intake
 
 __all__ = ["parse_payload", "simulate_event", "simulate_payload"]
 
@@ -52,6 +52,19 @@ def _parse_databricks(body: bytes) -> list[ErrorEvent]:
     return databricks.parse(data)
 
 
+def _refuse_deep(body: bytes) -> None:
+    """Refuse a payload nested deeper than the receivers take (:func:`intake.check_depth`,
+    which they apply before parsing), as they do; a body that does not decode is left to the
+    parser, which says why."""
+    if body.count(b"{") + body.count(b"[") <= intake.MAX_DEPTH:
+        return
+    try:
+        value = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return
+    intake.check_depth(body, value)
+
+
 def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
     """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not).
 
@@ -59,6 +72,7 @@ def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
     A ``databricks`` payload is a webhook body or a page of clusters/events, as the
     cluster-events poller fetches it.
     """
+    _refuse_deep(body)
     if source == "databricks":
         return _parse_databricks(body)
     if source in _AZURE_ENDPOINTS:

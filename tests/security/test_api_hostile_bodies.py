@@ -65,3 +65,30 @@ def test_simulate_refuses_a_payload_nested_deeper_than_the_receivers_take(
                                 headers=ADMIN)
     assert (simulated.status_code, simulated.json().get("detail")) == (
         422, "JSON nested deeper than 64 levels")
+
+
+LONE = ("invalid \\u escape: \\ud800 is a lone UTF-16 surrogate (a high surrogate "
+        "\\ud800-\\udbff must be followed by a low one, \\udc00-\\udfff), not a character")
+
+
+@pytest.mark.parametrize("route", ["simulate", "replay", "reject", "reset"])
+def test_a_lone_surrogate_is_named_not_called_truncated(service_rig: Any, route: str) -> None:
+    rig = service_rig("name: none\nrules: []\n")
+    event_id = rig.post("azure-monitor", load_sample(BLOB))["event_id"]
+    path = next(p for p in _routes(event_id) if route in p)
+    answer = rig.client.post(path, content=b'{"reason": "\\ud800"}', headers=JSON)
+    assert (answer.status_code, answer.json()) == (
+        400, {"error": "bad_request", "detail": f"body: invalid JSON: {LONE}"})
+    truncated = rig.client.post(path, content=b'{"reason": "', headers=JSON)
+    assert (truncated.status_code, truncated.json()) == (
+        400, {"error": "bad_request", "detail": "body: invalid JSON: Input data was truncated"})
+
+
+def test_a_receiver_names_a_lone_surrogate_too(service_rig: Any) -> None:
+    rig = service_rig("name: none\nrules: []\n")
+    body = b'{"schemaId": "azureMonitorCommonAlertSchema", "data": "\\udbff"}'
+    answer = rig.client.post("/azure-monitor", content=body,
+                             headers={"x-api-key": "rk-svc-31c9a7",
+                                      "content-type": "application/json"})
+    assert (answer.status_code, answer.json()["detail"]) == (
+        400, "invalid JSON: " + LONE.replace("ud800 is", "udbff is"))
