@@ -138,6 +138,9 @@ def run_simulate(
         click.echo(json.dumps(simulation, indent=2, default=str))
     else:
         _print_simulation(simulation["events"])
+        if simulation["left_out"]:
+            click.echo(f"{simulation['left_out']} more event(s) left out: only the first "
+                       f"{len(simulation['events'])} are simulated")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine.store import inbox
-from tests.fixtures.common import load_sample
+from tests.fixtures.common import ROOT, load_sample
 from tests.fixtures.service import ADMIN
 
 BLOB = "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json"
@@ -92,3 +92,31 @@ def test_a_receiver_names_a_lone_surrogate_too(service_rig: Any) -> None:
                                       "content-type": "application/json"})
     assert (answer.status_code, answer.json()["detail"]) == (
         400, "invalid JSON: " + LONE.replace("ud800 is", "udbff is"))
+
+
+def _cluster_events_page(count: int) -> dict[str, Any]:
+    """A page of clusters/events whose ``count`` TERMINATING events (of as many clusters) each
+    become an event, as the poller makes them."""
+    page = load_sample("cloud-api/databricks-cluster-events-instance-unreachable.json")
+    [terminating] = [e for e in page["events"] if e["type"] == "TERMINATING"]
+    events = []
+    for n in range(count):
+        event = copy.deepcopy(terminating)
+        event.update(cluster_id=f"0601-182128-{n:08d}", timestamp=1741963104552 + n)
+        events.append(event)
+    return {"events": events, "total_count": count}
+
+
+def test_simulate_explains_the_first_100_events_of_a_page_and_counts_the_rest(
+        service_rig: Any) -> None:
+    rig = service_rig(playbooks_dir=ROOT / "playbooks")
+    answer = rig.client.post("/api/simulate", headers=ADMIN, json={
+        "source": "databricks", "payload": _cluster_events_page(300)})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (len(body["events"]), body["left_out"]) == (100, 200)
+    assert [e["event"]["resource_id"] for e in body["events"]] == [
+        f"0601-182128-{n:08d}" for n in range(100)]
+    small = rig.client.post("/api/simulate", headers=ADMIN, json={
+        "source": "databricks", "payload": _cluster_events_page(3)}).json()
+    assert (len(small["events"]), small["left_out"]) == (3, 0)
