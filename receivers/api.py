@@ -84,9 +84,9 @@ def parse_since(value: str, now: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _limit(value: str | None) -> int:
+def _limit(value: str | None, default: int = 50) -> int:
     if value is None:
-        return 50
+        return default
     try:
         limit = int(value)
     except ValueError:
@@ -224,10 +224,20 @@ def _action_view(row: actions_store.ActionRow) -> dict[str, Any]:
     return view
 
 
-def incident_detail(db: Database, incident: incidents_store.Incident) -> dict[str, Any]:
-    """An incident with its timeline (its audit records, in order), the stored events that
-    reported it and its actions with their states."""
-    records = audit_store.list_records(db, incident_id=incident.id, limit=100_000)
+TIMELINE_PAGE = 200
+"""Timeline records in one answer about an incident, unless ``limit`` says otherwise: an
+incident that 3,000 alerts joined has thousands of records and events (27 MB in one answer)."""
+
+
+def incident_detail(db: Database, incident: incidents_store.Incident, *,
+                    limit: int = TIMELINE_PAGE, before: int | None = None) -> dict[str, Any]:
+    """An incident with a page of its timeline (its newest ``limit`` audit records older than
+    seq ``before``, in order), the stored events those records name (and the incident's
+    first), its actions with their states, and ``next``: the ``before`` of the page older
+    than this one, or None."""
+    records = audit_store.list_records(db, incident_id=incident.id, limit=limit + 1,
+                                       before=before)
+    older, records = records[:-limit], records[-limit:]
     event_ids = list(dict.fromkeys(
         [incident.event_id] + [r.event_id for r in records if r.event_id]))
     events = [inbox.get(db, event_id) for event_id in event_ids if event_id]
@@ -236,19 +246,38 @@ def incident_detail(db: Database, incident: incidents_store.Incident) -> dict[st
         timeline=[msgspec.to_builtins(r) for r in records],
         events=[event_view(e, with_raw=False) for e in events if e is not None],
         actions=[_action_view(row) for row in actions_store.for_incident(db, incident.id)],
+        next=records[0].seq if older else None,
     )
     return view
 
 
+def _seq(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"before: expected a timeline seq (the `next` of the page before), "
+                         f"got {value[:50]!r}")
+    return int(value)
+
+
 @get("/incidents/{incident_id:str}", sync_to_thread=True, tags=["incidents"])
 def get_incident(
-    incident_id: FromPath[str], db: NamedDependency[Database]
+    request: Request[Any, Any, Any], incident_id: FromPath[str],
+    db: NamedDependency[Database], limit: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
 ) -> Response[dict[str, Any]]:
-    """One incident with its timeline, events and actions, or 404."""
+    """One incident with its timeline, events and actions, or 404. The timeline is paged,
+    newest records first: ``limit`` (1 to 500, default 200) records, and ``next`` to pass as
+    ``before`` for the older ones (None on the first record); the events are those the page
+    names. Bad parameters answer 400."""
+    unknown = sorted(set(request.query_params) - {"limit", "before"})
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0][:50]!r}; expected limit, before")
+    size, cursor = _limit(limit, TIMELINE_PAGE), _seq(before)
     incident = incidents_store.get(db, incident_id)
     if incident is None:
         return Response({"error": "not_found"}, status_code=404)
-    return Response(incident_detail(db, incident))
+    return Response(incident_detail(db, incident, limit=size, before=cursor))
 
 
 @get("/incidents", sync_to_thread=True, tags=["incidents"])

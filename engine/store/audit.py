@@ -135,8 +135,10 @@ def list_records(
     kind: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    before: int | None = None,
 ) -> list[AuditRecord]:
-    """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them."""
+    """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them
+    (older than seq ``before``, if given: the next page back)."""
     where, params = [], []
     for column, value in (("incident_id", incident_id), ("event_id", event_id),
                           ("resource", resource), ("kind", kind)):
@@ -146,6 +148,9 @@ def list_records(
     if since is not None:
         where.append("ts_ms >= ?")
         params.append(int(since.timestamp() * 1000))
+    if before is not None:
+        where.append("seq < ?")
+        params.append(before)
     sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY seq DESC LIMIT ?"
     params.append(limit)
