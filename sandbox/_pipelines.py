@@ -232,7 +232,7 @@ class PipelineRuns:
         found = []
         for run_id in self._order:
             run = self._runs[run_id]
-            if scope is not None and run.scope != scope:
+            if scope is not None and run.scope not in ("", scope):  # "": given, not yet read
                 continue
             updated = parse_iso(run.record["lastUpdated"])
             if (after and updated < after) or (before and updated > before):

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +114,10 @@ retry_timeout = 1.0
 
 def adf_failure(tag: str, *, pipeline: str | None = None,
                 sandbox: Any = None) -> dict[str, Any]:
-    """The Log Alerts V2 ADF sample as a new alert about its own pipeline (``pl_<tag>``)
-    and run, unless ``pipeline`` is given (then only the alert and the run are new). With
-    ``sandbox``, the emulator gets that run as a failed run of that pipeline (the engine
-    checks a run's pipeline before it reruns it)."""
+    """The Log Alerts V2 ADF sample as a new alert, fired now, about its own pipeline
+    (``pl_<tag>``) and run, unless ``pipeline`` is given (then only the alert and the run are
+    new). With ``sandbox``, the emulator gets that run as a failed run of that pipeline (the
+    engine checks a run's pipeline before it reruns it, and ignores alerts a day old)."""
     name, run_id = pipeline or f"pl_{tag}", str(uuid.uuid4())
     text = SAMPLE.read_text()
     text = text.replace("pl_ingest_sales_daily", name)
@@ -124,7 +125,10 @@ def adf_failure(tag: str, *, pipeline: str | None = None,
     text = text.replace("9d3a6f10-2b7c-4e58-a1d4-6c8e0f2b5a77", str(uuid.uuid4()))
     if sandbox is not None:
         sandbox.failed_run("adf", run_id, pipeline=name)
-    return json.loads(text)
+    payload = json.loads(text)
+    fired = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    payload["data"]["essentials"]["firedDateTime"] = fired
+    return dict(payload)
 
 
 def rerun_calls(sandbox: Any) -> list[dict[str, Any]]:

@@ -220,7 +220,7 @@ class Harness:
 def adf_alert(h: Harness, pipeline: str) -> tuple[dict[str, Any], str]:
     """The ADF log alert sample for ``pipeline`` with fresh ids, its run a failed run of
     ``pipeline`` in the sandbox; returns it and its run id."""
-    payload = fresh_payload("adf", "log")
+    payload = fresh_payload("adf", "log", h.clock.now())  # the engine's time: not "old"
     context = payload["data"]["alertContext"]
     context["properties"]["PipelineName"] = pipeline
     for condition in context["condition"]["allOf"]:
@@ -235,7 +235,7 @@ def adf_alert(h: Harness, pipeline: str) -> tuple[dict[str, Any], str]:
 def dbx_job_failure(h: Harness, job_id: int, name: str) -> tuple[dict[str, Any], int]:
     """The Databricks job notification sample for job ``job_id`` with a fresh run id, a
     failed run of that job in the sandbox."""
-    payload = fresh_payload("databricks", "job")
+    payload = fresh_payload("databricks", "job", h.clock.now())
     payload["job"] = {"job_id": str(job_id), "name": name}
     run_id = int(payload["run"]["run_id"])
     h.failed_run("databricks", run_id=run_id, job_id=job_id)
