@@ -46,11 +46,13 @@ from scripts._harness import (
 PLAYBOOK = rerun_playbook("e2e", verify_interval="10m")
 
 
-async def send(url: str, rate: float, seconds: float,
+async def send(url: str, rate: float, seconds: float, sandbox: Any,
                prefix: str = "e2e") -> tuple[dict[str, float], dict[int, int]]:
-    """Post one new failure every ``1 / rate`` s; returns {pipeline: sent at} and statuses."""
+    """Post one new failure every ``1 / rate`` s (each a failed run the sandbox has);
+    returns {pipeline: sent at} and statuses."""
     total = int(rate * seconds)
-    payloads = [(f"pl_{prefix}{n:06d}", adf_failure(f"{prefix}{n:06d}")) for n in range(total)]
+    payloads = [(f"pl_{prefix}{n:06d}", adf_failure(f"{prefix}{n:06d}", sandbox=sandbox))
+                for n in range(total)]
     sent: dict[str, float] = {}
     statuses: dict[int, int] = {}
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
@@ -75,7 +77,7 @@ async def send(url: str, rate: float, seconds: float,
 
 def warm_up(url: str, sandbox: Any) -> None:
     """One remediation before measuring: the first token and TLS session are not the rate's."""
-    asyncio.run(send(url, 1, 1, prefix="warm"))
+    asyncio.run(send(url, 1, 1, sandbox, prefix="warm"))
     deadline = time.monotonic() + 60
     while not rerun_calls(sandbox) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -130,7 +132,7 @@ def main() -> None:
                     stdout=subprocess.DEVNULL)
             cpu_before, own_before = cpu_s(serve.process.pid), time.process_time()
             began = time.time()
-            sent, statuses = asyncio.run(send(serve.url, args.rate, args.seconds))
+            sent, statuses = asyncio.run(send(serve.url, args.rate, args.seconds, sandbox))
             sending = time.time() - began
             deadline = time.monotonic() + args.drain
             first: dict[str, float] = {}

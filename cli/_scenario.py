@@ -70,6 +70,14 @@ class Harness(Drive):
                 if c["method"] == "POST" and c["path"].endswith(suffix) and where(c)]
 
     # -- scripting the sandbox -----------------------------------------------------------------
+    def failed_run(self, service: str, **spec: Any) -> None:
+        """Give the cloud the failed run a step's alert is about (``run_id`` and ``pipeline``
+        or ``job_id``): the engine checks that a run is of the pipeline or job the alert
+        names before it acts."""
+        base = self.sandbox[f"{service}_url"]
+        response = self._client(service).post(f"{base}/_sandbox/runs", json=spec)
+        response.raise_for_status()
+
     def script(self, service: str, operation: str, **fields: Any) -> None:
         base = self.sandbox[f"{service}_url"].removesuffix("/v1")
         response = self._client(service).post(f"{base}/_sandbox/script",
@@ -96,23 +104,29 @@ class Harness(Drive):
 # -- payloads ------------------------------------------------------------------------------
 
 
-def adf_alert(pipeline: str) -> tuple[dict[str, Any], str]:
-    """The ADF log alert sample for ``pipeline`` with fresh ids; returns it and its run id."""
-    payload = fresh_payload("adf", "log")
+def adf_alert(h: Harness, pipeline: str) -> tuple[dict[str, Any], str]:
+    """The ADF log alert sample for ``pipeline`` with fresh ids, its run a failed run of
+    ``pipeline`` in the sandbox; returns it and its run id."""
+    payload = fresh_payload("adf", "log", h.clock.now())  # the engine's time: not "old"
     context = payload["data"]["alertContext"]
     context["properties"]["PipelineName"] = pipeline
     for condition in context["condition"]["allOf"]:
         for dimension in condition["dimensions"]:
             if dimension["name"] == "PipelineName":
                 dimension["value"] = pipeline
-    return payload, context["properties"]["PipelineRunId"]
+    run_id = context["properties"]["PipelineRunId"]
+    h.failed_run("adf", run_id=run_id, pipeline=pipeline)
+    return payload, run_id
 
 
-def dbx_job_failure(job_id: int, name: str) -> tuple[dict[str, Any], int]:
-    """The Databricks job notification sample for job ``job_id`` with a fresh run id."""
-    payload = fresh_payload("databricks", "job")
+def dbx_job_failure(h: Harness, job_id: int, name: str) -> tuple[dict[str, Any], int]:
+    """The Databricks job notification sample for job ``job_id`` with a fresh run id, a
+    failed run of that job in the sandbox."""
+    payload = fresh_payload("databricks", "job", h.clock.now())
     payload["job"] = {"job_id": str(job_id), "name": name}
-    return payload, int(payload["run"]["run_id"])
+    run_id = int(payload["run"]["run_id"])
+    h.failed_run("databricks", run_id=run_id, job_id=job_id)
+    return payload, run_id
 
 
 def cluster_failed_to_start(cluster_id: str, name: str, code: str, kind: str,
@@ -206,7 +220,7 @@ def _body(call: dict[str, Any], name: str) -> str:
 
 def blob_missing(h: Harness) -> Step:
     pipeline = "pl_ingest_sales_daily"
-    payload, run_id = adf_alert(pipeline)
+    payload, run_id = adf_alert(h, pipeline)
     event_id = h.post("azure-monitor", payload)["event_id"]
 
     def reruns() -> list[dict[str, Any]]:
@@ -245,7 +259,7 @@ def blob_missing(h: Harness) -> Step:
 
 def duplicate_webhook(h: Harness) -> Step:
     pipeline = "pl_ingest_customers_daily"
-    payload, run_id = adf_alert(pipeline)
+    payload, run_id = adf_alert(h, pipeline)
     since = h.now_ms()
     first = h.post("azure-monitor", payload)
     second = h.post("azure-monitor", payload)
@@ -272,7 +286,7 @@ def duplicate_webhook(h: Harness) -> Step:
 
 def resolved_cancels(h: Harness) -> Step:
     pipeline = "pl_ingest_returns_daily"
-    firing, run_id = adf_alert(pipeline)
+    firing, run_id = adf_alert(h, pipeline)
     event_id = h.post("azure-monitor", firing)["event_id"]
     h.run()
     resolved = copy.deepcopy(firing)
@@ -304,7 +318,7 @@ def _run_lost_its_cluster(h: Harness, job_id: int, name: str, cluster_id: str, c
                           ) -> tuple[incidents_store.Incident | None, list[dict[str, Any]]]:
     """Post job ``name``'s run that failed because its cluster terminated with ``code``,
     settle, and return the incident and the sandbox's repairs of that run."""
-    payload, run_id = dbx_job_failure(job_id, name)
+    payload, run_id = dbx_job_failure(h, job_id, name)
     _run_on_failed_cluster(h, run_id, job_id, cluster_id, all_purpose=all_purpose)
     _cluster_terminated(h, cluster_id, code, parameters)
     event_id = h.post("databricks-monitor", payload)["event_id"]
@@ -391,7 +405,7 @@ def quota_notify(h: Harness) -> Step:
 
 def budget_ticket(h: Harness) -> Step:
     pipeline = "pl_load_finance_monthly"
-    payload, run_id = adf_alert(pipeline)
+    payload, run_id = adf_alert(h, pipeline)
     h.script("adf", "adf.createRun", fail_rerun=True, times=3)
     before = len(h.sink.posts("/tickets"))
     event_id = h.post("azure-monitor", payload)["event_id"]

@@ -26,7 +26,7 @@ from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
-from receivers.simulate import parse_payload, simulate_event
+from receivers.simulate import MAX_SIMULATED, parse_payload, simulate_event
 
 __all__ = [
     "parse_payload",
@@ -183,6 +183,8 @@ def run_simulate(
     except OSError as exc:
         click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
         return 1
+    left_out = max(0, len(events) - MAX_SIMULATED)
+    events = events[:MAX_SIMULATED]
     if settings is None:
         items = [simulate_event(playbooks, event, attempts) for event in events]
     else:
@@ -194,9 +196,12 @@ def run_simulate(
                                       "received": msgspec.to_builtins(received)}
                 items.append(item)
     if as_json:
-        click.echo(json.dumps({"events": items}, indent=2, default=str))
+        click.echo(json.dumps({"events": items, "left_out": left_out}, indent=2, default=str))
     else:
         _print_simulation(items)
+        if left_out:
+            click.echo(f"{left_out} more event(s) left out: only the first "
+                       f"{len(events)} are simulated")
     return 0
 
 

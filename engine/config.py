@@ -302,7 +302,10 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     its cloud round trips, so threads are cheap (docs/BENCHMARKS.md, "End to end").
     An event claimed ``max_claims`` times whose lease ran out again (its stages crashed,
     stalled or failed in a way worth retrying each time) is parked instead of being claimed
-    again (engine/runtime/deadletter.py).
+    again (engine/runtime/deadletter.py). A firing alert older than ``max_alert_age_s`` (by the time
+    its sender gives) is recorded but never remediated, and enrichment looks for a metric
+    alert's failed runs no further back than that (0: no age limit; the window is still at
+    most 24 hours).
     """
 
     breaker_threshold: int = 5
@@ -320,10 +323,14 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     batch: int = 32
     rejoin_window_s: int = 6 * 3600
     max_claims: int = 5
+    max_alert_age_s: int = 24 * 3600
 
     def __post_init__(self) -> None:
         if self.max_claims < 1:
             raise ValueError(f"max_claims must be at least 1, got {self.max_claims}")
+        if self.max_alert_age_s < 0:
+            raise ValueError(f"max_alert_age_s must be 0 (no limit) or more, got "
+                             f"{self.max_alert_age_s}")
         if self.breaker_threshold < 1 or self.breaker_cool_off_s < 1:
             raise ValueError("breaker_threshold and breaker_cool_off_s must be at least 1")
 

@@ -53,6 +53,7 @@ __all__ = [
     "Guard",
     "GuardError",
     "approve",
+    "check_age",
     "list_breakers",
     "pause",
     "reject",
@@ -102,6 +103,21 @@ def _seconds(value: int | None) -> str:
 
 def _iso(ms: int) -> str:
     return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+def check_age(occurred_at: datetime | None, *, now_ms: int, max_age_s: int) -> Decision:
+    """Ignore a firing alert older than ``max_age_s`` (0: no limit): it is recorded, never
+    acted on, so that an old alert (a sample, a replayed or forged one) does not remediate
+    today. Checked when the event is routed, before any rule: audited only when it blocks."""
+    if not max_age_s or occurred_at is None:
+        return Decision(name="age", decision="allow",
+                        reason="no age limit" if not max_age_s else "the alert gives no time")
+    age_s = (now_ms - to_ms(occurred_at)) // 1000
+    if age_s > max_age_s:
+        return Decision(name="age", decision="ignore", reason=(
+            f"alert from {_iso(to_ms(occurred_at))} is {age_s} s old, older than "
+            f"max_alert_age_s ({max_age_s} s): recorded, not remediated"))
+    return Decision(name="age", decision="allow", reason=f"alert {age_s} s old")
 
 
 def check_circuit(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:

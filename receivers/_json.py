@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 import msgspec
 
 from engine.errors import MalformedPayload
 
-__all__ = ["decode_bytes", "kind_of", "not_utf8"]
+__all__ = ["decode_bytes", "decode_problem", "kind_of", "not_utf8"]
 
 
 def not_utf8(body: bytes | str) -> MalformedPayload | None:
@@ -24,6 +25,45 @@ def not_utf8(body: bytes | str) -> MalformedPayload | None:
     return None
 
 
+def decode_problem(body: bytes | str, exc: msgspec.DecodeError) -> str:
+    """What is wrong with ``body``, which msgspec refused with ``exc``: its own words, except
+    where they mislead. msgspec says "Input data was truncated" for a ``\\u`` escape of a
+    lone high surrogate (``"\\ud800"``), which is complete JSON but no character: that case
+    is named, found by the standard library's decoder (linear; it takes lone surrogates)."""
+    text = str(exc)
+    if text != "Input data was truncated":
+        return text
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return text  # truncated indeed
+    lone = _lone_surrogate(value)
+    if lone is None:
+        return text
+    return (f"invalid \\u escape: \\u{lone:04x} is a lone UTF-16 surrogate (a high "
+            "surrogate \\ud800-\\udbff must be followed by a low one, \\udc00-\\udfff), not a "
+            "character")
+
+
+def _lone_surrogate(value: Any) -> int | None:
+    """The code of the first surrogate in a string (key or value) of ``value``, without
+    recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:  # UTF-8 has no surrogates
+                return ord(item[exc.start])
+    return None
+
+
 def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
     """The JSON value in ``body``; :class:`MalformedPayload` if it is not UTF-8 JSON."""
     if isinstance(body, bytearray | memoryview):
@@ -31,7 +71,8 @@ def decode_bytes(body: bytes | bytearray | memoryview | str) -> Any:
     try:
         return msgspec.json.decode(body)
     except (UnicodeError, msgspec.DecodeError) as exc:
-        raise (not_utf8(body) or MalformedPayload(f"the body is not valid JSON: {exc}")) from exc
+        raise (not_utf8(body) or MalformedPayload(
+            f"the body is not valid JSON: {decode_problem(body, exc)}")) from exc
     except RecursionError as exc:
         raise MalformedPayload("the body is not valid JSON: nested too deeply") from exc
 

@@ -17,6 +17,7 @@ import anyio
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import SerializationException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from engine import guards, lifecycle
@@ -30,10 +31,12 @@ from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
 from engine.text.patterns import compile as compile_pattern
+from receivers._json import decode_problem
 from receivers.auth import ADMIN, admin_guard
 from receivers.simulate import simulate_payload
 
-__all__ = ["MAX_LIMIT", "BadRequest", "api_router", "event_view", "incident_view", "parse_since"]
+__all__ = ["MAX_LIMIT", "BadRequest", "JsonRequest", "api_router", "event_view", "incident_view",
+           "parse_since"]
 
 MAX_LIMIT = 500
 _FILTERS = ("source", "status", "resource", "state", "since", "limit", "before")
@@ -42,7 +45,27 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 class BadRequest(ValueError):
-    """A query parameter has a value we cannot use (answered 400 with the message)."""
+    """A query parameter or body has a value we cannot use (answered 400 with the message)."""
+
+
+class JsonRequest(Request[Any, Any, Any]):
+    """The app's requests (``Litestar(request_class=...)``): every route that decodes a JSON
+    body (``JSONBody`` parameters, ``/api/simulate``) goes through :meth:`json`, so a body
+    that does not decode is a 400 saying why, in one place: msgspec's ``RecursionError`` for
+    nesting past its limit was a 500, and its "Input data was truncated" for a lone surrogate
+    named the wrong cause."""
+
+    async def json(self) -> Any:
+        """The decoded body; :class:`BadRequest` if it is not JSON."""
+        try:
+            return await super().json()
+        except RecursionError as exc:
+            raise BadRequest("body: invalid JSON: nested too deeply") from exc
+        except SerializationException as exc:
+            cause = exc.__cause__
+            detail = (decode_problem(await self.body(), cause)
+                      if isinstance(cause, msgspec.DecodeError) else str(exc))
+            raise BadRequest(f"body: invalid JSON: {detail}") from exc
 
 
 def parse_since(value: str, now: datetime) -> datetime:
@@ -63,9 +86,9 @@ def parse_since(value: str, now: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _limit(value: str | None) -> int:
+def _limit(value: str | None, default: int = 50) -> int:
     if value is None:
-        return 50
+        return default
     try:
         limit = int(value)
     except ValueError:
@@ -203,10 +226,20 @@ def _action_view(row: actions_store.ActionRow) -> dict[str, Any]:
     return view
 
 
-def incident_detail(db: Database, incident: incidents_store.Incident) -> dict[str, Any]:
-    """An incident with its timeline (its audit records, in order), the stored events that
-    reported it and its actions with their states."""
-    records = audit_store.list_records(db, incident_id=incident.id, limit=100_000)
+TIMELINE_PAGE = 200
+"""Timeline records in one answer about an incident, unless ``limit`` says otherwise: an
+incident that 3,000 alerts joined has thousands of records and events (27 MB in one answer)."""
+
+
+def incident_detail(db: Database, incident: incidents_store.Incident, *,
+                    limit: int = TIMELINE_PAGE, before: int | None = None) -> dict[str, Any]:
+    """An incident with a page of its timeline (its newest ``limit`` audit records older than
+    seq ``before``, in order), the stored events those records name (and the incident's
+    first), its actions with their states, and ``next``: the ``before`` of the page older
+    than this one, or None."""
+    records = audit_store.list_records(db, incident_id=incident.id, limit=limit + 1,
+                                       before=before)
+    older, records = records[:-limit], records[-limit:]
     event_ids = list(dict.fromkeys(
         [incident.event_id] + [r.event_id for r in records if r.event_id]))
     events = [inbox.get(db, event_id) for event_id in event_ids if event_id]
@@ -215,19 +248,38 @@ def incident_detail(db: Database, incident: incidents_store.Incident) -> dict[st
         timeline=[msgspec.to_builtins(r) for r in records],
         events=[event_view(e, with_raw=False) for e in events if e is not None],
         actions=[_action_view(row) for row in actions_store.for_incident(db, incident.id)],
+        next=records[0].seq if older else None,
     )
     return view
 
 
+def _seq(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"before: expected a timeline seq (the `next` of the page before), "
+                         f"got {value[:50]!r}")
+    return int(value)
+
+
 @get("/incidents/{incident_id:str}", sync_to_thread=True, tags=["incidents"])
 def get_incident(
-    incident_id: FromPath[str], db: NamedDependency[Database]
+    request: Request[Any, Any, Any], incident_id: FromPath[str],
+    db: NamedDependency[Database], limit: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
 ) -> Response[dict[str, Any]]:
-    """One incident with its timeline, events and actions, or 404."""
+    """One incident with its timeline, events and actions, or 404. The timeline is paged,
+    newest records first: ``limit`` (1 to 500, default 200) records, and ``next`` to pass as
+    ``before`` for the older ones (None on the first record); the events are those the page
+    names. Bad parameters answer 400."""
+    unknown = sorted(set(request.query_params) - {"limit", "before"})
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0][:50]!r}; expected limit, before")
+    size, cursor = _limit(limit, TIMELINE_PAGE), _seq(before)
     incident = incidents_store.get(db, incident_id)
     if incident is None:
         return Response({"error": "not_found"}, status_code=404)
-    return Response(incident_detail(db, incident))
+    return Response(incident_detail(db, incident, limit=size, before=cursor))
 
 
 @get("/incidents", sync_to_thread=True, tags=["incidents"])
@@ -429,8 +481,8 @@ async def simulate(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     if service is None:
         return _no_service()
     try:
-        body = msgspec.json.decode(await request.body(), type=SimulateRequest)
-    except msgspec.DecodeError as exc:
+        body = msgspec.convert(await request.json(), type=SimulateRequest)
+    except msgspec.ValidationError as exc:
         raise BadRequest(f"body: {exc}") from exc
     if body.source not in PAYLOAD_SOURCES:
         raise BadRequest(f"source: expected one of {', '.join(PAYLOAD_SOURCES)}; "

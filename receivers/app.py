@@ -33,7 +33,7 @@ from engine.runtime.metrics import Metrics
 from engine.store.db import Database
 from engine.text import secret_values
 from receivers import intake
-from receivers.api import BadRequest, api_router
+from receivers.api import BadRequest, JsonRequest, api_router
 from receivers.auth import Authenticator, Unauthorized, admin_guard
 from receivers.csrf import CrossSiteGuard, CrossSiteRequest, JsonRequired
 from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusal
@@ -328,6 +328,7 @@ def create_app(
             Exception: _on_internal,
         },
         request_max_body_size=settings.body_limit,
+        request_class=JsonRequest,
         openapi_config=OpenAPIConfig(
             title="Remediator",
             version="0.1.0",

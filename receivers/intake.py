@@ -21,7 +21,7 @@ from engine.store import inbox
 from engine.store.db import Database
 from engine.text.redact import redact
 from receivers import azure_monitor, databricks
-from receivers._json import not_utf8
+from receivers._json import decode_problem, not_utf8
 
 __all__ = [
     "MAX_DEPTH",
@@ -29,6 +29,7 @@ __all__ = [
     "Parser",
     "answer",
     "check_content_type",
+    "check_depth",
     "decode",
     "normalize",
     "prepare",
@@ -77,15 +78,22 @@ def decode(body: bytes) -> dict[str, Any]:
     try:
         value = msgspec.json.decode(body)
     except (UnicodeError, msgspec.DecodeError) as exc:
-        raise (not_utf8(body) or MalformedPayload(f"invalid JSON: {exc}")) from exc
+        raise (not_utf8(body) or MalformedPayload(
+            f"invalid JSON: {decode_problem(body, exc)}")) from exc
     except RecursionError as exc:
         raise MalformedPayload("invalid JSON: nested too deeply") from exc
     if not isinstance(value, dict):
         raise UnknownSchema(f"expected a JSON object, got {_json_type(value)}")
+    check_depth(body, value)
+    return value
+
+
+def check_depth(body: bytes, value: Any) -> None:
+    """:class:`UnknownSchema` if ``value`` (decoded from ``body``) nests deeper than
+    :data:`MAX_DEPTH`."""
     # Nesting needs an opening bracket per level: most bodies hold too few to need the walk.
     if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise UnknownSchema(f"JSON nested deeper than {MAX_DEPTH} levels")
-    return value
 
 
 def _without_bom(body: bytes) -> bytes:

@@ -17,9 +17,9 @@ from engine.rules.durations import format_duration
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.rules.ruleset import CompiledRule, PlaybookSet
 from engine.rules.templates import PlannedAction, RenderError, render_actions
-from receivers import azure_monitor, databricks
+from receivers import azure_monitor, databricks, intake
 
-__all__ = ["parse_payload", "simulate_event", "simulate_payload"]
+__all__ = ["MAX_SIMULATED", "parse_payload", "simulate_event", "simulate_payload"]
 
 # Which receiver endpoint a payload of each source arrives on.
 _AZURE_ENDPOINTS = {
@@ -52,6 +52,19 @@ def _parse_databricks(body: bytes) -> list[ErrorEvent]:
     return databricks.parse(data)
 
 
+def _refuse_deep(body: bytes) -> None:
+    """Refuse a payload nested deeper than the receivers take (:func:`intake.check_depth`,
+    which they apply before parsing), as they do; a body that does not decode is left to the
+    parser, which says why."""
+    if body.count(b"{") + body.count(b"[") <= intake.MAX_DEPTH:
+        return
+    try:
+        value = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return
+    intake.check_depth(body, value)
+
+
 def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
     """Parse a raw sender payload as the receiver of ``source`` would (PayloadError if not).
 
@@ -59,6 +72,7 @@ def parse_payload(source: str, body: bytes) -> list[ErrorEvent]:
     A ``databricks`` payload is a webhook body or a page of clusters/events, as the
     cluster-events poller fetches it.
     """
+    _refuse_deep(body)
     if source == "databricks":
         return _parse_databricks(body)
     if source in _AZURE_ENDPOINTS:
@@ -128,10 +142,18 @@ def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> 
     }
 
 
+MAX_SIMULATED = 100
+"""Events of one payload that are simulated: a page of cluster events may hold thousands, each
+explained against every rule (6,000 made a 90 MB answer); the rest are counted."""
+
+
 def simulate_payload(
     playbooks: PlaybookSet, source: str, body: bytes, attempts: int = 0
 ) -> dict[str, Any]:
-    """``{"events": [...]}``: :func:`simulate_event` for each event the payload parses into.
+    """``{"events": [...], "left_out": N}``: :func:`simulate_event` for each event the payload
+    parses into, the first :data:`MAX_SIMULATED` of them (``left_out`` counts the others).
     Raises PayloadError when it does not parse."""
     events = parse_payload(source, body)
-    return {"events": [simulate_event(playbooks, event, attempts) for event in events]}
+    return {"events": [simulate_event(playbooks, event, attempts)
+                       for event in events[:MAX_SIMULATED]],
+            "left_out": max(0, len(events) - MAX_SIMULATED)}

@@ -79,8 +79,9 @@ class PipelineRuns:
 
     # -- creation -----------------------------------------------------------------------------
     def _add(self, run: _Run) -> _Run:
+        if run.record["runId"] not in self._runs:
+            self._order.append(run.record["runId"])
         self._runs[run.record["runId"]] = run
-        self._order.append(run.record["runId"])
         return run
 
     def _failed(self, scope: str, run_id: str, pipeline: str, ended: datetime) -> _Run:
@@ -125,9 +126,16 @@ class PipelineRuns:
         """The run with this id, created Failed (as in the sample) on first sight."""
         run = self._runs.get(run_id)
         if run is None:
-            run = self._failed(scope, run_id, _DEFAULT_PIPELINE, datetime(2025, 3, 14, 2, 14, 44,
-                                                                           120338, tzinfo=UTC))
+            run = self.seed(scope, run_id, _DEFAULT_PIPELINE)
+        elif not run.scope:
+            run.scope = scope  # seeded without a factory: the first one to ask has it
         return run
+
+    def seed(self, scope: str, run_id: str, pipeline: str) -> _Run:
+        """A Failed run of ``pipeline`` under ``run_id`` (as in the sample); ``scope`` ""
+        lets the first factory that reads it have it."""
+        return self._failed(scope, run_id, pipeline,
+                            datetime(2025, 3, 14, 2, 14, 44, 120338, tzinfo=UTC))
 
     def create(
         self,
@@ -241,7 +249,7 @@ class PipelineRuns:
         found = []
         for run_id in self._order:
             run = self._runs[run_id]
-            if scope is not None and run.scope != scope:
+            if scope is not None and run.scope not in ("", scope):  # "": given, not yet read
                 continue
             updated = parse_iso(run.record["lastUpdated"])
             if (after and updated < after) or (before and updated > before):

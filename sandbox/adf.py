@@ -59,6 +59,14 @@ class AdfEmulator(Emulator):
     def error(self, status: int, code: str, message: str) -> Response:
         return arm_error(status, code, message)
 
+    def failed_run(self, spec: dict[str, Any]) -> None:
+        """``{"run_id", "pipeline"}``: a Failed run of that pipeline (of any factory)."""
+        run_id, pipeline = spec.get("run_id"), spec.get("pipeline")
+        if not isinstance(run_id, str) or not isinstance(pipeline, str) or not run_id \
+                or not pipeline or set(spec) - {"run_id", "pipeline"}:
+            raise ValueError('a failed run is {"run_id": "...", "pipeline": "..."}')
+        self.state.seed("", run_id, pipeline)
+
     def scripted_error(self, fault: Fault) -> Response:
         if fault.body is not None:
             return Response(fault.status or 500, fault.body)

@@ -321,10 +321,19 @@ class DatabricksEmulator(Emulator):
         self.state.runs[run_id] = run
         return run
 
-    def _failed_run(self, run_id: int) -> dict[str, Any]:
-        """The sample's failed run, under the id asked for."""
+    def failed_run(self, spec: dict[str, Any]) -> None:
+        """``{"run_id", "job_id"}``: the sample's failed run, as a run of that job."""
+        run_id, job_id = spec.get("run_id"), spec.get("job_id")
+        if set(spec) - {"run_id", "job_id"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for v in (run_id, job_id)):
+            raise ValueError('a failed run is {"run_id": <int>, "job_id": <int>}')
+        self._failed_run(run_id, job_id)
+
+    def _failed_run(self, run_id: int, job_id: int = data.DEFAULT_JOB_ID) -> dict[str, Any]:
+        """The sample's failed run, under the id asked for (of job ``job_id``)."""
         ids = [run_id + 7, run_id + _FAILED_TASK_OFFSET, run_id + 19]
-        run = self._new_run(run_id, data.DEFAULT_JOB_ID, ids)
+        run = self._new_run(run_id, job_id, ids)
         start = 1741917600000
         for task, outcome, (begin, took) in zip(
             run["tasks"], ("SUCCESS", "FAILED", "UPSTREAM_FAILED"),

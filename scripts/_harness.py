@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +112,23 @@ retry_timeout = 1.0
 """
 
 
-def adf_failure(tag: str, *, pipeline: str | None = None) -> dict[str, Any]:
-    """The Log Alerts V2 ADF sample as a new alert about its own pipeline (``pl_<tag>``)
-    and run, unless ``pipeline`` is given (then only the alert and the run are new)."""
+def adf_failure(tag: str, *, pipeline: str | None = None,
+                sandbox: Any = None) -> dict[str, Any]:
+    """The Log Alerts V2 ADF sample as a new alert, fired now, about its own pipeline
+    (``pl_<tag>``) and run, unless ``pipeline`` is given (then only the alert and the run are
+    new). With ``sandbox``, the emulator gets that run as a failed run of that pipeline (the
+    engine checks a run's pipeline before it reruns it, and ignores alerts a day old)."""
+    name, run_id = pipeline or f"pl_{tag}", str(uuid.uuid4())
     text = SAMPLE.read_text()
-    text = text.replace("pl_ingest_sales_daily", pipeline or f"pl_{tag}")
-    text = text.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", str(uuid.uuid4()))
+    text = text.replace("pl_ingest_sales_daily", name)
+    text = text.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", run_id)
     text = text.replace("9d3a6f10-2b7c-4e58-a1d4-6c8e0f2b5a77", str(uuid.uuid4()))
-    return json.loads(text)
+    if sandbox is not None:
+        sandbox.failed_run("adf", run_id, pipeline=name)
+    payload = json.loads(text)
+    fired = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    payload["data"]["essentials"]["firedDateTime"] = fired
+    return dict(payload)
 
 
 def rerun_calls(sandbox: Any) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ def crash_loop(kills: int, workdir: Path, *, seed: int = 1, loaders: int = 2,
             while not stop.is_set():
                 tag = f"{next(counter):06d}"
                 try:
-                    response = post_failure(client, serve.url, adf_failure(tag))
+                    response = post_failure(client, serve.url, adf_failure(tag, sandbox=sandbox))
                 except httpx.TransportError as exc:
                     refused[type(exc).__name__] += 1
                     time.sleep(pause_s)

@@ -81,7 +81,7 @@ class Window:
 
 
 def _one(client: httpx.Client, url: str, rng: random.Random, counter: Any,
-         recent: list[dict[str, Any]], window: Window) -> None:
+         recent: list[dict[str, Any]], window: Window, sandbox: Any) -> None:
     roll = rng.random()
     headers = {"x-api-key": RECEIVER_KEY}
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def _one(client: httpx.Client, url: str, rng: random.Random, counter: Any,
     if roll < 0.55:
         tag = f"{next(counter):07d}"
         pipeline = f"pl_recurring_{rng.randrange(20)}" if rng.random() < 0.25 else None
-        payload = adf_failure(tag, pipeline=pipeline)
+        payload = adf_failure(tag, pipeline=pipeline, sandbox=sandbox)
         recent.append(payload)
         del recent[:-50]
         response = client.post(f"{url}/azure-monitor", json=payload, headers=headers)
@@ -126,7 +126,7 @@ def soak(minutes: float, csv_path: Path, workdir: Path, *, rate: float = 10.0,
             next_at = time.monotonic()
             while not stop.is_set():
                 try:
-                    _one(client, serve.url, rng, counter, recent, window)
+                    _one(client, serve.url, rng, counter, recent, window, sandbox)
                 except httpx.HTTPError as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
                 next_at += gap

@@ -251,15 +251,21 @@ _FINISHED_NOT_FAILED = frozenset({"Succeeded", "Cancelled"})
 def rerun_needed(original: Any, later: list[Any], pipeline: str, where: str) -> Precheck:
     """Whether pipeline run ``original`` (ADF or Synapse) still needs a rerun.
 
-    Only a Failed run is rerun; one that is still running, succeeded or was cancelled is not.
+    A run of another pipeline than ``pipeline`` is refused (the alert does not describe it:
+    one failed run id would otherwise let a forged alert rerun any pipeline). Only a Failed
+    run is rerun; one that is still running, succeeded or was cancelled is not.
     A later run of its run group is a rerun already made: when the latest one failed too (an
     earlier attempt's rerun) the run needs another, else (running, succeeded, cancelled) not.
     A status the check does not know: :class:`PermanentActionError` (a person looks).
     """
     run_id = str(original.run_id)
     status = str(original.status or "")
-    seen: dict[str, Any] = {"run_id": run_id, "pipeline": str(original.pipeline_name or ""),
-                            "status": status}
+    owner = str(original.pipeline_name or "")
+    seen: dict[str, Any] = {"run_id": run_id, "pipeline": owner, "status": status}
+    if owner.casefold() != pipeline.casefold():  # pipeline names are case-insensitive
+        return Precheck(act=False, refuse=True, seen=seen, reason=(
+            f"run {run_id} belongs to pipeline {owner or '(none)'}, not {pipeline}: the alert "
+            "does not describe this run; nothing was called"))
     if status in RUNNING or status in _FINISHED_NOT_FAILED:
         return Precheck(act=False, seen=seen, reason=f"nothing to do: run {run_id} of "
                         f"pipeline {pipeline} is {status}, not Failed")

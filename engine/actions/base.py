@@ -119,6 +119,10 @@ class ActionSpec:
     - ``url_params`` names the parameters that are a URL the action sends to: the loader refuses
       one whose scheme and host are templated (event fields could send the data anywhere), and
       ``run`` must refuse a host that the settings do not allow.
+    - ``link_params`` names the parameters that are a URL shown to people (a message's button):
+      the loader refuses one that is not http(s) or whose scheme and host are templated (an
+      alert could make the button a phishing or ``javascript:`` link); the params Struct
+      refuses a rendered one that is not http(s) with a host.
     """
 
     name: str
@@ -136,6 +140,7 @@ class ActionSpec:
     reconcile: Reconcile | None = None
     url_params: tuple[str, ...] = ()
     precheck: PrecheckFn | None = None
+    link_params: tuple[str, ...] = ()
 
     def describe_call(self, params: Params, event: ErrorEvent) -> str:
         """The dry-run sentence of this action: ``describe`` or the name and parameters."""

@@ -47,12 +47,16 @@ class Precheck(msgspec.Struct, frozen=True, kw_only=True):
     run failed and was not rerun since), False when it no longer does: the action is then not
     called and its row ends ``skipped`` with ``reason`` ("nothing to do: cluster ... is
     RUNNING"). ``seen`` is what was read (states, ids), for the audit; it carries no secret.
+    ``refuse`` (with ``act`` False) says that what was read is not what the event describes
+    (the run belongs to another pipeline or job): nothing is called and the incident
+    escalates with ``reason``, since the alert is wrong or forged and a person must look.
     A check that cannot read the state raises, as the action itself would.
     """
 
     act: bool
     reason: str
     seen: dict[str, Any] = msgspec.field(default_factory=dict)
+    refuse: bool = False
 
 
 class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):

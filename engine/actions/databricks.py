@@ -321,13 +321,25 @@ def run_needs_repair(run: Run, run_id: int) -> Precheck:
         f"nothing to do: run {run_id} ended {result or life}, not failed"))
 
 
+def _other_job(run: Run, run_id: int, job_id: int | str | None) -> Precheck | None:
+    """A refusal when run ``run_id`` is not a run of job ``job_id`` (the job the action or
+    the event names; None or "": no job named, nothing to compare): a forged alert would
+    otherwise need only one failed run id to act on another job's run."""
+    if job_id in (None, "") or str(run.job_id) == str(job_id):
+        return None
+    return Precheck(act=False, refuse=True, seen={"run_id": run_id, "job_id": run.job_id},
+                    reason=f"run {run_id} belongs to job {run.job_id}, not {job_id}: the "
+                           "alert does not describe this run; nothing was called")
+
+
 def precheck_repair(params: RepairParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
-    """``runs/get``: repair only a run that ended failed (and was not repaired since with a
-    repair that is running or succeeded)."""
+    """``runs/get``: repair only a run of the named job that ended failed (and was not
+    repaired since with a repair that is running or succeeded)."""
     _, w = _client(ctx.clients, params.workspace_id)
     with cloud_call(f"databricks.repair_run[run={params.run_id}] precheck"):
         run = w.jobs.get_run(params.run_id, include_history=True)
-    return run_needs_repair(run, params.run_id)
+    return (_other_job(run, params.run_id, params.job_id)
+            or run_needs_repair(run, params.run_id))
 
 
 # -- run_job -------------------------------------------------------------------------------
@@ -360,9 +372,10 @@ def _event_run_id(event: ErrorEvent) -> int | None:
 
 
 def precheck_run_job(params: RunJobParams, event: ErrorEvent, ctx: ActionContext) -> Precheck:
-    """The run the event is about must have ended failed (never started, skipped for
-    concurrency, failed): a run that is running or succeeded needs no new run. An event that
-    names no run: the job must exist (``jobs/get``)."""
+    """The run the event is about must be a run of the job the event names and have ended
+    failed (never started, skipped for concurrency, failed): a run that is running or
+    succeeded needs no new run. An event that names no run: the job must exist
+    (``jobs/get``)."""
     where = f"databricks.run_job[job={params.job_id}] precheck"
     _, w = _client(ctx.clients, params.workspace_id)
     run_id = _event_run_id(event)
@@ -374,6 +387,9 @@ def precheck_run_job(params: RunJobParams, event: ErrorEvent, ctx: ActionContext
                             reason=f"job {params.job_id} exists; the event names no run to "
                                    "check")
         run = w.jobs.get_run(run_id)
+    other = _other_job(run, run_id, attr(event, "job_id"))
+    if other is not None:
+        return other
     check = run_needs_repair(run, run_id)
     check.seen["job_id"] = run.job_id
     life = check.seen.get("life_cycle_state")
@@ -626,7 +642,8 @@ def _node_type_needed(current: str, tags: dict[str, str], failed: str, what: str
 
 def precheck_node_type(params: NodeTypeParams, event: ErrorEvent,
                        ctx: ActionContext) -> Precheck:
-    """A job cluster: its run must have failed and its spec still hold the failed node type.
+    """A job cluster: its run must be a run of that job and have failed, and its spec still
+    hold the failed node type.
     An all-purpose cluster: it must be down and still have the failed node type."""
     failed = attr(event, "node_type_id")
     _, w = _client(ctx.clients, params.workspace_id)
@@ -636,8 +653,9 @@ def precheck_node_type(params: NodeTypeParams, event: ErrorEvent,
         run_id = _event_run_id(event)
         with cloud_call(where):
             if run_id is not None:
-                run_check = run_needs_repair(w.jobs.get_run(run_id, include_history=True),
-                                             run_id)
+                run = w.jobs.get_run(run_id, include_history=True)
+                run_check = _other_job(run, run_id, params.job_id) or run_needs_repair(
+                    run, run_id)
                 if not run_check.act:
                     return run_check
             job = w.jobs.get(params.job_id)

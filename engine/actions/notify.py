@@ -39,7 +39,8 @@ class NotifyParams(Params, kw_only=True):
     """Post ``text`` (and ``fields``) to ``channel`` (configured) or ``url``; one of the two.
 
     ``title`` heads the message (default: source, resource and error code); ``link`` adds a
-    button (e.g. ``{{ incident.link }}``-style URLs rendered by the playbook).
+    button (e.g. ``{{ incident.link }}``-style URLs rendered by the playbook): an http(s) URL
+    with a host, whose scheme and host the playbook writes out (the loader checks that).
     """
 
     text: str
@@ -54,6 +55,19 @@ class NotifyParams(Params, kw_only=True):
             raise ValueError("name exactly one of channel (configured) and url")
         if not markup.strip(self.text).strip():
             raise ValueError("text must not be empty")
+        if self.link and not _web_link(self.link):
+            raise ValueError(f"link must be an http or https URL with a host, got "
+                             f"{self.link[:100]!r}")
+
+
+def _web_link(link: str) -> bool:
+    """An http(s) URL with a host, as httpx reads it (a person clicks it: no ``javascript:``,
+    ``data:`` or host-less link)."""
+    try:
+        parsed = httpx.URL(link)
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

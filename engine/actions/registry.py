@@ -93,6 +93,7 @@ def action_table() -> dict[str, ActionSpec]:
             description="Post a message to a configured chat or paging webhook.",
             params=notify.NotifyParams, run=notify.webhook, describe=notify.describe,
             mutating=False, markup_params=("text", "title"), url_params=("url",),
+            link_params=("link",),
         ),
         ActionSpec(
             name="ticket.create",

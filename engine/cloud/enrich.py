@@ -15,6 +15,8 @@ it returns. It never raises for a cloud failure: a look-up that times out or ans
   error, a ``2200`` unwrapped by :func:`engine.text.errorcodes.unwrap_adf_error`.
 - ADF / Synapse metric alerts without a run id: the failed runs of the pipeline in the
   alert window, one event per run (``dedup_key`` ``<original>:<run id>``), each then enriched.
+  The window is the alert's, cut to at most :data:`WINDOW_LIMIT` before its end and to no
+  older than ``max_age_s``; at most :data:`MAX_EXPANDED` runs (a note says what was cut).
 - ADF alerts that name no factory (a log alert scoped to the Log Analytics workspace without
   the ``_ResourceId`` dimension): the factory is looked for among the factories that
   ``[clouds.adf]`` names, before anything else; a note says which, or why it stays unknown
@@ -46,7 +48,13 @@ if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.jobs import Run
 
-__all__ = ["TRACE_LIMIT", "EnrichResult", "LookupNote", "enrich"]
+__all__ = ["MAX_EXPANDED", "TRACE_LIMIT", "WINDOW_LIMIT", "EnrichResult", "LookupNote", "enrich"]
+
+WINDOW_LIMIT = timedelta(hours=24)
+"""The widest alert window searched for failed runs: Azure's metric alerts look back at most a
+day, and a window the alert sets wider (or years back) would be queried as given."""
+MAX_EXPANDED = 50
+"""Failed runs of one metric alert that become events (each is enriched and may be rerun)."""
 
 TRACE_LIMIT = 2048
 """How much of a Databricks ``error_trace`` is kept (its head: the exception comes first)."""
@@ -75,6 +83,8 @@ class EnrichResult(msgspec.Struct, frozen=True, kw_only=True):
 class _Notes:
     def __init__(self) -> None:
         self.items: list[LookupNote] = []
+        self.now = datetime.now(UTC)
+        self.max_age_s = 0
 
     def call(self, call: str, fn: Callable[[], T]) -> T | None:
         """Run one look-up; on a cloud or routing failure note it and return None."""
@@ -90,9 +100,13 @@ class _Notes:
         return value
 
 
-def enrich(event: ErrorEvent, clients: Clients) -> EnrichResult:
-    """Look up the real error of ``event``; see the module docstring for what is called."""
+def enrich(event: ErrorEvent, clients: Clients, *, now: datetime | None = None,
+           max_age_s: int = 0) -> EnrichResult:
+    """Look up the real error of ``event``; see the module docstring for what is called.
+    ``now`` is the engine's time (default: the system's); ``max_age_s`` (0: none) how far
+    back a metric alert's window may reach."""
     notes = _Notes()
+    notes.now, notes.max_age_s = now or datetime.now(UTC), max_age_s
     events = [event]
     try:
         _check_names(event)
@@ -405,15 +419,35 @@ def _resolve_factory(event: ErrorEvent, clients: Clients, notes: _Notes) -> Erro
         "resource_group": cfg.resource_group, "factory_resolved_by": "configured"})
 
 
-def _window(event: ErrorEvent) -> tuple[datetime, datetime]:
+def _window(event: ErrorEvent, notes: _Notes) -> tuple[datetime, datetime]:
+    """The alert's window (an hour before its time if it gives none), bounded: at most
+    :data:`WINDOW_LIMIT` long, no older than ``max_age_s`` before now; a note when cut."""
+    def aware(moment: datetime | None) -> datetime | None:
+        return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
     def parse(value: str) -> datetime | None:
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+            return aware(datetime.fromisoformat(value.replace("Z", "+00:00"))) if value else None
         except ValueError:
             return None
 
-    end = parse(attr(event, "window_end")) or event.occurred_at or datetime.now(UTC)
-    start = parse(attr(event, "window_start")) or end - timedelta(hours=1)
+    given_end = parse(attr(event, "window_end")) or aware(event.occurred_at) or notes.now
+    given_start = parse(attr(event, "window_start")) or given_end - timedelta(hours=1)
+    end = given_end
+    floor = end - WINDOW_LIMIT
+    if notes.max_age_s:
+        floor = max(floor, notes.now - timedelta(seconds=notes.max_age_s))
+    start = max(given_start, floor)
+    if (start, end) != (given_start, given_end):
+        given = f"the alert's window {given_start.isoformat()} to {given_end.isoformat()}"
+        bound = (f"at most {int(WINDOW_LIMIT.total_seconds()) // 3600} h"
+                 + (f", not older than max_alert_age_s ({notes.max_age_s} s)"
+                    if notes.max_age_s else ""))
+        notes.items.append(LookupNote(
+            call=f"{event.source} alert window", ok=True,
+            detail=(f"{given} was cut to {start.isoformat()} to {end.isoformat()} ({bound})"
+                    if start < end else f"{given} lies outside the bound ({bound}): no "
+                    "failed runs looked up")))
     return start, end
 
 
@@ -518,7 +552,9 @@ def _run_window(run: Any, event: ErrorEvent) -> tuple[datetime, datetime]:
 def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEvent]:
     """A metric alert names a pipeline and a window: one event per failed run in it."""
     pipeline = _pipeline(event)
-    start, end = _window(event)
+    start, end = _window(event, notes)
+    if start >= end:
+        return [event]  # nothing left of the window to look in (the note says why)
     if event.source == "adf":
         from azure.mgmt.datafactory.models import RunQueryFilter as AdfQueryFilter
 
@@ -547,6 +583,11 @@ def _expand(event: ErrorEvent, clients: Clients, notes: _Notes) -> list[ErrorEve
                 call=f"{event.source} failed runs of {pipeline}", ok=True,
                 detail=f"no failed run between {start.isoformat()} and {end.isoformat()}"))
         return [event]
+    if len(runs) > MAX_EXPANDED:
+        notes.items.append(LookupNote(
+            call=f"{event.source} failed runs of {pipeline}", ok=True,
+            detail=f"{len(runs)} failed runs; the first {MAX_EXPANDED} become events"))
+        runs = runs[:MAX_EXPANDED]
     out = []
     for run in runs:
         one = msgspec.structs.replace(

@@ -55,13 +55,14 @@ class Checked:
             raise
 
     def audit(self, deps: Deps, row: actions_store.ActionRow, ids: dict[str, str]) -> None:
-        """What was read and decided (``act``, ``skip``) or why not (``error``)."""
+        """What was read and decided (``act``, ``skip``, ``refuse``) or why not (``error``)."""
         if not self.ran:
             return
         data: dict[str, Any] = {"action": row.action, "reference": row.reference,
                                 "dry_run": self.dry_run}
         if self.check is not None:
-            data.update(decision="act" if self.check.act else "skip",
+            data.update(decision="act" if self.check.act else
+                        "refuse" if self.check.refuse else "skip",
                         reason=self.check.reason, seen=self.check.seen)
         else:
             data.update(decision="error", error=str(self.error or "no answer"),

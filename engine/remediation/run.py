@@ -76,6 +76,8 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
             checked.audit(deps, row, ids)
         if result is None:
             assert checked.check is not None
+            if checked.check.refuse:  # the alert does not describe what was read: a person looks
+                raise PermanentActionError(checked.check.reason)
             found = None
             if row.retries and spec.reconcile is not None:
                 # An earlier try of this row timed out or failed mid-call: what the check

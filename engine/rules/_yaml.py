@@ -14,14 +14,27 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+)
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 Path_ = tuple[str | int, ...]
 Pos = tuple[int, int]
 
+MAX_NODES = 100_000
+"""Values (scalars and collections) a file may expand to, its aliases expanded: the largest
+shipped playbook has under 2,000; nine anchors of ten aliases each would make 10^9."""
+MAX_DEPTH = 64
+"""Nesting levels a file may have (a playbook needs about ten; ruamel's composer recurses)."""
+
 
 class YamlSyntaxError(Exception):
-    """The text is not YAML; ``line``/``col`` are 1-based."""
+    """The text is not YAML, or YAML past a bound (aliases that expand past
+    :data:`MAX_NODES`, nesting past :data:`MAX_DEPTH`); ``line``/``col`` are 1-based."""
 
     def __init__(self, message: str, line: int, col: int) -> None:
         super().__init__(message)
@@ -54,6 +67,7 @@ def parse(text: str) -> Document:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        _bounded(YAML(typ="rt").parse(text))
         root = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -67,6 +81,50 @@ def parse(text: str) -> Document:
     doc.values[()] = (1, 1)
     doc.data = _plain(root, (), doc)
     return doc
+
+
+def _bounded(events: Any) -> None:
+    """Refuse, at the alias or node where it happens, a file whose aliases expand past
+    :data:`MAX_NODES` values (a "billion laughs": each anchor repeats the one before) or that
+    nests past :data:`MAX_DEPTH`, and an alias inside the node it names. One pass over the
+    parser's events, before anything is built: each anchor's expanded size is known when its
+    node ends, and an alias adds that size."""
+    sizes: dict[str, int] = {}  # anchor -> values its node expands to
+    open_: list[tuple[str | None, int]] = []  # (anchor, total when it started) per level
+    total = 0
+    for event in events:
+        if not isinstance(event, NodeEvent | CollectionEndEvent):
+            continue
+        mark = event.start_mark
+        if isinstance(event, AliasEvent):
+            name = str(event.anchor)
+            if any(anchor == name for anchor, _ in open_):
+                raise YamlSyntaxError(f"YAML alias *{name} is inside the node it names (a "
+                                      "cycle)", mark.line + 1, mark.column + 1)
+            total += sizes.get(name, 1)
+            if total > MAX_NODES:
+                raise YamlSyntaxError(
+                    f"YAML alias *{name} expands the file past {MAX_NODES:,} values "
+                    "(anchors that repeat anchors): write the values out", mark.line + 1,
+                    mark.column + 1)
+            continue
+        if isinstance(event, CollectionEndEvent):
+            anchor, start = open_.pop()
+            if anchor is not None:
+                sizes[anchor] = total - start
+            continue
+        total += 1
+        if total > MAX_NODES:
+            raise YamlSyntaxError(f"YAML file has more than {MAX_NODES:,} values",
+                                  mark.line + 1, mark.column + 1)
+        anchor = None if event.anchor is None else str(event.anchor)
+        if isinstance(event, CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                raise YamlSyntaxError(f"YAML nested deeper than {MAX_DEPTH} levels",
+                                      mark.line + 1, mark.column + 1)
+            open_.append((anchor, total - 1))
+        elif anchor is not None:
+            sizes[anchor] = 1
 
 
 def _plain(node: Any, path: Path_, doc: Document) -> Any:

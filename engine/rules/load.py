@@ -270,12 +270,24 @@ class _Loader:
                     msgspec.convert(value, f.type)
                 except msgspec.ValidationError as exc:
                     file.report(where, f"parameter `{key}` of action `{spec.name}`: {exc}")
+                else:
+                    if key in spec.link_params and value and not _web_url(value):
+                        file.report(where, f"parameter `{key}` of action `{spec.name}`: "
+                                    "expected an http or https URL with a host")
             elif key in spec.url_params and not _literal_origin(value):
                 file.report(
                     where,
                     f"parameter `{key}` of action `{spec.name}`: a templated URL must write out"
                     " its scheme and host before its first template (`https://host/{{ ... }}`):"
                     " a host taken from the event could send the data anywhere",
+                )
+            elif key in spec.link_params and not _literal_origin(value):
+                file.report(
+                    where,
+                    f"parameter `{key}` of action `{spec.name}`: a templated link must write"
+                    " out its scheme and host before its first template"
+                    " (`https://host/{{ ... }}`): a link taken from the event could send whoever"
+                    " clicks it anywhere",
                 )
             compiled[key] = compile_value(
                 self.env, value, lambda rel, msg, w=where: file.report((*w, *rel), msg), groups
@@ -347,6 +359,11 @@ class _Loader:
 _ORIGIN = re.compile(r"(?i)https?://[^/?#{}\s\\]+[/?#]")
 """A literal scheme and host, ended by the path, query or fragment (linear: anchored, one
 class)."""
+
+
+def _web_url(value: Any) -> bool:
+    """Whether a literal value is an http(s) URL with a host."""
+    return isinstance(value, str) and _ORIGIN.match(value + "/") is not None
 
 
 def _literal_origin(value: Any) -> bool:

@@ -102,11 +102,17 @@ def _ids(job: Job) -> dict[str, str]:
 
 
 def route(deps: Deps, job: Job) -> None:
-    """Only firing events go on; a resolution closes its incident; info is only recorded."""
+    """Only firing events go on, unless older than ``max_alert_age_s`` (recorded, the guard
+    decision audited); a resolution closes its incident; info is only recorded."""
     event = job.event
     closes = event.status == "resolved" or (
         event.status == "info" and event.attributes.get("event_type") == "jobs.on_success")
     if event.status == "firing":
+        age = guards.check_age(event.occurred_at, now_ms=to_ms(deps.now()),
+                               max_age_s=deps.options.max_alert_age_s)
+        if age.blocks:
+            deps.audit("guard", msgspec.to_builtins(age), **_ids(job))
+            job.done = True
         return
     job.done = True
     if not closes:

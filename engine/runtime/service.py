@@ -85,7 +85,9 @@ class Service:
         self.worker = Worker(
             db, self.playbooks, self.actions, self.ctx, settings, self.clock,
             rca if rca is not None else make_rca(settings, db, self.actions, clock=self.clock),
-            enrich=lambda event: enrich.enrich(event, clients),
+            enrich=lambda event: enrich.enrich(
+                event, clients, now=self.clock.now(),
+                max_age_s=(options or settings.engine).max_alert_age_s),
             options=options, poll_s=poll_s, fallback_poll_s=fallback_poll_s,
         )
         deps = self.worker.deps

@@ -135,10 +135,12 @@ def head(db: Database) -> tuple[int, str] | None:
 
 def list_records(db: Database, *, incident_id: str | None = None, event_id: str | None = None,
                  resource: str | None = None, kind: str | None = None,
-                 since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
-    """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them."""
+                 since: datetime | None = None, limit: int = 100,
+                 before: int | None = None) -> list[AuditRecord]:
+    """Records in ``seq`` order, filtered; with ``limit``, the newest ``limit`` of them
+    (older than seq ``before``, if given: the next page back)."""
     where = Where().equal(incident_id=incident_id, event_id=event_id, resource=resource,
-                          kind=kind).at_least("ts_ms", _ms(since))
+                          kind=kind).at_least("ts_ms", _ms(since)).where("seq < ?", before)
     rows = db.query(f"SELECT * FROM audit{where.sql} ORDER BY seq DESC LIMIT ?",
                     [*where.params, limit])
     return [_record(row) for row in reversed(rows)]

@@ -187,3 +187,16 @@ def test_simulate_and_test_read_a_page_of_cluster_events(tmp_path: Path) -> None
         " cluster.failed_to_start - at `$.event_type`",
         "2 passed, 2 failed",
     ]
+
+
+def test_simulate_says_how_many_events_of_a_long_page_it_left_out(tmp_path: Path) -> None:
+    page = json.loads((CLOUD_API / "databricks-cluster-events-instance-unreachable.json")
+                      .read_text())
+    [terminating] = [e for e in page["events"] if e["type"] == "TERMINATING"]
+    page["events"] = [{**terminating, "cluster_id": f"0601-182128-{n:08d}"} for n in range(105)]
+    (tmp_path / "page.json").write_text(json.dumps(page))
+    result = _run("simulate", "--source", "databricks", str(tmp_path / "page.json"),
+                  "--playbooks", str(GOOD))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "5 more event(s) left out: only the first 100 are simulated\n")

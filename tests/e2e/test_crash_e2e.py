@@ -50,7 +50,8 @@ def test_kill_mid_call_then_restart_loses_nothing_and_sends_nothing_twice(
     sandbox.script("adf", "adf.createRun", hang=3, times=1)
     serve.start(bound_s=STARTUP_S)
     with httpx.Client(timeout=30) as client:
-        answers = [post_failure(client, serve.url, adf_failure(f"crash{n}")) for n in range(3)]
+        answers = [post_failure(client, serve.url, adf_failure(f"crash{n}", sandbox=sandbox))
+                   for n in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 202]
     acked = [a.json()["event_id"] for a in answers]
 

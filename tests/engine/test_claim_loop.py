@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ def rig(db: Database, sandbox: Any, tmp_path: Path) -> Iterator[EngineRig]:
     clients.close()
 
 
-def _event(n: int, pipeline: str) -> Any:
-    """A distinct firing alert about ``pipeline`` (its own target)."""
-    event = adf_event(resource=pipeline, dedup_key=f"azmon:claim-loop:{n}")
+def _event(sandbox: Any, n: int, pipeline: str) -> Any:
+    """A distinct firing alert about ``pipeline`` (its own target) and a failed run of it,
+    which the sandbox gets."""
+    run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, pipeline))
+    sandbox.failed_run("adf", run_id, pipeline=pipeline)
+    event = adf_event(resource=pipeline, run_id=run_id, dedup_key=f"azmon:claim-loop:{n}")
     return event.__class__(**{**{f: getattr(event, f) for f in event.__struct_fields__},
                               "attributes": {**event.attributes, "pipeline": pipeline}})
 
@@ -70,11 +74,11 @@ def _started(worker: Worker, poll_s: float = 0.02) -> Worker:
 def test_a_free_thread_takes_new_events_while_another_is_mid_call(rig: EngineRig) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
     _started(rig.worker(RERUN, live=True, options=OPTIONS))
-    stuck = rig.deliver(_event(1, "pl_stuck"))
+    stuck = rig.deliver(_event(rig.sandbox, 1, "pl_stuck"))
     poll(lambda: rig.sandbox.calls("adf") and any(
         c["path"].endswith("/createRun") for c in rig.sandbox.calls("adf")))
     # The first event is inside its createRun; a batch-at-a-time loop would wait for it.
-    later = rig.deliver(_event(2, "pl_later"))
+    later = rig.deliver(_event(rig.sandbox, 2, "pl_later"))
     poll(lambda: _state(rig.db, later) == "done")
     assert _state(rig.db, stuck) == "processing"
     assert [c["path"].split("/pipelines/")[1] for c in reruns(rig.sandbox)] == [
@@ -86,9 +90,9 @@ def test_a_free_thread_takes_new_events_while_another_is_mid_call(rig: EngineRig
 def test_events_of_one_target_wait_for_the_one_before_them(rig: EngineRig) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
     _started(rig.worker(RERUN, live=True, options=OPTIONS))
-    first = rig.deliver(_event(1, "pl_same"))
+    first = rig.deliver(_event(rig.sandbox, 1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))
-    second = rig.deliver(_event(2, "pl_same"))
+    second = rig.deliver(_event(rig.sandbox, 2, "pl_same"))
     # Claimed (a thread is free), but queued behind the first event of its target.
     poll(lambda: _state(rig.db, second) == "processing")
     assert not _received(rig.db, second)
@@ -104,10 +108,11 @@ def test_events_of_one_target_wait_for_the_one_before_them(rig: EngineRig) -> No
 
 def test_wake_claims_at_once_where_the_poll_would_wait_an_hour(rig: EngineRig) -> None:
     worker = rig.worker(RERUN, options=OPTIONS)
-    before = rig.deliver(_event(1, "pl_a"))
+    before = rig.deliver(_event(rig.sandbox, 1, "pl_a"))
+    event = _event(rig.sandbox, 2, "pl_b")
     _started(worker, poll_s=3600)
     poll(lambda: _state(rig.db, before) == "done")  # the first claim at start
-    after = rig.deliver(_event(2, "pl_b"))
+    after = rig.deliver(event)
     with pytest.raises(AssertionError):
         poll(lambda: _state(rig.db, after) == "done", bound_s=0.5)
     worker.wake()
@@ -116,7 +121,7 @@ def test_wake_claims_at_once_where_the_poll_would_wait_an_hour(rig: EngineRig) -
 
 def test_a_dry_run_event_costs_two_commits_the_claim_and_its_stages(rig: EngineRig) -> None:
     worker = rig.worker(RERUN, options=OPTIONS)
-    event_id = rig.deliver(_event(1, "pl_dry"))
+    event_id = rig.deliver(_event(rig.sandbox, 1, "pl_dry"))
     commits = Commits(rig.db)
     assert worker.drain() == 1
     # The claim, then received, matched, incident, 7 guards, planned, state and done at once.
@@ -129,7 +134,7 @@ def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
     rig: EngineRig,
 ) -> None:
     worker = rig.worker(RERUN, live=True, options=OPTIONS)
-    rig.deliver(_event(1, "pl_live"))
+    rig.deliver(_event(rig.sandbox, 1, "pl_live"))
     seen: list[str] = []
     commits = Commits(rig.db)
     rig.sandbox.script("adf", "adf.createRun", hang=60)
@@ -154,7 +159,7 @@ def test_a_stage_stalled_past_its_leases_counts_each_is_not_run_twice_and_is_par
     rig.sandbox.script("adf", "adf.createRun", hang=60)
     options = EngineOptions(threads=2, batch=4, max_claims=3, event_lease_s=60)
     worker = _started(rig.worker(RERUN, live=True, options=options))
-    stalled = rig.deliver(_event(1, "pl_stalled"))
+    stalled = rig.deliver(_event(rig.sandbox, 1, "pl_stalled"))
     poll(lambda: reruns(rig.sandbox))
     for claims in (2, 3):  # the lease runs out while the stage stalls: claimed again
         rig.clock.advance(61)
@@ -166,7 +171,7 @@ def test_a_stage_stalled_past_its_leases_counts_each_is_not_run_twice_and_is_par
     # counted, never queued behind itself: one pass through the stages, one call
     assert len(audit_store.list_records(rig.db, event_id=stalled, kind="received")) == 1
     assert len(reruns(rig.sandbox)) == 1
-    other = rig.deliver(_event(2, "pl_other"))
+    other = rig.deliver(_event(rig.sandbox, 2, "pl_other"))
     poll(lambda: _state(rig.db, other) == "done")
     assert _state(rig.db, stalled) == "parked"
     rig.sandbox.reset()  # the stall ends at last (the connection drops): its stages finish
@@ -180,9 +185,9 @@ def test_an_event_waiting_behind_a_stalled_one_keeps_its_lease_and_its_claim_cou
     rig.sandbox.script("adf", "adf.createRun", hang=60)
     options = EngineOptions(threads=2, batch=4, max_claims=2, event_lease_s=60)
     worker = _started(rig.worker(RERUN, live=True, options=options))
-    stalled = rig.deliver(_event(1, "pl_same"))
+    stalled = rig.deliver(_event(rig.sandbox, 1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))
-    waiting = rig.deliver(_event(2, "pl_same"))
+    waiting = rig.deliver(_event(rig.sandbox, 2, "pl_same"))
     poll(lambda: _state(rig.db, waiting) == "processing")  # claimed, queued behind
 
     def lease_left_ms(event_id: str) -> int:

@@ -4,9 +4,12 @@ short to mask safely are left to the patterns and named for a warning."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.config import Settings, load_settings
 from engine.text import secret_values
@@ -117,3 +120,29 @@ def test_the_service_warns_at_start_of_a_secret_too_short_to_mask(tmp_path) -> N
     assert [(w["event"], w["setting"], w["min_length"]) for w in warnings] == [
         ("secret too short to be masked by value", "settings.admin_keys[0]", 8)]
     assert "adm1" not in logs.getvalue()
+
+
+def test_base64_text_that_decodes_to_a_secret_is_masked_whole(configured: Settings) -> None:
+    key = "ak+adm/91e4 c0"
+    for user in ("admin", "ops", "x", "night-shift", ""):  # any user: one of three offsets
+        basic = base64.b64encode(f"{user}:{key}".encode()).decode()
+        assert redact_text(f"Authorization sent: {basic}, then") == "Authorization sent: ***, then"
+    alone = base64.urlsafe_b64encode(b"rk-plain-7d3e91").decode()
+    assert redact_text(f"t={alone}&next=1") == "t=***&next=1"
+    assert redact_text(f"t={alone.rstrip('=')}.") == "t=***."
+    hex_ = b"rk-plain-7d3e91".hex()
+    assert redact_text(f"k {hex_} K {hex_.upper()}") == "k *** K ***"
+    # Base64 of other text, and ordinary words and ids, stay readable.
+    other = base64.b64encode(b"admin:not-the-key-at-all").decode()
+    assert redact_text(f"{other} 7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11") == (
+        f"{other} 7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=40), st.binary(max_size=40), st.booleans())
+def test_any_base64_of_bytes_holding_a_secret_holds_one_of_its_cores(
+        before: bytes, after: bytes, url: bool) -> None:
+    secret = "llm-0a9b8c7d6e"
+    encode = base64.urlsafe_b64encode if url else base64.b64encode
+    text = encode(before + secret.encode() + after).decode()
+    assert any(core in text for core in secret_values.base64_cores(secret))

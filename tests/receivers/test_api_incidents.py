@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.store import audit as audit_store
 from receivers.simulate import simulate_payload
 from tests.fixtures.common import assert_wrapped, load_sample
 from tests.fixtures.service import ADMIN, RECEIVER
@@ -165,3 +166,40 @@ def test_simulate_answers_what_the_cli_prints(service_rig: Any) -> None:
     wrong = rig.client.post("/api/simulate", json={"source": "x", "payload": {}}, headers=ADMIN)
     assert (wrong.status_code, wrong.json()["detail"]) == (
         400, "source: expected one of adf, synapse, functions, databricks; got 'x'")
+
+
+def test_the_timeline_and_events_of_a_big_incident_come_in_pages(service_rig: Any) -> None:
+    rig, incident_id, first = _waiting(service_rig)
+    alert = load_sample(SAMPLE)
+    for n in range(300):  # the same failure, fired again 300 times: each event joins
+        alert["data"]["essentials"]["alertId"] = f"/subscriptions/x/alerts/storm-{n:04d}"
+        rig.post("azure-monitor", alert)
+    while rig.run():
+        pass
+    everything = audit_store.list_records(rig.db, incident_id=incident_id, limit=100_000)
+    joined = {r.event_id for r in everything if r.event_id}
+    assert len(everything) > 300 and len(joined) == 301
+    url = f"/api/incidents/{incident_id}"
+    page = rig.client.get(url, headers=ADMIN).json()
+    assert [r["seq"] for r in page["timeline"]] == [r.seq for r in everything[-200:]]
+    assert page["next"] == everything[-200].seq
+    assert len(page["events"]) <= 201 and page["events"][0]["id"] == first
+    seen_records, seen_events, cursor = [], set(), None
+    while True:
+        params = {"limit": "150", **({"before": str(cursor)} if cursor else {})}
+        page = rig.client.get(url, params=params, headers=ADMIN).json()
+        assert len(page["timeline"]) <= 150
+        seen_records[:0] = [r["seq"] for r in page["timeline"]]
+        seen_events |= {e["id"] for e in page["events"]}
+        if (cursor := page["next"]) is None:
+            break
+    assert seen_records == [r.seq for r in everything]
+    assert seen_events == joined
+    for params, detail in (({"before": "x"}, "before: expected a timeline seq (the `next` of "
+                                             "the page before), got 'x'"),
+                           ({"limit": "0"}, "limit: expected a whole number from 1 to 500, "
+                                            "got '0'"),
+                           ({"page": "2"}, "unknown parameter 'page'; expected limit, before")):
+        refused = rig.client.get(url, params=params, headers=ADMIN)
+        assert (refused.status_code, refused.json()) == (
+            400, {"error": "bad_request", "detail": detail})

@@ -62,7 +62,7 @@ def test_a_stage_that_stalls_every_time_is_parked_after_max_claims_kills(
     sandbox.script("adf", "adf.queryActivityruns", hang=600, times=MAX_CLAIMS)
     serve.start(bound_s=STARTUP_S)
     with httpx.Client(timeout=30) as client:
-        answer = post_failure(client, serve.url, adf_failure("poison"))
+        answer = post_failure(client, serve.url, adf_failure("poison", sandbox=sandbox))
     assert answer.status_code == 202
     poison = answer.json()["event_id"]
     db = Database(str(serve.config.parent / "remediator.db"))
@@ -94,7 +94,8 @@ def test_a_stage_that_stalls_every_time_is_parked_after_max_claims_kills(
                                 headers=admin).json()
             assert [i["id"] for i in listed["items"]] == [poison]
             # Other events go on meanwhile.
-            other = post_failure(client, serve.url, adf_failure("healthy")).json()["event_id"]
+            other = post_failure(client, serve.url, adf_failure(
+                "healthy", sandbox=sandbox)).json()["event_id"]
             poll(lambda: _state(db, other).state == "done", bound_s=SETTLE_S,
                  what="another event processed")
             assert [c["path"].rsplit("/pipelines/", 1)[1] for c in rerun_calls(sandbox)] == [

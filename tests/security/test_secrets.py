@@ -5,6 +5,7 @@ prompt is checked with the same planted kinds in tests/engine/analysis/test_secr
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
@@ -191,3 +192,47 @@ def test_configured_secrets_planted_in_a_payload_are_masked_by_value(
         "note": "ask ops, key ***", "owner": "***", "runbook": ["step 1: ***"],
         "***": "an attribute named after it"}
     assert incident.state == "escalated"
+
+
+def _encoded_forms() -> dict[str, str]:
+    """The configured secrets as the red team planted them, encoded (round after issue 14):
+    the Basic header the dashboard login sends (an admin key works with any user name), a key
+    alone in base64 and base64url, a key inside a longer token, and hex."""
+    b64, b64url = base64.b64encode, base64.urlsafe_b64encode
+    return {
+        "Basic admin:<admin key>": b64(f"admin:{ADMIN_KEY}".encode()).decode(),
+        "Basic <any user>:<admin key>": b64(f"night-shift:{ADMIN_KEY}".encode()).decode(),
+        "base64 of the receiver key": b64(RECEIVER_KEY.encode()).decode(),
+        "base64url of the receiver key": b64url(RECEIVER_KEY.encode()).decode().rstrip("="),
+        "base64 of a token holding the admin key": b64(f"v1|{ADMIN_KEY}|2025".encode()).decode(),
+        "hex of the admin key": ADMIN_KEY.encode().hex(),
+        "HEX of the receiver key": RECEIVER_KEY.encode().hex().upper(),
+    }
+
+
+def test_configured_secrets_planted_encoded_are_masked(service_rig: Any) -> None:
+    from engine.config import Secret
+
+    encoded = _encoded_forms()
+    rig = service_rig(UNMATCHED, basic_users={BASIC_USER: Secret(BASIC_PASSWORD)})
+    payload = copy.deepcopy(load_sample(BLOB))
+    payload["data"]["essentials"]["description"] = "; ".join(
+        f"{name}: {value}" for name, value in encoded.items())
+    basic, token = encoded["Basic admin:<admin key>"], encoded["base64url of the receiver key"]
+    payload["data"]["customProperties"] = {"header_seen": f"Basic {basic}",
+                                           "url": f"https://x.example/cb?t={token}&v=1"}
+    answer = rig.post("azure-monitor", payload)
+    assert rig.run() == 1
+    [incident] = rig.incidents()
+    pages = {path: rig.client.get(path, headers=ADMIN).text
+             for path in ("/api/events", f"/api/events/{answer['event_id']}",
+                          f"/api/incidents/{incident.id}", "/audit", f"/incidents/{incident.id}")}
+    where = {**pages, **_database_text(rig)}
+    found = {name: sorted(kind for kind, value in encoded.items() if value in text)
+             for name, text in where.items()}
+    assert {k: v for k, v in found.items() if v} == {}
+    event = json.loads(pages[f"/api/events/{answer['event_id']}"])
+    assert event["attributes"]["description"] == "; ".join(f"{name}: ***" for name in encoded)
+    raw = rig.db.query("SELECT raw FROM events WHERE id = ?", (answer["event_id"],))[0]["raw"]
+    assert json.loads(raw)["data"]["customProperties"] == {
+        "header_seen": "Basic ***", "url": "https://x.example/cb?t=***&v=1"}

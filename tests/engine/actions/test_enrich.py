@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.cloud.clients import Clients
 from engine.cloud.enrich import LookupNote, enrich
@@ -112,3 +113,48 @@ def test_a_databricks_workspace_not_configured_is_noted(clients):
     assert result.notes == [LookupNote(
         call="databricks workspace", ok=False,
         detail="no [clouds.databricks] entry serves workspace_id 999; add one to the settings")]
+
+
+def _metric_alert(start: datetime, end: datetime) -> Any:
+    return adf_event(kind="pipeline_run", run_id="", error_code="", error_codes=(),
+                     dedup_key="azmon:/alerts/0f6c:Fired", attributes={
+                         "factory": FACTORY, "pipeline": PIPELINE,
+                         "resource_group": "rg-dataplatform-prod",
+                         "window_start": start.isoformat(), "window_end": end.isoformat()})
+
+
+def test_a_metric_alert_window_is_searched_at_most_a_day_back_and_not_past_the_age_bound(
+        sandbox, clients):
+    now = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    result = enrich(_metric_alert(datetime(2000, 1, 1, tzinfo=UTC), now), clients, now=now)
+    [query] = [c for c in sandbox.calls("adf") if c["path"].endswith("/queryPipelineRuns")]
+    assert datetime.fromisoformat(query["body"]["lastUpdatedAfter"]) == now - timedelta(hours=24)
+    assert result.notes[0] == LookupNote(call="adf alert window", ok=True, detail=(
+        "the alert's window 2000-01-01T00:00:00+00:00 to 2025-03-14T09:00:00+00:00 was cut "
+        "to 2025-03-13T09:00:00+00:00 to 2025-03-14T09:00:00+00:00 (at most 24 h)"))
+    sandbox.reset()
+    enrich(_metric_alert(now - timedelta(hours=5), now), clients, now=now, max_age_s=3600)
+    [query] = [c for c in sandbox.calls("adf") if c["path"].endswith("/queryPipelineRuns")]
+    assert datetime.fromisoformat(query["body"]["lastUpdatedAfter"]) == now - timedelta(hours=1)
+
+
+def test_a_metric_alert_window_older_than_the_age_bound_looks_nothing_up(sandbox, clients):
+    now = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    alert = _metric_alert(now - timedelta(days=30, hours=1), now - timedelta(days=30))
+    result = enrich(alert, clients, now=now, max_age_s=86400)
+    assert result.events == [alert.with_fingerprint()]
+    assert not [c for c in sandbox.calls("adf") if c["path"].endswith("/queryPipelineRuns")]
+    assert result.notes == [LookupNote(call="adf alert window", ok=True, detail=(
+        "the alert's window 2025-02-12T08:00:00+00:00 to 2025-02-12T09:00:00+00:00 lies "
+        "outside the bound (at most 24 h, not older than max_alert_age_s (86400 s)): no failed "
+        "runs looked up"))]
+
+
+def test_at_most_50_failed_runs_of_a_metric_alert_become_events(sandbox, clients):
+    for n in range(60):
+        sandbox.failed_run("adf", f"run-{n:03d}", pipeline=PIPELINE)
+    now = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    result = enrich(_metric_alert(now - timedelta(hours=12), now), clients, now=now)
+    assert len(result.events) == 50
+    assert LookupNote(call=f"adf failed runs of {PIPELINE}", ok=True,
+                      detail="60 failed runs; the first 50 become events") in result.notes

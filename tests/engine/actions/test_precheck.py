@@ -119,7 +119,8 @@ def test_node_type_leaves_a_running_all_purpose_cluster_alone(ctx, clients) -> N
         f"nothing to do: cluster {CLUSTER} is RUNNING")
 
 
-def test_synapse_rerun_only_of_a_failed_run_not_rerun_since(ctx, clients) -> None:
+def test_synapse_rerun_only_of_a_failed_run_not_rerun_since(sandbox, ctx, clients) -> None:
+    sandbox.failed_run("synapse", ADF_RUN, pipeline="pl_syn")
     event = adf_event(source="synapse", attributes={"workspace": "syn-contoso-prod",
                                                     "pipeline": "pl_syn"})
     assert check("synapse.rerun_pipeline", event, ctx).reason == (
@@ -130,3 +131,32 @@ def test_synapse_rerun_only_of_a_failed_run_not_rerun_since(ctx, clients) -> Non
     assert check("synapse.rerun_pipeline", event, ctx).reason == (
         f"nothing to do: run {ADF_RUN} of pipeline pl_syn was already rerun: run {rerun} is "
         "InProgress")
+
+
+def test_synapse_refuses_a_run_of_another_pipeline(sandbox, ctx) -> None:
+    sandbox.failed_run("synapse", ADF_RUN, pipeline="pl_payroll_export")
+    event = adf_event(source="synapse", attributes={"workspace": "syn-contoso-prod",
+                                                    "pipeline": "pl_syn"})
+    assert check("synapse.rerun_pipeline", event, ctx) == Precheck(
+        act=False, refuse=True,
+        reason=f"run {ADF_RUN} belongs to pipeline pl_payroll_export, not pl_syn: the alert "
+               "does not describe this run; nothing was called",
+        seen={"run_id": ADF_RUN, "pipeline": "pl_payroll_export", "status": "Failed"})
+
+
+def test_adf_pipeline_names_compare_without_case(sandbox, ctx) -> None:
+    sandbox.failed_run("adf", ADF_RUN, pipeline="PL_Ingest_Sales_Daily")
+    assert check("adf.rerun_pipeline", adf_event(), ctx).act  # names are case-insensitive
+
+
+def test_run_job_and_node_type_refuse_a_run_of_another_job(sandbox, ctx) -> None:
+    sandbox.failed_run("databricks", 447120398, job_id=123)
+    event = dbx_task_event()  # names job 816305927331
+    refused = Precheck(
+        act=False, refuse=True, seen={"run_id": 447120398, "job_id": 123},
+        reason="run 447120398 belongs to job 123, not 816305927331: the alert does not "
+               "describe this run; nothing was called")
+    assert check("databricks.run_job", event, ctx) == refused
+    assert check("databricks.repair_run", event, ctx) == refused
+    assert check("databricks.set_node_type", event, ctx, fallbacks=["Standard_D4ds_v5"],
+                 job_id=816305927331, job_cluster_key="etl_cluster") == refused
