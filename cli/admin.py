@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import click
-import httpx
 import msgspec
 
-from cli._exits import Refused, Usage, fail
+from cli._exits import Refused
+from cli.client import ADMIN_KEY_ENV, Target, where
+from cli.client import call as _call
+from cli.client import run as _run
+from cli.client import with_db as _with_db
 from engine import guards, lifecycle
-from engine.errors import StorageError
 from engine.runtime import deadletter
 from engine.store import inbox
 from engine.store import incidents as incidents_store
@@ -50,83 +52,25 @@ __all__ = [
     "run_reset_breaker",
 ]
 
-ADMIN_KEY_ENV = "REMEDIATOR_ADMIN_KEY"
-DEFAULT_URL = "http://127.0.0.1:8080"
 FIELDS = ("id", "state", "source", "resource", "target", "rule_id", "attempts", "opened_at",
-          "updated_at", "reason")
-"""The fields ``incidents`` prints, the same from the API and from the database."""
+          "updated_at", "reason", "error_code", "message")
+"""The fields ``incidents --json`` prints, the same from the API and from the database
+(``error_code`` and ``message``: the failure's, from the incident's event)."""
+COLUMNS = (("ID", "id"), ("STATE", "state"), ("AGE", "age"), ("SOURCE", "source"),
+           ("RESOURCE", "resource"), ("ERROR", "error_code"), ("RULE", "rule_id"),
+           ("REASON", "reason"))
+"""The columns ``incidents`` prints under its header; AGE is the time since it opened."""
 EVENT_FIELDS = ("id", "state", "claims", "source", "resource", "received_at", "reason")
 """The fields ``events list`` prints, the same from the API and from the database."""
-
-
-class Target(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a command acts: a server (``url``, ``key``) or a database file (``db``)."""
-
-    url: str = DEFAULT_URL
-    key: str = ""
-    db: str = ""
-    timeout: float = 30.0
-
-
-# -- transport ----------------------------------------------------------------------------
-
-
-def _call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
-          *, who: str | None = None, body: Any = None) -> Any:
-    """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
-
-    The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
-    with ``who``, as the password of HTTP basic auth whose user name the server records as
-    the caller (the admin-key check is the same)."""
-    if not target.key:
-        raise Usage(f"no admin key: pass --key or set {ADMIN_KEY_ENV} (or use --db PATH)")
-    url = target.url.rstrip("/") + path
-    auth = {"auth": httpx.BasicAuth(who, target.key)} if who else {
-        "headers": {"x-api-key": target.key}}
-    try:
-        response = httpx.request(method, url, params=params, json=body,
-                                 timeout=target.timeout, **auth)
-    except httpx.HTTPError as exc:
-        raise Refused(f"cannot reach {target.url}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code < 300:
-        return response.json()
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if response.status_code == 401:
-        raise Refused(f"{target.url} refused the admin key (401)")
-    if response.status_code == 400:
-        raise Usage(str(detail or response.text))
-    raise Refused(str(detail or f"{response.status_code} {response.reason_phrase}"))
-
-
-def _with_db(target: Target, work: Callable[[Database], Any]) -> Any:
-    try:
-        db = Database(target.db)
-    except StorageError as exc:
-        raise Refused(f"{target.db}: {exc}") from exc
-    try:
-        return work(db)
-    finally:
-        db.close()
-
-
-def _run(action: Callable[[], int]) -> int:
-    """Map our two failures to exit codes, printing the reason."""
-    try:
-        return action()
-    except (Usage, Refused) as exc:
-        return fail("remediator", exc)
 
 
 # -- commands as functions (tests call these or the click commands) -----------------------
 
 
 def run_decide(target: Target, decision: str, incident_id: str, *, who: str | None = None,
-               reason: str = "") -> int:
-    """Approve or reject ``incident_id`` (``decision`` is ``approve`` or ``reject``)."""
+               reason: str = "", as_json: bool = False) -> int:
+    """Approve or reject ``incident_id`` (``decision`` is ``approve`` or ``reject``);
+    ``as_json``: ``{"id", "decision", "who"}`` as the API answers."""
 
     def act() -> int:
         if target.db:
@@ -147,14 +91,19 @@ def run_decide(target: Target, decision: str, incident_id: str, *, who: str | No
                            body={"reason": reason} if reason else None)
             name = str(answer.get("who", ""))
         past = "approved" if decision == "approve" else "rejected"
-        click.echo(f"{incident_id}: {past} by {name}")
+        if as_json:
+            click.echo(json.dumps({"id": incident_id, "decision": past, "who": name}))
+        else:
+            click.echo(f"{incident_id}: {past} by {name}")
         return 0
 
     return _run(act)
 
 
-def run_pause(target: Target, paused: bool, *, who: str | None = None) -> int:
-    """Pause (``paused``) or resume every action."""
+def run_pause(target: Target, paused: bool, *, who: str | None = None,
+              as_json: bool = False) -> int:
+    """Pause (``paused``) or resume every action; ``as_json``: ``{"paused", "who"}`` as the
+    API answers."""
 
     def act() -> int:
         if target.db:
@@ -163,7 +112,10 @@ def run_pause(target: Target, paused: bool, *, who: str | None = None) -> int:
         else:
             answer = _call(target, "POST", "/api/pause" if paused else "/api/resume", who=who)
             name = str(answer.get("who", ""))
-        click.echo(f"{'paused' if paused else 'resumed'} by {name}")
+        if as_json:
+            click.echo(json.dumps({"paused": paused, "who": name}))
+        else:
+            click.echo(f"{'paused' if paused else 'resumed'} by {name}")
         return 0
 
     return _run(act)
@@ -242,10 +194,45 @@ def _iso(ms: int) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _failure(row: dict[str, Any], event: Any) -> dict[str, Any]:
+    """``row`` with the error code and message of the incident's event (JSON text or a dict)."""
+    if isinstance(event, str | bytes) and event:
+        event = json.loads(event)
+    event = event if isinstance(event, dict) else {}
+    return {**row, "error_code": event.get("error_code") or "",
+            "message": event.get("message") or ""}
+
+
 def _from_db(incident: incidents_store.Incident) -> dict[str, Any]:
-    row: dict[str, Any] = msgspec.to_builtins(incident)
+    row: dict[str, Any] = _failure(msgspec.to_builtins(incident), incident.event)
     row["opened_at"], row["updated_at"] = _iso(incident.opened_ms), _iso(incident.updated_ms)
     return {name: row.get(name) for name in FIELDS}
+
+
+def age(opened_at: str | None, now: datetime | None = None) -> str:
+    """``45s``, ``12m``, ``3h``, ``2d``: how long ago ``opened_at`` (ISO) was."""
+    if not opened_at:
+        return "-"
+    then = datetime.fromisoformat(opened_at.replace("Z", "+00:00"))
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _table(rows: list[dict[str, Any]], *, as_json: bool, none: str) -> int:
+    """Print ``rows`` as a JSON list, or under a header in aligned columns (COLUMNS)."""
+    if as_json or not rows:
+        return _show(rows, lambda row: [], as_json=as_json, none=none)
+    cells = [[title for title, _ in COLUMNS]] + [
+        [age(row["opened_at"]) if name == "age" else str(row.get(name) or "-")
+         for _, name in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    for line in cells:
+        click.echo("  ".join([cell.ljust(w) for cell, w in zip(line, widths, strict=False)]
+                             + [line[-1]]))
+    return 0
 
 
 def run_incidents(target: Target, *, state: str | None = None, resource: str | None = None,
@@ -260,9 +247,9 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
         else:
             answer = _call(target, "GET", "/api/incidents",
                            _params(limit, state=state, resource=resource))
-            rows = [{name: item.get(name) for name in FIELDS} for item in answer["items"]]
-        return _show(rows, _columns("id", "state", "rule_id", "resource", "reason"),
-                     as_json=as_json, none="no incidents")
+            rows = [{name: _failure(item, item.get("event")).get(name) for name in FIELDS}
+                    for item in answer["items"]]
+        return _table(rows, as_json=as_json, none="no incidents")
 
     return _run(act)
 
@@ -323,63 +310,63 @@ def _target(url: str, key: str | None, db: str | None) -> Target:
     return Target(url=url, key=key or "", db=db or "")
 
 
-def _where(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every admin command shares: where to act."""
-    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
-                           exists=True),
-                           help="Act on this database directly (a stopped service).")(command)
-    command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
-                           help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
-    return click.option("--url", default=DEFAULT_URL, show_default=True,
-                        help="The running server.")(command)
+_where = where
 
 
 _WHO = click.option("--who", default=None,
                     help="Who decides, for the audit log (default: the OS user with --db, "
                          "'admin' through the API).")
+_JSON = click.option("--json", "as_json", is_flag=True,
+                     help="Print the answer as JSON (docs/CLI.md).")
 
 
 @click.command("approve")
 @click.argument("incident_id")
 @_WHO
+@_JSON
 @_where
 @click.pass_context
-def approve(ctx: click.Context, incident_id: str, who: str | None, url: str, key: str | None,
-            db: str | None) -> None:
+def approve(ctx: click.Context, incident_id: str, who: str | None, as_json: bool, url: str,
+            key: str | None, db: str | None) -> None:
     """Approve an incident waiting for approval: its actions run at the next tick."""
-    ctx.exit(run_decide(_target(url, key, db), "approve", incident_id, who=who))
+    ctx.exit(run_decide(_target(url, key, db), "approve", incident_id, who=who,
+                        as_json=as_json))
 
 
 @click.command("reject")
 @click.argument("incident_id")
 @_WHO
 @click.option("--reason", default="", help="Why (kept in the incident and the audit log).")
+@_JSON
 @_where
 @click.pass_context
-def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, url: str,
-           key: str | None, db: str | None) -> None:
+def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, as_json: bool,
+           url: str, key: str | None, db: str | None) -> None:
     """Reject an incident waiting for approval: its actions are cancelled."""
-    ctx.exit(run_decide(_target(url, key, db), "reject", incident_id, who=who, reason=reason))
+    ctx.exit(run_decide(_target(url, key, db), "reject", incident_id, who=who, reason=reason,
+                        as_json=as_json))
 
 
 @click.command("pause")
 @_WHO
+@_JSON
 @_where
 @click.pass_context
-def pause(ctx: click.Context, who: str | None, url: str, key: str | None,
+def pause(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
           db: str | None) -> None:
     """Stop all actions (intake and planning go on; scheduled actions wait)."""
-    ctx.exit(run_pause(_target(url, key, db), True, who=who))
+    ctx.exit(run_pause(_target(url, key, db), True, who=who, as_json=as_json))
 
 
 @click.command("resume")
 @_WHO
+@_JSON
 @_where
 @click.pass_context
-def resume(ctx: click.Context, who: str | None, url: str, key: str | None,
+def resume(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
            db: str | None) -> None:
     """Let actions run again; those that waited run at the next tick."""
-    ctx.exit(run_pause(_target(url, key, db), False, who=who))
+    ctx.exit(run_pause(_target(url, key, db), False, who=who, as_json=as_json))
 
 
 @click.command("incidents")
@@ -393,7 +380,8 @@ def resume(ctx: click.Context, who: str | None, url: str, key: str | None,
 @click.pass_context
 def incidents(ctx: click.Context, state: str | None, resource: str | None, limit: int,
               as_json: bool, url: str, key: str | None, db: str | None) -> None:
-    """List incidents, newest first: id, state, rule, resource, reason."""
+    """List incidents, newest first: id, state, age, source, resource, error code, rule,
+    reason."""
     ctx.exit(run_incidents(_target(url, key, db), state=state, resource=resource, limit=limit,
                            as_json=as_json))
 

@@ -1,8 +1,10 @@
 """``remediator audit verify`` and ``remediator audit list``: the audit log from the shell.
 
-Both open the database read-mostly through the store (the schema is created if missing, as
-the service would); ``verify`` walks the whole chain and names the first record that does not
-fit; ``list`` filters by incident, resource, kind and age.
+Like the operating commands (cli/client.py), each reads a running server's ``/api/audit``
+(``--url``, ``--key``) or, with ``--db PATH``, the database file directly (for a stopped
+service). ``verify`` walks the whole chain and names the first record that does not fit; a
+log with no record at all fails too (exit 1): the wrong file, or a server that never wrote;
+``list`` filters by incident, resource, kind and age.
 """
 
 from __future__ import annotations
@@ -16,60 +18,83 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from engine.audit import KINDS
-from engine.errors import StorageError
+from cli.client import Target, call, run, where, with_db
+from engine.audit import KINDS, VerifyResult
 from engine.events import utcnow
 from engine.rules.durations import parse_duration
 from engine.store import audit as audit_store
-from engine.store.db import Database
 
 __all__ = ["audit", "run_list", "run_verify"]
 
-
-def run_verify(db_path: str) -> int:
-    """0 if the chain verifies, 1 if not (the first bad record named on stderr), 2 if the
-    database cannot be read."""
-    try:
-        db = Database(db_path)
-        result = audit_store.verify_chain(db)
-        db.close()
-    except StorageError as exc:
-        click.echo(f"{db_path}: {exc}", err=True)
-        return 2
-    if result.ok:
-        click.echo(f"ok: {result.checked} records verified")
-        return 0
-    click.echo(f"FAILED: {result.reason}", err=True)
-    click.echo(f"{result.checked} records verified before record {result.bad_seq}", err=True)
-    return 1
+EMPTY = ("{where}: the audit log has no record: not Remediator's database, or a service that "
+         "never ran")
+"""What ``verify`` says (exit 1) about an empty log: nothing verified is not a pass."""
 
 
-def run_list(db_path: str, *, incident: str | None, resource: str | None, kind: str | None,
+def _where(target: Target) -> str:
+    return target.db or target.url
+
+
+def run_verify(target: Target, *, as_json: bool = False) -> int:
+    """0 if the chain verifies; 1 if not (the first bad record named on stderr), if there is
+    no record, or if the database or the server cannot be read; 2 for bad usage.
+    ``as_json``: ``{"ok", "checked", "bad_seq", "reason"}`` on stdout."""
+
+    def act() -> int:
+        if target.db:
+            result = with_db(target, audit_store.verify_chain)
+        else:
+            result = msgspec.convert(call(target, "GET", "/api/audit/verify"), VerifyResult)
+        if result.ok and not result.checked:
+            result = VerifyResult(ok=False, checked=0, reason=EMPTY.format(where=_where(target)))
+        if as_json:
+            click.echo(json.dumps(msgspec.to_builtins(result), indent=2))
+        if result.ok:
+            if not as_json:
+                click.echo(f"ok: {result.checked} records verified")
+            return 0
+        click.echo(f"FAILED: {result.reason}", err=True)
+        if result.bad_seq is not None:
+            click.echo(f"{result.checked} records verified before record {result.bad_seq}",
+                       err=True)
+        return 1
+
+    return run(act)
+
+
+def run_list(target: Target, *, incident: str | None, resource: str | None, kind: str | None,
              since: str | None, limit: int, as_json: bool) -> int:
-    """Print the newest ``limit`` records that pass the filters, oldest first. 0, or 2 on a
-    bad ``--since`` or an unreadable database."""
+    """Print the newest ``limit`` records that pass the filters, oldest first. 0; 1 if the
+    database or the server cannot be read; 2 on a bad ``--since``."""
     try:
-        moment = utcnow() - timedelta(seconds=parse_duration(since)) if since else None
+        seconds = parse_duration(since) if since else None
     except ValueError as exc:
         click.echo(f"--since: {exc}", err=True)
         return 2
-    try:
-        db = Database(db_path)
-        records = audit_store.list_records(db, incident_id=incident, resource=resource,
-                                           kind=kind, since=moment, limit=limit)
-        db.close()
-    except StorageError as exc:
-        click.echo(f"{db_path}: {exc}", err=True)
-        return 2
-    if as_json:
-        click.echo(json.dumps({"records": msgspec.to_builtins(records)}, indent=2))
+
+    def act() -> int:
+        if target.db:
+            moment = utcnow() - timedelta(seconds=seconds) if seconds is not None else None
+            records = msgspec.to_builtins(with_db(target, lambda db: audit_store.list_records(
+                db, incident_id=incident, resource=resource, kind=kind, since=moment,
+                limit=limit)))
+        else:
+            params = {name: value for name, value in (
+                ("incident", incident), ("resource", resource), ("kind", kind),
+                ("since", f"{seconds:.0f}s" if seconds is not None else None),
+                ("limit", str(limit))) if value}
+            records = call(target, "GET", "/api/audit", params)["records"]
+        if as_json:
+            click.echo(json.dumps({"records": records}, indent=2))
+            return 0
+        table = Table("seq", "ts", "kind", "actor", "incident", "event", "data")
+        for r in records:
+            table.add_row(str(r["seq"]), r["ts"], r["kind"], r["actor"], r["incident_id"],
+                          r["event_id"], json.dumps(r["data"], sort_keys=True))
+        Console(file=sys.stdout, width=200).print(table)
         return 0
-    table = Table("seq", "ts", "kind", "actor", "incident", "event", "data")
-    for r in records:
-        table.add_row(str(r.seq), r.ts, r.kind, r.actor, r.incident_id, r.event_id,
-                      json.dumps(r.data, sort_keys=True))
-    Console(file=sys.stdout, width=200).print(table)
-    return 0
+
+    return run(act)
 
 
 @click.group()
@@ -77,29 +102,33 @@ def audit() -> None:
     """Check and read the hash-chained audit log."""
 
 
-_DB = click.option("--db", "db_path", default="remediator.db", show_default=True,
-                   type=click.Path(dir_okay=False, exists=True), help="The database file.")
+def _target(url: str, key: str | None, db: str | None) -> Target:
+    return Target(url=url, key=key or "", db=db or "", timeout=600.0)
 
 
 @audit.command("verify")
-@_DB
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/CLI.md).")
+@where
 @click.pass_context
-def verify(ctx: click.Context, db_path: str) -> None:
-    """Verify the hash chain; exit 1 naming the first bad record."""
-    ctx.exit(run_verify(db_path))
+def verify(ctx: click.Context, as_json: bool, url: str, key: str | None,
+           db: str | None) -> None:
+    """Verify the hash chain; exit 1 naming the first bad record, or if there is none."""
+    ctx.exit(run_verify(_target(url, key, db), as_json=as_json))
 
 
 @audit.command("list")
-@_DB
 @click.option("--incident", default=None, help="Only this incident's records.")
 @click.option("--resource", default=None, help="Only records about this resource.")
 @click.option("--kind", default=None, help=f"Only this kind ({', '.join(KINDS)}, ...).")
 @click.option("--since", default=None, help="Only records this recent (30m, 24h, 7d).")
-@click.option("--limit", default=100, show_default=True, help="At most this many (newest).")
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True,
+              help="At most this many (newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@where
 @click.pass_context
-def list_(ctx: click.Context, db_path: str, incident: str | None, resource: str | None,
-          kind: str | None, since: str | None, limit: int, as_json: bool) -> None:
+def list_(ctx: click.Context, incident: str | None, resource: str | None, kind: str | None,
+          since: str | None, limit: int, as_json: bool, url: str, key: str | None,
+          db: str | None) -> None:
     """List audit records, oldest first, filtered."""
-    ctx.exit(run_list(db_path, incident=incident, resource=resource, kind=kind, since=since,
-                      limit=limit, as_json=as_json))
+    ctx.exit(run_list(_target(url, key, db), incident=incident, resource=resource, kind=kind,
+                      since=since, limit=limit, as_json=as_json))

@@ -53,10 +53,12 @@ def _load(paths: Sequence[str]) -> tuple[PlaybookSet, list[LoadedTest]]:
     return playbooks, load_tests(paths, playbooks, actions)
 
 
-def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | None = None) -> int:
+def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | None = None,
+                 as_json: bool = False) -> int:
     """Load playbooks and their test files and lint them (against the settings ``config``, if
-    given); print every problem and warning. 0 if there is no problem (and, under ``strict``,
-    no warning), 1 otherwise, 2 if the settings do not load."""
+    given); print every problem and warning (``as_json``: one JSON object on stdout, docs/CLI.md).
+    0 if there is no problem (and, under ``strict``, no warning), 1 otherwise, 2 if the settings
+    do not load."""
     try:
         settings = load_settings(config) if config else None
     except ConfigError as exc:
@@ -67,10 +69,23 @@ def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | No
                                            strict=strict)
         tests = load_tests(paths, playbooks, action_table())
     except PlaybookError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "problems": list(exc.problems), "findings": [],
+                                   "rules": 0, "files": 0, "tests": 0,
+                                   "settings_checked": settings is not None}, indent=2))
+            return 1
         _echo_problems(exc.problems)
         click.echo(f"{len(exc.problems)} problem(s)"
                    + (" (warnings are errors under --strict)" if strict else ""), err=True)
         return 1
+    if as_json:
+        click.echo(json.dumps({
+            "ok": True, "problems": [],
+            "findings": [{"file": f.file, "line": f.line, "col": f.col, "level": f.level,
+                          "message": f.message} for f in findings],
+            "rules": len(playbooks.rules), "files": len(playbooks.files), "tests": len(tests),
+            "settings_checked": settings is not None}, indent=2))
+        return 0
     _echo_problems([str(f) for f in findings])
     warnings = sum(f.level == "warning" for f in findings)
     if warnings:
@@ -84,16 +99,34 @@ def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | No
     return 0
 
 
-def run_test(paths: Sequence[str]) -> int:
-    """Run the playbook tests; 0 if all pass, 1 on a failure, 2 if the playbooks do not load."""
+NO_TESTS = ("no tests in {paths}: write cases under `tests:` in a playbook or in a "
+            "`*.test.yaml` file beside it (docs/PLAYBOOKS.md)")
+"""What ``test`` says (exit 1) when the paths hold no test: a CI job must not pass on nothing."""
+
+
+def run_test(paths: Sequence[str], *, as_json: bool = False) -> int:
+    """Run the playbook tests; 0 if all pass, 1 on a failure or when there is no test at all,
+    2 if the playbooks do not load. ``as_json``: one JSON object on stdout (docs/CLI.md)."""
     try:
         playbooks, tests = _load(paths)
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         return 2
+    if not tests:
+        click.echo("remediator test: " + NO_TESTS.format(paths=", ".join(paths)), err=True)
+        return 1
     results = run_tests(playbooks, tests, parse_payload)
-    for line in format_results(results):
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": all(r.passed for r in results),
+            "passed": sum(r.passed for r in results),
+            "failed": sum(not r.passed for r in results),
+            "tests": [{"file": r.test.file, "line": r.test.line, "name": r.test.case.name,
+                       "passed": r.passed, "failures": r.failures} for r in results],
+        }, indent=2))
+    else:
+        for line in format_results(results):
+            click.echo(line)
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -221,20 +254,23 @@ def run_schema(output: str | None) -> int:
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Also check the channels, ticket system and clouds the actions name "
                    "against this settings file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/CLI.md).")
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool,
-             config: str | None) -> None:
+             config: str | None, as_json: bool) -> None:
     """Check playbooks (files or directories): every problem and warning as
     file:line:col: message."""
-    ctx.exit(run_validate(paths, strict=strict, config=config))
+    ctx.exit(run_validate(paths, strict=strict, config=config, as_json=as_json))
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/CLI.md).")
 @click.pass_context
-def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
-    """Run playbook tests; exit 1 on a failure, 2 if the playbooks do not load."""
-    ctx.exit(run_test(paths))
+def test(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Run playbook tests; exit 1 on a failure or if there is no test, 2 if the playbooks do
+    not load."""
+    ctx.exit(run_test(paths, as_json=as_json))
 
 
 @click.command()

@@ -1,6 +1,6 @@
 """Management endpoints under ``/api`` (admin keys only): events and the replay of parked
 ones, incidents with their timeline, approve/reject, pause/resume, circuit breakers and their
-reset, status, playbooks and reload, simulate.
+reset, status, playbooks and reload, simulate, the audit log and its verification.
 
 ``GET /api/events/{id}`` shows one event: the normalized fields at the top level (the enriched
 form if enrichment ran), the form it was received in, the redacted payload and its processing
@@ -495,10 +495,49 @@ async def simulate(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(msgspec.to_builtins(answer))
 
 
+_AUDIT_FILTERS = ("incident", "event", "resource", "kind", "since", "limit", "before")
+
+
+@get("/audit", sync_to_thread=True, tags=["audit"])
+def list_audit(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    incident: FromQuery[str | None] = None,
+    event: FromQuery[str | None] = None,
+    resource: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    limit: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Audit records, the newest ``limit`` (default 100) that pass the filters, oldest first:
+    ``{"records": [...], "next": seq or null}`` (pass ``next`` as ``before`` for the page
+    older than this one), as ``remediator audit list --json`` prints them."""
+    unknown = sorted(set(request.query_params) - set(_AUDIT_FILTERS))
+    if unknown:
+        raise BadRequest(
+            f"unknown filter {unknown[0][:50]!r}; expected {', '.join(_AUDIT_FILTERS)}")
+    size = _limit(limit, 100)
+    records = audit_store.list_records(
+        db, incident_id=incident, event_id=event, resource=resource, kind=kind,
+        since=parse_since(since, utcnow()) if since is not None else None,
+        limit=size + 1, before=_seq(before))
+    older, records = records[:-size], records[-size:]
+    return {"records": [msgspec.to_builtins(r) for r in records],
+            "next": records[0].seq if older else None}
+
+
+@get("/audit/verify", sync_to_thread=True, tags=["audit"])
+def verify_audit(db: NamedDependency[Database]) -> dict[str, Any]:
+    """Walk the whole hash chain (about 2 minutes per million records): ``{"ok", "checked",
+    "bad_seq", "reason"}``, as ``remediator audit verify --json`` prints it."""
+    return msgspec.to_builtins(audit_store.verify_chain(db))
+
+
 def api_router() -> Router:
     """The ``/api`` router, behind the admin keys."""
     return Router(path="/api", guards=[admin_guard], route_handlers=[
         get_event, list_events, replay_event, get_incident, list_incidents, approve_incident,
         reject_incident, pause, resume, list_breakers, reset_breaker, status, playbooks,
-        reload_playbooks, simulate,
+        reload_playbooks, simulate, list_audit, verify_audit,
     ])

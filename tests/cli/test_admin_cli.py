@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import uvicorn
 from click.testing import CliRunner, Result
 
 from cli import main
+from cli.admin import age
 from engine.events import utcnow
 from engine.store import audit as audit_store
 from engine.store import state as state_store
@@ -158,19 +160,56 @@ def test_pause_and_resume_through_the_api(served: Served) -> None:
     assert rig.mutating_calls() == [CREATE_RUN]
 
 
+HEADER = ("ID                          STATE             AGE   SOURCE  RESOURCE               "
+          "ERROR                        RULE                REASON")
+
+
 def test_incidents_through_the_api(served: Served) -> None:
     incident_id = _waiting(served.rig)
+    [incident] = served.rig.incidents()
     lines = served.cli("incidents")
+    opened = age(datetime.fromtimestamp(incident.opened_ms / 1000, UTC).isoformat())
     assert (lines.exit_code, lines.stdout) == (
-        0, f"{incident_id}  waiting_approval  blob-with-approval  pl_ingest_sales_daily  "
-           "waiting for approval\n")
+        0, f"{HEADER}\n"
+           f"{incident_id}  waiting_approval  {opened:<4}  adf     pl_ingest_sales_daily  "
+           "UserErrorSourceBlobNotExist  blob-with-approval  waiting for approval\n")
     as_json = served.cli("incidents", "--json", "--state", "waiting_approval")
     [row] = json.loads(as_json.stdout)
-    assert (row["id"], row["state"], row["source"], row["rule_id"]) == (
-        incident_id, "waiting_approval", "adf", "blob-with-approval")
+    assert (row["id"], row["state"], row["source"], row["rule_id"], row["error_code"]) == (
+        incident_id, "waiting_approval", "adf", "blob-with-approval",
+        "UserErrorSourceBlobNotExist")
+    assert row["message"].startswith(
+        "Failure happened on 'Source' side. ErrorCode=UserErrorSourceBlobNotExist,")
     none = served.cli("incidents", "--state", "resolved")
-    assert (none.exit_code, none.stdout) == (
-        0, "")
+    assert (none.exit_code, none.stdout, none.stderr) == (0, "", "no incidents\n")
+
+
+def test_incident_age_is_the_time_since_it_opened() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert [age(at, now) for at in ("2026-12-02T11:59:15Z", "2026-12-02T11:48:00Z",
+                                    "2026-12-02T09:00:00Z", "2026-11-29T12:00:00Z", None)] == [
+        "45s", "12m", "3h", "3d", "-"]
+
+
+def test_approve_reject_pause_and_resume_answer_json(served: Served) -> None:
+    incident_id = _waiting(served.rig)
+    approved = served.cli("approve", incident_id, "--who", "alice", "--json")
+    assert (approved.exit_code, json.loads(approved.stdout)) == (
+        0, {"id": incident_id, "decision": "approved", "who": "alice"})
+    paused = served.cli("pause", "--json")
+    assert (paused.exit_code, json.loads(paused.stdout)) == (0, {"paused": True, "who": "admin"})
+    resumed = served.cli("resume", "--json", "--who", "bob")
+    assert (resumed.exit_code, json.loads(resumed.stdout)) == (
+        0, {"paused": False, "who": "bob"})
+    refused = served.cli("reject", incident_id, "--json")
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (
+        1, "", f"remediator: incident {incident_id} is remediating, not waiting_approval\n")
+
+
+def test_the_url_from_the_environment(served: Served) -> None:
+    result = CliRunner().invoke(main, ["pause", "--json"], env={
+        "REMEDIATOR_URL": served.url, "REMEDIATOR_ADMIN_KEY": ADMIN_KEY})
+    assert (result.exit_code, json.loads(result.stdout)) == (0, {"paused": True, "who": "admin"})
 
 
 def test_the_key_from_the_environment_and_a_wrong_or_missing_key(served: Served) -> None:
@@ -181,7 +220,8 @@ def test_the_key_from_the_environment_and_a_wrong_or_missing_key(served: Served)
         0, "paused by admin\n")
     wrong = served.cli("resume", key="not-the-key")
     assert (wrong.exit_code, wrong.stderr) == (
-        1, f"remediator: {served.url} refused the admin key (401)\n")
+        1, f"remediator: {served.url} refused the admin key (401): pass --key or set "
+           "REMEDIATOR_ADMIN_KEY to one of the server's REMEDIATOR_ADMIN_KEYS\n")
     missing = served.cli("resume", key=None)
     assert (missing.exit_code, missing.stderr) == (
         2, "remediator: no admin key: pass --key or set REMEDIATOR_ADMIN_KEY "
@@ -245,7 +285,11 @@ def test_pause_resume_and_incidents_on_the_database(stopped: ServiceRig) -> None
     assert state_store.pause_state(stopped.db).paused is False
     listed = _db_cli(stopped, "incidents", "--resource", "pl_ingest_sales_daily")
     assert listed.exit_code == 0
-    assert listed.stdout.split("  ")[1:3] == ["waiting_approval", "blob-with-approval"]
+    header, row = listed.stdout.splitlines()
+    assert header == HEADER
+    fields = row.split()
+    assert fields[1:2] + fields[3:7] == ["waiting_approval", "adf", "pl_ingest_sales_daily",
+                                         "UserErrorSourceBlobNotExist", "blob-with-approval"]
     unknown = _db_cli(stopped, "approve", "inc-nope")
     assert (unknown.exit_code, unknown.stderr) == (
         1, "remediator: unknown incident inc-nope\n")

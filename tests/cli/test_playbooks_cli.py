@@ -70,6 +70,46 @@ def test_test_exits_1_on_a_failure_and_2_on_broken_playbooks(tmp_path: Path) -> 
     assert result.stderr.startswith(f"{tmp_path}/good/zz.yaml:2:25: unknown event field `sorce`")
 
 
+def test_test_of_files_without_tests_fails_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "name: x\nrules:\n  - id: noted\n    match: {source: adf}\n"
+        "    actions: [{action: noop}]\n")
+    result = _run("test", str(tmp_path))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1, "", f"remediator test: no tests in {tmp_path}: write cases under `tests:` in a "
+               "playbook or in a `*.test.yaml` file beside it (docs/PLAYBOOKS.md)\n")
+
+
+def test_test_json_lists_every_case(tmp_path: Path) -> None:
+    shutil.copytree(GOOD, tmp_path / "good")
+    shutil.copytree(PLAYBOOK_DATA / "payloads", tmp_path / "payloads")
+    test_file = tmp_path / "good" / "databricks.test.yaml"
+    test_file.write_text(test_file.read_text().replace("rule: dbx-inactivity",
+                                                       "rule: adf-user-errors"))
+    result = _run("test", str(tmp_path / "good"), "--json")
+    answer = json.loads(result.stdout)
+    assert (result.exit_code, answer["ok"], answer["passed"], answer["failed"]) == (
+        1, False, 5, 1)
+    [failed] = [t for t in answer["tests"] if not t["passed"]]
+    assert (failed["file"], failed["line"], failed["name"]) == (
+        str(test_file), 2, "inactivity is normal")
+    assert failed["failures"][0].startswith("rule:\n  expected: \"adf-user-errors\"\n")
+    assert sorted(answer["tests"][0]) == ["failures", "file", "line", "name", "passed"]
+
+
+def test_validate_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _run("validate", str(GOOD), "--json")
+    assert (good.exit_code, json.loads(good.stdout)) == (0, {
+        "ok": True, "problems": [], "findings": [], "rules": 6, "files": 2, "tests": 6,
+        "settings_checked": False})
+    monkeypatch.chdir(PLAYBOOK_DATA / "bad")
+    bad = _run("validate", "two-files", "--json")
+    answer = json.loads(bad.stdout)
+    assert (bad.exit_code, answer["ok"], len(answer["problems"])) == (1, False, 3)
+    assert answer["problems"][2] == "two-files/b.yaml:5:24: unknown action `nope`; did you " \
+        "mean `noop`?"
+
+
 def test_simulate_json_shows_rules_groups_actions_and_guards() -> None:
     result = _run(
         "simulate", "--source", "adf", str(SEED / "adf-action-group-alert.json"),

@@ -1,0 +1,129 @@
+"""How every command reaches a running Remediator: one ``--url``, one ``--key``, the same
+environment variables everywhere (docs/CLI.md, "Reaching a server").
+
+- ``--url`` / ``REMEDIATOR_URL`` (default ``http://127.0.0.1:8080``): the server;
+- ``--key`` / ``REMEDIATOR_ADMIN_KEY``: an admin key, one of the server's
+  ``REMEDIATOR_ADMIN_KEYS`` (``/api``: operating commands, reading events back);
+- ``REMEDIATOR_API_KEY``: a receiver key, one of the server's ``REMEDIATOR_API_KEYS`` (or of a
+  receiver's own keys), for the commands that post webhooks (``send-test``, ``drill``).
+
+The server's variables are plural (a list, for rotation); a client holds one key. A 401 says
+which flag or variable to set, and which of the server's lists it must be in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+import httpx
+import msgspec
+
+from cli._exits import Refused, Usage, fail
+from engine.errors import StorageError
+from engine.store.db import Database
+
+__all__ = [
+    "ADMIN_KEY_ENV",
+    "API_KEY_ENV",
+    "DEFAULT_URL",
+    "URL_ENV",
+    "Target",
+    "admin_refused",
+    "call",
+    "receiver_refused",
+    "run",
+    "where",
+    "with_db",
+]
+
+URL_ENV = "REMEDIATOR_URL"
+ADMIN_KEY_ENV = "REMEDIATOR_ADMIN_KEY"
+API_KEY_ENV = "REMEDIATOR_API_KEY"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def admin_refused(url: str) -> str:
+    """What a 401 from ``/api`` means, and what to do about it."""
+    return (f"{url} refused the admin key (401): pass --key or set {ADMIN_KEY_ENV} to one of "
+            "the server's REMEDIATOR_ADMIN_KEYS")
+
+
+def receiver_refused(url: str) -> str:
+    """What a 401 from a receiver means, and what to do about it."""
+    return (f"{url} refused the receiver credential (401): pass --key or set {API_KEY_ENV} to "
+            "one of the server's REMEDIATOR_API_KEYS (or the receiver's own "
+            "REMEDIATOR_RECEIVER_KEYS_<NAME>), or --basic user:password of its "
+            "REMEDIATOR_BASIC_USERS")
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a command acts: a server (``url``, ``key``) or a database file (``db``)."""
+
+    url: str = DEFAULT_URL
+    key: str = ""
+    db: str = ""
+    timeout: float = 30.0
+
+
+def call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
+         *, who: str | None = None, body: Any = None) -> Any:
+    """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
+
+    The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
+    with ``who``, as the password of HTTP basic auth whose user name the server records as
+    the caller (the admin-key check is the same)."""
+    if not target.key:
+        raise Usage(f"no admin key: pass --key or set {ADMIN_KEY_ENV} (or use --db PATH)")
+    url = target.url.rstrip("/") + path
+    auth = {"auth": httpx.BasicAuth(who, target.key)} if who else {
+        "headers": {"x-api-key": target.key}}
+    try:
+        response = httpx.request(method, url, params=params, json=body,
+                                 timeout=target.timeout, **auth)
+    except httpx.HTTPError as exc:
+        raise Refused(f"cannot reach {target.url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code < 300:
+        return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if response.status_code == 401:
+        raise Refused(admin_refused(target.url))
+    if response.status_code == 400:
+        raise Usage(str(detail or response.text))
+    raise Refused(str(detail or f"{response.status_code} {response.reason_phrase}"))
+
+
+def with_db(target: Target, work: Callable[[Database], Any]) -> Any:
+    """``work(db)`` on the database file of ``target``; :class:`Refused` if it cannot open."""
+    try:
+        db = Database(target.db)
+    except StorageError as exc:
+        raise Refused(f"{target.db}: {exc}") from exc
+    try:
+        return work(db)
+    finally:
+        db.close()
+
+
+def run(action: Callable[[], int]) -> int:
+    """Map our two failures to exit codes, printing the reason."""
+    try:
+        return action()
+    except (Usage, Refused) as exc:
+        return fail("remediator", exc)
+
+
+def where(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that reads or operates the engine shares: where to act."""
+    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
+                           exists=True),
+                           help="Act on this database directly (a stopped service).")(command)
+    command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
+                           help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
+    return click.option("--url", envvar=URL_ENV, default=DEFAULT_URL, show_default=True,
+                        help=f"The running server (default: ${URL_ENV}).")(command)
