@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,8 @@ from typing import Any
 import click
 import httpx
 
-from cli.admin import ADMIN_KEY_ENV
+from cli import readback
+from cli.client import ADMIN_KEY_ENV, API_KEY_ENV, DEFAULT_URL, URL_ENV
 from cli.sandbox import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE_ID
 from cli.send_test import ENDPOINTS, fresh_payload, load_sample
 from engine.config import Settings, load_settings
@@ -287,78 +287,16 @@ def _databricks_webhook(shape: str, sandbox: _Sandbox, failure: dict[str, Any],
 # -- the engine's answer ----------------------------------------------------------------------
 
 
-def _get(client: httpx.Client, url: str, admin_key: str, path: str,
-         params: dict[str, str] | None = None) -> Any:
-    try:
-        answer = client.get(f"{url}/api{path}", params=params,
-                            headers={"x-api-key": admin_key})
-    except httpx.HTTPError as exc:
-        raise DrillError(f"cannot read {path} back: {redact_text(str(exc))}") from exc
-    if answer.status_code == 401:
-        raise DrillError("the admin key was refused (--admin-key or "
-                         f"${ADMIN_KEY_ENV})")
-    if answer.status_code != 200:
-        raise DrillError(f"GET /api{path} answered {answer.status_code}: "
-                         f"{redact_text(answer.text[:300])}")
-    return answer.json()
-
-
-def _wait_for_event(client: httpx.Client, url: str, admin_key: str, event_id: str,
-                    timeout: float) -> dict[str, Any]:
-    """The event once the engine is done with it (or parked it); DrillError after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        event = _get(client, url, admin_key, f"/events/{event_id}")
-        if event.get("state") in ("done", "parked"):
-            return event
-        if time.monotonic() >= deadline:
-            raise DrillError(f"the engine did not finish event {event_id} within {timeout:g} s "
-                             f"(state {event.get('state')}); is its worker running?")
-        time.sleep(_POLL_S)
-
-
-def _incident_of(client: httpx.Client, url: str, admin_key: str,
-                 event: dict[str, Any]) -> dict[str, Any] | None:
-    """The incident the event opened or joined, if any (its recent incidents, newest first,
-    whose timeline names the event)."""
-    listed = _get(client, url, admin_key, "/incidents",
-                  {"source": event["source"], "resource": event["resource"], "limit": "20"})
-    for item in listed.get("items", []):
-        detail = _get(client, url, admin_key, f"/incidents/{item['id']}")
-        ids = {e.get("id", "") for e in detail.get("events", [])}
-        if any(i == event["id"] or i.startswith(f"{event['id']}.") for i in ids):
-            return detail
-    return None
-
-
 def _outcome(client: httpx.Client, url: str, admin_key: str, report: _Report,
              event_id: str, timeout: float) -> None:
-    event = _wait_for_event(client, url, admin_key, event_id, timeout)
-    received = event.get("received") or {}
-    report.event = {
-        "id": event_id, "state": event.get("state"), "source": event.get("source"),
-        "kind": event.get("kind"), "status": event.get("status"),
-        "resource": event.get("resource"), "run_id": event.get("run_id"),
-        "error_code": event.get("error_code"), "error_codes": event.get("error_codes"),
-        "received_error_code": received.get("error_code", event.get("error_code")),
-        "message": event.get("message"), "reason": event.get("reason"),
-        "processing_error": event.get("processing_error"),
-    }
-    if event.get("state") == "parked":
-        raise DrillError(f"the engine parked event {event_id}: {event.get('reason')}")
-    incident = _incident_of(client, url, admin_key, event)
-    if incident is not None:
-        report.incident = {k: incident.get(k) for k in (
-            "id", "state", "reason", "rule_id", "target", "attempts", "events")}
-        report.actions = [{k: row.get(k) for k in (
-            "action", "phase", "state", "dry_run", "due_at", "description", "error")}
-            for row in incident.get("actions", [])]
-        rule_id = incident.get("rule_id") or ""
-        if rule_id:
-            rules = _get(client, url, admin_key, "/playbooks").get("rules", [])
-            where = next((f"{r['file']}:{r['line']}" for r in rules if r["id"] == rule_id), "")
-            report.rule = {"id": rule_id, "where": where}
+    try:
+        found = readback.decision(client, url, admin_key, event_id, timeout)
+    except readback.ReadbackError as exc:
+        raise DrillError(str(exc)) from exc
+    report.event, report.rule = found.event, found.rule
+    report.incident, report.actions = found.incident, found.actions
+    if found.event.get("state") == "parked":
+        raise DrillError(f"the engine parked event {event_id}: {found.event.get('reason')}")
     report.decided = True
 
 
@@ -477,19 +415,10 @@ def _print(report: _Report) -> None:
                    f" {event.get('status')} {event.get('resource')}, error code {code}")
     if not report.decided:
         return
-    rule = report.rule
-    click.echo(f"  rule:     {rule['id']} ({rule['where']})" if rule else
-               "  rule:     none matched")
-    incident = report.incident
-    if incident is None:
-        click.echo("  incident: none")
-        return
-    click.echo(f"  incident: {incident['id']} {incident['state']}: {incident.get('reason')}")
-    for action in report.actions:
-        mode = " (dry-run)" if action.get("dry_run") and action["state"] != "dry_run" else ""
-        due = f", due {action['due_at']}" if action.get("state") == "scheduled" else ""
-        click.echo(f"  action:   {action['phase']} {action['action']} {action['state']}"
-                   f"{mode}{due}")
+    for line in readback.lines(readback.Decision(event=event, rule=report.rule,
+                                                 incident=report.incident,
+                                                 actions=report.actions)):
+        click.echo(f"  {line}")
 
 
 def _describe_failure(failure: dict[str, Any], code: str) -> str:
@@ -517,9 +446,10 @@ def _describe_failure(failure: dict[str, Any], code: str) -> str:
 @click.option("--job", default=None, help="Databricks: the job (name or id) whose run fails.")
 @click.option("--cluster", default=None,
               help="Databricks: the cluster (name or id) that terminates.")
-@click.option("--url", required=True, help="The running Remediator's base URL.")
-@click.option("--key", envvar="REMEDIATOR_API_KEY", default=None,
-              help="Receiver API key; default $REMEDIATOR_API_KEY.")
+@click.option("--url", envvar=URL_ENV, default=DEFAULT_URL, show_default=True,
+              help=f"The running Remediator's base URL (default: ${URL_ENV}).")
+@click.option("--key", envvar=API_KEY_ENV, default=None,
+              help=f"Receiver API key; default ${API_KEY_ENV}.")
 @click.option("--basic", envvar="REMEDIATOR_BASIC", default=None,
               help="user:password for basic auth; default $REMEDIATOR_BASIC.")
 @click.option("--admin-key", envvar=ADMIN_KEY_ENV, default=None,

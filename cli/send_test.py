@@ -19,6 +19,14 @@ from typing import Any
 import click
 import httpx
 
+from cli import readback
+from cli.client import (
+    ADMIN_KEY_ENV,
+    API_KEY_ENV,
+    DEFAULT_URL,
+    URL_ENV,
+    receiver_refused,
+)
 from engine.text.redact import redact_text
 
 __all__ = ["ENDPOINTS", "SAMPLES", "fresh_payload", "load_sample", "run_send_test", "send_test"]
@@ -38,6 +46,9 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "databricks": ("job", "task", "seed"),
 }
 """Source -> the sample names it has; the first is the default."""
+
+MAX_WAIT_S = 600.0
+"""The longest ``--wait``: a CI job must end."""
 
 
 def load_sample(source: str, name: str) -> dict[str, Any]:
@@ -99,75 +110,135 @@ def _show(response: httpx.Response) -> str:
         return redact_text(response.text[:2000])
 
 
+def _print_decision(found: readback.Decision) -> None:
+    event = found.event
+    code = event.get("error_code") or "none"
+    click.echo(f"event:    {event['state']}: {event.get('source')} {event.get('kind')} "
+               f"{event.get('status')} {event.get('resource')}, error code {code}")
+    if event["state"] == "parked":
+        click.echo(f"parked:   {event.get('reason')}")
+        return
+    for line in readback.lines(found):
+        click.echo(line)
+
+
 def run_send_test(source: str, url: str, *, sample: str | None = None, key: str | None = None,
                   basic: str | None = None, admin_key: str | None = None,
-                  ca_file: str | None = None, timeout: float = 10.0) -> int:
-    """Post the sample, print the answer (and the event it became); 0 on 202, else 1.
-    2 for bad input (unknown sample, malformed --basic)."""
+                  ca_file: str | None = None, timeout: float = 10.0, wait: float = 30.0,
+                  as_json: bool = False) -> int:
+    """Post the sample, print the answer and, with an admin key, wait up to ``wait`` seconds
+    for the engine and print what it decided (the event, the rule, the incident, its
+    actions). 0 on 202 (and a decision, when one was awaited), else 1; 2 for bad input
+    (unknown sample, malformed --basic, a wait out of bounds). ``as_json``: one object
+    (docs/CLI.md)."""
     name = sample or SAMPLES[source][0]
+    usage = None
     if name not in SAMPLES[source]:
-        click.echo(f"remediator send-test: {source} has no sample {name!r}; choose one of "
-                   f"{', '.join(SAMPLES[source])}", err=True)
-        return 2
+        usage = f"{source} has no sample {name!r}; choose one of {', '.join(SAMPLES[source])}"
+    elif not 0 <= wait <= MAX_WAIT_S:
+        usage = f"--wait: expected 0 to {MAX_WAIT_S:g} seconds, got {wait:g}"
     headers: dict[str, str] = {}
     auth: tuple[str, str] | None = None
     if key:
         headers["x-api-key"] = key
-    if basic:
+    if basic and usage is None:
         user, sep, password = basic.partition(":")
         if not sep or not user:
-            click.echo("remediator send-test: --basic: expected user:password", err=True)
-            return 2
+            usage = "--basic: expected user:password"
         auth = (user, password)
-    target = f"{url.rstrip('/')}/{ENDPOINTS[source]}"
+    if usage:
+        click.echo(f"remediator send-test: {usage}", err=True)
+        return 2
+    base = url.rstrip("/")
+    target = f"{base}/{ENDPOINTS[source]}"
+    report: dict[str, Any] = {"ok": False, "url": target, "source": source, "sample": name,
+                              "status": None, "answer": None, "event": None, "rule": None,
+                              "incident": None, "actions": [], "error": None}
+
+    def done(code: int, error: str | None = None) -> int:
+        report["ok"], report["error"] = code == 0, error
+        if as_json:
+            click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
+        if error:
+            click.echo(f"remediator send-test: {error}", err=True)
+        return code
+
     payload = fresh_payload(source, name)
     with httpx.Client(timeout=timeout, verify=ca_file or True, follow_redirects=False) as client:
         try:
             response = client.post(target, json=payload, headers=headers, auth=auth)
         except httpx.HTTPError as exc:
-            click.echo(f"remediator send-test: cannot reach {target}: "
-                       f"{redact_text(str(exc))}", err=True)
-            return 1
-        click.echo(f"POST {target} ({source}/{name}) -> {response.status_code}")
-        click.echo(_show(response))
-        if response.status_code != 202:
-            return 1
-        event_id = response.json().get("event_id")
-        if not admin_key or not event_id:
-            return 0
+            return done(1, f"cannot reach {target}: {redact_text(str(exc))}")
+        report["status"] = response.status_code
         try:
-            event = client.get(f"{url.rstrip('/')}/api/events/{event_id}",
-                               headers={"x-api-key": admin_key})
-        except httpx.HTTPError as exc:
-            click.echo(f"remediator send-test: cannot read the event back: "
-                       f"{redact_text(str(exc))}", err=True)
-            return 0
-        click.echo(f"GET /api/events/{event_id} -> {event.status_code}")
-        if event.status_code == 200:
-            view = {k: v for k, v in event.json().items() if k != "raw"}
-            click.echo(json.dumps(view, indent=2, sort_keys=True))
-        else:
-            click.echo(_show(event))
+            report["answer"] = response.json()
+        except ValueError:
+            report["answer"] = redact_text(response.text[:2000])
+        if not as_json:
+            click.echo(f"POST {target} ({source}/{name}) -> {response.status_code}")
+            click.echo(_show(response))
+        if response.status_code == 401:
+            return done(1, receiver_refused(base))
+        if response.status_code != 202:
+            return done(1)
+        event_id = response.json().get("event_id")
+        if not event_id:
+            return done(0)
+        if not admin_key:
+            return done(0) if as_json else _note(
+                f"no admin key: what the engine decided is not read back (--admin-key or "
+                f"${ADMIN_KEY_ENV})")
+        try:
+            if not wait or not readback.has_engine(client, base, admin_key):
+                event = readback.get(client, base, admin_key, f"/events/{event_id}")
+                report["event"] = {k: v for k, v in event.items() if k != "raw"}
+                if not as_json:
+                    click.echo(f"GET /api/events/{event_id} -> 200")
+                    click.echo(json.dumps(report["event"], indent=2, sort_keys=True))
+                    if wait:
+                        click.echo("this server runs the receivers only: no engine decides "
+                                   "here", err=True)
+                return done(0)
+            found = readback.decision(client, base, admin_key, str(event_id), wait)
+        except readback.ReadbackError as exc:
+            return done(1, str(exc))
+    report.update(event=found.event, rule=found.rule, incident=found.incident,
+                  actions=found.actions)
+    if not as_json:
+        _print_decision(found)
+    if found.event["state"] == "parked":
+        return done(1, f"the engine parked event {event_id}: {found.event.get('reason')}")
+    return done(0)
+
+
+def _note(text: str) -> int:
+    click.echo(f"note: {text}", err=True)
     return 0
 
 
 @click.command("send-test")
 @click.argument("source", type=click.Choice(sorted(ENDPOINTS)))
-@click.option("--url", required=True, help="Remediator's base URL, e.g. https://remediator.x.")
-@click.option("--key", envvar="REMEDIATOR_API_KEY", default=None,
-              help="Receiver API key (x-api-key); default $REMEDIATOR_API_KEY.")
+@click.option("--url", envvar=URL_ENV, default=DEFAULT_URL, show_default=True,
+              help=f"Remediator's base URL, e.g. https://remediator.x (default: ${URL_ENV}).")
+@click.option("--key", envvar=API_KEY_ENV, default=None,
+              help=f"Receiver API key (x-api-key); default ${API_KEY_ENV}.")
 @click.option("--basic", envvar="REMEDIATOR_BASIC", default=None,
               help="user:password for basic auth; default $REMEDIATOR_BASIC.")
 @click.option("--sample", default=None,
               help="Which sample: adf log|metric|seed, synapse metric, functions log, "
                    "databricks job|task|seed (default the first).")
-@click.option("--admin-key", envvar="REMEDIATOR_ADMIN_KEY", default=None,
-              help="Admin key to read the event back; default $REMEDIATOR_ADMIN_KEY.")
+@click.option("--admin-key", envvar=ADMIN_KEY_ENV, default=None,
+              help=f"Admin key to read back what the engine decided; default ${ADMIN_KEY_ENV}.")
+@click.option("--wait", type=float, default=30.0, show_default=True,
+              help=f"Seconds to wait for the engine's decision (0: do not wait; at most "
+                   f"{MAX_WAIT_S:g}).")
 @click.option("--ca-file", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Trust this CA (a private certificate).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/CLI.md).")
 @click.pass_context
 def send_test(ctx: click.Context, source: str, url: str, key: str | None, basic: str | None,
-              sample: str | None, admin_key: str | None, ca_file: str | None) -> None:
+              sample: str | None, admin_key: str | None, wait: float, ca_file: str | None,
+              as_json: bool) -> None:
     """Post a real-shaped SOURCE failure to a running Remediator and show what it became."""
     ctx.exit(run_send_test(source, url, sample=sample, key=key, basic=basic,
-                           admin_key=admin_key, ca_file=ca_file))
+                           admin_key=admin_key, ca_file=ca_file, wait=wait, as_json=as_json))

@@ -22,8 +22,12 @@ from engine.config import ReceiverSettings, Secret, Settings
 from engine.store.db import Database
 from receivers.app import create_app
 from receivers.intake import normalize
+from tests.cli.test_admin_cli import Served
+from tests.e2e.test_remediation import APPROVAL
 from tests.fixtures.app import ADMIN_KEY, BASIC_PASSWORD, BASIC_USER, RECEIVER_KEY
 from tests.fixtures.common import TESTDATA
+from tests.fixtures.service import ADMIN_KEY as SERVICE_ADMIN_KEY
+from tests.fixtures.service import RECEIVER_KEY as SERVICE_RECEIVER_KEY
 
 ORIGINALS = {
     "adf-log": "azure-monitor/azmon-common-logv2-adf-activityrun-blobmissing.json",
@@ -187,3 +191,89 @@ def test_shipped_samples_equal_the_test_samples(shipped: str, original: str) -> 
     assert load_sample(source, name) == json.loads(
         (TESTDATA / "samples" / original).read_text())
     assert Path(TESTDATA / "samples" / original).exists()
+
+
+# -- against a server that runs the engine: send-test waits and reports the decision ---------
+
+
+@pytest.fixture
+def engine_server(service_rig: Any) -> Iterator[Served]:
+    """A live rig (an ADF rule that needs approval) served on a free port, its worker draining
+    the inbox in a thread of its own, as the service's worker would."""
+    rig = service_rig(APPROVAL, live=True)
+    running = Served(rig)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.wait(0.02):
+            rig.run()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    yield running
+    stop.set()
+    worker.join(timeout=30)
+    running.stop()
+
+
+def _send(*args: str, env: dict[str, str] | None = None) -> Sent:
+    return Sent(CliRunner().invoke(main, ["send-test", *args], env=env,
+                                   catch_exceptions=False))
+
+
+def test_send_test_waits_and_reports_the_rule_incident_and_decision(
+        engine_server: Served) -> None:
+    result = _send("adf", "--url", engine_server.url, "--key", SERVICE_RECEIVER_KEY,
+                   "--admin-key", SERVICE_ADMIN_KEY)
+    assert result.exit_code == 0, result.output
+    [incident] = engine_server.rig.incidents()
+    rules_file = engine_server.rig.playbooks / "rules.yaml"
+    assert result.stdout.splitlines()[-4:] == [
+        "event:    done: adf activity_run firing pl_ingest_sales_daily, error code "
+        "UserErrorSourceBlobNotExist",
+        f"rule:     blob-with-approval ({rules_file}:4)",
+        f"incident: {incident.id} waiting_approval: waiting for approval",
+        "action:   remediate adf.rerun_pipeline waiting_approval",
+    ]
+    assert '"state": "processing"' not in result.stdout
+
+
+def test_send_test_json_reads_the_environment(engine_server: Served) -> None:
+    result = _send("adf", "--json", env={
+        "REMEDIATOR_URL": engine_server.url, "REMEDIATOR_API_KEY": SERVICE_RECEIVER_KEY,
+        "REMEDIATOR_ADMIN_KEY": SERVICE_ADMIN_KEY})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    [incident] = engine_server.rig.incidents()
+    assert sorted(report) == ["actions", "answer", "error", "event", "incident", "ok", "rule",
+                              "sample", "source", "status", "url"]
+    assert (report["ok"], report["status"], report["sample"], report["error"]) == (
+        True, 202, "log", None)
+    assert report["event"]["id"] == report["answer"]["event_id"]
+    assert report["event"]["state"] == "done"
+    assert report["rule"]["id"] == "blob-with-approval"
+    assert (report["incident"]["id"], report["incident"]["state"]) == (
+        incident.id, "waiting_approval")
+    assert [(a["action"], a["state"]) for a in report["actions"]] == [
+        ("adf.rerun_pipeline", "waiting_approval")]
+
+
+def test_a_refused_key_says_what_to_set(server: str) -> None:
+    result = _run("adf", "--url", server, "--key", "not-the-key")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"remediator send-test: {server} refused the receiver credential (401): pass --key or "
+        "set REMEDIATOR_API_KEY to one of the server's REMEDIATOR_API_KEYS (or the receiver's "
+        "own REMEDIATOR_RECEIVER_KEYS_<NAME>), or --basic user:password of its "
+        "REMEDIATOR_BASIC_USERS\n")
+    wrong_admin = _run("adf", "--url", server, "--key", RECEIVER_KEY, "--admin-key", "nope")
+    assert wrong_admin.exit_code == 1
+    assert wrong_admin.stderr == (
+        f"remediator send-test: {server} refused the admin key (401): pass --key or set "
+        "REMEDIATOR_ADMIN_KEY to one of the server's REMEDIATOR_ADMIN_KEYS\n")
+
+
+def test_a_wait_out_of_bounds_is_exit_2() -> None:
+    result = _run("adf", "--url", "http://127.0.0.1:9", "--wait", "3601")
+    assert (result.exit_code, result.stderr) == (
+        2, "remediator send-test: --wait: expected 0 to 600 seconds, got 3601\n")
