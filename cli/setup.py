@@ -9,7 +9,10 @@ changes nothing. Commands return exit codes: 0 done, 1 the cloud refused, 2 bad 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,15 +26,18 @@ from engine.errors import ActionError, ConfigError
 __all__ = ["parse_jobs", "run_setup_azure", "run_setup_databricks", "setup"]
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/CLI.md).")
+
+
 @click.group()
 def setup() -> None:
     """Connect the senders (Azure Monitor, Databricks) to a running Remediator."""
 
 
 def run_setup_azure(targets: setup_azure.AzureTargets, out: Path,
-                    templates: Path | None = None) -> int:
+                    templates: Path | None = None, *, as_json: bool = False) -> int:
     """Render the templates into ``out`` and print the deployment commands; 0, or 2 (bad
-    input, its message on stderr)."""
+    input, its message on stderr). ``as_json``: one object (docs/CLI.md)."""
     try:
         alerts = setup_azure.build(targets)
         files = setup_azure.render(alerts, templates)
@@ -41,13 +47,23 @@ def run_setup_azure(targets: setup_azure.AzureTargets, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text)
+    commands = setup_azure.apply_commands(alerts, out)
+    if as_json:
+        click.echo(json.dumps({
+            "files": [str(out / name) for name in files],
+            "action_groups": len(alerts.action_groups),
+            "metric_alerts": len(alerts.metric_alerts),
+            "log_alerts": len(alerts.log_alerts), "notes": list(alerts.notes),
+            "commands": list(commands)}, indent=2))
+        return 0
+    for name in files:
         click.echo(f"wrote {out / name}")
     click.echo(f"{len(alerts.action_groups)} action group(s), {len(alerts.metric_alerts)} "
                f"metric alert(s), {len(alerts.log_alerts)} log search alert(s)")
     for note in alerts.notes:
         click.echo(f"note: {note}")
     click.echo("\nto deploy:")
-    for line in setup_azure.apply_commands(alerts, out):
+    for line in commands:
         click.echo(f"  {line}")
     return 0
 
@@ -81,11 +97,13 @@ def run_setup_azure(targets: setup_azure.AzureTargets, out: Path,
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=None, help="Folder of the templates (default: deploy/azure of the "
                                  "source checkout, else ./deploy/azure).")
+@_JSON
 @click.pass_context
-def setup_azure_command(ctx: click.Context, out: Path, templates: Path | None,
+def setup_azure_command(ctx: click.Context, out: Path, templates: Path | None, as_json: bool,
                         **options: object) -> None:
     """Write Bicep and ARM JSON for action groups and alert rules; print how to deploy them."""
-    ctx.exit(run_setup_azure(setup_azure.targets_from(options), out, templates))
+    ctx.exit(run_setup_azure(setup_azure.targets_from(options), out, templates,
+                             as_json=as_json))
 
 
 def parse_jobs(value: str) -> list[int] | None:
@@ -111,6 +129,15 @@ def _basic_user(users: dict[str, Secret], wanted: str) -> tuple[str, Secret]:
                           "destination can carry only basic auth (user and password)")
     name = sorted(users)[0]
     return name, users[name]
+
+
+def _plan_json(plan: destinations.SetupPlan) -> dict[str, Any]:
+    dest = plan.destination
+    return {"destination": {"display_name": dest.display_name, "url": dest.url,
+                            "username": dest.username, "id": dest.id, "exists": dest.exists},
+            "jobs": [{"job_id": job.job_id, "name": job.name, "events": list(job.events),
+                      "missing": list(job.missing), "changed": job.changed}
+                     for job in plan.jobs]}
 
 
 def _print_plan(plan: destinations.SetupPlan, apply: bool) -> None:
@@ -142,11 +169,12 @@ def run_setup_databricks(
     on_success: bool = False,
     apply: bool = False,
     user: str = "",
+    as_json: bool = False,
 ) -> int:
     """Plan (and with ``apply``, make) the destination and job changes; list the clusters.
 
     Returns 0, 1 when Databricks refuses (or a job is already at three destinations), 2 for
-    bad input.
+    bad input. ``as_json``: one object (docs/CLI.md).
     """
     try:
         settings = load_settings(config)
@@ -164,44 +192,49 @@ def run_setup_databricks(
     try:
         w = clients.databricks(DatabricksRoute(workspace, entry))
         plan = destinations.plan(w, target, username, jobs=job_ids, on_success=on_success)
-        _print_plan(plan, apply)
-        if apply:
-            dest_id = destinations.apply(w, plan, password)
+        if not as_json:
+            _print_plan(plan, apply)
+        dest_id = destinations.apply(w, plan, password) if apply else None
+        if not as_json:
             changed = sum(1 for job in plan.jobs if job.changed)
-            click.echo(f"done: destination {dest_id}, {changed} job(s) updated")
-        else:
-            click.echo("dry run: nothing changed (add --apply to make these changes)")
+            click.echo(f"done: destination {dest_id}, {changed} job(s) updated" if apply else
+                       "dry run: nothing changed (add --apply to make these changes)")
         clusters = destinations.list_clusters(w)
     except (ConfigError, ActionError) as exc:
         return fail("remediator setup databricks", exc)
     finally:
         clients.close()
-    _print_clusters(settings.pollers, workspace, clusters)
+    heading, shown = _clusters(settings.pollers, workspace, clusters)
+    if as_json:
+        click.echo(json.dumps({**_plan_json(plan), "applied": apply, "destination_id": dest_id,
+                               "poller": heading, "clusters": [
+                                   dataclasses.asdict(c) for c in shown]}, indent=2))
+        return 0
+    click.echo(heading)
+    for cluster in shown:
+        click.echo("  " + "  ".join(x for x in (cluster.cluster_id, cluster.name, cluster.state,
+                                                  cluster.source) if x))
     return 0
 
 
-def _print_clusters(pollers: PollerSettings, workspace: str,
-                    clusters: list[destinations.ClusterView]) -> None:
-    """The clusters the cluster-events poller will read, as ``[pollers]`` configures it."""
+def _clusters(pollers: PollerSettings, workspace: str,
+              clusters: list[destinations.ClusterView],
+              ) -> tuple[str, list[destinations.ClusterView]]:
+    """The clusters the cluster-events poller will read, as ``[pollers]`` configures it, under
+    a line that says so."""
     cfg = pollers.databricks.get(workspace)
     chosen = cfg.clusters if cfg is not None else ()
     if not pollers.enabled or not chosen:
         why = "[pollers] enabled = false" if not pollers.enabled else (
             f"[pollers.databricks.{workspace}] clusters is not set")
-        click.echo(f"the cluster-events poller watches no cluster of this workspace ({why}); "
-                   f"the workspace's clusters ({len(clusters)}):")
-        shown = clusters
-    elif chosen == "all":
-        click.echo(f"clusters the cluster-events poller will watch (all, {len(clusters)}):")
-        shown = clusters
-    else:
-        known = {c.cluster_id: c for c in clusters}
-        shown = [known.get(i, destinations.ClusterView(i, "(not in clusters/list)", "", ""))
-                 for i in chosen]
-        click.echo(f"clusters the cluster-events poller will watch ({len(shown)}):")
-    for cluster in shown:
-        click.echo("  " + "  ".join(x for x in (cluster.cluster_id, cluster.name, cluster.state,
-                                                  cluster.source) if x))
+        return (f"the cluster-events poller watches no cluster of this workspace ({why}); "
+                f"the workspace's clusters ({len(clusters)}):", clusters)
+    if chosen == "all":
+        return f"clusters the cluster-events poller will watch (all, {len(clusters)}):", clusters
+    known = {c.cluster_id: c for c in clusters}
+    shown = [known.get(i, destinations.ClusterView(i, "(not in clusters/list)", "", ""))
+             for i in chosen]
+    return f"clusters the cluster-events poller will watch ({len(shown)}):", shown
 
 
 @setup.command("databricks")
@@ -216,10 +249,11 @@ def _print_clusters(pollers: PollerSettings, workspace: str,
 @click.option("--user", default="", help="Which basic_users entry the destination logs in as.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="TOML settings file.")
+@_JSON
 @click.pass_context
 def setup_databricks_command(ctx: click.Context, workspace: str, url: str, jobs: str,
                              on_success: bool, apply: bool, user: str,
-                             config: str | None) -> None:
+                             config: str | None, as_json: bool) -> None:
     """Create or reuse a webhook destination and add it to the jobs' failure notifications."""
     ctx.exit(run_setup_databricks(config, workspace, url, jobs=jobs, on_success=on_success,
-                                  apply=apply, user=user))
+                                  apply=apply, user=user, as_json=as_json))

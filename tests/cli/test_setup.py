@@ -70,6 +70,19 @@ def test_setup_azure_writes_both_templates_and_prints_the_deploy_commands(
     assert PLANTED not in result.output
 
 
+def test_setup_azure_json(tmp_path: Path) -> None:
+    out = tmp_path / "alerts"
+    result = _run("setup", "azure", "--subscription", "sub-1", "--resource-group", "rg-1",
+                  "--factory", "adf-a", "--url", URL, "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert {k: v for k, v in answer.items() if k not in ("notes", "commands")} == {
+        "files": [f"{out}/remediator-alerts.bicep", f"{out}/remediator-alerts.json"],
+        "action_groups": 1, "metric_alerts": 3, "log_alerts": 1}
+    assert len(answer["notes"]) == 1
+    assert answer["commands"][-1].startswith("az deployment group create --subscription sub-1 ")
+
+
 def test_setup_azure_with_a_log_workspace_prints_the_diagnostic_settings(
         tmp_path: Path) -> None:
     law = "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.OperationalInsights/" \
@@ -156,6 +169,23 @@ def test_dry_run_prints_the_plan_and_only_reads(
             if "/api/" in c["path"]} == {"notification-destinations", "jobs/get", "clusters/list"}
     assert {job: _settings_of(w, job) for job in (101, 102, 103)} == before
     assert BASIC_PASSWORD not in result.output
+
+
+def test_dry_run_json(dbx: tuple[WorkspaceClient, Path]) -> None:
+    _, config = dbx
+    result = _setup(config, "--jobs", "101,102", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "destination": {"display_name": DEST_NAME, "url": f"{URL}/databricks-monitor",
+                        "username": "databricks", "id": None, "exists": False},
+        "jobs": [{"job_id": job, "name": f"job_{job}", "events": ["on_failure"],
+                  "missing": ["on_failure"], "changed": True} for job in (101, 102)],
+        "applied": False, "destination_id": None,
+        "poller": "the cluster-events poller watches no cluster of this workspace "
+                  "([pollers.databricks.prod] clusters is not set); the workspace's clusters "
+                  "(1):",
+        "clusters": [{"cluster_id": "0314-021500-abcd1234", "name": "etl-0314-021500-abcd1234",
+                      "state": "TERMINATED", "source": "UI"}]}
 
 
 def test_apply_creates_the_destination_once_and_keeps_other_settings(
