@@ -55,15 +55,9 @@ def settings_text(urls: dict[str, str], *, db: str, playbooks: Path, sink_url: s
         "live = true",
         f"api_keys = [{_quote(receiver_key)}]",
         f"admin_keys = [{_quote(admin_key)}]",
-        "[llm]",
-        'provider = "openai"',
-        f"base_url = {_quote(urls['openai_url'])}",
-        'api_key = "sk-sandbox-demo"',
-        "timeout = 10.0",
-        "max_retries = 0",
     ]
     return "\n".join(head) + "\n" + remediator_toml(
-        urls, channel_url=f"{sink_url}/chat", ticket_url=f"{sink_url}/tickets")
+        urls, channel_url=f"{sink_url}/chat", ticket_url=f"{sink_url}/tickets", llm=True)
 
 
 @contextmanager

@@ -32,11 +32,13 @@ __all__ = ["Drive", "MovableClock", "Sink"]
 
 class Sink:
     """A loopback HTTP endpoint that records every POST (path, headers, and the body as JSON,
-    or as text when it is not) and answers ``status`` with ``answer`` as JSON (by default a
-    ticket id: ``INC-1001``, ``INC-1002``, ...), with ``Retry-After: retry_after`` if set.
+    or as text when it is not; ``on_post(path, body)`` is told of each) and answers ``status``
+    with ``answer`` as JSON (by default a ticket id: ``INC-1001``, ``INC-1002``, ...), with
+    ``Retry-After: retry_after`` if set.
     Tests change ``status``, ``answer`` and ``retry_after`` to script a failing endpoint."""
 
-    def __init__(self, *, answer: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, answer: dict[str, Any] | None = None,
+                 on_post: Callable[[str, Any], None] | None = None) -> None:
         self.received: list[dict[str, Any]] = []
         self.status = 200
         self.answer = answer
@@ -59,6 +61,8 @@ class Sink:
                     status, retry_after = sink.status, sink.retry_after
                     answer = sink.answer if sink.answer is not None else {
                         "id": f"INC-{1000 + number}"}
+                if on_post is not None:
+                    on_post(self.path, body)
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
                 if retry_after is not None:

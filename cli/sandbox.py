@@ -1,5 +1,6 @@
-"""``remediator sandbox [--config-out FILE]``: the emulators in a child process and a
-Remediator settings file whose ``[clouds]`` point at them.
+"""``remediator sandbox [--config-out FILE]``: the emulators in a child process, a webhook
+sink for the chat channel and the ticket system, and a Remediator settings file whose
+``[clouds]``, channel, ticket system and ``[llm]`` point at them.
 
 The engine never imports ``sandbox`` (import-linter contract): it runs ``python -m sandbox``
 as a subprocess and reads the ``[sandbox]`` table it writes.
@@ -8,6 +9,7 @@ as a subprocess and reads the ``[sandbox]`` table it writes.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +21,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,9 +47,11 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str = "") -> str:
+def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str = "",
+                    llm: bool = False) -> str:
     """Settings text whose [clouds] use the sandbox: ADF (any factory of the samples'
-    subscription), Synapse, one Databricks workspace; optional notify/ticket webhooks."""
+    subscription), Synapse, one Databricks workspace; optional notify/ticket webhooks and,
+    with ``llm``, the ``[llm]`` of root-cause analysis at the OpenAI emulator."""
     lines = [
         "# Written by `remediator sandbox`: the clouds are the loopback emulators.",
         "[clouds.adf.sandbox]",
@@ -81,6 +86,9 @@ def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str
         lines += ["[clouds.channels.data-oncall]", f"url = {_quote(channel_url)}"]
     if ticket_url:
         lines += ["[clouds.ticket]", f"url = {_quote(ticket_url)}"]
+    if llm:
+        lines += ["[llm]", 'provider = "openai"', f"base_url = {_quote(urls['openai_url'])}",
+                  'api_key = "sk-sandbox"', "timeout = 10.0", "max_retries = 0"]
     return "\n".join(lines) + "\n"
 
 
@@ -155,15 +163,30 @@ def sandbox_process(workdir: Path, *, timeout_s: float = 60.0) -> Iterator[Sandb
             process.wait()
 
 
+def _show_post(path: str, body: Any) -> None:
+    """A post to the sandbox's chat channel or ticket system, as its receiver would see it."""
+    where = {"/chat": "channel data-oncall", "/tickets": "ticket system"}.get(path, path)
+    text = body.get("text") or body.get("title") if isinstance(body, dict) else None
+    click.echo(f"{where} <- {text or json.dumps(body)[:300]}", err=True)
+
+
 def run_sandbox(config_out: str | None) -> int:
-    """Serve the emulators until Ctrl-C or SIGTERM; write the settings to ``config_out`` (and
-    print them)."""
+    """Serve the emulators until Ctrl-C or SIGTERM, and a webhook sink that stands in for the
+    chat channel and the ticket system (what is posted to it is printed); write the settings
+    to ``config_out`` (and print them): the clouds, the channel ``data-oncall`` and the ticket
+    system at the sink, the LLM at the OpenAI emulator, so that no action the shipped
+    playbooks use is one the settings cannot perform."""
+    from cli.drive import Sink
+
     with ExitStack() as stack:
         stop_on_signals(stack)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="remediator-sandbox-"))
+        sink = Sink(on_post=_show_post)
+        stack.callback(sink.close)
         try:
             with sandbox_process(Path(tmp)) as urls:
-                text = remediator_toml(urls)
+                text = remediator_toml(urls, channel_url=f"{sink.url}/chat",
+                                       ticket_url=f"{sink.url}/tickets", llm=True)
                 if config_out:
                     Path(config_out).write_text(text)
                     click.echo(f"settings for the sandbox written to {config_out}")

@@ -15,19 +15,37 @@ from engine.config import load_settings
 from engine.errors import ConfigError, PlaybookError, StorageError
 from engine.logs import configure_logging
 
-__all__ = ["install_reload_signal", "log_playbook_warnings", "run_serve", "serve"]
+__all__ = ["install_reload_signal", "log_playbook_warnings", "run_serve", "serve",
+           "tell_findings"]
 
 log = structlog.get_logger("remediator.serve")
 
 
-def log_playbook_warnings(service: Any, settings_name: str) -> None:
+def log_playbook_warnings(service: Any, settings_name: str) -> list[Any]:
     """What ``remediator validate --config`` would warn about the set in force, in the log:
-    a channel the settings lack, a misspelled attribute or code (engine/rules/lint.py)."""
+    a channel, ticket system, LLM or cloud credential the settings lack, a misspelled
+    attribute or code (engine/rules/lint.py). Returns the findings."""
     from engine.rules.lint import lint
 
-    for finding in lint(service.playbooks.current, service.settings, settings_name):
+    findings = lint(service.playbooks.current, service.settings, settings_name)
+    for finding in findings:
         (log.warning if finding.level == "warning" else log.info)(
             "playbook_" + finding.level, problem=str(finding))
+    return findings
+
+
+def tell_findings(findings: list[Any], config: str | None, playbooks: str) -> None:
+    """The same findings on stderr, for the person who starts the service (the log may be
+    JSON, or go elsewhere): an action the settings cannot perform is an escalation that would
+    reach nobody."""
+    warnings = sum(f.level == "warning" for f in findings)
+    if not findings:
+        return
+    check = f"remediator validate --config {config}" if config else "remediator validate"
+    click.echo(f"remediator serve: {warnings} warning(s) about the playbooks and the settings "
+               f"(`{check} {playbooks}` says the same):", err=True)
+    for finding in findings:
+        click.echo(f"  {finding}", err=True)
 
 
 def install_reload_signal(service: Any, settings_name: str = "the settings") -> None:
@@ -90,7 +108,8 @@ def run_serve(
             return fail("remediator serve", exc)
         for warning in app.state["authenticator"].key_scope_warnings():
             log.warning("auth", problem=warning)
-        log_playbook_warnings(service, config or "the settings")
+        tell_findings(log_playbook_warnings(service, config or "the settings"), config,
+                      settings.playbooks)
         install_reload_signal(service, config or "the settings")
         build_server(app, settings.http, host=settings.host, port=settings.port).run()
     finally:

@@ -156,6 +156,14 @@ class AzureCredentialSettings(msgspec.Struct, frozen=True, forbid_unknown_fields
     token_file: str = ""
     token: Secret | None = None
 
+    def missing(self) -> tuple[str, ...]:
+        """The fields its type needs that are empty: the credential cannot be built (checked
+        at start by ``validate --config`` and ``serve``, refused at first use)."""
+        needs = {"client_secret": ("tenant_id", "client_id", "client_secret"),
+                 "workload_identity": ("tenant_id", "client_id", "token_file"),
+                 "static": ("token",)}.get(self.type, ())
+        return tuple(name for name in needs if not getattr(self, name))
+
 
 class AdfCloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Access to the Data Factories of one subscription and resource group.
@@ -201,6 +209,12 @@ class DatabricksCloudSettings(msgspec.Struct, frozen=True, forbid_unknown_fields
     client_secret: Secret | None = None
     timeout: float = 30.0
     retry_timeout: float = 60.0
+
+    def missing(self) -> tuple[str, ...]:
+        """The fields ``auth`` needs that are empty (``token`` for ``pat``, ``client_id`` and
+        ``client_secret`` for ``oauth-m2m``)."""
+        needs = ("token",) if self.auth == "pat" else ("client_id", "client_secret")
+        return tuple(name for name in needs if not getattr(self, name))
 
 
 class WebhookTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

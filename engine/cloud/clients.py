@@ -140,13 +140,10 @@ def azure_credential(cfg: AzureCredentialSettings, ca_file: str, where: str) -> 
 
     transport: dict[str, Any] = {"connection_verify": ca_file} if ca_file else {}
 
-    def need(*names: str) -> None:
-        missing = [n for n in names if not getattr(cfg, n)]
-        if missing:
-            raise ConfigError(f"{where}.credential: type {cfg.type!r} needs {', '.join(missing)}")
-
+    missing = cfg.missing()
+    if missing:
+        raise ConfigError(f"{where}.credential: type {cfg.type!r} needs {', '.join(missing)}")
     if cfg.type == "client_secret":
-        need("tenant_id", "client_id", "client_secret")
         assert cfg.client_secret is not None
         extra: dict[str, Any] = {"authority": cfg.authority} if cfg.authority else {}
         return ClientSecretCredential(
@@ -158,14 +155,12 @@ def azure_credential(cfg: AzureCredentialSettings, ca_file: str, where: str) -> 
             return ManagedIdentityCredential(client_id=cfg.client_id, **transport)
         return ManagedIdentityCredential(**transport)
     if cfg.type == "workload_identity":
-        need("tenant_id", "client_id", "token_file")
         return WorkloadIdentityCredential(
             tenant_id=cfg.tenant_id, client_id=cfg.client_id, token_file_path=cfg.token_file,
             **transport,
         )
     if cfg.type == "azure_cli":
         return AzureCliCredential(tenant_id=cfg.tenant_id, process_timeout=15)
-    need("token")
     assert cfg.token is not None
     return StaticTokenCredential(cfg.token.reveal())
 
@@ -346,15 +341,14 @@ class Clients:
                 "retry_timeout_seconds": max(1, round(cfg.retry_timeout)),
                 "clock": BudgetClock(cfg.retry_timeout),
             }
+            missing = cfg.missing()
+            if missing:
+                raise ConfigError(f"{where}: auth {cfg.auth!r} needs {' and '.join(missing)}")
             if cfg.auth == "pat":
-                if not cfg.token:
-                    raise ConfigError(f"{where}: auth 'pat' needs token")
+                assert cfg.token is not None
                 auth = {"token": cfg.token.reveal(), "auth_type": "pat"}
             else:
-                if not (cfg.client_id and cfg.client_secret):
-                    raise ConfigError(
-                        f"{where}: auth 'oauth-m2m' needs client_id and client_secret"
-                    )
+                assert cfg.client_secret is not None
                 auth = {"client_id": cfg.client_id, "client_secret": cfg.client_secret.reveal(),
                         "auth_type": "oauth-m2m"}
             try:

@@ -14,7 +14,8 @@ and ``remediator serve`` logs them when it starts. The checks:
   ``known_error_codes:``;
 - **settings** (only given them): a ``channel:`` that ``[clouds.channels]`` does not define,
   ``ticket.create`` without ``[clouds.ticket]``, a cloud action without an entry for its
-  cloud, a literal ``url:`` whose host is not allowed; and a note (not a warning: it is a
+  cloud or through an entry whose credential lacks a field its type needs (once per entry),
+  a literal ``url:`` whose host is not allowed; and a note (not a warning: it is a
   mode of its own) when ``rca.analyze`` will be offline for want of ``[llm]``.
 
 Each warning names the rule's file, line and column, and says what was probably meant
@@ -125,6 +126,7 @@ class _Linter:
         self.declared = {code for p in playbooks.playbooks for code in p.known_error_codes}
         self.docs: dict[str, tuple[_yaml.Document | None, dict[str, int]]] = {}
         self.noted_llm = False
+        self.credentials_told: set[tuple[str, str]] = set()
 
     # -- where ------------------------------------------------------------------------------
     def _doc(self, rule: CompiledRule) -> tuple[_yaml.Document | None, dict[str, int]]:
@@ -255,6 +257,26 @@ class _Linter:
                     self.warn(rule, (*path, "action"),
                               f"`{name}`: {where} has no [clouds.{cloud}] entry: the action "
                               "could not reach any")
+                elif cloud is not None:
+                    self.credentials(rule, (*path, "action"), name, cloud)
+
+    def credentials(self, rule: CompiledRule, path: Path_, action: str, cloud: str) -> None:
+        """Once per ``[clouds.<cloud>.<name>]`` entry whose credential lacks a field its type
+        needs: every call through it would be refused."""
+        assert self.settings is not None
+        for entry_name, entry in sorted(getattr(self.settings.clouds, cloud).items()):
+            if (cloud, entry_name) in self.credentials_told:
+                continue
+            if cloud == "databricks":
+                missing, kind = entry.missing(), f"auth {entry.auth!r}"
+            else:
+                missing, kind = entry.credential.missing(), \
+                    f"credential type {entry.credential.type!r}"
+            if missing:
+                self.credentials_told.add((cloud, entry_name))
+                self.warn(rule, path, f"`{action}`: [clouds.{cloud}.{entry_name}] of "
+                          f"{self.settings_name}: {kind} needs {' and '.join(missing)}: every "
+                          "call through it would be refused")
 
     def url(self, rule: CompiledRule, path: Path_, action: str, url: str) -> None:
         assert self.settings is not None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,37 @@ def test_a_settings_file_that_does_not_load_is_exit_2(tmp_path: Path,
     result = _run("validate", "--config", str(settings), str(playbook))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"remediator validate: {settings}: Expected `float`")
+
+
+def test_a_cloud_entry_whose_credential_is_incomplete_is_a_warning(
+        files: tuple[Path, Path]) -> None:
+    playbook, settings = files
+    settings.write_text(SETTINGS + """
+[clouds.ticket]
+url = "https://tickets.example.com/api"
+[clouds.adf.prod]
+subscription_id = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"
+resource_group = "rg-dataplatform-prod"
+credential = {type = "client_secret", tenant_id = "t", client_id = "c"}
+[clouds.adf.test]
+subscription_id = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"
+resource_group = "rg-dataplatform-test"
+credential = {type = "managed_identity"}
+[clouds.databricks.ws]
+host = "https://adb-1.azuredatabricks.net"
+auth = "oauth-m2m"
+client_id = "sp"
+""")
+    playbook.write_text(PLAYBOOK.replace("data-oncal,", "data-oncall,")
+                        .replace("hooks.evil.example", "hooks.example.com")
+                        + "      - action: databricks.restart_cluster\n")
+    result = _run("validate", "--config", str(settings), str(playbook), "--json")
+    assert result.exit_code == 0
+    warnings = [(f["line"], f["message"]) for f in json.loads(result.stdout)["findings"]
+                if f["level"] == "warning"]
+    assert warnings == [
+        (10, f"`adf.rerun_pipeline`: [clouds.adf.prod] of {settings}: credential type "
+             "'client_secret' needs client_secret: every call through it would be refused"),
+        (19, f"`databricks.restart_cluster`: [clouds.databricks.ws] of {settings}: auth "
+             "'oauth-m2m' needs client_secret: every call through it would be refused"),
+    ]
