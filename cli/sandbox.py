@@ -48,10 +48,11 @@ def _quote(value: str) -> str:
 
 
 def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str = "",
-                    llm: bool = False) -> str:
+                    llm: bool = False, notify: bool = False) -> str:
     """Settings text whose [clouds] use the sandbox: ADF (any factory of the samples'
-    subscription), Synapse, one Databricks workspace; optional notify/ticket webhooks and,
-    with ``llm``, the ``[llm]`` of root-cause analysis at the OpenAI emulator."""
+    subscription), Synapse, one Databricks workspace; optional notify/ticket webhooks; with
+    ``llm``, the ``[llm]`` of root-cause analysis at the OpenAI emulator; with ``notify``,
+    ``[notifications]`` of every state change to the channel."""
     lines = [
         "# Written by `remediator sandbox`: the clouds are the loopback emulators.",
         "[clouds.adf.sandbox]",
@@ -86,6 +87,8 @@ def remediator_toml(urls: SandboxUrls, *, channel_url: str = "", ticket_url: str
         lines += ["[clouds.channels.data-oncall]", f"url = {_quote(channel_url)}"]
     if ticket_url:
         lines += ["[clouds.ticket]", f"url = {_quote(ticket_url)}"]
+    if notify and channel_url:
+        lines += ["[notifications]", 'channels = ["data-oncall"]']
     if llm:
         lines += ["[llm]", 'provider = "openai"', f"base_url = {_quote(urls['openai_url'])}",
                   'api_key = "sk-sandbox"', "timeout = 10.0", "max_retries = 0"]
@@ -186,7 +189,8 @@ def run_sandbox(config_out: str | None) -> int:
         try:
             with sandbox_process(Path(tmp)) as urls:
                 text = remediator_toml(urls, channel_url=f"{sink.url}/chat",
-                                       ticket_url=f"{sink.url}/tickets", llm=True)
+                                       ticket_url=f"{sink.url}/tickets", llm=True,
+                                       notify=True)
                 if config_out:
                     Path(config_out).write_text(text)
                     click.echo(f"settings for the sandbox written to {config_out}")

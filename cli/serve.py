@@ -4,6 +4,7 @@ engine (worker, scheduler); SIGHUP reloads the playbooks."""
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -34,10 +35,16 @@ def log_playbook_warnings(service: Any, settings_name: str) -> list[Any]:
     return findings
 
 
+NO_NOTIFICATIONS = ("remediator serve: note: no [notifications] channels: an incident that "
+                    "escalates or waits for approval is announced nowhere but the dashboard and "
+                    "/api (docs/DEPLOY.md, \"Every section of the settings\")")
+"""Said at start: without it, an escalation reaches only someone who looks."""
+
+
 def tell_findings(findings: list[Any], config: str | None, playbooks: str) -> None:
-    """The same findings on stderr, for the person who starts the service (the log may be
-    JSON, or go elsewhere): an action the settings cannot perform is an escalation that would
-    reach nobody."""
+    """The same findings on stderr in sentences, for the person who starts the service at a
+    terminal (or with ``log_format = "console"``): an action the settings cannot perform is
+    an escalation that would reach nobody."""
     warnings = sum(f.level == "warning" for f in findings)
     if not findings:
         return
@@ -108,8 +115,15 @@ def run_serve(
             return fail("remediator serve", exc)
         for warning in app.state["authenticator"].key_scope_warnings():
             log.warning("auth", problem=warning)
-        tell_findings(log_playbook_warnings(service, config or "the settings"), config,
-                      settings.playbooks)
+        findings = log_playbook_warnings(service, config or "the settings")
+        if sys.stderr.isatty() or settings.log_format == "console":
+            # A person reads stderr: say it in sentences. A JSON log stream stays JSON (each
+            # finding is in it as a `playbook_warning` record).
+            tell_findings(findings, config, settings.playbooks)
+            if not settings.notifications.channels:
+                click.echo(NO_NOTIFICATIONS, err=True)
+        elif not settings.notifications.channels:
+            log.info("no_notifications", problem=NO_NOTIFICATIONS.split(": ", 2)[2])
         install_reload_signal(service, config or "the settings")
         build_server(app, settings.http, host=settings.host, port=settings.port).run()
     finally:

@@ -281,6 +281,11 @@ class LlmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         if self.timeout <= 0 or self.max_retries < 0 or self.calls_per_hour < 0:
             raise ValueError("timeout must be > 0, max_retries and calls_per_hour >= 0")
 
+    def missing(self) -> tuple[str, ...]:
+        """``("api_key",)`` when the provider needs a key and none is set: OpenAI and Azure
+        OpenAI refuse every call without one (a ``compatible`` server may take none)."""
+        return ("api_key",) if self.provider != "compatible" and not self.api_key else ()
+
 
 class NotificationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                            kw_only=True):

@@ -15,8 +15,9 @@ and ``remediator serve`` logs them when it starts. The checks:
 - **settings** (only given them): a ``channel:`` that ``[clouds.channels]`` does not define,
   ``ticket.create`` without ``[clouds.ticket]``, a cloud action without an entry for its
   cloud or through an entry whose credential lacks a field its type needs (once per entry),
-  a literal ``url:`` whose host is not allowed; and a note (not a warning: it is a
-  mode of its own) when ``rca.analyze`` will be offline for want of ``[llm]``.
+  a literal ``url:`` whose host is not allowed, an ``[llm]`` without the key its provider
+  needs; and a note (not a warning: it is a mode of its own) when ``rca.analyze`` will be
+  offline for want of ``[llm]``.
 
 Each warning names the rule's file, line and column, and says what was probably meant
 (``difflib``) where something close exists. Nothing here changes what the engine does.
@@ -252,6 +253,14 @@ class _Linter:
                     self.warn(rule, (*path, "action"),
                               f"`rca.analyze`: {where} has no [llm]: the analyses will be "
                               "offline (the error catalog only)", level="note")
+                elif name == "rca.analyze" and settings.llm is not None \
+                        and settings.llm.missing() and not self.noted_llm:
+                    self.noted_llm = True
+                    self.warn(rule, (*path, "action"),
+                              f"`rca.analyze`: [llm] of {where}: provider "
+                              f"{settings.llm.provider!r} needs api_key: every call to the "
+                              "LLM would be refused (the analyses fall back to the error "
+                              "catalog)")
                 cloud = _CLOUD_ACTIONS.get(name.split(".")[0])
                 if cloud is not None and not getattr(clouds, cloud):
                     self.warn(rule, (*path, "action"),

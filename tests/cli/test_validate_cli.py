@@ -163,3 +163,19 @@ client_id = "sp"
         (19, f"`databricks.restart_cluster`: [clouds.databricks.ws] of {settings}: auth "
              "'oauth-m2m' needs client_secret: every call through it would be refused"),
     ]
+
+
+def test_an_llm_without_the_key_its_provider_needs_is_a_warning(
+        files: tuple[Path, Path]) -> None:
+    playbook, settings = files
+    settings.write_text(SETTINGS + '[llm]\nprovider = "openai"\n')
+    result = _run("validate", "--config", str(settings), str(playbook), "--json")
+    llm = [(f["line"], f["level"], f["message"]) for f in json.loads(result.stdout)["findings"]
+           if "rca.analyze" in f["message"]]
+    assert llm == [(17, "warning", f"`rca.analyze`: [llm] of {settings}: provider 'openai' "
+                    "needs api_key: every call to the LLM would be refused (the analyses fall "
+                    "back to the error catalog)")]
+    settings.write_text(SETTINGS + '[llm]\nprovider = "openai"\napi_key = "sk-0123456789"\n')
+    result = _run("validate", "--config", str(settings), str(playbook), "--json")
+    assert [f for f in json.loads(result.stdout)["findings"]
+            if "rca.analyze" in f["message"]] == []

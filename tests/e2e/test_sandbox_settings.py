@@ -45,6 +45,7 @@ def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> N
         assert sorted(settings["clouds"]) == ["adf", "channels", "databricks", "synapse",
                                               "ticket"]
         assert httpx.URL(settings["llm"]["base_url"]).host == "127.0.0.1"
+        assert settings["notifications"]["channels"] == ["data-oncall"]
         channel = settings["clouds"]["channels"]["data-oncall"]["url"]
         assert httpx.post(channel, json={"text": "pl_ingest_sales_daily failed"}).status_code \
             == 200
