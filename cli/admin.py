@@ -122,8 +122,9 @@ def run_pause(target: Target, paused: bool, *, who: str | None = None,
 
 
 def run_reset_breaker(target: Target, rule_id: str, *, on_target: str | None = None,
-                      who: str | None = None, reason: str = "") -> int:
-    """Close the circuit breakers of ``rule_id`` (on ``on_target`` only, if given)."""
+                      who: str | None = None, reason: str = "", as_json: bool = False) -> int:
+    """Close the circuit breakers of ``rule_id`` (on ``on_target`` only, if given);
+    ``as_json``: ``{"rule_id", "who", "reset": [...]}``."""
 
     def act() -> int:
         if target.db:
@@ -142,6 +143,9 @@ def run_reset_breaker(target: Target, rule_id: str, *, on_target: str | None = N
             path = f"/api/breakers/{quote(rule_id, safe='')}/reset"
             answer = _call(target, "POST", path, who=who, body=body or None)
             name, reset = str(answer.get("who", "")), answer["reset"]
+        if as_json:
+            click.echo(json.dumps({"rule_id": rule_id, "who": name, "reset": reset}))
+            return 0
         for item in reset:
             click.echo(f"{rule_id} on {item['target']}: breaker reset by {name} (was "
                        f"{item['state'].replace('_', '-')}, {item['failures']} failures)")
@@ -255,8 +259,9 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
 
 
 def run_replay(target: Target, event_id: str, *, who: str | None = None,
-               reason: str = "") -> int:
-    """Put the parked event ``event_id`` back to pending, its claims reset."""
+               reason: str = "", as_json: bool = False) -> int:
+    """Put the parked event ``event_id`` back to pending, its claims reset; ``as_json``:
+    ``{"id", "state", "who"}``."""
 
     def act() -> int:
         if target.db:
@@ -273,7 +278,10 @@ def run_replay(target: Target, event_id: str, *, who: str | None = None,
             answer = _call(target, "POST", f"/api/events/{event_id}/replay", who=who,
                            body={"reason": reason} if reason else None)
             name = str(answer.get("who", ""))
-        click.echo(f"{event_id}: replayed by {name}, pending again")
+        if as_json:
+            click.echo(json.dumps({"id": event_id, "state": "pending", "who": name}))
+        else:
+            click.echo(f"{event_id}: replayed by {name}, pending again")
         return 0
 
     return _run(act)
@@ -402,13 +410,15 @@ def breakers(ctx: click.Context, as_json: bool, url: str, key: str | None,
               help="Only the breaker on this target (default: every target of the rule).")
 @_WHO
 @click.option("--reason", default="", help="Why (kept in the audit log).")
+@_JSON
 @_where
 @click.pass_context
 def reset_breaker(ctx: click.Context, rule_id: str, on_target: str | None, who: str | None,
-                  reason: str, url: str, key: str | None, db: str | None) -> None:
+                  reason: str, as_json: bool, url: str, key: str | None,
+                  db: str | None) -> None:
     """Close a rule's circuit breakers: it remediates again at once."""
     ctx.exit(run_reset_breaker(_target(url, key, db), rule_id, on_target=on_target, who=who,
-                               reason=reason))
+                               reason=reason, as_json=as_json))
 
 
 @click.group("events")
@@ -434,9 +444,11 @@ def events_list(ctx: click.Context, state: str | None, limit: int, as_json: bool
 @click.argument("event_id")
 @_WHO
 @click.option("--reason", default="", help="Why (kept in the event and the audit log).")
+@_JSON
 @_where
 @click.pass_context
-def events_replay(ctx: click.Context, event_id: str, who: str | None, reason: str, url: str,
-                  key: str | None, db: str | None) -> None:
+def events_replay(ctx: click.Context, event_id: str, who: str | None, reason: str,
+                  as_json: bool, url: str, key: str | None, db: str | None) -> None:
     """Put a parked event back to pending, its claims reset: the worker takes it again."""
-    ctx.exit(run_replay(_target(url, key, db), event_id, who=who, reason=reason))
+    ctx.exit(run_replay(_target(url, key, db), event_id, who=who, reason=reason,
+                        as_json=as_json))

@@ -58,6 +58,12 @@ def test_list_and_reset_through_the_api(served: Served) -> None:
         1, "remediator: no circuit breaker to reset for rule rerun\n")
 
 
+def test_reset_answers_json(served: Served) -> None:
+    result = served.cli("reset-breaker", "rerun", "--who", "carol", "--json")
+    assert (result.exit_code, json.loads(result.stdout)) == (
+        0, {"rule_id": "rerun", "who": "carol", "reset": [OPEN]})
+
+
 def test_reset_of_another_target_leaves_the_open_one(served: Served) -> None:
     other = served.cli("reset-breaker", "rerun", "--target", TARGET_B)
     assert (other.exit_code, other.stderr) == (

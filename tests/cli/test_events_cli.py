@@ -93,9 +93,17 @@ def test_a_wrong_key_replays_nothing(served: tuple[Served, str]) -> None:
     server, event_id = served
     wrong = server.cli("events", "replay", event_id, key="not-the-key")
     assert (wrong.exit_code, wrong.stderr) == (
-        1, f"remediator: {server.url} refused the admin key (401)\n")
+        1, f"remediator: {server.url} refused the admin key (401): pass --key or set "
+           "REMEDIATOR_ADMIN_KEY to one of the server's REMEDIATOR_ADMIN_KEYS\n")
     assert _state(server.rig, event_id)[0] == "parked"
     assert _replays(server.rig, event_id) == []
+
+
+def test_replay_answers_json(served: tuple[Served, str]) -> None:
+    server, event_id = served
+    result = server.cli("events", "replay", event_id, "--who", "bob", "--json")
+    assert (result.exit_code, json.loads(result.stdout)) == (
+        0, {"id": event_id, "state": "pending", "who": "bob"})
 
 
 def test_list_as_json_through_the_api(served: tuple[Served, str]) -> None:
