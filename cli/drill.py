@@ -25,7 +25,7 @@ import click
 import httpx
 
 from cli import readback
-from cli.client import ADMIN_KEY_ENV, API_KEY_ENV, DEFAULT_URL, URL_ENV
+from cli.client import ADMIN_KEY_ENV, API_KEY_ENV, DEFAULT_URL, URL_ENV, receiver_refused
 from cli.sandbox import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE_ID
 from cli.send_test import ENDPOINTS, fresh_payload, load_sample
 from engine.config import Settings, load_settings
@@ -375,6 +375,8 @@ def run_drill(
             report.webhook = {"url": target, "status": answer.status_code}
             if answer.status_code != 202:
                 report.webhook["answer"] = redact_text(answer.text[:500])
+                if answer.status_code == 401:
+                    raise DrillError(f"POST {target} answered 401: {receiver_refused(base)}")
                 raise DrillError(f"POST {target} answered {answer.status_code}: "
                                  f"{redact_text(answer.text[:300])}")
             receipt = answer.json()

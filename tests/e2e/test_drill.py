@@ -157,4 +157,8 @@ def test_a_refused_webhook_is_exit_1_with_the_answer(served: tuple[str, Path]) -
         "--key", "not-the-key", "--admin-key", ADMIN_KEY, "--config", str(settings)])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"remediator drill: POST {url}/azure-monitor answered 401:")
+    assert result.stderr.endswith(": pass --key or set REMEDIATOR_API_KEY to one of the "
+                                  "server's REMEDIATOR_API_KEYS (or the receiver's own "
+                                  "REMEDIATOR_RECEIVER_KEYS_<NAME>), or --basic user:password "
+                                  "of its REMEDIATOR_BASIC_USERS\n")
     assert result.stdout.splitlines()[0] == "drill: adf 2010 on pipeline pl_onprem"
