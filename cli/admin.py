@@ -1,12 +1,13 @@
 """``remediator approve|reject|pause|resume|incidents|breakers|reset-breaker|events``: operate
 the engine from the shell (``events list`` and ``events replay`` for parked events).
 
-By default each command talks to a running server through its management API (``--url``,
-``--key`` or ``REMEDIATOR_ADMIN_KEY``), so that the running engine sees the decision at once and
-the audit log names the admin key that made it. With ``--db PATH`` it acts on the database
-directly through :mod:`engine.guards` (the same functions the API calls), for a stopped
-service. Exit codes: 0 done, 1 refused (unknown incident or event, not waiting for approval, not
-parked, key refused, server unreachable; the reason on stderr), 2 bad usage.
+By default each command talks to a running server through its management API (``--url`` or
+``REMEDIATOR_URL``, ``--key`` or ``REMEDIATOR_ADMIN_KEY``: cli/client.py), so that the
+running engine sees the decision at once and the audit log names the admin key that made it.
+With ``--db PATH`` it acts on the database directly through :mod:`engine.guards` (the same
+functions the API calls), for a stopped service. Exit codes: 0 done, 1 refused (unknown
+incident or event, not waiting for approval, not parked, key refused, server unreachable; the
+reason on stderr), 2 bad usage.
 """
 
 from __future__ import annotations
