@@ -40,6 +40,7 @@ from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusa
 from receivers.group_commit import GroupCommitter
 from receivers.headers import add_security_headers
 from receivers.operators_api import operators_router
+from receivers.operators_pages import operators_pages
 
 if TYPE_CHECKING:
     from engine.runtime.service import Service
@@ -307,6 +308,7 @@ def create_app(
             api_router(),
             operators_router(),
             dashboard_router(),
+            operators_pages(),
             metrics_handler,
             *route_handlers,
         ],

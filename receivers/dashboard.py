@@ -42,7 +42,7 @@ from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
 from engine.runtime import deadletter
 from engine.runtime.metrics import CONTENT_TYPE, Metrics
-from engine.store import actions, audit, inbox, incidents, reporting, state
+from engine.store import actions, audit, handling, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
 from engine.store.db import Database
 from receivers import charts, incident_view, run_links, timeline
@@ -264,6 +264,7 @@ def dashboard_router() -> Router:
                      pending=incident_view.pending(found, rows, event, spaces),
                      steps=timeline.steps(ordered, because=because, event=event,
                                           workspaces=spaces),
+                     handling=handling.get(db, incident_id), notes=handling.notes(db, incident_id),
                      now_ms=to_ms(_engine_now(request)))
 
     def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,

@@ -101,8 +101,9 @@ def _incident(db: Database, incident_id: str) -> Incident:
 
 def _text(value: str, what: str, limit: int, *, lines: bool) -> str:
     """``value`` stripped, checked (not empty, at most ``limit`` characters, no control
-    characters but newlines and tabs where ``lines``) and redacted."""
-    text = value.strip()
+    characters but newlines and tabs where ``lines``) and redacted. Line ends become ``\n``
+    (a browser sends a textarea's as ``\r\n``)."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise OperatorError(f"{what}: must not be empty", "invalid")
     if len(text) > limit:
