@@ -358,13 +358,15 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 5.0
     max_connections: int = 1000
-    users: dict[str, str] = msgspec.field(default_factory=dict)
+    users: dict[str, Secret] = msgspec.field(default_factory=dict)
     """``[http.users]``: the named admin users, name = password hash (``remediator
-    hash-password``): each logs in to the dashboard and /api with basic auth under their own
-    name, which the audit log records as who did it."""
+    hash-password``; as every secret, also ``env:NAME`` or ``file:/path``): each logs in to
+    the dashboard and /api with basic auth under their own name, which the audit log records
+    as who did it."""
 
     def __post_init__(self) -> None:
-        for name, stored in self.users.items():
+        for name, secret in self.users.items():
+            stored = secret.reveal()
             if not _USER.fullmatch(name):
                 raise ValueError(f"users: {name[:70]!r}: a user name is 1 to 64 letters, "
                                  "digits and . _ @ -")

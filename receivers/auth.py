@@ -278,7 +278,7 @@ class Authenticator:
         if self._verified.get(key) == user:
             return True
         stored = users.get(user)
-        ok = verify_password(password, stored if stored is not None else dummy())
+        ok = verify_password(password, stored.reveal() if stored is not None else dummy())
         if ok and stored is not None:
             if len(self._verified) >= _VERIFIED_MAX:
                 self._verified.pop(next(iter(self._verified)))

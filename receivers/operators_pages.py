@@ -96,10 +96,11 @@ def resolve(request: Request[Any, Any, Any], incident_id: FromPath[str],
 @post("/incidents/{incident_id:str}/rerun", sync_to_thread=True, include_in_schema=False)
 def rerun(request: Request[Any, Any, Any], incident_id: FromPath[str],
           db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Any:
-    """Re-run, then to the incident it opened (or a page saying why not)."""
+    """Re-run, then to the incident it opened (or a page saying why not; 409 also in a
+    process without the engine, where the page's other forms work)."""
     service = request.app.state.get("service")
     if service is None:
-        return _page(_environment(), "missing.html.j2", 503, title="Cannot re-run",
+        return _page(_environment(), "missing.html.j2", 409, title="Cannot re-run",
                      mode=_mode(db, settings),
                      what="this process runs the receivers only, without the engine")
     try:

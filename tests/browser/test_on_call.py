@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from engine.config import HttpSettings
+from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
 from tests.fixtures.common import load_sample
@@ -35,7 +35,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 def on_call(service_rig: Any) -> Iterator[tuple[Any, str]]:
     """A running engine with one incident waiting for approval, its app served by uvicorn."""
     rig = service_rig(PLAYBOOK, live=True, http=HttpSettings(users={
-        "alice": hash_password(PASSWORD, cost=(1024, 8, 1))}))
+        "alice": Secret(hash_password(PASSWORD, cost=(1024, 8, 1)))}))
     rig.post("azure-monitor", load_sample("seed/adf-action-group-alert.json"))
     assert rig.run() == 1
     server = uvicorn.Server(uvicorn.Config(rig.client.app, host="127.0.0.1", port=0,

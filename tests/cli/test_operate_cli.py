@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
-from engine.config import HttpSettings
+from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password as make_hash
 from receivers.passwords import verify_password
@@ -28,7 +28,8 @@ PASSWORD = "alice's own password"
 def served(service_rig: Any) -> Iterator[Served]:
     """A live rig with one incident waiting for approval and a named user, on a free port."""
     rig = service_rig(APPROVAL, live=True,
-                      http=HttpSettings(users={"alice": make_hash(PASSWORD, cost=(1024, 8, 1))}))
+                      http=HttpSettings(users={
+                          "alice": Secret(make_hash(PASSWORD, cost=(1024, 8, 1)))}))
     rig.post("azure-monitor", load_sample(BLOB))
     rig.run()
     running = Served(rig)
@@ -114,7 +115,7 @@ def test_hash_password_makes_a_hash_the_server_takes() -> None:
     stored = made.stdout.strip()
     assert stored.startswith("scrypt$32768$8$1$") and PASSWORD not in made.output
     assert verify_password(PASSWORD, stored) and not verify_password("another one", stored)
-    assert HttpSettings(users={"alice": stored}).users == {"alice": stored}
+    assert HttpSettings(users={"alice": Secret(stored)}).users == {"alice": Secret(stored)}
     short = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="short\n")
     assert (short.exit_code, short.stderr) == (
         2, "hash-password: a password of at least 12 characters, please\n")

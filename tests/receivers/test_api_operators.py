@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import HttpSettings
+from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
 from tests.fixtures.common import load_sample
@@ -29,7 +29,8 @@ PLAIN = APPROVAL.replace("    approval: required\n", "")
 SAMPLE = "seed/adf-action-group-alert.json"
 ALICE_PASSWORD = "correct horse battery staple"
 # A cheap cost keeps the test quick; the format and the check are the real ones.
-USERS = HttpSettings(users={"alice": hash_password(ALICE_PASSWORD, cost=(1024, 8, 1))})
+USERS = HttpSettings(users={
+    "alice": Secret(hash_password(ALICE_PASSWORD, cost=(1024, 8, 1)))})
 
 
 def basic(user: str, password: str) -> dict[str, str]:
