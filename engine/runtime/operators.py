@@ -274,4 +274,3 @@ def _guards_refuse(deps: Deps, rule: CompiledRule, incident: Incident) -> str:
         if decision.blocks:
             return decision.reason
     return ""
-
