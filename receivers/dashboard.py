@@ -197,6 +197,7 @@ def dashboard_router() -> Router:
         spaces = _workspaces(settings)
         acts = reporting.incident_actions(db, [i.id for i in found])
         analyses = reporting.rca_summaries(db, [i.id for i in found])
+        people = handling.for_incidents(db, [i.id for i in found])
         out = []
         for item in found:
             event = reporting.incident_event(db, item)
@@ -207,7 +208,8 @@ def dashboard_router() -> Router:
                 "link": run_links.event_link(event, spaces),
                 "done": [incident_view.action_view(a, event, spaces) for a in latest],
                 "pending": incident_view.pending(item, mine, event, spaces),
-                "rca": incident_view.one_line(analyses.get(item.id, ""))})
+                "rca": incident_view.one_line(analyses.get(item.id, "")),
+                "handling": people.get(item.id)})
         return out
 
     @get("/", sync_to_thread=True, include_in_schema=False)

@@ -23,6 +23,7 @@ __all__ = [
     "add_note",
     "claim_rerun",
     "create_schema",
+    "for_incidents",
     "get",
     "notes",
     "set_ack",
@@ -82,6 +83,17 @@ def get(db: Database, incident_id: str) -> Handling:
     if not rows:
         return Handling(incident_id=incident_id)
     return Handling(**{f: rows[0][f] for f in Handling.__struct_fields__})
+
+
+def for_incidents(db: Database, incident_ids: list[str]) -> dict[str, Handling]:
+    """The handling of those of ``incident_ids`` someone acknowledged, assigned or re-ran (for
+    the incident list: one query, at most a page of ids)."""
+    if not incident_ids:
+        return {}
+    rows = db.query(f"SELECT * FROM incident_handling WHERE incident_id IN "
+                    f"({', '.join('?' for _ in incident_ids)})", incident_ids)
+    return {r["incident_id"]: Handling(**{f: r[f] for f in Handling.__struct_fields__})
+            for r in rows}
 
 
 def set_ack(db: Database, incident_id: str, who: str, now_ms: int) -> bool:

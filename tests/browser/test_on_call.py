@@ -84,6 +84,12 @@ def test_ack_assign_note_resolve_and_rerun_on_a_phone(browser: Any, on_call: Any
     page.tap("#add-note")
     page.wait_for_selector("#notes li:has-text('the blob lands late on Mondays')")
 
+    page.goto(f"{url}/")  # the list says who has it, at a glance
+    assert page.locator("#incidents .hands-line").inner_text() == (
+        "acked by alice (dashboard) · → bob")
+    assert page.evaluate("document.documentElement.scrollWidth") == 390
+    page.goto(f"{url}/incidents/{incident.id}")
+
     _fits(page, "#resolve")
     page.fill("input[name=note]", "copied the blob by hand")
     page.tap("#resolve")
