@@ -23,7 +23,6 @@ from cli._exits import Refused, Usage
 from cli.admin import _WHO, Target, _call, _run, _target, _where, _with_db
 from engine.runtime import operators
 from engine.store.db import Database
-from receivers.operators_api import note_view
 from receivers.passwords import hash_password
 
 __all__ = ["ack", "assign", "hash_password_command", "note", "rerun", "resolve", "run_hand"]
@@ -67,7 +66,7 @@ def _on_db(db: Database, verb: str, incident_id: str, who: str,
             return {"id": incident_id, "assignee": body["assignee"].strip() or None,
                     "who": who, "changed": changed}
         if verb == "notes":
-            return note_view(operators.add_note(db, incident_id, body["text"], who))
+            return operators.note_json(operators.add_note(db, incident_id, body["text"], who))
         closed = operators.resolve(db, incident_id, body["note"], who)
         return {"id": incident_id, "state": closed.state, "reason": closed.reason, "who": who}
     except operators.OperatorError as exc:

@@ -15,6 +15,7 @@ import binascii
 import hmac
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -136,6 +137,7 @@ class Authenticator:
         self._keys: SigningKeys | None = None
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, str] = {}
+        self._verified_lock = threading.Lock()  # the checks run on several threads
         self.hash_limiter: Any = None  # anyio.CapacityLimiter, made in the loop on first use
         entra = settings.entra
         if jwks is not None:
@@ -280,9 +282,10 @@ class Authenticator:
         stored = users.get(user)
         ok = verify_password(password, stored.reveal() if stored is not None else dummy())
         if ok and stored is not None:
-            if len(self._verified) >= _VERIFIED_MAX:
-                self._verified.pop(next(iter(self._verified)))
-            self._verified[key] = user
+            with self._verified_lock:
+                if len(self._verified) >= _VERIFIED_MAX:
+                    self._verified.pop(next(iter(self._verified)))
+                self._verified[key] = user
             return True
         return False
 

@@ -16,13 +16,12 @@ from litestar import Request, Response, Router, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from engine.runtime import operators
-from engine.store import handling as handling_store
+from engine.runtime import operators, rerun
 from engine.store.db import Database
-from receivers.api import _iso_ms, _no_service, _now, _service, _who, incident_view
+from receivers.api import _no_service, _now, _service, _who, incident_view
 from receivers.auth import admin_guard
 
-__all__ = ["Assignment", "NoteBody", "Resolution", "note_view", "operators_router"]
+__all__ = ["Assignment", "NoteBody", "Resolution", "operators_router"]
 
 _STATUS = {"missing": (404, "not_found"), "conflict": (409, "conflict"),
            "invalid": (400, "bad_request")}
@@ -90,13 +89,7 @@ def note_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
         note = operators.add_note(db, incident_id, data.text, who, now=_now(request))
     except operators.OperatorError as exc:
         return _refused(exc)
-    return Response(note_view(note))
-
-
-def note_view(note: handling_store.Note) -> dict[str, Any]:
-    """A note as the API answers it (``at``: ISO 8601, UTC)."""
-    return {"id": note.id, "incident_id": note.incident_id, "who": note.who,
-            "at": _iso_ms(note.ts_ms), "text": note.text}
+    return Response(operators.note_json(note))
 
 
 @post("/incidents/{incident_id:str}/resolve", sync_to_thread=True, tags=["incidents"],
@@ -127,7 +120,7 @@ def rerun_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
         return _no_service()
     who = _who(request)
     try:
-        result = operators.rerun(service.worker.deps, incident_id, who)
+        result = rerun.rerun(service.worker.deps, incident_id, who)
     except operators.OperatorError as exc:
         return _refused(exc)
     return Response({**msgspec.to_builtins(result), "who": who})

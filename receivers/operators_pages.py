@@ -18,7 +18,7 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect
 
 from engine.config import Settings
-from engine.runtime import operators
+from engine.runtime import operators, rerun
 from engine.store.db import Database
 from receivers.auth import admin_guard
 from receivers.dashboard import PAGES, _caller, _engine_now, _environment, _mode, _page
@@ -94,7 +94,7 @@ def resolve(request: Request[Any, Any, Any], incident_id: FromPath[str],
 
 
 @post("/incidents/{incident_id:str}/rerun", sync_to_thread=True, include_in_schema=False)
-def rerun(request: Request[Any, Any, Any], incident_id: FromPath[str],
+def rerun_form(request: Request[Any, Any, Any], incident_id: FromPath[str],
           db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Any:
     """Re-run, then to the incident it opened (or a page saying why not; 409 also in a
     process without the engine, where the page's other forms work)."""
@@ -104,7 +104,7 @@ def rerun(request: Request[Any, Any, Any], incident_id: FromPath[str],
                      mode=_mode(db, settings),
                      what="this process runs the receivers only, without the engine")
     try:
-        done = operators.rerun(service.worker.deps, incident_id,
+        done = rerun.rerun(service.worker.deps, incident_id,
                                f"{_caller(request)} (dashboard)")
     except operators.OperatorError as exc:
         return _page(_environment(), "missing.html.j2", _STATUS[exc.problem],
@@ -115,4 +115,4 @@ def rerun(request: Request[Any, Any, Any], incident_id: FromPath[str],
 def operators_pages() -> Router:
     """These forms' routes, behind the admin credentials, answered as pages."""
     return Router(path="/", guards=[admin_guard], opt={PAGES: True},
-                  route_handlers=[ack, assign, note, resolve, rerun])
+                  route_handlers=[ack, assign, note, resolve, rerun_form])

@@ -11,13 +11,9 @@ name; receivers/auth.py), and the API, the dashboard and the CLI call these same
 - **Notes** go on any incident, also a closed one (what was found afterwards).
 - **Resolve by hand** is the lifecycle's ``resolve`` with the person as actor and their note
   as the reason: only from an active state (a closed incident stays closed: add a note).
-- **Re-run** plans the incident's rule again, through the pipeline's own ``incident``,
-  ``guard`` and ``plan`` stages, as a new incident of the same failure (a closed incident
-  never reopens; the new one names the old, and the old one its re-run). So every guard
-  applies as it would to a new alert of it: approval (the new incident waits for a person),
-  dry-run, pause, the lock; a guard that would stop it (circuit, budget, cooldown) refuses
-  the re-run before anything opens. One re-run per incident: a second click is refused and
-  names the incident the first opened. The actions run at the scheduler's next tick.
+- **Re-run** is engine/runtime/rerun.py's (it needs the pipeline and the engine's
+  dependencies; these here need only the database, so the CLI does them on a stopped
+  service's file too).
 
 Every refusal is an :class:`OperatorError` saying why (``problem``: ``missing``,
 ``conflict`` or ``invalid``, which the API answers 404, 409 and 400).
@@ -25,23 +21,14 @@ Every refusal is an :class:`OperatorError` saying why (``problem``: ``missing``,
 
 from __future__ import annotations
 
-import contextlib
 import unicodedata
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-import msgspec
-
-from engine import guards, lifecycle
-from engine.clock import to_ms
-from engine.deps import Deps
+from engine import lifecycle
+from engine.clock import from_ms, to_ms
 from engine.errors import RemediatorError
 from engine.events import utcnow
-from engine.remediation import plan as planner
-from engine.rules.match import Explanation
-from engine.rules.ruleset import CompiledRule
-from engine.rules.templates import RenderError
-from engine.runtime import pipeline
 from engine.store import audit as audit_store
 from engine.store import handling as handling_store
 from engine.store import incidents as incidents_store
@@ -53,11 +40,11 @@ __all__ = [
     "MAX_NAME",
     "MAX_NOTE",
     "OperatorError",
-    "RerunResult",
     "acknowledge",
     "add_note",
     "assign",
-    "rerun",
+    "find",
+    "note_json",
     "resolve",
 ]
 
@@ -81,18 +68,15 @@ class OperatorError(RemediatorError):
         self.problem: Problem = problem
 
 
-class RerunResult(msgspec.Struct, frozen=True, kw_only=True):
-    """A re-run: the incident it opened, its state and reason (``waiting_approval``,
-    ``remediating``, ``ignored`` with the dry-run's "would do", ...), and the rule."""
-
-    rerun_of: str
-    incident_id: str
-    state: str
-    reason: str
-    rule_id: str
+def note_json(note: handling_store.Note) -> dict[str, Any]:
+    """A note as the API answers it and ``--json`` prints it (``at``: ISO 8601, UTC)."""
+    at = from_ms(note.ts_ms).isoformat().replace("+00:00", "Z")
+    return {"id": note.id, "incident_id": note.incident_id, "who": note.who, "at": at,
+            "text": note.text}
 
 
-def _incident(db: Database, incident_id: str) -> Incident:
+def find(db: Database, incident_id: str) -> Incident:
+    """The incident, or :class:`OperatorError` (``missing``)."""
     found = incidents_store.get(db, incident_id)
     if found is None:
         raise OperatorError(f"unknown incident {incident_id}", "missing")
@@ -126,7 +110,7 @@ def acknowledge(db: Database, incident_id: str, who: str, *, now: datetime | Non
     written) when ``who`` had acknowledged it already."""
     moment = now or utcnow()
     with db.batch():
-        incident = _incident(db, incident_id)
+        incident = find(db, incident_id)
         _open_to_people(incident, "acknowledge")
         before = handling_store.get(db, incident_id)
         if not handling_store.set_ack(db, incident_id, who, to_ms(moment)):
@@ -144,7 +128,7 @@ def assign(db: Database, incident_id: str, assignee: str, who: str, *,
     moment = now or utcnow()
     name = _text(assignee, "assignee", MAX_NAME, lines=False) if assignee.strip() else ""
     with db.batch():
-        incident = _incident(db, incident_id)
+        incident = find(db, incident_id)
         _open_to_people(incident, "assign")
         before = handling_store.get(db, incident_id).assignee
         if not handling_store.set_assignee(db, incident_id, name, who, to_ms(moment)):
@@ -162,7 +146,7 @@ def add_note(db: Database, incident_id: str, text: str, who: str, *,
     moment = now or utcnow()
     body = _text(text, "note", MAX_NOTE, lines=True)
     with db.batch():
-        incident = _incident(db, incident_id)
+        incident = find(db, incident_id)
         note = handling_store.add_note(db, incident_id, who, body, to_ms(moment))
         audit_store.append(db, "note", ts=moment, actor=who,
                            data={"who": who, "text": body, "note": note.id},
@@ -178,99 +162,11 @@ def resolve(db: Database, incident_id: str, note: str, who: str, *,
     moment = now or utcnow()
     body = _text(note, "note", MAX_NOTE, lines=True)
     with db.batch():
-        incident = _incident(db, incident_id)
+        incident = find(db, incident_id)
         if incident.state not in lifecycle.ACTIVE or not lifecycle.resolve(
                 db, incident, f"resolved by hand by {who}: {body}", now=moment, actor=who):
-            state = _incident(db, incident_id).state
+            state = find(db, incident_id).state
             raise OperatorError(f"incident {incident_id} is {state}: only an active incident "
                                 f"({', '.join(lifecycle.ACTIVE)}) can be resolved; add a note "
                                 "instead")
-    return _incident(db, incident_id)
-
-
-def rerun(deps: Deps, incident_id: str, who: str) -> RerunResult:
-    """Plan the incident's rule again as a new incident of its failure (see the module's
-    docstring); audited ``rerun`` on both incidents. Raises :class:`OperatorError` when it
-    cannot apply: no rule, the rule no longer loaded, a remediation under way or waiting for
-    approval, re-run already, or a guard that would stop it (nothing is opened then)."""
-    db, now = deps.db, deps.now()
-    with db.batch():
-        old = _incident(db, incident_id)
-        rule = _rerunnable(deps, old)
-        event = planner.event_of(old)
-        ids = {"incident_id": old.id, "resource": old.resource}
-        refusal = _guards_refuse(deps, rule, old)
-        if refusal:
-            audit_store.append(db, "rerun", ts=now, actor=who, data={
-                "who": who, "decision": "refused", "reason": refusal, "rule": rule.id}, **ids)
-            raise OperatorError(f"incident {incident_id} cannot be re-run now: {refusal}")
-        if not handling_store.claim_rerun(db, old.id, who, to_ms(now)):
-            raise OperatorError(_rerun_already(db, old.id))
-        job = pipeline.Job(event=event, explanation=Explanation(
-            tried=[], matched=[planner.match_of(old, rule, event)]))
-        pipeline.incident(deps, job)
-        if job.done:  # joined an incident that became active meanwhile
-            handling_store.set_rerun(db, old.id, "")
-            raise OperatorError(f"incident {job.incident.id if job.incident else '?'} already "
-                                f"handles this failure: nothing to re-run")
-        assert job.incident is not None
-        new_id = job.incident.id
-        handling_store.set_rerun(db, old.id, new_id)
-        audit_store.append(db, "rerun", ts=now, actor=who, data={
-            "who": who, "decision": "opened", "incident": new_id, "rule": rule.id}, **ids)
-        audit_store.append(db, "rerun", ts=now, actor=who, data={
-            "who": who, "decision": "rerun_of", "incident": old.id, "rule": rule.id},
-            incident_id=new_id, resource=old.resource)
-        pipeline.guard(deps, job)
-        if not job.done:
-            # A RenderError: the plan stage escalated the new incident, saying why.
-            with contextlib.suppress(RenderError):
-                pipeline.plan(deps, job)
-    new = _incident(db, new_id)
-    return RerunResult(rerun_of=old.id, incident_id=new.id, state=new.state,
-                       reason=new.reason, rule_id=rule.id)
-
-
-def _rerunnable(deps: Deps, incident: Incident) -> CompiledRule:
-    """The incident's rule, or why it cannot be re-run."""
-    if not incident.rule_id or not incident.event:
-        raise OperatorError(f"incident {incident.id} matched no rule: there is no action to "
-                            "re-run")
-    rule = deps.playbooks.current.rule(incident.rule_id)
-    if rule is None:
-        raise OperatorError(f"rule {incident.rule_id} of incident {incident.id} is no longer "
-                            "loaded (the playbooks were reloaded without it): nothing to re-run")
-    if incident.state == "waiting_approval":
-        raise OperatorError(f"incident {incident.id} is waiting for approval: approve or "
-                            "reject it")
-    if incident.state in lifecycle.ACTIVE:
-        raise OperatorError(f"a remediation of incident {incident.id} is under way "
-                            f"({incident.state}): wait for its outcome, or resolve it by hand")
-    if handling_store.get(deps.db, incident.id).rerun_id:
-        raise OperatorError(_rerun_already(deps.db, incident.id))
-    active = lifecycle.find_active(deps.db, target=incident.target, alert_key="")
-    if active:
-        raise OperatorError(f"a remediation of {incident.target} is under way (incident "
-                            f"{active[0].id}, {active[0].state}): wait for its outcome")
-    return rule
-
-
-def _rerun_already(db: Database, incident_id: str) -> str:
-    done = handling_store.get(db, incident_id)
-    return (f"incident {incident_id} was re-run already by {done.rerun_by} as incident "
-            f"{done.rerun_id}: re-run that one")
-
-
-def _guards_refuse(deps: Deps, rule: CompiledRule, incident: Incident) -> str:
-    """The reason of the first guard that would stop a new remediation of the incident's
-    failure ("" : none would), read without taking anything (the lock is taken when the
-    re-run's own guards run)."""
-    fresh = msgspec.structs.replace(incident, id="", state="open", attempts=0)
-    now_ms = to_ms(deps.now())
-    for gate in guards.GUARDS:
-        if gate.name == "lock":
-            continue
-        decision = gate.check(deps, rule, fresh, now_ms)
-        if decision.blocks:
-            return decision.reason
-    return ""
+    return find(db, incident_id)
