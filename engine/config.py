@@ -578,7 +578,7 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         named: dict[str, str] = {}
         for pair in _split(env["REMEDIATOR_ADMIN_USERS"]):
             user, sep, stored = pair.partition("=")
-            if not sep or not user:
+            if not sep or not user or "$" in user:  # a hash alone: never echo a part of it
                 raise ConfigError("REMEDIATOR_ADMIN_USERS: expected name=hash[,name=hash]")
             named[user.strip()] = stored.strip()
         out["http"] = {**out.get("http", {}), "users": named}

@@ -139,6 +139,8 @@ class Authenticator:
         self._verified: dict[bytes, str] = {}
         self._verified_lock = threading.Lock()  # the checks run on several threads
         self.hash_limiter: Any = None  # anyio.CapacityLimiter, made in the loop on first use
+        if settings.http.users:
+            dummy()  # made now, so that the first unknown name takes no longer than the next
         entra = settings.entra
         if jwks is not None:
             self._keys = SigningKeys(lambda: jwks, min_interval_s=jwks_refresh_s, clock=clock)
