@@ -187,14 +187,23 @@ def test_rerun_runs_the_rule_again_once_it_is_closed(service_rig: Any) -> None:
         "or resolve it by hand"))
     rig.tick(600)
     assert rig.incidents()[0].state == "resolved"
+    alert = load_sample(SAMPLE)  # the same failure fires again: a new incident handles it
+    alert["data"]["essentials"]["alertId"] = "/subscriptions/x/alerts/again"
+    rig.post("azure-monitor", alert)
+    assert rig.run() == 1
+    later = rig.incidents()[0]
+    busy = post(f"/api/incidents/{inc}/rerun", headers=ADMIN)
+    assert (busy.status_code, busy.json()["detail"]) == (409, (
+        f"a remediation of {later.target} is under way (incident {later.id}, remediating): "
+        "wait for its outcome"))
+    rig.tick(600)
     answer = post(f"/api/incidents/{inc}/rerun", headers=ADMIN).json()
     assert (answer["state"], answer["reason"]) == ("remediating", "actions planned")
     [row] = rig.actions(answer["incident_id"])
     assert (row.state, row.due_ms) == ("scheduled", rig.now_ms() + 600_000)  # its delay
     rig.tick(600)
     assert [(i.state, i.reason) for i in rig.incidents()] == [
-        ("resolved", "actions succeeded; nothing to verify"),
-        ("resolved", "actions succeeded; nothing to verify")]
+        ("resolved", "actions succeeded; nothing to verify")] * 3
 
 
 def test_rerun_is_refused_when_a_guard_would_stop_it(service_rig: Any) -> None:
@@ -224,3 +233,19 @@ def test_rerun_without_a_rule_to_run_is_refused(service_rig: Any, case: str) -> 
         f"incident {inc} matched no rule: there is no action to re-run" if case == "no rule"
         else f"rule approve-blob of incident {inc} is no longer loaded (the playbooks were "
              "reloaded without it): nothing to re-run"))
+
+
+def test_a_rerun_in_dry_run_says_what_it_would_do(service_rig: Any) -> None:
+    rig = service_rig(PLAIN.replace("action: noop", "action: adf.rerun_pipeline")
+                      .replace("with: {note: waited for a person}",
+                               "with: {start_from_failure: true}"), live=False)
+    rig.post("azure-monitor", load_sample(SAMPLE))
+    assert rig.run() == 1
+    [old] = rig.incidents()
+    assert old.state == "ignored"
+    answer = rig.client.post(f"/api/incidents/{old.id}/rerun", headers=ADMIN).json()
+    assert (answer["state"], answer["reason"].split(":")[0]) == ("ignored", "dry-run")
+    assert answer["reason"] == rig.incidents()[0].reason
+    assert [a.state for a in rig.actions(answer["incident_id"])] == ["dry_run"]
+    rig.tick(3600)
+    assert rig.mutating_calls() == []
