@@ -46,9 +46,9 @@ class RerunResult(msgspec.Struct, frozen=True, kw_only=True):
 def rerun(deps: Deps, incident_id: str, who: str) -> RerunResult:
     """Plan the incident's rule again as a new incident of its failure (see the module's
     docstring); audited ``rerun`` on both incidents. Raises
-    :class:`~engine.runtime.operators.OperatorError` when it
-    cannot apply: no rule, the rule no longer loaded, a remediation under way or waiting for
-    approval, re-run already, or a guard that would stop it (nothing is opened then)."""
+    :class:`~engine.runtime.operators.OperatorError` when it cannot apply: no rule, the rule
+    no longer loaded, a remediation under way or waiting for approval, re-run already, or a
+    guard that would stop it (nothing is opened then)."""
     db, now = deps.db, deps.now()
     with db.batch():
         old = find(db, incident_id)
@@ -64,7 +64,11 @@ def rerun(deps: Deps, incident_id: str, who: str) -> RerunResult:
             raise OperatorError(_rerun_already(db, old.id))
         job = pipeline.Job(event=event, explanation=Explanation(
             tried=[], matched=[planner.match_of(old, rule, event)]))
-        pipeline.incident(deps, job)
+        try:
+            pipeline.incident(deps, job)
+        except BaseException:
+            handling_store.set_rerun(db, old.id, "")  # the batch keeps what was written
+            raise
         if job.done:  # joined an incident that became active meanwhile
             handling_store.set_rerun(db, old.id, "")
             raise OperatorError(f"incident {job.incident.id if job.incident else '?'} already "
