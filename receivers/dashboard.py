@@ -267,6 +267,7 @@ def dashboard_router() -> Router:
                      steps=timeline.steps(ordered, because=because, event=event,
                                           workspaces=spaces),
                      handling=handling.get(db, incident_id), notes=handling.notes(db, incident_id),
+                     me=f"{_caller(request)} (dashboard)",
                      now_ms=to_ms(_engine_now(request)))
 
     def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,

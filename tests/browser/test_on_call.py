@@ -73,6 +73,7 @@ def test_ack_assign_note_resolve_and_rerun_on_a_phone(browser: Any, on_call: Any
     _fits(page, "#ack")
     page.tap("#ack")
     page.wait_for_selector("#acked:has-text('alice (dashboard)')")
+    assert page.locator("#ack").count() == 0  # acknowledged by me: nothing more to click
 
     _fits(page, "#assign")
     page.fill("input[name=assignee]", "bob")
