@@ -249,3 +249,17 @@ def test_a_rerun_in_dry_run_says_what_it_would_do(service_rig: Any) -> None:
     assert [a.state for a in rig.actions(answer["incident_id"])] == ["dry_run"]
     rig.tick(3600)
     assert rig.mutating_calls() == []
+
+
+def test_the_incident_page_shows_the_hand_escaped(service_rig: Any) -> None:
+    rig, inc = _incident(service_rig)
+    hostile = "<script>alert('x')</script>"
+    rig.client.post(f"/api/incidents/{inc}/assign", json={"assignee": hostile}, headers=ADMIN)
+    rig.client.post(f"/api/incidents/{inc}/notes", json={"text": f"see {hostile}"},
+                    headers=ADMIN)
+    page = rig.client.get(f"/incidents/{inc}", headers=ADMIN).text
+    assert hostile not in page
+    assert "see &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert f'<form method="post" action="/incidents/{inc}/ack">' in page
+    listed = rig.client.get("/", headers=ADMIN).text
+    assert hostile not in listed and "→ &lt;script&gt;" in listed
