@@ -11,6 +11,7 @@ from cli.admin import approve, breakers, events, incidents, pause, reject, reset
 from cli.audit import audit
 from cli.demo import demo
 from cli.drill import drill
+from cli.operate import ack, assign, hash_password_command, note, rerun, resolve
 from cli.playbooks import schema, simulate, test, validate
 from cli.rca import rca
 from cli.replay import replay
@@ -43,6 +44,12 @@ COMMANDS: tuple[click.Command, ...] = (
     setup,
     send_test,
     drill,
+    ack,
+    assign,
+    note,
+    resolve,
+    rerun,
+    hash_password_command,
 )
 
 

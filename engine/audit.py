@@ -62,6 +62,10 @@ AuditKind = Literal[
     "escalation",        # closed as escalated: a person looks at it
     # an operator's hand, and the engine's own housekeeping
     "approval",          # approved, rejected, or expired
+    "acknowledged",      # a person took the incident on (engine/runtime/operators.py)
+    "assignment",        # an incident assigned to someone, or to nobody
+    "note",              # a person's note on an incident
+    "rerun",             # a person re-ran an incident's rule: the incident it opened, or why not
     "pause",             # actions paused
     "resume",            # actions resumed
     "breaker",           # a circuit breaker opened, or reset by hand

@@ -56,6 +56,11 @@ _HOST = re.compile(
     r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
 """An ``allowed_hosts`` entry: a host name or IP address, with an optional port."""
+_USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+"""A named admin user (``[http.users]``)."""
+_HASH = re.compile(r"scrypt\$(?P<n>\d{1,8})\$(?P<r>\d{1,2})\$(?P<p>\d)"
+                   r"\$[A-Za-z0-9+/]{16,64}={0,2}\$[A-Za-z0-9+/]{32,128}={0,2}")
+"""A password hash of receivers/passwords.py: ``scrypt$N$r$p$SALT$HASH``."""
 
 
 class Secret:
@@ -372,8 +377,26 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 5.0
     max_connections: int = 1000
+    users: dict[str, Secret] = msgspec.field(default_factory=dict)
+    """``[http.users]``: the named admin users, name = password hash (``remediator
+    hash-password``; as every secret, also ``env:NAME`` or ``file:/path``): each logs in to
+    the dashboard and /api with basic auth under their own name, which the audit log records
+    as who did it."""
 
     def __post_init__(self) -> None:
+        for name, secret in self.users.items():
+            stored = secret.reveal()
+            if not _USER.fullmatch(name):
+                raise ValueError(f"users: {name[:70]!r}: a user name is 1 to 64 letters, "
+                                 "digits and . _ @ -")
+            found = _HASH.fullmatch(stored)
+            n, r, p = (int(found[g]) for g in ("n", "r", "p")) if found else (0, 0, 0)
+            if not found or n & (n - 1) or not (2**10 <= n <= 2**20 and 1 <= r <= 32
+                                                and 1 <= p <= 4 and n * r <= 2**23):
+                raise ValueError(f"users.{name}: not a password hash of `remediator "
+                                 "hash-password` (scrypt$N$r$p$salt$hash, N a power of 2 "
+                                 "from 1024 to 1048576, r up to 32, p up to 4, N*r up to "
+                                 "8388608)")
         if self.max_header_bytes < 1024:
             raise ValueError("max_header_bytes must be >= 1024")
         if min(self.header_timeout_s, self.body_timeout_s, self.idle_timeout_s) <= 0:
@@ -570,6 +593,14 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
                 raise ConfigError("REMEDIATOR_BASIC_USERS: expected user:password[,user:password]")
             users[user] = password
         out["basic_users"] = users
+    if "REMEDIATOR_ADMIN_USERS" in env:
+        named: dict[str, str] = {}
+        for pair in _split(env["REMEDIATOR_ADMIN_USERS"]):
+            user, sep, stored = pair.partition("=")
+            if not sep or not user or "$" in user:  # a hash alone: never echo a part of it
+                raise ConfigError("REMEDIATOR_ADMIN_USERS: expected name=hash[,name=hash]")
+            named[user.strip()] = stored.strip()
+        out["http"] = {**out.get("http", {}), "users": named}
     return out
 
 
@@ -591,7 +622,9 @@ def load_settings(
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    raw.update(_env_overrides(env))
+    for key, value in _env_overrides(env).items():  # [http] from the file keeps its limits
+        raw[key] = {**raw[key], **value} if key == "http" and isinstance(raw.get(key), dict) \
+            else value
     _receiver_keys_env(env, raw)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     _check_receivers(raw.get("receivers"), str(path or "settings"))

@@ -168,9 +168,10 @@ def verify(db: Database, incident: Incident, *, attempt: int, now: datetime) -> 
 
 
 def resolve(db: Database, incident: Incident, reason: str, *, now: datetime,
-            event_id: str = "") -> bool:
-    """-> ``resolved`` from any active state; closes it (see the module's docstring)."""
-    return _close(db, incident, "resolved", reason, now, event_id=event_id)
+            event_id: str = "", actor: str = "engine") -> bool:
+    """-> ``resolved`` from any active state; closes it (see the module's docstring).
+    ``actor`` names who, for a person who resolved it by hand."""
+    return _close(db, incident, "resolved", reason, now, event_id=event_id, actor=actor)
 
 
 def ignore(db: Database, incident: Incident, reason: str, *, now: datetime,

@@ -27,6 +27,7 @@ from engine.rules.load import PAYLOAD_SOURCES
 from engine.runtime import deadletter
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
+from engine.store import handling as handling_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
@@ -249,8 +250,20 @@ def incident_detail(db: Database, incident: incidents_store.Incident, *,
         events=[event_view(e, with_raw=False) for e in events if e is not None],
         actions=[_action_view(row) for row in actions_store.for_incident(db, incident.id)],
         next=records[0].seq if older else None,
+        handling=handling_view(handling_store.get(db, incident.id)),
+        notes=[{"id": n.id, "who": n.who, "at": _iso_ms(n.ts_ms), "text": n.text}
+               for n in handling_store.notes(db, incident.id)],
     )
     return view
+
+
+def handling_view(done: handling_store.Handling) -> dict[str, Any]:
+    """Who acknowledged the incident, who it is assigned to, and its re-run (None: nobody,
+    none), as the API answers them."""
+    return {"acknowledged_by": done.acked_by or None, "acknowledged_at": _iso_ms(done.acked_ms),
+            "assignee": done.assignee or None, "assigned_by": done.assigned_by or None,
+            "rerun": done.rerun_id if done.rerun_id not in ("", "-") else None,
+            "rerun_by": done.rerun_by or None}
 
 
 def _seq(value: str | None) -> int | None:

@@ -39,6 +39,8 @@ from receivers.csrf import CrossSiteGuard, CrossSiteRequest, JsonRequired
 from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusal
 from receivers.group_commit import GroupCommitter
 from receivers.headers import add_security_headers
+from receivers.operators_api import operators_router
+from receivers.operators_pages import operators_pages
 
 if TYPE_CHECKING:
     from engine.runtime.service import Service
@@ -304,7 +306,9 @@ def create_app(
             ready,
             *(_receiver_handler(name) for name in RECEIVERS),
             api_router(),
+            operators_router(),
             dashboard_router(),
+            operators_pages(),
             metrics_handler,
             *route_handlers,
         ],

@@ -14,11 +14,14 @@ import base64
 import binascii
 import hmac
 import json
+import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import msgspec
@@ -27,6 +30,7 @@ from litestar.handlers import BaseRouteHandler
 
 from engine.config import RECEIVERS, EntraSettings, Secret, Settings
 from engine.errors import ConfigError
+from receivers.passwords import dummy, verify_password
 from receivers.signing_keys import SigningKeys
 
 __all__ = [
@@ -37,6 +41,9 @@ __all__ = [
     "admin_guard",
     "load_jwks",
 ]
+
+_VERIFIED_MAX = 1024
+"""Named users' logins remembered as verified (the oldest forgotten first)."""
 
 ADMIN = "admin"
 """The name under which the management endpoints (``/api/...``) are authenticated."""
@@ -128,6 +135,12 @@ class Authenticator:
         token names a key not held, at most every ``jwks_refresh_s`` by ``clock``)."""
         self._settings = settings
         self._keys: SigningKeys | None = None
+        self._cache_key = secrets.token_bytes(32)
+        self._verified: dict[bytes, str] = {}
+        self._verified_lock = threading.Lock()  # the checks run on several threads
+        self.hash_limiter: Any = None  # anyio.CapacityLimiter, made in the loop on first use
+        if settings.http.users:
+            dummy()  # made now, so that the first unknown name takes no longer than the next
         entra = settings.entra
         if jwks is not None:
             self._keys = SigningKeys(lambda: jwks, min_interval_s=jwks_refresh_s, clock=clock)
@@ -143,7 +156,7 @@ class Authenticator:
         """Why some endpoints can accept no caller at all (logged as warnings at start)."""
         out = []
         s = self._settings
-        if not (s.api_keys or s.admin_keys or s.basic_users or s.entra):
+        if not (s.api_keys or s.admin_keys or s.basic_users or s.entra or s.http.users):
             out.append("no api_keys, admin_keys, basic_users or entra configured: "
                        "every endpoint but /health and /ready refuses all requests")
             return out
@@ -151,7 +164,7 @@ class Authenticator:
             if not self._usable(name, s.receiver(name).auth):
                 out.append(f"receiver /{name} has no usable credentials for "
                            f"{list(s.receiver(name).auth)}: it refuses all requests")
-        if not s.admin_keys:
+        if not s.admin_keys and not s.http.users:
             out.append("no admin_keys configured: /api refuses all requests")
         return out
 
@@ -199,7 +212,8 @@ class Authenticator:
         the global ``api_keys``), ``basic`` (one of
         ``basic_users``) and ``entra`` (a bearer token). The management endpoints take an admin
         key in ``x-api-key`` or as the password of basic auth with any user name (so that a
-        browser can log in).
+        browser can log in; the name is a label), or a named user's name and password
+        (``[http.users]``).
         """
         if name == ADMIN:
             caller = self._check_admin(headers)
@@ -230,16 +244,52 @@ class Authenticator:
         return tuple(out)
 
     def _check_admin(self, headers: Mapping[str, str]) -> Caller | None:
-        keys = self._settings.admin_keys
-        if not keys:
-            return None
+        keys, users = self._settings.admin_keys, self._settings.http.users
         given = headers.get("x-api-key")
         if given is not None and _matches(given, keys):
             return Caller("admin_key", "admin")
         basic = _basic_credentials(headers)
-        if basic is not None and _matches(basic[1], keys):
-            return Caller("admin_basic", basic[0][:64])
+        if basic is None:
+            return None
+        if _matches(basic[1], keys):
+            # The shared key: the user name is only a label. Beside named users it says so,
+            # so that the audit log never passes it off as a person who logged in.
+            label = basic[0][:64]
+            return Caller("admin_basic", f"{label} (admin key)" if users else label)
+        if users and self._named_user(*basic):
+            return Caller("admin_user", basic[0])
         return None
+
+    def hashing_needed(self, headers: Mapping[str, str]) -> bool:
+        """Whether checking this request means computing a password hash (a named user's
+        basic auth not verified yet): :func:`admin_guard` then checks it off the event loop."""
+        basic = _basic_credentials(headers)
+        users = self._settings.http.users
+        return (basic is not None and bool(users)
+                and self._verified_key(*basic) not in self._verified)
+
+    def _verified_key(self, user: str, password: str) -> bytes:
+        """A process-keyed HMAC of the credentials: what the cache of verified logins holds
+        (never the password itself)."""
+        return hmac.new(self._cache_key, f"{user}\0{password}".encode(), "sha256").digest()
+
+    def _named_user(self, user: str, password: str) -> bool:
+        """``user`` is a named admin user and ``password`` theirs. A success is remembered
+        (bounded, by HMAC) so that the dashboard's requests do not pay the hash each time;
+        an unknown name is checked against a dummy hash (the time does not tell names)."""
+        users = self._settings.http.users
+        key = self._verified_key(user, password)
+        if self._verified.get(key) == user:
+            return True
+        stored = users.get(user)
+        ok = verify_password(password, stored.reveal() if stored is not None else dummy())
+        if ok and stored is not None:
+            with self._verified_lock:
+                if len(self._verified) >= _VERIFIED_MAX:
+                    self._verified.pop(next(iter(self._verified)))
+                self._verified[key] = user
+            return True
+        return False
 
     def _check_api_key(self, name: str, headers: Mapping[str, str],
                        query: Mapping[str, str]) -> Caller | None:
@@ -322,8 +372,19 @@ def _authenticator(connection: ASGIConnection[Any, Any, Any, Any]) -> Authentica
 async def admin_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """A Litestar guard: only admin keys (``x-api-key``, or basic auth with one as password).
+    """A Litestar guard: only admin keys (``x-api-key``, or basic auth with one as password)
+    and named users (``[http.users]``).
 
-    Async although it never awaits: Litestar runs a sync guard in a worker thread, a thread hop
-    per request for a check that takes microseconds (the signing keys are loaded at start)."""
-    _authenticator(connection).check(ADMIN, connection.headers, connection.query_params)
+    Async: Litestar runs a sync guard in a worker thread, a thread hop per request for a check
+    that takes microseconds (the signing keys are loaded at start). A named user's password
+    not verified yet takes a scrypt hash (about 0.1 s): that one runs in a worker thread, at
+    most two at once, so that the event loop never waits for it."""
+    authenticator = _authenticator(connection)
+    headers, query = connection.headers, connection.query_params
+    if not authenticator.hashing_needed(headers):
+        authenticator.check(ADMIN, headers, query)
+        return
+    if authenticator.hash_limiter is None:
+        authenticator.hash_limiter = anyio.CapacityLimiter(2)
+    await anyio.to_thread.run_sync(authenticator.check, ADMIN, headers, query,
+                                   limiter=authenticator.hash_limiter)

@@ -42,7 +42,7 @@ from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
 from engine.runtime import deadletter
 from engine.runtime.metrics import CONTENT_TYPE, Metrics
-from engine.store import actions, audit, inbox, incidents, reporting, state
+from engine.store import actions, audit, handling, inbox, incidents, reporting, state
 from engine.store import metrics as metrics_store
 from engine.store.db import Database
 from receivers import charts, incident_view, run_links, timeline
@@ -197,6 +197,7 @@ def dashboard_router() -> Router:
         spaces = _workspaces(settings)
         acts = reporting.incident_actions(db, [i.id for i in found])
         analyses = reporting.rca_summaries(db, [i.id for i in found])
+        people = handling.for_incidents(db, [i.id for i in found])
         out = []
         for item in found:
             event = reporting.incident_event(db, item)
@@ -207,7 +208,8 @@ def dashboard_router() -> Router:
                 "link": run_links.event_link(event, spaces),
                 "done": [incident_view.action_view(a, event, spaces) for a in latest],
                 "pending": incident_view.pending(item, mine, event, spaces),
-                "rca": incident_view.one_line(analyses.get(item.id, ""))})
+                "rca": incident_view.one_line(analyses.get(item.id, "")),
+                "handling": people.get(item.id)})
         return out
 
     @get("/", sync_to_thread=True, include_in_schema=False)
@@ -264,6 +266,8 @@ def dashboard_router() -> Router:
                      pending=incident_view.pending(found, rows, event, spaces),
                      steps=timeline.steps(ordered, because=because, event=event,
                                           workspaces=spaces),
+                     handling=handling.get(db, incident_id), notes=handling.notes(db, incident_id),
+                     me=f"{_caller(request)} (dashboard)",
                      now_ms=to_ms(_engine_now(request)))
 
     def decide(request: Request[Any, Any, Any], db: Database, settings: Settings,

@@ -32,7 +32,8 @@ STAGES: dict[str, str] = {
     "action_failed": "actions", "action_cancelled": "actions", "precheck": "actions",
     "approval": "approval", "verification": "verification", "rca": "RCA",
     "resolution": "outcome", "escalation": "outcome", "notification": "notification",
-    "parked": "event", "replayed": "event",
+    "parked": "event", "replayed": "event", "acknowledged": "on-call", "assignment": "on-call",
+    "note": "on-call", "rerun": "on-call",
 }
 """The timeline stage each audit kind belongs to."""
 
@@ -404,6 +405,25 @@ def _other(kind: str, d: dict[str, Any], step: Step, actor: str) -> None:
         step.text = f"{kind.replace('_', ' ').capitalize()}" + (f": {facts}" if facts else "")
 
 
+def _hand(kind: str, d: Mapping[str, Any], step: Step, actor: str) -> None:
+    """An operator's hand (engine/runtime/operators.py), said with who."""
+    who = _s(d.get("who"), 120) or actor
+    if kind == "acknowledged":
+        step.text = f"Acknowledged by {who}"
+    elif kind == "assignment":
+        assignee = _s(d.get("assignee"), 120)
+        step.text = f"Assigned to {assignee} by {who}" if assignee else f"Unassigned by {who}"
+    elif kind == "note":
+        step.text = f"Note by {who}: {_s(d.get('text'))}"
+    elif d.get("decision") == "opened":
+        step.text = f"Re-run by {who} as incident {_s(d.get('incident'), 60)}"
+    elif d.get("decision") == "rerun_of":
+        step.text = f"Opened by {who}: a re-run of incident {_s(d.get('incident'), 60)}"
+    else:
+        step.text = f"Re-run by {who} refused: {_s(d.get('reason'))}"
+        step.tone = "bad"
+
+
 def _step(records: list[AuditRecord], because: Mapping[str, str], event: ErrorEvent | None,
           workspaces: Sequence[Workspace]) -> Step:
     first = records[0]
@@ -436,6 +456,8 @@ def _step(records: list[AuditRecord], because: Mapping[str, str], event: ErrorEv
         _rca(d, step)
     elif kind in ("resolution", "escalation"):
         _outcome(kind, d, step)
+    elif kind in ("acknowledged", "assignment", "note", "rerun"):
+        _hand(kind, d, step, first.actor)
     else:
         _other(kind, d, step, first.actor)
     return step
