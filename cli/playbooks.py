@@ -26,6 +26,8 @@ from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
+from engine.runtime.pipeline import target_of
+from engine.runtime.sequence import run_sequence
 from receivers.simulate import MAX_SIMULATED, parse_payload, simulate_event
 
 __all__ = [
@@ -91,7 +93,8 @@ def run_test(paths: Sequence[str]) -> int:
     except PlaybookError as exc:
         _echo_problems(exc.problems)
         return 2
-    results = run_tests(playbooks, tests, parse_payload)
+    results = run_tests(playbooks, tests, parse_payload, target=target_of,
+                        sequence=run_sequence)
     for line in format_results(results):
         click.echo(line)
     return 0 if all(r.passed for r in results) else 1
