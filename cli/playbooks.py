@@ -17,6 +17,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from cli.junit import write_junit
 from cli.simulate_input import EventFileError, enrich_events, read_event
 from engine.actions.registry import action_table
 from engine.config import load_settings
@@ -86,8 +87,9 @@ def run_validate(paths: Sequence[str], *, strict: bool = False, config: str | No
     return 0
 
 
-def run_test(paths: Sequence[str]) -> int:
-    """Run the playbook tests; 0 if all pass, 1 on a failure, 2 if the playbooks do not load."""
+def run_test(paths: Sequence[str], *, junit: str | None = None) -> int:
+    """Run the playbook tests (and write them as JUnit XML to ``junit``, if given); 0 if all
+    pass, 1 on a failure, 2 if the playbooks do not load or the report cannot be written."""
     try:
         playbooks, tests = _load(paths)
     except PlaybookError as exc:
@@ -97,6 +99,12 @@ def run_test(paths: Sequence[str]) -> int:
                         sequence=run_sequence)
     for line in format_results(results):
         click.echo(line)
+    if junit:
+        try:
+            write_junit(results, junit)
+        except OSError as exc:
+            click.echo(f"--junit-xml {junit}: {exc.strerror}", err=True)
+            return 2
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -234,10 +242,12 @@ def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool,
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--junit-xml", "junit", default=None, type=click.Path(dir_okay=False),
+              help="Also write the results as JUnit XML to this file (for CI).")
 @click.pass_context
-def test(ctx: click.Context, paths: tuple[str, ...]) -> None:
+def test(ctx: click.Context, paths: tuple[str, ...], junit: str | None) -> None:
     """Run playbook tests; exit 1 on a failure, 2 if the playbooks do not load."""
-    ctx.exit(run_test(paths))
+    ctx.exit(run_test(paths, junit=junit))
 
 
 @click.command()

@@ -71,7 +71,7 @@ MAX_STEPS = 100
 """Steps of one sequence test."""
 MAX_STEP_S = 7 * 86400
 """The longest ``after`` of a step."""
-GUARD_NAMES: tuple[str, ...] = ("silence", "circuit", "budget", "cooldown", "lock", "age")
+GUARD_NAMES: tuple[str, ...] = ("silence", "circuit", "budget", "cooldown", "lock")
 """The guards that may block a remediation (engine/guards.py), as a step's ``blocked``."""
 INCIDENT_STATES: tuple[str, ...] = ("open", "remediating", "waiting_approval", "verifying",
                                     "resolved", "escalated", "ignored")
