@@ -18,6 +18,7 @@ from cli.sandbox import sandbox
 from cli.send_test import send_test
 from cli.serve import serve
 from cli.setup import setup
+from cli.silence import silence
 
 __all__ = ["main"]
 
@@ -40,6 +41,7 @@ COMMANDS: tuple[click.Command, ...] = (
     breakers,
     reset_breaker,
     events,
+    silence,
     setup,
     send_test,
     drill,
