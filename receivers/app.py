@@ -39,6 +39,7 @@ from receivers.csrf import CrossSiteGuard, CrossSiteRequest, JsonRequired
 from receivers.dashboard import PAGES, dashboard_router, metrics_handler, refusal
 from receivers.group_commit import GroupCommitter
 from receivers.headers import add_security_headers
+from receivers.silence_pages import silence_router
 from receivers.silences_api import silences_router
 
 if TYPE_CHECKING:
@@ -306,6 +307,7 @@ def create_app(
             *(_receiver_handler(name) for name in RECEIVERS),
             api_router(),
             silences_router(),
+            silence_router(),
             dashboard_router(),
             metrics_handler,
             *route_handlers,
