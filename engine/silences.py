@@ -25,8 +25,8 @@ from engine.store import silences as store
 from engine.store.db import Database
 from engine.store.ids import new_id
 
-__all__ = ["MAX_COMMENT", "MAX_DURATION_S", "MAX_SILENCES", "SilenceError", "create",
-           "expire", "list_views", "matching", "view"]
+__all__ = ["MAX_COMMENT", "MAX_DURATION_S", "MAX_SILENCES", "SilenceError", "active",
+           "create", "expire", "holding", "list_views", "matching", "view"]
 
 MAX_COMMENT = 1000
 MAX_AUTHOR = 200
@@ -127,12 +127,27 @@ def list_views(db: Database, *, now: datetime, expired: bool = False,
                                                              limit=limit)]
 
 
+def active(db: Database, *, now: datetime) -> list[store.SilenceRow]:
+    """The silences in force at ``now`` (for ``simulate``)."""
+    now_ms = to_ms(now)
+    return [r for r in store.list_silences(db, now_ms=now_ms, limit=MAX_SILENCES)
+            if r.state(now_ms) == "active"]
+
+
 def matching(db: Database, event: ErrorEvent, target: str, *,
              now_ms: int) -> list[store.SilenceRow]:
-    """The active silences whose matchers all hold for the event on ``target``. A stored
-    matcher that no longer compiles (written by another version) matches nothing."""
+    """The active silences whose matchers all hold for the event on ``target``."""
+    return holding(store.list_silences(db, now_ms=now_ms, limit=MAX_SILENCES), event, target,
+                   now_ms=now_ms)
+
+
+def holding(rows: Sequence[store.SilenceRow], event: ErrorEvent, target: str, *,
+            now_ms: int) -> list[store.SilenceRow]:
+    """Those of ``rows`` active at ``now_ms`` whose matchers all hold for the event on
+    ``target``. A stored matcher that no longer compiles (written by another version)
+    matches nothing."""
     found = []
-    for row in store.list_silences(db, now_ms=now_ms, limit=MAX_SILENCES):
+    for row in rows:
         if row.state(now_ms) != "active":
             continue
         try:
