@@ -110,7 +110,9 @@ class Expect(_Strict):
     """What a playbook test expects; a key left out is not checked.
 
     ``rule: null`` means "no rule matches"; ``params`` is a subset of the rendered parameters,
-    keyed by action name.
+    keyed by action name; ``approval`` whether the remediation waits for a person (a matched
+    rule's or a policy's ``approval: required``); ``silenced`` whether a silence of the case
+    holds it.
     """
 
     rule: str | msgspec.UnsetType | None = msgspec.UNSET
