@@ -5,12 +5,11 @@ One ``<testsuite>`` per test file, one ``<testcase>`` per case (``classname`` th
 ``name`` the case), a failed case with one ``<failure>`` whose text is the expected/got
 report of ``remediator test``. Written with ``xml.etree`` (it escapes ``<``, ``&`` and
 quotes); the characters XML 1.0 cannot carry at all (control characters from a payload) are
-replaced by U+FFFD, so the file always parses.
+replaced by U+FFFD (``str.translate``: one pass), so the file always parses.
 """
 
 from __future__ import annotations
 
-import re  # re: our own report text, never matched against event text
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +18,14 @@ from engine.rules.testing import CaseResult, format_results
 
 __all__ = ["junit_xml", "write_junit"]
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = {c: "\ufffd" for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20),
+                                    *range(0xD800, 0xE000), 0xFFFE, 0xFFFF)}
+"""The characters XML 1.0 cannot carry (and lone surrogates, which UTF-8 cannot), each
+replaced by U+FFFD."""
 
 
 def _text(value: str) -> str:
-    return _NOT_XML.sub("\ufffd", value)
+    return value.translate(_NOT_XML)
 
 
 def junit_xml(results: Sequence[CaseResult]) -> ET.ElementTree:

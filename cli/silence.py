@@ -23,10 +23,7 @@ from cli._exits import Refused, Usage
 from cli.admin import _WHO, Target, _call, _run, _show, _target, _where, _with_db
 from engine import silences
 from engine.events import utcnow
-from engine.rules.silences import MatcherError
 from engine.store.db import Database
-from receivers.api import BadRequest
-from receivers.silences_api import matcher_specs, silence_ends
 
 __all__ = ["run_silence_add", "run_silence_expire", "run_silence_list", "silence"]
 
@@ -44,11 +41,11 @@ def run_silence_add(target: Target, matchers: tuple[str, ...], *, comment: str,
     def act() -> int:
         if target.db:
             try:
-                specs = matcher_specs(list(matchers))
+                specs = silences.matcher_specs(matchers)
                 now = utcnow()
-                starts, ends = silence_ends(now, duration=duration, ends_at=ends_at,
-                                            starts_at=starts_at)
-            except (MatcherError, BadRequest) as exc:
+                starts, ends = silences.times(now, duration=duration, ends_at=ends_at,
+                                              starts_at=starts_at)
+            except silences.SilenceError as exc:
                 raise Usage(str(exc)) from exc
 
             def work(db: Database) -> dict[str, Any]:

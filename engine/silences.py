@@ -12,21 +12,29 @@ at most :data:`MAX_COMMENT` characters, at most :data:`MAX_DURATION_S` long, at 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from engine.clock import from_ms, to_ms
 from engine.events import ErrorEvent
-from engine.rules.silences import MatcherError, MatcherSpec, compile_matchers, matches
+from engine.rules.durations import parse_duration
+from engine.rules.silences import (
+    MatcherError,
+    MatcherSpec,
+    compile_matchers,
+    matches,
+    parse_matcher,
+)
 from engine.store import audit as audit_store
 from engine.store import silences as store
 from engine.store.db import Database
 from engine.store.ids import new_id
 
 __all__ = ["MAX_COMMENT", "MAX_DURATION_S", "MAX_SILENCES", "SilenceError", "active",
-           "create", "expire", "holding", "list_views", "matching", "view"]
+           "create", "expire", "holding", "list_views", "matcher_specs", "matching", "times",
+           "view"]
 
 MAX_COMMENT = 1000
 MAX_AUTHOR = 200
@@ -47,6 +55,43 @@ class SilenceError(ValueError):
 
 def _iso(ms: int) -> str:
     return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+def matcher_specs(given: Sequence[MatcherSpec | str]) -> list[MatcherSpec]:
+    """Matchers as specs, amtool's text (``resource=~pl_fin.*``) parsed; :class:`SilenceError`
+    (400) names a bad one."""
+    try:
+        return [m if isinstance(m, MatcherSpec) else parse_matcher(m) for m in given]
+    except MatcherError as exc:
+        raise SilenceError(str(exc)) from None
+
+
+def _time(name: str, value: str) -> datetime:
+    """An ISO time (UTC if it names no zone)."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise SilenceError(f"{name}: expected an ISO time, got {value[:50]!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def times(now: datetime, *, duration: str | None, ends_at: str | None,
+          starts_at: str | None) -> tuple[datetime | None, datetime]:
+    """(starts, ends) as an operator gives them: exactly one of ``duration`` (from the start)
+    and ``ends_at``; ``starts_at`` or now. :class:`SilenceError` (400) says what is wrong."""
+    if (duration is None) == (ends_at is None):
+        raise SilenceError("give exactly one of duration (e.g. 2h) and ends_at (an ISO time)")
+    starts = _time("starts_at", starts_at) if starts_at else None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise SilenceError(f"duration: {exc}") from None
+        if seconds > MAX_DURATION_S:
+            raise SilenceError(f"duration: a silence ends within {MAX_DURATION_S // 86400} days")
+        return starts, (starts or now) + timedelta(seconds=seconds)
+    assert ends_at is not None
+    return starts, _time("ends_at", ends_at)
 
 
 def view(row: store.SilenceRow, now_ms: int) -> dict[str, Any]:

@@ -19,12 +19,10 @@ from litestar.response import Redirect
 
 from engine import silences
 from engine.config import Settings
-from engine.rules.silences import MAX_MATCHERS, MatcherError
+from engine.rules.silences import MAX_MATCHERS
 from engine.store.db import Database
-from receivers.api import BadRequest
 from receivers.auth import admin_guard
 from receivers.dashboard import PAGES, _caller, _engine_now, _environment, _mode, _page
-from receivers.silences_api import matcher_specs, silence_ends
 
 __all__ = ["SilenceForm", "silence_router"]
 
@@ -68,16 +66,15 @@ def silence_router() -> Router:
         now = _engine_now(request)
         try:
             if len(lines) > MAX_MATCHERS:
-                raise MatcherError(f"a silence has at most {MAX_MATCHERS} matchers, got "
-                                   f"{len(lines)}")
-            starts, ends = silence_ends(now, duration=data.duration.strip()[:20] or None,
-                                        ends_at=None, starts_at=None)
-            made = silences.create(db, matcher_specs(list(lines)), author=_caller(request),
+                raise silences.SilenceError(f"a silence has at most {MAX_MATCHERS} matchers, "
+                                            f"got {len(lines)}")
+            starts, ends = silences.times(now, duration=data.duration.strip()[:20] or None,
+                                          ends_at=None, starts_at=None)
+            made = silences.create(db, silences.matcher_specs(lines), author=_caller(request),
                                    comment=data.comment[:silences.MAX_COMMENT + 1],
                                    starts=starts, ends=ends, now=now)
-        except (MatcherError, BadRequest, silences.SilenceError) as exc:
-            status = exc.status if isinstance(exc, silences.SilenceError) else 400
-            return page(request, db, settings, status=status, error=str(exc), form=data)
+        except silences.SilenceError as exc:
+            return page(request, db, settings, status=exc.status, error=str(exc), form=data)
         return Redirect(f"/silences?done={made['id']}", status_code=303)
 
     @post("/{silence_id:str}/expire", sync_to_thread=True, include_in_schema=False)

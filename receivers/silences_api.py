@@ -12,7 +12,6 @@ on every route that changes state (receivers/csrf.py).
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
@@ -22,13 +21,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from engine import silences
-from engine.rules.durations import parse_duration
-from engine.rules.silences import MAX_MATCHERS, MatcherError, MatcherSpec, parse_matcher
+from engine.rules.silences import MAX_MATCHERS, MatcherSpec
 from engine.store.db import Database
 from receivers.api import BadRequest, _now, _who
 from receivers.auth import admin_guard
 
-__all__ = ["SilenceRequest", "matcher_specs", "silence_ends", "silences_router"]
+__all__ = ["SilenceRequest", "silences_router"]
 
 LISTED = 500
 """Silences a list answers at most."""
@@ -43,40 +41,6 @@ class SilenceRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     duration: Annotated[str, msgspec.Meta(max_length=20)] | None = None
     ends_at: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     starts_at: Annotated[str, msgspec.Meta(max_length=40)] | None = None
-
-
-def matcher_specs(given: list[MatcherSpec | str]) -> list[MatcherSpec]:
-    """Matchers as specs, amtool's text parsed; :class:`MatcherError` names a bad one."""
-    return [m if isinstance(m, MatcherSpec) else parse_matcher(m) for m in given]
-
-
-def _time(name: str, value: str) -> datetime:
-    """An ISO time (UTC if it names no zone)."""
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BadRequest(f"{name}: expected an ISO time, got {value[:50]!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def silence_ends(now: datetime, *, duration: str | None, ends_at: str | None,
-                 starts_at: str | None) -> tuple[datetime | None, datetime]:
-    """(starts, ends) from a request's times: exactly one of ``duration`` and ``ends_at``.
-    Raises :class:`BadRequest` saying what is wrong."""
-    if (duration is None) == (ends_at is None):
-        raise BadRequest("give exactly one of duration (e.g. 2h) and ends_at (an ISO time)")
-    starts = _time("starts_at", starts_at) if starts_at else None
-    if duration is not None:
-        try:
-            seconds = parse_duration(duration)
-        except ValueError as exc:
-            raise BadRequest(f"duration: {exc}") from None
-        if seconds > silences.MAX_DURATION_S:
-            raise BadRequest(f"duration: a silence ends within "
-                             f"{silences.MAX_DURATION_S // 86400} days")
-        return starts, (starts or now) + timedelta(seconds=seconds)
-    assert ends_at is not None
-    return starts, _time("ends_at", ends_at)
 
 
 def _refused(exc: silences.SilenceError) -> Response[dict[str, Any]]:
@@ -104,15 +68,11 @@ async def create_silence(request: Request[Any, Any, Any],
         body = msgspec.convert(await request.json(), type=SilenceRequest)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"body: {exc}") from exc
+    now, who = _now(request), _who(request)
     try:
-        specs = matcher_specs(body.matchers)
-    except MatcherError as exc:
-        raise BadRequest(str(exc)) from exc
-    now = _now(request)
-    starts, ends = silence_ends(now, duration=body.duration, ends_at=body.ends_at,
-                                starts_at=body.starts_at)
-    who = _who(request)
-    try:
+        specs = silences.matcher_specs(body.matchers)
+        starts, ends = silences.times(now, duration=body.duration, ends_at=body.ends_at,
+                                      starts_at=body.starts_at)
         made = await anyio.to_thread.run_sync(functools.partial(
             silences.create, db, specs, author=who, comment=body.comment, starts=starts,
             ends=ends, now=now))
