@@ -441,12 +441,13 @@ def status(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 @get("/playbooks", sync_to_thread=True, tags=["playbooks"])
 def playbooks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """The rules in force and their generation."""
+    """The rules and policies in force and their generation."""
     service = _service(request)
     if service is None:
         return _no_service()
     return Response({"generation": service.playbooks.generation,
-                     "rules": service.playbooks.rules_summary()})
+                     "rules": service.playbooks.rules_summary(),
+                     "policies": service.playbooks.current.policies_summary()})
 
 
 @post("/playbooks/reload", sync_to_thread=True, tags=["playbooks"], status_code=200)

@@ -178,6 +178,12 @@ class PlaybookSet:
             for m in self.match(event)
         ]
 
+    def policies_summary(self) -> list[dict[str, Any]]:
+        """One plain mapping per policy, for ``GET /api/playbooks``."""
+        return [{"id": p.id, "file": p.file, "line": p.line, "description":
+                 p.policy.description, "match": p.policy.match, "approval": p.policy.approval}
+                for p in self.policies]
+
     def rules_summary(self) -> list[dict[str, Any]]:
         """One plain mapping per rule, in order, for ``GET /api/playbooks``."""
         return [

@@ -253,6 +253,9 @@ def _run(db: Database, playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -
         except (RemediatorError, guards.GuardError) as exc:
             failures.append(f"{label}: {exc}")
             continue
+        except Exception as exc:  # a bug: this case fails saying so, the others still run
+            failures.append(f"{label}: the engine failed: {type(exc).__name__}: {exc}")
+            continue
         records = _records(db, start)
         incident_id = next((r.incident_id for r in reversed(records) if r.incident_id),
                            incident_id)

@@ -83,3 +83,22 @@ def test_the_api_simulates_with_the_silences_in_force(service_rig: Any) -> None:
     assert item["approval"]["policies"] == ["copy-needs-approval"]
     assert item["approval"]["required"] is True
     assert [s["id"] for s in item["silenced_by"]] == [made["id"]]
+
+
+def test_the_api_lists_the_policies_in_force(service_rig: Any) -> None:
+    rig = service_rig("""
+        name: t
+        policies:
+          - id: copy-needs-approval
+            description: copies wait for a person
+            match: {resource: {glob: "Copy_*"}}
+        rules:
+          - id: rerun-blob
+            match: {source: adf}
+            actions: [{action: noop, with: {note: x}}]
+        """)
+    listed = rig.client.get("/api/playbooks", headers=ADMIN).json()
+    assert listed["policies"] == [{
+        "id": "copy-needs-approval", "file": f"{rig.playbooks}/rules.yaml", "line": 4,
+        "description": "copies wait for a person", "match": {"resource": {"glob": "Copy_*"}},
+        "approval": "required"}]
