@@ -143,3 +143,4 @@ def test_bad_silences_are_refused_with_the_reason(engine_rig: EngineRig, matcher
                         comment="c", now=now, ends=now + timedelta(hours=1))
     assert str(raised.value).startswith(message)
     assert audit_store.list_records(engine_rig.db, kind="silence") == []
+

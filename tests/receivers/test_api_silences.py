@@ -3,11 +3,17 @@ early, and the remediation a silence holds; every bad input a 400 naming it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from engine import silences
+from engine.events import utcnow
+from engine.rules.silences import parse_matcher
 from engine.store import audit as audit_store
+from engine.store.db import Database
+from receivers import timeline
 from tests.fixtures.app import basic_header
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ADMIN, ADMIN_KEY, RECEIVER
@@ -127,3 +133,15 @@ def test_silences_are_for_admins_only(service_rig: Any) -> None:
     assert rig.client.delete("/api/silences/x", headers=RECEIVER).status_code == 401
     assert rig.client.get("/api/silences?state=gone", headers=ADMIN).json() == {
         "error": "bad_request", "detail": "state: expected active or expired; got 'gone'"}
+
+
+def test_the_audit_page_tells_a_silence_in_a_sentence(db: Database) -> None:
+    now = utcnow()
+    made = silences.create(db, [parse_matcher("source=adf")], author="alice",
+                           comment="upgrade", now=now, ends=now + timedelta(hours=1))
+    silences.expire(db, made["id"], "bob", now=now + timedelta(minutes=5))
+    created, expired = audit_store.list_records(db, kind="silence")
+    assert timeline.sentence(created) == (
+        f"Silence {made['id']} (source=adf) created by alice, from {made['starts_at']} until "
+        f"{made['ends_at']}: upgrade")
+    assert timeline.sentence(expired) == f"Silence {made['id']} (source=adf) expired early by bob"
