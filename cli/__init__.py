@@ -19,6 +19,7 @@ from cli.sandbox import sandbox
 from cli.send_test import send_test
 from cli.serve import serve
 from cli.setup import setup
+from cli.silence import silence
 
 __all__ = ["main"]
 
@@ -41,6 +42,7 @@ COMMANDS: tuple[click.Command, ...] = (
     breakers,
     reset_breaker,
     events,
+    silence,
     setup,
     send_test,
     drill,

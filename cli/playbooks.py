@@ -17,15 +17,22 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from cli.junit import write_junit
 from cli.simulate_input import EventFileError, enrich_events, read_event
+from engine import silences
 from engine.actions.registry import action_table
 from engine.config import load_settings
-from engine.errors import ConfigError, PayloadError, PlaybookError
+from engine.errors import ConfigError, PayloadError, PlaybookError, StorageError
+from engine.events import utcnow
 from engine.rules.lint import NOT_CHECKED, load_checked
 from engine.rules.load import PAYLOAD_SOURCES, load_playbooks, load_tests
 from engine.rules.ruleset import LoadedTest, PlaybookSet
 from engine.rules.schema import schema_json
 from engine.rules.testing import format_results, run_tests
+from engine.runtime.pipeline import target_of
+from engine.runtime.sequence import run_sequence
+from engine.store.db import Database
+from engine.store.silences import SilenceRow
 from receivers.simulate import MAX_SIMULATED, parse_payload, simulate_event
 
 __all__ = [
@@ -104,9 +111,10 @@ NO_TESTS = ("no tests in {paths}: write cases under `tests:` in a playbook or in
 """What ``test`` says (exit 1) when the paths hold no test: a CI job must not pass on nothing."""
 
 
-def run_test(paths: Sequence[str], *, as_json: bool = False) -> int:
-    """Run the playbook tests; 0 if all pass, 1 on a failure or when there is no test at all,
-    2 if the playbooks do not load. ``as_json``: one JSON object on stdout (docs/CLI.md)."""
+def run_test(paths: Sequence[str], *, as_json: bool = False, junit: str | None = None) -> int:
+    """Run the playbook tests (and write them as JUnit XML to ``junit``, if given); 0 if all
+    pass, 1 on a failure or when there is no test at all, 2 if the playbooks do not load or the
+    report cannot be written. ``as_json``: one JSON object on stdout (docs/CLI.md)."""
     try:
         playbooks, tests = _load(paths)
     except PlaybookError as exc:
@@ -115,7 +123,8 @@ def run_test(paths: Sequence[str], *, as_json: bool = False) -> int:
     if not tests:
         click.echo("remediator test: " + NO_TESTS.format(paths=", ".join(paths)), err=True)
         return 1
-    results = run_tests(playbooks, tests, parse_payload)
+    results = run_tests(playbooks, tests, parse_payload, target=target_of,
+                        sequence=run_sequence)
     if as_json:
         click.echo(json.dumps({
             "ok": all(r.passed for r in results),
@@ -127,6 +136,12 @@ def run_test(paths: Sequence[str], *, as_json: bool = False) -> int:
     else:
         for line in format_results(results):
             click.echo(line)
+    if junit:
+        try:
+            write_junit(results, junit)
+        except OSError as exc:
+            click.echo(f"--junit-xml {junit}: {exc.strerror}", err=True)
+            return 2
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -171,12 +186,20 @@ def _print_simulation(report: list[dict[str, Any]]) -> None:
             console.print(actions)
         if not item["plan"]:
             console.print("no rule matches: root-cause analysis would explain this event")
+        elif item["remediated"]:
+            approval = item["approval"]
+            console.print(f"approval: {'required' if approval['required'] else 'none'} "
+                          f"({approval['reason']})", markup=False, soft_wrap=True)
+        for held in item["silenced_by"]:
+            console.print(f"silenced by {held['id']} ({held['text']}) until {held['ends_at']}, "
+                          f"{held['author']}: {held['comment']}: recorded, not remediated",
+                          markup=False, soft_wrap=True)
 
 
 def run_simulate(
     source: str | None, payload: str | None, playbooks_dir: str, as_json: bool,
     attempts: int = 0, *, event_file: str | None = None, enrich: bool = False,
-    config: str | None = None,
+    config: str | None = None, db_path: str | None = None,
 ) -> int:
     """Parse ``payload`` (or read the event of ``event_file``), enrich it if asked (through
     the ``[clouds]`` of ``config``), and show what the playbooks would do. 0, 1 if the payload
@@ -218,13 +241,18 @@ def run_simulate(
         return 1
     left_out = max(0, len(events) - MAX_SIMULATED)
     events = events[:MAX_SIMULATED]
+    try:
+        in_force = _silences(db_path)
+    except StorageError as exc:
+        click.echo(f"remediator simulate: {db_path}: {exc}", err=True)
+        return 2
     if settings is None:
-        items = [simulate_event(playbooks, event, attempts) for event in events]
+        items = [simulate_event(playbooks, event, attempts, in_force) for event in events]
     else:
         items = []
         for received, enriched, notes in enrich_events(events, settings):
             for event in enriched:
-                item = simulate_event(playbooks, event, attempts)
+                item = simulate_event(playbooks, event, attempts, in_force)
                 item["enrichment"] = {"notes": notes,
                                       "received": msgspec.to_builtins(received)}
                 items.append(item)
@@ -236,6 +264,17 @@ def run_simulate(
             click.echo(f"{left_out} more event(s) left out: only the first "
                        f"{len(events)} are simulated")
     return 0
+
+
+def _silences(db_path: str | None) -> list[SilenceRow]:
+    """The silences in force in the database at ``db_path`` (none without one)."""
+    if db_path is None:
+        return []
+    db = Database(db_path)
+    try:
+        return silences.active(db, now=utcnow())
+    finally:
+        db.close()
 
 
 def run_schema(output: str | None) -> int:
@@ -266,11 +305,13 @@ def validate(ctx: click.Context, paths: tuple[str, ...], strict: bool,
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/CLI.md).")
+@click.option("--junit-xml", "junit", default=None, type=click.Path(dir_okay=False),
+              help="Also write the results as JUnit XML to this file (for CI).")
 @click.pass_context
-def test(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+def test(ctx: click.Context, paths: tuple[str, ...], as_json: bool, junit: str | None) -> None:
     """Run playbook tests; exit 1 on a failure or if there is no test, 2 if the playbooks do
     not load."""
-    ctx.exit(run_test(paths, as_json=as_json))
+    ctx.exit(run_test(paths, as_json=as_json, junit=junit))
 
 
 @click.command()
@@ -288,13 +329,16 @@ def test(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
               type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--attempts", default=0, show_default=True, help="`attempts` for templates.")
+@click.option("--db", "db_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Also show which silences in force in this database would hold it.")
 @click.pass_context
 def simulate(ctx: click.Context, source: str | None, payload: str | None,
              event_file: str | None, enrich: bool, config: str | None, playbooks_dir: str,
-             as_json: bool, attempts: int) -> None:
+             as_json: bool, attempts: int, db_path: str | None) -> None:
     """Show what the playbooks would do with a raw payload or an event; changes nothing."""
     ctx.exit(run_simulate(source, payload, playbooks_dir, as_json, attempts,
-                          event_file=event_file, enrich=enrich, config=config))
+                          event_file=event_file, enrich=enrich, config=config,
+                          db_path=db_path))
 
 
 @click.command()

@@ -2,8 +2,10 @@
 
 Dry-run by construction: only the matcher and the renderer (engine.rules) run; nothing is
 executed, written or sent. For each firing event it compares what the engine recorded (the
-``matched``/``no_match`` and ``action_planned`` audit records) with what the other playbooks
-would do, and reports the events that would get another rule or other actions.
+``matched``/``no_match``, approval ``guard`` and ``action_planned`` audit records) with what
+the other playbooks would do, and reports the events that would get another rule, other
+actions, another approval (a rule's or a policy's), another delay or other parameters (as
+stored: redacted alike).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from rich.table import Table
 from engine.actions.registry import action_table
 from engine.errors import PlaybookError, StorageError
 from engine.events import utcnow
-from engine.rules.durations import parse_duration
+from engine.rules.durations import format_duration, parse_duration
 from engine.rules.load import load_playbooks
 from engine.rules.ruleset import PlaybookSet
-from engine.rules.templates import RenderError
+from engine.rules.templates import PlannedAction, RenderError
+from engine.rules.testing import same_json
 from engine.store import inbox, reporting
 from engine.store.db import Database
+from engine.text.redact import redact
 
 __all__ = ["Change", "ReplayReport", "replay", "replay_events", "run_replay"]
 
@@ -43,6 +47,9 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     rules_after: list[str]
     actions_before: list[str]
     actions_after: list[str]
+    approval_before: bool | None = None
+    approval_after: bool | None = None
+    differences: list[str] = msgspec.field(default_factory=list)
     error: str = ""
 
 
@@ -77,32 +84,64 @@ def replay_events(db: Database, playbooks: PlaybookSet, *, since_ms: int,
     changed, unchanged, unprocessed = [], 0, 0
     for stored in reversed(events):  # oldest first
         event = stored.current
-        processed, rules_before, actions_before = reporting.event_outcomes(db, event.id)
+        recorded = reporting.event_outcomes(db, event.id)
         if progress is not None and task is not None:
             progress.advance(task)
-        if not processed:
+        if not recorded.processed:
             unprocessed += 1
             continue
-        error, actions_after = "", []
+        error, planned = "", []
         matches = playbooks.match(event)
         rules_after = [m.rule.id for m in matches]
         try:
-            planned = playbooks.plan(event) if matches else []
-            actions_after = [a.action for a in planned[0][1]] if planned else []
+            planned = playbooks.plan(event)[0][1] if matches else []
         except RenderError as exc:
             error = str(exc)
-        same_rule = rules_before == rules_after
+        actions_before = [a.action for a in recorded.actions]
+        actions_after = [a.action for a in planned]
+        approval_after = playbooks.approval(event, matches)[0] if matches else None
+        differences = _differences(recorded, planned, approval_after)
+        same_rule = recorded.rules == rules_after
         # Actions compare only where the engine planned some (a joined incident plans none).
         same_actions = not actions_before or actions_before == actions_after
-        if same_rule and same_actions and not error:
+        if same_rule and same_actions and not differences and not error:
             unchanged += 1
             continue
         changed.append(Change(
             event_id=event.id, source=event.source, resource=event.resource,
-            error_code=event.error_code, rules_before=rules_before, rules_after=rules_after,
-            actions_before=actions_before, actions_after=actions_after, error=error))
+            error_code=event.error_code, rules_before=recorded.rules, rules_after=rules_after,
+            actions_before=actions_before, actions_after=actions_after,
+            approval_before=recorded.approval, approval_after=approval_after,
+            differences=differences, error=error))
     return ReplayReport(events=len(events), unchanged=unchanged, unprocessed=unprocessed,
                         changed=changed)
+
+
+def _differences(recorded: reporting.Recorded, planned: list[PlannedAction],
+                 approval_after: bool | None) -> list[str]:
+    """What else would change, in words: the approval (where an approval guard ran), and the
+    delay and parameters of each action planned under the same name at the same place."""
+    found = []
+    if recorded.approval is not None and approval_after is not None \
+            and recorded.approval != approval_after:
+        found.append(f"approval: {_required(recorded.approval)} -> {_required(approval_after)}")
+    for i, (before, after) in enumerate(zip(recorded.actions, planned, strict=False)):
+        if before.action != after.action:
+            continue
+        if before.delay_s != after.delay_s:
+            found.append(f"{after.action} [{i}] delay: {format_duration(before.delay_s)} -> "
+                         f"{format_duration(after.delay_s)}")
+        params = redact(msgspec.to_builtins(after.params))
+        for key in sorted(set(before.params) | set(params)):
+            if not same_json(before.params.get(key), params.get(key)):
+                found.append(f"{after.action} [{i}] {key}: "
+                             f"{json.dumps(before.params.get(key))} -> "
+                             f"{json.dumps(params.get(key))}")
+    return found
+
+
+def _required(value: bool) -> str:
+    return "required" if value else "none"
 
 
 def _show(values: list[str]) -> str:
@@ -149,6 +188,10 @@ def run_replay(since: str, playbooks_dir: str, db_path: str, as_json: bool) -> i
                               _show(c.rules_after), _show(c.actions_before),
                               c.error or _show(c.actions_after))
             console.print(table)
+            for c in report.changed:  # approval, delays, parameters: one line each
+                for difference in c.differences:
+                    console.print(f"{c.event_id} {c.resource}: {difference}", markup=False,
+                                  soft_wrap=True)
     return 1 if report.changed else 0
 
 

@@ -69,6 +69,7 @@ AuditKind = Literal[
     "pause",             # actions paused
     "resume",            # actions resumed
     "breaker",           # a circuit breaker opened, or reset by hand
+    "silence",           # a silence created, or expired early by hand (engine/silences.py)
     "parked",            # an event set aside (engine/runtime/deadletter.py)
     "replayed",          # a parked event put back by hand
     "poll",              # a poller's failed look-up (engine/runtime/pollers.py)

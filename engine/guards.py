@@ -7,6 +7,8 @@ planned remediation (the pipeline) and the retry guards for a next attempt (the 
 ``fail_attempt``), the same way both times: each decision audited (``guard``), the first that
 blocks ends the run and decides what happens to the incident (``escalate``, ``ignore``):
 
+- ``silence``: an active silence (engine/silences.py) whose matchers hold for the event on
+  its target closes the incident ``ignored``, naming the silence: recorded, not acted on;
 - ``circuit``: a rule whose last N remediations of a target failed only escalates on that
   target for a cool-off; then it is half-open: the next remediation is a trial, whose success
   closes the breaker and whose failure opens it again; :func:`reset_breaker` closes it early;
@@ -17,7 +19,9 @@ blocks ends the run and decides what happens to the incident (``escalate``, ``ig
   and restarts);
 - ``dry_run``: the default; ``Settings.live`` turns real actions on, a rule's ``dry_run: true``
   still holds; dry-run renders and audits "would do" and makes no mutating call;
-- ``approval``: ``approval: required`` parks the incident in ``waiting_approval`` until
+- ``approval``: ``approval: required`` (of a matched rule, or a playbook ``policies:`` entry
+  whose ``match`` holds for the event, whatever rule matched) parks the incident in
+  ``waiting_approval`` until
   :func:`approve` or :func:`reject` (or expiry, which runs ``on_failure``);
 - ``pause``: the global pause (:func:`pause` / :func:`resume`); intake goes on, actions wait.
 
@@ -34,10 +38,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from engine import lifecycle
+from engine import lifecycle, silences
 from engine.clock import from_ms, to_ms
 from engine.deps import Deps
-from engine.events import utcnow
+from engine.events import ErrorEvent, utcnow
 from engine.rules.ruleset import CompiledRule
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
@@ -65,12 +69,15 @@ __all__ = [
 Outcome = Literal["allow", "escalate", "ignore", "dry_run", "wait", "paused"]
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """One guard's verdict: ``allow``, or what to do instead, and why (in words)."""
+class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One guard's verdict: ``allow``, or what to do instead, and why (in words); a silence's
+    decision names it (``silence``), an approval's the policies that require it."""
 
     name: str
     decision: Outcome
     reason: str
+    silence: str = ""
+    policies: list[str] = msgspec.field(default_factory=list)
 
     @property
     def blocks(self) -> bool:
@@ -90,11 +97,14 @@ incident (it may take what it guards, as the lock does)."""
 @dataclass(frozen=True)
 class Guard:
     """One gate (as Alertmanager's ``Muter``): its ``name`` (as decisions and metrics carry
-    it), its ``check``, and whether a next attempt is checked by it too (``on_retry``)."""
+    it), its ``check``, whether a next attempt is checked by it too (``on_retry``), and
+    whether its ``allow`` is audited (``audit_allow``: the silence's "none matches" would be
+    a record on every remediation that says nothing)."""
 
     name: str
     check: Check
     on_retry: bool = False
+    audit_allow: bool = True
 
 
 def _seconds(value: int | None) -> str:
@@ -118,6 +128,29 @@ def check_age(occurred_at: datetime | None, *, now_ms: int, max_age_s: int) -> D
             f"alert from {_iso(to_ms(occurred_at))} is {age_s} s old, older than "
             f"max_alert_age_s ({max_age_s} s): recorded, not remediated"))
     return Decision(name="age", decision="allow", reason=f"alert {age_s} s old")
+
+
+def _event(incident: Incident) -> ErrorEvent | None:
+    """The event the incident's remediation is planned from (kept with it at planning)."""
+    if not incident.event:
+        return None
+    try:
+        return msgspec.json.decode(incident.event, type=ErrorEvent)
+    except msgspec.DecodeError:
+        return None
+
+
+def check_silence(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
+    """Block (ignore) while an active silence's matchers hold for the event on its target:
+    the incident is recorded and closed, nothing is acted on."""
+    event = _event(incident)
+    found = silences.matching(deps.db, event, incident.target, now_ms=now_ms) if event else []
+    if not found:
+        return Decision(name="silence", decision="allow", reason="no active silence matches")
+    first = found[0]
+    return Decision(name="silence", decision="ignore", silence=first.id, reason=(
+        f"silenced by {first.id} until {_iso(first.ends_ms)} ({first.author}: "
+        f"{first.comment}): recorded, not remediated"))
 
 
 def check_circuit(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
@@ -203,10 +236,17 @@ def check_dry_run(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: in
 
 def check_approval(deps: Deps, rule: CompiledRule, incident: Incident,
                    now_ms: int) -> Decision:
-    """``wait`` when the rule requires approval."""
+    """``wait`` when the rule requires approval, or a playbook policy does for the event."""
     if rule.rule.approval == "required":
         return Decision(name="approval", decision="wait",
                         reason=f"rule {rule.id} requires approval")
+    event = _event(incident)
+    current = deps.playbooks.current
+    found = current.approval_policies(event) if event is not None else []
+    if found:
+        return Decision(name="approval", decision="wait", policies=[p.id for p in found],
+                        reason="policy " + ", ".join(f"{p.id} ({p.where})" for p in found)
+                        + " requires approval")
     return Decision(name="approval", decision="allow", reason="no approval required")
 
 
@@ -220,6 +260,7 @@ def check_pause(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int)
 
 
 GUARDS: tuple[Guard, ...] = (
+    Guard("silence", check_silence, audit_allow=False),
     Guard("circuit", check_circuit, on_retry=True),
     Guard("budget", check_budget, on_retry=True),
     Guard("cooldown", check_cooldown),
@@ -234,14 +275,16 @@ GUARDS: tuple[Guard, ...] = (
 def run(deps: Deps, rule: CompiledRule, incident: Incident, *, now_ms: int,
         retry: bool = False, **ids: str) -> list[Decision]:
     """Check the guards in order (``retry``: those ``on_retry`` only), each decision audited
-    (``guard``, with ``ids``); stop at the first that blocks. Returns the decisions made: the
+    (``guard``, with ``ids``; an ``allow`` only if the guard's ``audit_allow``); stop at the
+    first that blocks. Returns the decisions made: the
     last one blocks, or none does."""
     decisions = []
     for gate in GUARDS:
         if retry and not gate.on_retry:
             continue
         decision = gate.check(deps, rule, incident, now_ms)
-        deps.audit("guard", msgspec.to_builtins(decision), **ids)
+        if gate.audit_allow or decision.decision != "allow":
+            deps.audit("guard", msgspec.to_builtins(decision), **ids)
         decisions.append(decision)
         if decision.blocks:
             break

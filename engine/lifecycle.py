@@ -65,7 +65,7 @@ IncidentState = Literal[
     # Active: the incident is being handled; at most one per (fingerprint, target).
     "open",              # a firing event opened it; no rule has acted on it yet
     "remediating",       # an attempt's actions are scheduled, running, or being settled
-    "waiting_approval",  # its actions wait for a person (approval: required), or its expiry
+    "waiting_approval",  # its actions wait for a person (a rule's or policy's approval)
     "verifying",         # the actions are done; a probe follows what they started
     # Final: nothing more happens to it; a later firing event opens a new incident.
     "resolved",          # fixed (verified, or nothing to do), or its failure resolved itself
@@ -91,7 +91,8 @@ class Move(NamedTuple):
 
 MOVES: tuple[Move, ...] = (
     Move("open_or_join", (), "open", "a firing event, no active incident of its failure"),
-    Move("wait_approval", ("open",), "waiting_approval", "the rule requires approval"),
+    Move("wait_approval", ("open",), "waiting_approval",
+         "the rule, a rule matched through continue, or a policy requires approval"),
     Move("remediate", ("open",), "remediating", "actions planned"),
     Move("remediate", ("waiting_approval",), "remediating", "approved"),
     Move("remediate", ("remediating", "verifying"), "remediating", "next attempt"),
@@ -100,8 +101,8 @@ MOVES: tuple[Move, ...] = (
          "pre-check), or a resolved event for its target or alert"),
     Move("escalate", ACTIVE, "escalated", "no rule matched (after RCA), the circuit or the "
          "budget, a permanent error or retries spent, approval expired"),
-    Move("ignore", ACTIVE, "ignored", "cooldown or lock, every planned action dry-run, "
-         "rejected, an ignore action"),
+    Move("ignore", ACTIVE, "ignored", "a silence, cooldown or lock, every planned action "
+         "dry-run, rejected, an ignore action"),
 )
 """Every move of the lifecycle; :data:`TRANSITIONS` is what they allow."""
 

@@ -20,7 +20,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import SerializationException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from engine import guards, lifecycle
+from engine import guards, lifecycle, silences
 from engine.clock import to_ms
 from engine.events import SOURCES, STATUSES, utcnow
 from engine.rules.load import PAYLOAD_SOURCES
@@ -454,12 +454,13 @@ def status(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 @get("/playbooks", sync_to_thread=True, tags=["playbooks"])
 def playbooks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """The rules in force and their generation."""
+    """The rules and policies in force and their generation."""
     service = _service(request)
     if service is None:
         return _no_service()
     return Response({"generation": service.playbooks.generation,
-                     "rules": service.playbooks.rules_summary()})
+                     "rules": service.playbooks.rules_summary(),
+                     "policies": service.playbooks.current.policies_summary()})
 
 
 @post("/playbooks/reload", sync_to_thread=True, tags=["playbooks"], status_code=200)
@@ -503,8 +504,10 @@ async def simulate(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     raw = msgspec.json.encode(body.payload)
     current = service.playbooks.current
     # A payload that does not parse raises PayloadError: the app answers it 400/422.
+    db, now = request.app.state["db"], _now(request)
+    in_force = await anyio.to_thread.run_sync(lambda: silences.active(db, now=now))
     answer = await anyio.to_thread.run_sync(
-        simulate_payload, current, body.source, raw, body.attempts)
+        simulate_payload, current, body.source, raw, body.attempts, in_force, to_ms(now))
     return Response(msgspec.to_builtins(answer))
 
 

@@ -41,6 +41,8 @@ from receivers.group_commit import GroupCommitter
 from receivers.headers import add_security_headers
 from receivers.operators_api import operators_router
 from receivers.operators_pages import operators_pages
+from receivers.silence_pages import silence_router
+from receivers.silences_api import silences_router
 
 if TYPE_CHECKING:
     from engine.runtime.service import Service
@@ -307,6 +309,8 @@ def create_app(
             *(_receiver_handler(name) for name in RECEIVERS),
             api_router(),
             operators_router(),
+            silences_router(),
+            silence_router(),
             dashboard_router(),
             operators_pages(),
             metrics_handler,

@@ -40,6 +40,7 @@ from engine.errors import PlaybookError
 from engine.events import utcnow
 from engine.rules.durations import parse_duration
 from engine.rules.load import load_playbooks
+from engine.rules.ruleset import PlaybookSet
 from engine.runtime import deadletter
 from engine.runtime.metrics import CONTENT_TYPE, Metrics
 from engine.store import actions, audit, handling, inbox, incidents, reporting, state
@@ -177,13 +178,19 @@ def refusal(status: int, title: str, what: str) -> Response[str]:
 
 
 def _rules(request: Request[Any, Any, Any], settings: Settings) -> tuple[list[Any], str]:
+    loaded, error = _loaded(request, settings)
+    return (list(loaded.rules) if loaded else []), error
+
+
+def _loaded(request: Request[Any, Any, Any], settings: Settings) -> tuple[PlaybookSet | None, str]:
+    """The playbooks in force (the service's, else those of the settings), or why not."""
     service = request.app.state.get("service")
     if service is not None:
-        return list(service.playbooks.current.rules), ""
+        return service.playbooks.current, ""
     try:
-        return list(load_playbooks([settings.playbooks], action_table()).rules), ""
+        return load_playbooks([settings.playbooks], action_table()), ""
     except PlaybookError as exc:
-        return [], f"the playbooks in {settings.playbooks} do not load: {exc.problems[0]}"
+        return None, f"the playbooks in {settings.playbooks} do not load: {exc.problems[0]}"
 
 
 def dashboard_router() -> Router:
@@ -343,11 +350,12 @@ def dashboard_router() -> Router:
                        settings: NamedDependency[Settings]) -> Response[str]:
         metrics_store.refresh(db)
         hits = {c.labels["rule"]: c for c in metrics_store.counts(db, "matches")}
-        rules, error = _rules(request, settings)
+        loaded, error = _loaded(request, settings)
+        rules = list(loaded.rules) if loaded else []
         rows = [{"rule": r, "hits": int(hits[r.id].value) if r.id in hits else 0,
                  "last": hits[r.id].last_ms if r.id in hits else 0} for r in rules]
         return _page(env, "playbooks.html.j2", title="Playbooks", mode=_mode(db, settings),
-                     rows=rows, error=error)
+                     rows=rows, error=error, policies=loaded.policies if loaded else ())
 
     @get("/audit", sync_to_thread=True, include_in_schema=False)
     def audit_page(db: NamedDependency[Database], settings: NamedDependency[Settings],

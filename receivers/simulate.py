@@ -7,16 +7,21 @@ renderer, so what it says is what the server would do. It touches no database an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from engine import silences as silence_policy
+from engine.clock import to_ms
 from engine.errors import PayloadError
-from engine.events import ErrorEvent
+from engine.events import ErrorEvent, utcnow
 from engine.rules.durations import format_duration
 from engine.rules.load import PAYLOAD_SOURCES
 from engine.rules.ruleset import CompiledRule, PlaybookSet
 from engine.rules.templates import PlannedAction, RenderError, render_actions
+from engine.runtime.pipeline import target_of
+from engine.store.silences import SilenceRow
 from receivers import azure_monitor, databricks, intake
 
 __all__ = ["MAX_SIMULATED", "parse_payload", "simulate_event", "simulate_payload"]
@@ -107,8 +112,24 @@ def _action_view(action: PlannedAction) -> dict[str, Any]:
     }
 
 
-def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> dict[str, Any]:
-    """What the engine would do with ``event``: the rules tried and the rendered plan."""
+def _policies(playbooks: PlaybookSet, event: ErrorEvent, matched: list[Any],
+              silences: Sequence[SilenceRow], now_ms: int | None) -> dict[str, Any]:
+    """The policies that would apply to the remediation: approval (a matched rule's or a
+    playbook policy's) and the active silences that would hold it."""
+    required, why = playbooks.approval(event, matched)
+    now_ms = to_ms(utcnow()) if now_ms is None else now_ms
+    held = silence_policy.holding(silences, event, target_of(event), now_ms=now_ms)
+    return {"approval": {"required": bool(matched) and required, "reason": why,
+                         "policies": [p.id for p in playbooks.approval_policies(event)]},
+            "silenced_by": [silence_policy.view(row, now_ms) for row in held]}
+
+
+def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int,
+                   silences: Sequence[SilenceRow] = (), now_ms: int | None = None,
+                   ) -> dict[str, Any]:
+    """What the engine would do with ``event``: the rules tried, the rendered plan, and the
+    policies (approval, and which of ``silences`` would hold it at ``now_ms``, default
+    now)."""
     explanation = playbooks.explain(event)
     plans = []
     for m in explanation.matched:
@@ -139,6 +160,7 @@ def simulate_event(playbooks: PlaybookSet, event: ErrorEvent, attempts: int) -> 
         "matched": explanation.rule_ids,
         "plan": plans,
         "remediated": event.status == "firing",
+        **_policies(playbooks, event, explanation.matched, silences, now_ms),
     }
 
 
@@ -148,12 +170,13 @@ explained against every rule (6,000 made a 90 MB answer); the rest are counted."
 
 
 def simulate_payload(
-    playbooks: PlaybookSet, source: str, body: bytes, attempts: int = 0
+    playbooks: PlaybookSet, source: str, body: bytes, attempts: int = 0,
+    silences: Sequence[SilenceRow] = (), now_ms: int | None = None,
 ) -> dict[str, Any]:
     """``{"events": [...], "left_out": N}``: :func:`simulate_event` for each event the payload
     parses into, the first :data:`MAX_SIMULATED` of them (``left_out`` counts the others).
     Raises PayloadError when it does not parse."""
     events = parse_payload(source, body)
-    return {"events": [simulate_event(playbooks, event, attempts)
+    return {"events": [simulate_event(playbooks, event, attempts, silences, now_ms)
                        for event in events[:MAX_SIMULATED]],
             "left_out": max(0, len(events) - MAX_SIMULATED)}

@@ -399,6 +399,15 @@ def _other(kind: str, d: dict[str, Any], step: Step, actor: str) -> None:
         step.tone = "bad"
     elif kind == "replayed":
         step.text = f"Replayed by {_s(d.get('who'), 120) or actor}"
+    elif kind == "silence":
+        held = d.get("silence") if isinstance(d.get("silence"), dict) else {}
+        what = f"Silence {_s(held.get('id'), 60)} ({_s(held.get('text'), 300)})"
+        if d.get("decision") == "created":
+            step.text = (f"{what} created by {_s(d.get('who'), 120) or actor}, from "
+                         f"{_s(held.get('starts_at'), 40)} until {_s(held.get('ends_at'), 40)}: "
+                         f"{_s(held.get('comment'))}")
+        else:
+            step.text = f"{what} expired early by {_s(d.get('who'), 120) or actor}"
     else:
         facts = ", ".join(f"{_s(k, 40)}: {_s(v, 120)}" for k, v in list(d.items())[:6]
                           if k != "resource")

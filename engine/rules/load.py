@@ -29,9 +29,28 @@ from engine.events import ErrorEvent
 from engine.rules import _check, _yaml
 from engine.rules.durations import parse_duration
 from engine.rules.match import EVENT_FIELDS, compile_condition
-from engine.rules.model import ActionStep, Playbook, Rule, TestCase, TestFile
+from engine.rules.model import (
+    ActionStep,
+    Expect,
+    Playbook,
+    Policy,
+    Rule,
+    SilenceCase,
+    Step,
+    StepExpect,
+    TestCase,
+    TestFile,
+)
 from engine.rules.reachable import unreachable
-from engine.rules.ruleset import CompiledRule, CompiledStep, LoadedTest, PlaybookSet
+from engine.rules.ruleset import (
+    CompiledPolicy,
+    CompiledRule,
+    CompiledStep,
+    LoadedStep,
+    LoadedTest,
+    PlaybookSet,
+)
+from engine.rules.silences import MatcherError, compile_matchers, parse_matcher
 from engine.rules.templates import compile_value, contains_template, make_environment
 
 __all__ = [
@@ -47,6 +66,17 @@ DEFAULT_PRIORITY = 1000
 
 PAYLOAD_SOURCES: tuple[str, ...] = ("adf", "synapse", "functions", "databricks")
 """The ``source`` of a test's raw payload: which sender (and so which parser) sent it."""
+
+MAX_STEPS = 100
+"""Steps of one sequence test."""
+MAX_STEP_S = 7 * 86400
+"""The longest ``after`` of a step."""
+GUARD_NAMES: tuple[str, ...] = ("silence", "circuit", "budget", "cooldown", "lock")
+"""The guards that may block a remediation (engine/guards.py), as a step's ``blocked``."""
+INCIDENT_STATES: tuple[str, ...] = ("open", "remediating", "waiting_approval", "verifying",
+                                    "resolved", "escalated", "ignored")
+"""The incident states (engine/lifecycle.py; this package may not import it: a test holds
+the two equal)."""
 
 _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -156,6 +186,33 @@ class _Loader:
     problems: _Problems = field(default_factory=_Problems)
     env: jinja2.Environment = field(default_factory=lambda: make_environment(mark_values=True))
     ids: dict[str, str] = field(default_factory=dict)
+    policy_ids: dict[str, str] = field(default_factory=dict)
+
+    # -- policies ---------------------------------------------------------------------------
+    def policy(self, file: _File, i: int, policy: Policy) -> CompiledPolicy | None:
+        base = ("policies", i)
+        start = len(self.problems.items)
+        if not _RULE_ID.match(policy.id):
+            file.report((*base, "id"), f"invalid policy id {policy.id!r}: use letters, "
+                        "digits, '.', '_' and '-'")
+        elif policy.id in self.policy_ids:
+            file.report((*base, "id"), f"duplicate policy id `{policy.id}`; first defined at "
+                        f"{self.policy_ids[policy.id]}")
+        else:
+            line, col = file.doc.position((*base, "id"))
+            self.policy_ids[policy.id] = f"{file.display}:{line}:{col}"
+        if not policy.match:
+            file.report((*base, "match") if "match" in file.doc.data["policies"][i] else base,
+                        "a policy needs a `match`: one that holds for every event is a "
+                        "setting, not a policy")
+        condition = compile_condition(
+            policy.match,
+            lambda rel, message, at_key: file.report((*base, "match", *rel), message, at_key),
+        )
+        if len(self.problems.items) != start:
+            return None
+        line, col = file.doc.position(base)
+        return CompiledPolicy(policy, file.display, line, col, condition)
 
     # -- rules ------------------------------------------------------------------------------
     def rule(self, file: _File, i: int, rule: Rule, playbook: Playbook) -> CompiledRule | None:
@@ -307,6 +364,26 @@ class _Loader:
     def test(self, file: _File, path: tuple[str | int, ...], case: TestCase,
              rule_ids: set[str]) -> LoadedTest | None:
         start = len(self.problems.items)
+        event, steps = None, ()
+        if case.sequence:
+            steps = self.sequence(file, path, case, rule_ids)
+        else:
+            if case.expect is None:
+                file.report(path, "a test needs `expect` (or a `sequence` of steps)")
+            event = self.source(file, path, case, case.name)
+            if case.expect is not None:
+                self.expect(file, (*path, "expect"), case.expect, rule_ids)
+        for j, silence in enumerate(case.silences):
+            self.silence(file, (*path, "silences", j), silence, bool(case.sequence))
+        if len(self.problems.items) != start:
+            return None
+        line, col = file.doc.position(path)
+        return LoadedTest(case, file.display, line, col, file.path.parent, event, steps)
+
+    def source(self, file: _File, path: tuple[str | int, ...], case: TestCase | Step,
+               name: str) -> ErrorEvent | None:
+        """Check a case's or a step's ``payload``/``source``/``event``/``index``; the inline
+        event, if any."""
         if (case.payload is None) == (case.event is None):
             file.report(path, "a test needs exactly one of `payload` (a file) or `event`")
         if case.payload is not None:
@@ -318,27 +395,87 @@ class _Loader:
                 )
             if not (file.path.parent / case.payload).is_file():
                 file.report((*path, "payload"), f"payload file not found: {case.payload}")
-        event = None
-        if case.event is not None:
-            event = self.event(file, (*path, "event"), case)
         if case.index is not None and case.index < 0:
             file.report((*path, "index"), "index must be 0 or more")
-        expect = case.expect
+        if case.event is not None:
+            return self.event(file, (*path, "event"), case.event, name)
+        return None
+
+    def expect(self, file: _File, path: tuple[str | int, ...], expect: Expect,
+               rule_ids: set[str]) -> None:
         if isinstance(expect.rule, str) and expect.rule not in rule_ids:
-            file.report((*path, "expect", "rule"), f"unknown rule `{expect.rule}`")
+            file.report((*path, "rule"), f"unknown rule `{expect.rule}`")
         for j, name in enumerate(expect.actions or ()):
             if name not in self.actions:
-                file.report((*path, "expect", "actions", j), f"unknown action `{name}`")
+                file.report((*path, "actions", j), f"unknown action `{name}`")
         for name in expect.params or {}:
             if name not in self.actions:
-                file.report((*path, "expect", "params", name), f"unknown action `{name}`", True)
-        if len(self.problems.items) != start:
-            return None
-        line, col = file.doc.position(path)
-        return LoadedTest(case, file.display, line, col, file.path.parent, event)
+                file.report((*path, "params", name), f"unknown action `{name}`", True)
+        if isinstance(expect, StepExpect):
+            for j, name in enumerate(expect.ran or ()):
+                if name not in self.actions:
+                    file.report((*path, "ran", j), f"unknown action `{name}`")
+            for name, delay in (expect.delays or {}).items():
+                if name not in self.actions:
+                    file.report((*path, "delays", name), f"unknown action `{name}`", True)
+                else:
+                    self.duration(file, (*path, "delays", name), delay)
+            if isinstance(expect.blocked, str) and expect.blocked not in GUARD_NAMES:
+                file.report((*path, "blocked"), f"unknown guard `{expect.blocked}`; expected "
+                            f"one of {', '.join(GUARD_NAMES)} or null")
+            if expect.state is not None and expect.state not in INCIDENT_STATES:
+                file.report((*path, "state"), f"unknown incident state `{expect.state}`; "
+                            f"expected one of {', '.join(INCIDENT_STATES)}")
 
-    def event(self, file: _File, path: tuple[str | int, ...], case: TestCase) -> ErrorEvent | None:
-        raw = dict(case.event or {})
+    def sequence(self, file: _File, path: tuple[str | int, ...], case: TestCase,
+                 rule_ids: set[str]) -> tuple[LoadedStep, ...]:
+        for key in ("payload", "event", "source", "index", "expect"):
+            if getattr(case, key) is not None:
+                file.report((*path, key), f"`{key}` belongs in a step of the `sequence`", True)
+        if len(case.sequence) > MAX_STEPS:
+            file.report((*path, "sequence"), f"a sequence has at most {MAX_STEPS} steps, got "
+                        f"{len(case.sequence)}")
+        steps, fired = [], False
+        for j, step in enumerate(case.sequence):
+            where = (*path, "sequence", j)
+            after = self.duration(file, (*where, "after"), step.after) or 0
+            if after > MAX_STEP_S:
+                file.report((*where, "after"), f"a step waits at most {MAX_STEP_S // 86400} "
+                            "days")
+            given = [k for k in ("event", "payload", "repeat", "resolve", "approve")
+                     if getattr(step, k) not in (None, False)]
+            if len(given) > 1:
+                file.report(where, f"a step does one thing: {' and '.join(given)} given")
+            elif not given and step.after is None:
+                file.report(where, "a step needs one of `event`, `payload`, `repeat`, "
+                            "`resolve`, `approve`, or `after` (time passes)")
+            event = None
+            if given and given[0] in ("event", "payload"):
+                event = self.source(file, where, step, f"{case.name}#{j}")
+                fired = True
+            elif given and given[0] in ("repeat", "resolve") and not fired:
+                file.report((*where, given[0]), f"`{given[0]}` needs an earlier step's event")
+            if step.expect is not None:
+                self.expect(file, (*where, "expect"), step.expect, rule_ids)
+            line, _ = file.doc.position(where)
+            steps.append(LoadedStep(step, line, after, event))
+        return tuple(steps)
+
+    def silence(self, file: _File, path: tuple[str | int, ...], silence: SilenceCase,
+                in_sequence: bool) -> None:
+        try:
+            compile_matchers([parse_matcher(m) for m in silence.matchers])
+        except MatcherError as exc:
+            file.report((*path, "matchers"), str(exc))
+        if silence.duration is not None:
+            if not in_sequence:
+                file.report((*path, "duration"), "a silence's `duration` is for a sequence")
+            elif not self.duration(file, (*path, "duration"), silence.duration):
+                file.report((*path, "duration"), "a silence lasts longer than 0s")
+
+    def event(self, file: _File, path: tuple[str | int, ...], given: dict[str, Any],
+              name: str) -> ErrorEvent | None:
+        raw = dict(given)
         for key in raw:
             if key not in EVENT_FIELDS:
                 file.report(
@@ -348,7 +485,7 @@ class _Loader:
                 )
                 return None
         raw.setdefault("status", "firing")
-        raw.setdefault("dedup_key", f"test:{case.name}")
+        raw.setdefault("dedup_key", f"test:{name}")
         try:
             return msgspec.convert(raw, ErrorEvent).with_fingerprint()
         except msgspec.ValidationError as exc:
@@ -409,11 +546,12 @@ def load_playbooks(
         if file is None or not _structure(file, Playbook, skip=() if check_tests else ("tests",)):
             continue
         data = file.doc.data
-        clean_top = {k: v for k, v in data.items() if k not in ("rules", "tests")}
+        clean_top = {k: v for k, v in data.items() if k not in ("rules", "policies", "tests")}
         if not file.clean(("name",)) or not file.clean(("priority",)):
             continue
         try:
-            playbook = msgspec.convert({**clean_top, "rules": [], "tests": []}, Playbook)
+            playbook = msgspec.convert({**clean_top, "rules": [], "policies": [], "tests": []},
+                                       Playbook)
         except msgspec.ValidationError:  # already reported by the structure check
             continue
         rules = [
@@ -421,7 +559,12 @@ def load_playbooks(
             for i, r in enumerate(_rules_of(file))
             if file.clean(("rules", i))
         ]
-        loaded.append((file, msgspec.structs.replace(playbook, rules=rules)))
+        policies = [
+            msgspec.convert(p, Policy)
+            for i, p in enumerate(_listed(file, "policies"))
+            if file.clean(("policies", i))
+        ]
+        loaded.append((file, msgspec.structs.replace(playbook, rules=rules, policies=policies)))
 
     compiled: list[tuple[tuple[int, int, int], CompiledRule]] = []
     for rank, file, playbook in _order(loaded):
@@ -438,6 +581,15 @@ def load_playbooks(
     for rule, message in unreachable(rules):
         loader.problems.add(rule.file, (rule.line, rule.col), message)
 
+    compiled_policies = []
+    for file, playbook in loaded:  # files as given (policies all apply: order is irrelevant)
+        clean = [i for i in range(len(_listed(file, "policies")))
+                 if file.clean(("policies", i))]
+        for i, policy in zip(clean, playbook.policies, strict=True):
+            found = loader.policy(file, i, policy)
+            if found is not None:
+                compiled_policies.append(found)
+
     rule_ids = set(loader.ids)
     tests: list[LoadedTest] = []
     for file, _ in loaded if check_tests else ():
@@ -450,11 +602,16 @@ def load_playbooks(
         files=tuple(f.display for f, _ in loaded),
         playbooks=tuple(p for _, p in loaded),
         tests=tuple(tests),
+        policies=tuple(compiled_policies),
     )
 
 
 def _rules_of(file: _File) -> list[Any]:
-    raw = file.doc.data.get("rules")
+    return _listed(file, "rules")
+
+
+def _listed(file: _File, key: str) -> list[Any]:
+    raw = file.doc.data.get(key)
     return raw if isinstance(raw, list) else []
 
 

@@ -18,7 +18,11 @@ __all__ = [
     "Budget",
     "Expect",
     "Playbook",
+    "Policy",
     "Rule",
+    "SilenceCase",
+    "Step",
+    "StepExpect",
     "TestCase",
     "TestFile",
     "Verify",
@@ -81,16 +85,73 @@ class Rule(_Strict):
     on_failure: list[ActionStep] = msgspec.field(default_factory=list)
 
 
+class Policy(_Strict):
+    """A policy across rules: whatever rule matched an event that ``match`` holds for (the
+    rules' matcher language), ``approval: required`` makes its remediation wait for a person,
+    as a rule's own ``approval: required`` does."""
+
+    id: str
+    description: str = ""
+    match: dict[str, Any] = msgspec.field(default_factory=dict)
+    approval: Literal["required"] = "required"
+
+
+class SilenceCase(_Strict):
+    """A silence in force during a playbook test: matchers as ``remediator silence add``
+    takes them (``resource=~pl_finance_.*``); in a sequence it ends ``duration`` after the
+    start (by itself), else it lasts the whole test."""
+
+    matchers: list[str]
+    comment: str = ""
+    duration: str | None = None
+
+
 class Expect(_Strict):
     """What a playbook test expects; a key left out is not checked.
 
     ``rule: null`` means "no rule matches"; ``params`` is a subset of the rendered parameters,
-    keyed by action name.
+    keyed by action name; ``approval`` whether the remediation waits for a person (a matched
+    rule's or a policy's ``approval: required``); ``silenced`` whether a silence of the case
+    holds it.
     """
 
     rule: str | msgspec.UnsetType | None = msgspec.UNSET
     actions: list[str] | None = None
     params: dict[str, dict[str, Any]] | None = None
+    approval: Literal["required", "none"] | None = None
+    silenced: bool | None = None
+
+
+class StepExpect(Expect):
+    """What one step of a sequence expects, as :class:`Expect` (``actions`` are those
+    planned in this step) and: ``blocked`` the guard that stopped the remediation (``null``:
+    none did), ``state`` the incident's state after the step, ``delays`` the delay of each
+    named action planned in it, ``ran`` the actions run in it."""
+
+    blocked: str | msgspec.UnsetType | None = msgspec.UNSET
+    state: str | None = None
+    delays: dict[str, str] | None = None
+    ran: list[str] | None = None
+
+
+class Step(_Strict):
+    """One step of a sequence: time passes (``after``), then at most one of a firing
+    ``event`` (inline) or ``payload`` (with ``source``), a ``repeat`` of the last firing
+    event (a new delivery of the same failure), its ``resolve``, or an ``approve`` of the
+    waiting incident by that name. The actions that run or are verified during it end as
+    ``outcome`` says (engine/runtime/sequence.py): ``succeeded``, ``failed`` (the run they
+    started fails again) or ``error`` (the call fails for good)."""
+
+    after: str | None = None
+    event: dict[str, Any] | None = None
+    payload: str | None = None
+    source: str | None = None
+    index: int | None = None
+    repeat: bool = False
+    resolve: bool = False
+    approve: str | None = None
+    outcome: Literal["succeeded", "failed", "error"] = "succeeded"
+    expect: StepExpect | None = None
 
 
 class TestCase(_Strict):
@@ -99,11 +160,13 @@ class TestCase(_Strict):
     __test__ = False  # not a pytest class
 
     name: str
-    expect: Expect
+    expect: Expect | None = None
     source: str | None = None
     payload: str | None = None
     event: dict[str, Any] | None = None
     index: int | None = None
+    silences: list[SilenceCase] = msgspec.field(default_factory=list)
+    sequence: list[Step] = msgspec.field(default_factory=list)
 
 
 class Playbook(_Strict):
@@ -115,6 +178,7 @@ class Playbook(_Strict):
     description: str = ""
     known_error_codes: list[str] = msgspec.field(default_factory=list)
     rules: list[Rule] = msgspec.field(default_factory=list)
+    policies: list[Policy] = msgspec.field(default_factory=list)
     tests: list[TestCase] = msgspec.field(default_factory=list)
 
 

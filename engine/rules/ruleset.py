@@ -14,10 +14,11 @@ from typing import Any
 from engine.actions.base import ActionSpec
 from engine.events import ErrorEvent
 from engine.rules.match import Condition, Explanation, Matcher, RuleMatch
-from engine.rules.model import ActionStep, Playbook, Rule, TestCase
+from engine.rules.model import ActionStep, Playbook, Policy, Rule, Step, TestCase
 from engine.rules.templates import PlannedAction, Rendered, render_actions
 
-__all__ = ["CompiledRule", "CompiledStep", "LoadedTest", "PlaybookSet"]
+__all__ = ["CompiledPolicy", "CompiledRule", "CompiledStep", "LoadedStep", "LoadedTest",
+           "PlaybookSet"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,45 @@ class CompiledRule:
 
 
 @dataclass(frozen=True)
+class CompiledPolicy:
+    """A policy as loaded: the Struct as written, its compiled condition, where it was
+    written."""
+
+    policy: Policy
+    file: str
+    line: int
+    col: int
+    condition: Condition
+
+    @property
+    def id(self) -> str:
+        return self.policy.id
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the policy, for decisions and messages."""
+        return f"{self.file}:{self.line}"
+
+    def holds(self, event: ErrorEvent) -> bool:
+        """Whether the policy's ``match`` holds for the event."""
+        return self.condition.test(event, {})
+
+
+@dataclass(frozen=True)
+class LoadedStep:
+    """One checked step of a sequence test: its ``line``, ``after`` in seconds, its inline
+    event (if it gives one)."""
+
+    step: Step
+    line: int
+    after_s: int = 0
+    event: ErrorEvent | None = None
+
+
+@dataclass(frozen=True)
 class LoadedTest:
-    """A playbook test case with where it was written; ``base`` resolves ``payload:``."""
+    """A playbook test case with where it was written; ``base`` resolves ``payload:``;
+    ``steps`` is its checked ``sequence`` (empty for a one-event case)."""
 
     case: TestCase
     file: str
@@ -81,6 +119,7 @@ class LoadedTest:
     col: int
     base: Path
     event: ErrorEvent | None = None
+    steps: tuple[LoadedStep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +130,7 @@ class PlaybookSet:
     files: tuple[str, ...] = ()
     playbooks: tuple[Playbook, ...] = ()
     tests: tuple[LoadedTest, ...] = ()
+    policies: tuple[CompiledPolicy, ...] = ()
     matcher: Matcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +143,23 @@ class PlaybookSet:
     def explain(self, event: ErrorEvent) -> Explanation:
         """Every rule tried and why it did or did not match."""
         return self.matcher.explain(event)
+
+    def approval_policies(self, event: ErrorEvent) -> list[CompiledPolicy]:
+        """The policies that require approval for the event, in file order."""
+        return [p for p in self.policies if p.policy.approval == "required" and p.holds(event)]
+
+    def approval(self, event: ErrorEvent, rules: list[RuleMatch]) -> tuple[bool, str]:
+        """Whether the remediation of ``event`` by the matched ``rules`` waits for approval,
+        and why: a matched rule's ``approval: required`` (the first rule's or one matched
+        through ``continue``) or a policy's."""
+        for m in rules:
+            if m.rule.rule.approval == "required":
+                return True, f"rule {m.rule.id} requires approval"
+        policies = self.approval_policies(event)
+        if policies:
+            return True, "policy " + ", ".join(
+                f"{p.id} ({p.where})" for p in policies) + " requires approval"
+        return False, "no approval required"
 
     def rule(self, rule_id: str) -> CompiledRule | None:
         """The rule with this id, if loaded."""
@@ -120,6 +177,12 @@ class PlaybookSet:
             (m, render_actions(m, event, attempts=attempts, incident=incident))
             for m in self.match(event)
         ]
+
+    def policies_summary(self) -> list[dict[str, Any]]:
+        """One plain mapping per policy, for ``GET /api/playbooks``."""
+        return [{"id": p.id, "file": p.file, "line": p.line, "description":
+                 p.policy.description, "match": p.policy.match, "approval": p.policy.approval}
+                for p in self.policies]
 
     def rules_summary(self) -> list[dict[str, Any]]:
         """One plain mapping per rule, in order, for ``GET /api/playbooks``."""

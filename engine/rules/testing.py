@@ -5,9 +5,14 @@ gives a raw sender payload (a path relative to its file, parsed by the real pars
 the caller passes in as ``parse`` since this package imports no receiver) or an inline
 ``event:``. The expectation applies to the first firing event of the payload, or to
 ``events[index]``; it names the first matching rule (``rule: null``: none), the planned action
-names in order (every matched rule's, through ``continue``), and a subset of the rendered
-parameters of the first planned action of each named action. Parameters compare as JSON
+names in order (every matched rule's, through ``continue``), a subset of the rendered
+parameters of the first planned action of each named action, whether its remediation waits
+for ``approval`` (``required``: a matched rule's or a policy's; ``none``) and whether a
+silence of the case's ``silences:`` holds it (``silenced``). Parameters compare as JSON
 values: a YAML list equals a tuple parameter, but ``"2"`` is not ``2`` and ``true`` is not ``1``.
+
+A case with a ``sequence:`` runs through the engine itself on a simulated clock: the caller
+passes that runner in as ``sequence`` (engine/runtime/sequence.py), as it passes ``parse``.
 """
 
 from __future__ import annotations
@@ -23,12 +28,19 @@ from engine.errors import PayloadError
 from engine.events import ErrorEvent
 from engine.rules.match import Explanation
 from engine.rules.ruleset import LoadedTest, PlaybookSet
+from engine.rules.silences import compile_matchers, matches, parse_matcher
 from engine.rules.templates import RenderError, render_actions
 
-__all__ = ["CaseResult", "Parse", "format_results", "run_tests", "same_json", "summary"]
+__all__ = ["CaseResult", "Parse", "SequenceRunner", "Target", "diff", "format_results", "pick",
+           "run_tests", "same_json", "summary"]
+
 
 Parse = Callable[[str, bytes], list[ErrorEvent]]
 """``parse(source, payload)``: a sender's raw payload to events (PayloadError if it cannot)."""
+Target = Callable[[ErrorEvent], str]
+"""``target(event)``: what a remediation of the event acts on (engine/runtime/pipeline.py)."""
+SequenceRunner = Callable[[PlaybookSet, LoadedTest, Parse], "CaseResult"]
+"""``sequence(playbooks, test, parse)``: a ``sequence:`` case run through the engine."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,8 @@ def _show(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _diff(what: str, expected: Any, got: Any) -> str:
+def diff(what: str, expected: Any, got: Any) -> str:
+    """``what`` expected and got, as the report shows a failed expectation."""
     return f"{what}:\n  expected: {_show(expected)}\n  got:      {_show(got)}"
 
 
@@ -73,10 +86,14 @@ def same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _pick(test: LoadedTest, parse: Parse) -> tuple[ErrorEvent | None, str | None]:
-    case = test.case
-    if test.event is not None:
-        return test.event, None
+def pick(test: LoadedTest, parse: Parse, case: Any = None,
+         event: ErrorEvent | None = None) -> tuple[ErrorEvent | None, str | None]:
+    """The event of a case (or of ``case``, a step, with its inline ``event``): inline, or
+    the payload's first firing event or ``events[index]``; else None and why."""
+    if case is None:
+        case, event = test.case, test.event
+    if event is not None:
+        return event, None
     path = test.base / (case.payload or "")
     try:
         events = parse(case.source or "", path.read_bytes())
@@ -94,18 +111,21 @@ def _pick(test: LoadedTest, parse: Parse) -> tuple[ErrorEvent | None, str | None
     return None, f"payload gave no firing event ({len(events)} event(s)); use `index:`"
 
 
-def run_case(playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -> CaseResult:
-    """Run one case against ``playbooks``."""
-    event, problem = _pick(test, parse)
+def run_case(playbooks: PlaybookSet, test: LoadedTest, parse: Parse,
+             target: Target | None = None) -> CaseResult:
+    """Run one case against ``playbooks`` (``target`` names the event's target for the
+    silences' ``target`` matchers)."""
+    event, problem = pick(test, parse)
     if event is None:
         return CaseResult(test, None, [problem or "no event"])
     expect = test.case.expect
+    assert expect is not None  # the loader holds it
     matches = playbooks.match(event)
     explanation = playbooks.explain(event)
     failures: list[str] = []
     got_rule = matches[0].rule.id if matches else None
     if expect.rule is not msgspec.UNSET and expect.rule != got_rule:
-        failures.append(_diff("rule", expect.rule, got_rule))
+        failures.append(diff("rule", expect.rule, got_rule))
     planned = []
     try:
         for m in matches:
@@ -114,24 +134,51 @@ def run_case(playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -> CaseResu
         failures.append(f"render: {exc}")
     names = [p.action for p in planned]
     if expect.actions is not None and expect.actions != names:
-        failures.append(_diff("actions", expect.actions, names))
+        failures.append(diff("actions", expect.actions, names))
     for action, subset in (expect.params or {}).items():
         first = next((p for p in planned if p.action == action), None)
         if first is None:
-            failures.append(_diff(f"params.{action}", subset, None))
+            failures.append(diff(f"params.{action}", subset, None))
             continue
         for key, want in subset.items():
             got = first.args.get(key, None)
             if not same_json(msgspec.to_builtins(want), msgspec.to_builtins(got)):
-                failures.append(_diff(f"params.{action}.{key}", want, got))
+                failures.append(diff(f"params.{action}.{key}", want, got))
+    if expect.approval is not None:
+        required, why = playbooks.approval(event, matches)
+        got_approval = "required" if matches and required else "none"
+        if expect.approval != got_approval:
+            failures.append(diff("approval", expect.approval, f"{got_approval} ({why})"))
+    if expect.silenced is not None:
+        on = target(event) if target is not None else ""
+        held = [i for i, s in enumerate(test.case.silences)
+                if matches_silence(s.matchers, event, on)]
+        if expect.silenced != bool(held):
+            got_held = f"silences:{held}" if held else False
+            failures.append(diff("silenced", expect.silenced, got_held))
     return CaseResult(test, event, failures, explanation)
 
 
+def matches_silence(matchers: Sequence[str], event: ErrorEvent, target: str) -> bool:
+    """Whether a test's silence (matchers as written; checked at load) holds the event."""
+    return matches(compile_matchers([parse_matcher(m) for m in matchers]), event, target)
+
+
 def run_tests(
-    playbooks: PlaybookSet, tests: Sequence[LoadedTest], parse: Parse
+    playbooks: PlaybookSet, tests: Sequence[LoadedTest], parse: Parse, *,
+    target: Target | None = None, sequence: SequenceRunner | None = None,
 ) -> list[CaseResult]:
-    """Run every case, in order; never stops at the first failure."""
-    return [run_case(playbooks, test, parse) for test in tests]
+    """Run every case, in order; never stops at the first failure. A ``sequence:`` case
+    needs the ``sequence`` runner (without it, it fails saying so)."""
+    results = []
+    for test in tests:
+        if not test.steps:
+            results.append(run_case(playbooks, test, parse, target))
+        elif sequence is None:
+            results.append(CaseResult(test, None, ["sequence: no engine to run it here"]))
+        else:
+            results.append(sequence(playbooks, test, parse))
+    return results
 
 
 def _event_line(event: ErrorEvent) -> str:

@@ -191,6 +191,13 @@ def guard(deps: Deps, job: Job) -> None:
             return
         job.dry_run = job.dry_run or decision.decision == "dry_run"
         job.wait_approval = job.wait_approval or decision.decision == "wait"
+    later = [m.rule for m in job.explanation.matched[1:] if m.rule.rule.approval == "required"]
+    if later and not job.wait_approval:  # a rule matched through `continue` requires it too
+        wait = guards.Decision(name="approval", decision="wait",
+                               reason=f"rule {later[0].id} (matched through continue) "
+                                      "requires approval")
+        deps.audit("guard", msgspec.to_builtins(wait), **_ids(job))
+        job.wait_approval = True
     if job.dry_run:
         job.wait_approval = False  # nothing will run that needs approving
 

@@ -19,11 +19,22 @@ from typing import Any
 import sqlite_utils
 
 from engine.errors import StorageError
-from engine.store import actions, audit, handling, inbox, incidents, metrics, rca, reporting, state
+from engine.store import (
+    actions,
+    audit,
+    handling,
+    inbox,
+    incidents,
+    metrics,
+    rca,
+    reporting,
+    silences,
+    state,
+)
 
 __all__ = ["Database"]
 
-SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca, handling)
+SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca, handling, silences)
 """The table families whose ``create_schema`` runs when a database is opened, in order (each
 module imports ``Database`` for its annotations only, so this import is one way)."""
 

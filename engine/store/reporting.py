@@ -8,6 +8,7 @@ window so that a page stays cheap with a million audit records.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Bucket",
+    "PlannedStep",
+    "Recorded",
     "create_schema",
     "event_outcomes",
     "failures_over_time",
@@ -74,24 +77,54 @@ def _over_time(db: Database, moment: str, series: str, *, since_ms: int,
     return [Bucket(row["b"], row["s"], row["n"]) for row in rows]
 
 
-def event_outcomes(db: Database, event_id: str) -> tuple[bool, list[str], list[str]]:
-    """What the engine recorded for one event: (processed, matched rule ids, the actions
-    planned from it in its first remediation), from its ``matched``/``no_match`` and
-    ``action_planned`` audit records."""
+class PlannedStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One action the engine planned from an event: its name, its (redacted) parameters and
+    its delay in seconds."""
+
+    action: str
+    params: dict[str, Any]
+    delay_s: int
+
+
+class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+    """What the engine recorded for one event: whether it was processed, the matched rule
+    ids, the actions planned in its first remediation, and whether that waited for approval
+    (None: no approval guard ran for it, e.g. a joined incident or an earlier guard
+    blocked)."""
+
+    processed: bool = False
+    rules: list[str] = msgspec.field(default_factory=list)
+    actions: list[PlannedStep] = msgspec.field(default_factory=list)
+    approval: bool | None = None
+
+
+def _ms_of(ts: str) -> int:
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def event_outcomes(db: Database, event_id: str) -> Recorded:
+    """What the engine recorded for one event (:class:`Recorded`), from its
+    ``matched``/``no_match``, approval ``guard`` and ``action_planned`` audit records."""
     rows = db.query(
-        "SELECT kind, data FROM audit WHERE event_id = ? "
-        "AND kind IN ('matched', 'no_match', 'action_planned') ORDER BY seq",
+        "SELECT kind, ts, data FROM audit WHERE event_id = ? "
+        "AND kind IN ('matched', 'no_match', 'action_planned', 'guard') ORDER BY seq",
         (event_id,),
     )
-    processed, rules, actions = False, [], []
+    processed, rules, actions, approval = False, [], [], None
     for row in rows:
         data: dict[str, Any] = json.loads(row["data"])
         if row["kind"] in ("matched", "no_match"):
             processed = True
             rules = list(data.get("rules") or [])
+        elif row["kind"] == "guard":
+            if data.get("name") == "approval" and approval is not True:
+                approval = data.get("decision") == "wait"
         elif data.get("phase", "remediate") == "remediate" and data.get("attempt", 1) <= 1:
-            actions.append(str(data.get("action", "")))
-    return processed, rules, actions
+            due = data.get("due")
+            delay = max(0, (due - _ms_of(row["ts"])) // 1000) if isinstance(due, int) else 0
+            actions.append(PlannedStep(action=str(data.get("action", "")),
+                                       params=dict(data.get("params") or {}), delay_s=delay))
+    return Recorded(processed=processed, rules=rules, actions=actions, approval=approval)
 
 
 def incident_event(db: Database, incident: Incident) -> ErrorEvent | None:

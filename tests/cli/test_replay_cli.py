@@ -97,3 +97,53 @@ def test_replay_refuses_bad_input(seeded: Seeded, tmp_path: Path) -> None:
     code, _, err = run("replay", "--since", "1h", "--playbooks", str(broken),
                        "--db", seeded.rig.db.path)
     assert code == 2 and "bad.yaml:4:" in err
+
+
+POLICY_CHANGES = """\
+name: engine
+policies:
+  - id: jobs-need-approval
+    match: {source: databricks}
+rules:
+  - id: adf-copy-failed
+    match: {source: adf, error_code: "2200"}
+    actions:
+      - action: adf.rerun_pipeline
+        with: {start_from_failure: false}
+        delay: 10m
+    verify: {timeout: 30m, interval: 1m}
+  - id: dbx-task-failed
+    match: {source: databricks, kind: task_run}
+    actions:
+      - action: noop
+        with: {note: "task {{ event.attributes.task_key }} failed again"}
+"""
+
+
+def test_replay_reports_changed_approval_delays_and_parameters(seeded: Seeded,
+                                                               tmp_path: Path) -> None:
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    (folder / "engine.yaml").write_text(POLICY_CHANGES)
+    code, out, err = run("replay", "--since", "4d", "--playbooks", str(folder),
+                         "--db", seeded.rig.db.path, "--json")
+    assert (code, err) == (1, "")
+    report = json.loads(out)
+    changes = {c["resource"]: (c["approval_before"], c["approval_after"], c["differences"])
+               for c in report["changed"]}
+    adf = (True, False, ["approval: required -> none",
+                         "adf.rerun_pipeline [0] delay: 0s -> 10m",
+                         "adf.rerun_pipeline [0] start_from_failure: true -> false"])
+    assert changes == {
+        "pl_archive_weekly": adf,
+        "pl_ingest_sales_daily": adf,
+        "sales_bronze_to_silver": (False, True, [
+            "approval: none -> required",
+            'noop [0] note: "task transform_orders failed" -> "task transform_orders failed '
+            'again"']),
+    }
+    code, out, _ = run("replay", "--since", "4d", "--playbooks", str(folder),
+                       "--db", seeded.rig.db.path)
+    assert code == 1
+    dbx = seeded.dbx.event_id
+    assert f"{dbx} sales_bronze_to_silver: approval: none -> required" in out.splitlines()

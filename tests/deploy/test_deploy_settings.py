@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from engine.config import CloudSettings, Settings, load_settings
+from receivers.passwords import hash_password
 from tests.fixtures.common import ROOT
 
 DOC = (ROOT / "docs" / "DEPLOY.md").read_text()
@@ -34,14 +35,24 @@ def _tables(struct: type[msgspec.Struct]) -> set[str]:
     return names
 
 
+def _secret(name: str) -> str:
+    """A value any secret takes: at least 8 characters, and a named user's password hash."""
+    return hash_password(f"password of {name}", cost=(1024, 8, 1))
+
+
 def _env(text: str) -> dict[str, str]:
-    """Every ``env:NAME`` the block reads, set (secrets are at least 8 characters)."""
-    return {name: f"value-of-{name.lower()}" for name in re.findall(r'"env:([A-Z0-9_]+)"', text)}
+    """Every ``env:NAME`` the block reads, set."""
+    return {name: _secret(name) for name in re.findall(r'"env:([A-Z0-9_]+)"', text)}
 
 
 @pytest.mark.parametrize("text", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_each_settings_block_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    text: str) -> None:
+    for n, secret in enumerate(sorted(set(re.findall(r'"file:([^"]+)"', text)))):
+        # a secret in a file, as a mounted Key Vault secret: a readable file in its place
+        local = tmp_path / f"secret-{n}"
+        local.write_text(_secret(secret) + "\n")
+        text = text.replace(f'"file:{secret}"', f'"file:{local}"')
     path = tmp_path / "remediator.toml"
     path.write_text(text)
     for name, value in _env(text).items():

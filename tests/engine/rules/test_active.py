@@ -80,7 +80,7 @@ def test_tests_are_not_rules_a_broken_test_does_not_block_the_server(tmp_path: P
     assert raised.value.problems == [
         f"{tmp_path}/a.yaml:6:40: payload file not found: missing.json",
         f"{tmp_path}/a.yaml:7:60: unknown key `extra`; expected one of event, expect, index,"
-        " name, payload, source",
+        " name, payload, sequence, silences, source",
     ]
     # a broken rule still blocks the reload, tests or not
     (tmp_path / "a.yaml").write_text(ONE + "  - {id: two, match: {sorce: adf}}\n" + broken_tests)

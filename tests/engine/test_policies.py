@@ -1,0 +1,146 @@
+"""Policies across rules: approval required by a playbook policy (whatever rule matched, and
+by a rule matched through ``continue``), and silences that hold remediation until they end."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine import silences
+from engine.rules.silences import MatcherSpec, parse_matcher
+from engine.store import audit as audit_store
+from engine.store import incidents as incidents_store
+from tests.engine.actions.conftest import PIPELINE, adf_event
+from tests.engine.test_worker import RERUN, reruns
+from tests.fixtures.engine import EngineRig
+
+POLICY = RERUN.replace("rules:", f"""\
+policies:
+  - id: finance-needs-approval
+    match: {{resource: {{glob: "{PIPELINE[:6]}*"}}}}
+rules:""")
+CONTINUED = RERUN.replace("rules:\n", """\
+rules:
+  - id: tell-first
+    match: {source: adf}
+    continue: true
+    actions:
+      - action: noop
+        with: {note: told}
+""").replace("    verify:", "    approval: required\n    verify:")
+
+
+def guards_of(rig: EngineRig, name: str) -> list[dict[str, object]]:
+    """The guard's decisions as recorded (without the ids the log adds)."""
+    return [{k: v for k, v in r.data.items() if k != "resource"}
+            for r in audit_store.list_records(rig.db, kind="guard", limit=1000)
+            if r.data["name"] == name]
+
+
+def newest(rig: EngineRig) -> incidents_store.Incident:
+    return incidents_store.list_incidents(rig.db)[0]
+
+
+def test_a_policy_requires_approval_whatever_rule_matched(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(POLICY, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    assert newest(engine_rig).state == "waiting_approval"
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+    [decision] = guards_of(engine_rig, "approval")
+    where = f"{engine_rig.tmp}/playbooks/engine.yaml:3"
+    assert decision == {"name": "approval", "decision": "wait",
+                        "policies": ["finance-needs-approval"],
+                        "reason": f"policy finance-needs-approval ({where}) requires approval"}
+
+
+def test_a_policy_that_does_not_hold_asks_nothing(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(POLICY, live=True)
+    engine_rig.deliver(adf_event(resource="other_pipeline",
+                                 attributes={**adf_event().attributes,
+                                             "pipeline": "other_pipeline"}))
+    worker.drain()
+    assert newest(engine_rig).state != "waiting_approval"
+    [decision] = guards_of(engine_rig, "approval")
+    assert decision["reason"] == "no approval required"
+
+
+def test_a_rule_matched_through_continue_that_requires_approval_waits(
+        engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(CONTINUED, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    incident = newest(engine_rig)
+    assert (incident.rule_id, incident.state) == ("tell-first", "waiting_approval")
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+    assert [d["reason"] for d in guards_of(engine_rig, "approval")] == [
+        "no approval required",
+        "rule adf-copy-failed (matched through continue) requires approval"]
+
+
+def test_a_silence_holds_remediation_until_it_ends(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(RERUN, live=True)
+    now = engine_rig.clock.now()
+    made = silences.create(engine_rig.db, [parse_matcher(f"resource=~{PIPELINE[:6]}.*")],
+                           author="alice", comment="factory upgrade", now=now,
+                           ends=now + timedelta(hours=1))
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    worker.scheduler.tick()
+    incident = newest(engine_rig)
+    until = (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    reason = (f"silenced by {made['id']} until {until} (alice: factory upgrade): recorded, "
+              "not remediated")
+    assert (incident.state, incident.reason) == ("ignored", reason)
+    assert reruns(engine_rig.sandbox) == []
+    assert guards_of(engine_rig, "silence") == [
+        {"name": "silence", "decision": "ignore", "silence": made["id"], "reason": reason}]
+    [created] = audit_store.list_records(engine_rig.db, kind="silence")
+    assert (created.actor, created.data["decision"]) == ("alice", "created")
+
+    engine_rig.clock.advance(hours=1)  # it ends by itself: the next failure is remediated
+    engine_rig.deliver(adf_event(dedup_key="second", run_id="second-run"))
+    worker.drain()
+    worker.scheduler.tick()
+    assert newest(engine_rig).state != "ignored"
+    assert len(guards_of(engine_rig, "silence")) == 1  # "none matches" is not recorded
+
+
+def test_expired_early_a_silence_holds_nothing(engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(RERUN, live=True)
+    now = engine_rig.clock.now()
+    made = silences.create(engine_rig.db, [MatcherSpec(name="source", value="adf")],
+                           author="alice", comment="upgrade", now=now,
+                           ends=now + timedelta(hours=1))
+    done = silences.expire(engine_rig.db, made["id"], "bob", now=now)
+    assert (done["state"], done["expired_by"]) == ("expired", "bob")
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    assert newest(engine_rig).state != "ignored"
+    with pytest.raises(silences.SilenceError, match=f"silence {made['id']} already ended"):
+        silences.expire(engine_rig.db, made["id"], "bob", now=now)
+
+
+@pytest.mark.parametrize(("matchers", "message"), [
+    ([], "a silence needs at least one matcher"),
+    (["resource=~.*"], "every matcher holds for an empty value: the silence would hold every "
+                       "event; name at least one field's value"),
+    (["colour=red"], "matcher 'colour': unknown field; expected one of source, kind, target, "
+                     "resource, resource_id, error_code, failure_type, run_id or "
+                     "attributes.<path>"),
+    (["resource=~(?=x)"], "matcher resource=~: "),
+    ([f"resource={'x' * 1001}"], "matcher resource=: the value is longer than 1000 characters"),
+    ([f"source=adf{i}" for i in range(17)], "a silence has at most 16 matchers, got 17"),
+])
+def test_bad_silences_are_refused_with_the_reason(engine_rig: EngineRig, matchers: list[str],
+                                                  message: str) -> None:
+    now = engine_rig.clock.now()
+    with pytest.raises(silences.SilenceError) as raised:
+        silences.create(engine_rig.db, [parse_matcher(m) for m in matchers], author="a",
+                        comment="c", now=now, ends=now + timedelta(hours=1))
+    assert str(raised.value).startswith(message)
+    assert audit_store.list_records(engine_rig.db, kind="silence") == []
+
