@@ -11,6 +11,7 @@ from cli.admin import approve, breakers, events, incidents, pause, reject, reset
 from cli.audit import audit
 from cli.demo import demo
 from cli.drill import drill
+from cli.migrate import migrate
 from cli.playbooks import schema, simulate, test, validate
 from cli.rca import rca
 from cli.replay import replay
@@ -43,6 +44,7 @@ COMMANDS: tuple[click.Command, ...] = (
     setup,
     send_test,
     drill,
+    migrate,
 )
 
 

@@ -22,6 +22,7 @@ import click
 import httpx
 import msgspec
 
+from cli._db import db_option, shown
 from cli._exits import Refused, Usage, fail
 from engine import guards, lifecycle
 from engine.errors import StorageError
@@ -106,7 +107,7 @@ def _with_db(target: Target, work: Callable[[Database], Any]) -> Any:
     try:
         db = Database(target.db)
     except StorageError as exc:
-        raise Refused(f"{target.db}: {exc}") from exc
+        raise Refused(f"{shown(target.db)}: {exc}") from exc
     try:
         return work(db)
     finally:
@@ -325,9 +326,8 @@ def _target(url: str, key: str | None, db: str | None) -> Target:
 
 def _where(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every admin command shares: where to act."""
-    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
-                           exists=True),
-                           help="Act on this database directly (a stopped service).")(command)
+    command = db_option(default=None, exists=True, dest="db",
+                        help="Act on this database directly, not through --url.")(command)
     command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
                            help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
     return click.option("--url", default=DEFAULT_URL, show_default=True,

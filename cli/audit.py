@@ -16,6 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from cli._db import db_option, shown
 from engine.audit import KINDS
 from engine.errors import StorageError
 from engine.events import utcnow
@@ -34,7 +35,7 @@ def run_verify(db_path: str) -> int:
         result = audit_store.verify_chain(db)
         db.close()
     except StorageError as exc:
-        click.echo(f"{db_path}: {exc}", err=True)
+        click.echo(f"{shown(db_path)}: {exc}", err=True)
         return 2
     if result.ok:
         click.echo(f"ok: {result.checked} records verified")
@@ -59,7 +60,7 @@ def run_list(db_path: str, *, incident: str | None, resource: str | None, kind: 
                                            kind=kind, since=moment, limit=limit)
         db.close()
     except StorageError as exc:
-        click.echo(f"{db_path}: {exc}", err=True)
+        click.echo(f"{shown(db_path)}: {exc}", err=True)
         return 2
     if as_json:
         click.echo(json.dumps({"records": msgspec.to_builtins(records)}, indent=2))
@@ -77,8 +78,7 @@ def audit() -> None:
     """Check and read the hash-chained audit log."""
 
 
-_DB = click.option("--db", "db_path", default="remediator.db", show_default=True,
-                   type=click.Path(dir_okay=False, exists=True), help="The database file.")
+_DB = db_option(default="remediator.db", exists=True, help="The database.")
 
 
 @audit.command("verify")

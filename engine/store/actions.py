@@ -150,6 +150,7 @@ def plan(db: Database, new: list[NewAction], now_ms: int) -> list[tuple[ActionRo
             values = msgspec.structs.asdict(item)
             values["params"] = json.dumps(redact(msgspec.to_builtins(item.params)),
                                           sort_keys=True)
+            values["dry_run"], values["mutating"] = int(item.dry_run), int(item.mutating)
             values["id"] = new_id("act")
             values["created_ms"] = now_ms
             columns = ", ".join(f'"{c}"' for c in values)
@@ -223,7 +224,7 @@ def release(
     scheduled, not before now); returns how many moved."""
     with db.write() as conn:
         return conn.execute(
-            "UPDATE actions SET state = ?, due_ms = max(due_ms, ?) "
+            f"UPDATE actions SET state = ?, due_ms = {db.dialect.greatest}(due_ms, ?) "
             "WHERE incident_id = ? AND state = ?",
             (to_state, now_ms, incident_id, from_state),
         ).rowcount

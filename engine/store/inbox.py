@@ -196,7 +196,7 @@ _INSERT = """
     INSERT INTO events (id, dedup_key, received_ms, endpoint, source, kind, status,
                         resource, run_id, fingerprint, event, raw)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (dedup_key) DO UPDATE SET duplicates = duplicates + 1
+    ON CONFLICT (dedup_key) DO UPDATE SET duplicates = events.duplicates + 1
     RETURNING id, status, duplicates
 """
 

@@ -57,7 +57,7 @@ def take_call(db: Database, *, now_ms: int, limit: int) -> bool:
             return False
         conn.execute(
             "INSERT INTO rca_budget (hour, calls) VALUES (?, 1) "
-            "ON CONFLICT(hour) DO UPDATE SET calls = calls + 1", (hour,))
+            "ON CONFLICT(hour) DO UPDATE SET calls = rca_budget.calls + 1", (hour,))
         conn.execute("DELETE FROM rca_budget WHERE hour < ?", (hour - 24,))
     return True
 

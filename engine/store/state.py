@@ -162,7 +162,7 @@ def record_outcome(
         conn.execute(
             "INSERT INTO circuit_breakers (rule_id, target, failures, open, opened_ms, until_ms,"
             " updated_ms) VALUES (?, ?, 1, 0, 0, 0, ?) ON CONFLICT (rule_id, target) DO UPDATE "
-            "SET failures = failures + 1, updated_ms = excluded.updated_ms",
+            "SET failures = circuit_breakers.failures + 1, updated_ms = excluded.updated_ms",
             (rule_id, target, now_ms),
         )
         conn.execute(
@@ -199,7 +199,8 @@ def acquire_lock(db: Database, target: str, holder: str, *, now_ms: int, until_m
         conn.execute(
             "INSERT INTO target_locks (target, holder, until_ms) VALUES (?, ?, ?) "
             "ON CONFLICT (target) DO UPDATE SET holder = excluded.holder, "
-            "until_ms = excluded.until_ms WHERE holder = excluded.holder OR until_ms < ?",
+            "until_ms = excluded.until_ms WHERE target_locks.holder = excluded.holder "
+            "OR target_locks.until_ms < ?",
             (target, holder, until_ms, now_ms),
         )
         row = conn.execute("SELECT * FROM target_locks WHERE target = ?", (target,)).fetchone()

@@ -5,7 +5,6 @@ holds one event mid-call for as long as the test wants (the client's timeout is 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from engine.store import inbox
 from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
-from tests.fixtures.common import Commits
+from tests.fixtures.common import Commits, read_elsewhere
 from tests.fixtures.engine import EngineRig
 from tests.reliability.conftest import poll
 
@@ -142,11 +141,7 @@ def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
     poll(lambda: reruns(rig.sandbox))
     # Mid-call: the claim and everything up to the intent are committed, read back by
     # another connection (a second process would see the same).
-    other = sqlite3.connect(rig.db.path)
-    try:
-        seen.extend(row[0] for row in other.execute("SELECT state FROM actions"))
-    finally:
-        other.close()
+    seen.extend(row[0] for row in read_elsewhere(rig.db, "SELECT state FROM actions"))
     assert (seen, commits.count) == (["started"], 2)
     rig.sandbox.reset()  # the call fails (connection dropped): the outcome is committed
     poll(lambda: commits.count == 3)
