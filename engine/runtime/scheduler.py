@@ -53,6 +53,9 @@ class Scheduler:
         self._every = {"actions": action_every_s, "probes": probe_every_s,
                        "reconcile": reconcile_every_s}
         self._extra: list[tuple[str, Callable[[], object], float]] = []
+        self._leader_only: set[str] = set()
+        self.is_leader: Callable[[], bool] = lambda: True
+        """Whether this replica leads (the service sets it: engine/runtime/liveness.py)."""
         self._aps: BackgroundScheduler | None = None
 
     def _at(self, now: datetime | None) -> Deps:
@@ -69,9 +72,13 @@ class Scheduler:
         deps = self._at(now)
         rows = actions_store.interrupted(deps.db, owner=deps.owner, now_ms=to_ms(deps.now()),
                                          lease_ms=deps.options.action_lease_s * 1000)
+        taken = 0
         for row in rows:
-            reconcile_row(deps, row)
-        return len(rows)
+            # Another replica may reconcile the same row: only the one that takes it does.
+            if actions_store.take_over(deps.db, row.id, from_owner=row.owner, owner=deps.owner):
+                reconcile_row(deps, msgspec.structs.replace(row, owner=deps.owner))
+                taken += 1
+        return taken
 
     def expire_approvals(self, now: datetime | None = None) -> int:
         """Incidents whose approval was not given in time go to ``on_failure``."""
@@ -104,9 +111,14 @@ class Scheduler:
             poll_probe(deps, row)
         return len(rows)
 
-    def add_periodic(self, name: str, func: Callable[[], object], every_s: float) -> None:
-        """Another periodic job (a poller, retention); call before :meth:`start`."""
+    def add_periodic(self, name: str, func: Callable[[], object], every_s: float, *,
+                     leader_only: bool = False) -> None:
+        """Another periodic job (a poller, retention); call before :meth:`start`. A
+        ``leader_only`` job runs only while :attr:`is_leader` says this replica leads (what
+        must run once across replicas); the others' periodic ticks claim their own work."""
         self._extra.append((name, func, every_s))
+        if leader_only:
+            self._leader_only.add(name)
 
     def start(self) -> None:
         """Start the interval jobs in a background thread (in memory; nothing is pickled)."""
@@ -117,10 +129,17 @@ class Scheduler:
             aps.add_job(func, "interval", seconds=self._every[name], id=name,
                         max_instances=1, coalesce=True)
         for name, func, every in self._extra:
-            aps.add_job(func, "interval", seconds=every, id=name, max_instances=1,
+            run = self._if_leader(func) if name in self._leader_only else func
+            aps.add_job(run, "interval", seconds=every, id=name, max_instances=1,
                         coalesce=True)
         aps.start()
         self._aps = aps
+
+    def _if_leader(self, func: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            return func() if self.is_leader() else None
+
+        return run
 
     def shutdown(self) -> None:
         """Stop the interval jobs, waiting for a running one."""

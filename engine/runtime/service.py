@@ -24,6 +24,7 @@ from engine.config import Settings
 from engine.deps import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
 from engine.runtime import notifications, pollers, retention
+from engine.runtime.liveness import Liveness
 from engine.runtime.scheduler import Scheduler
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
@@ -95,6 +96,8 @@ class Service:
             pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page)
         self.notifier = notifications.register(self.scheduler, deps, settings)
         retention.register(self.scheduler, db, settings, self.clock)
+        self.liveness = Liveness(db, deps.owner)
+        self.scheduler.is_leader = self.liveness.is_leader
         self._started = False
 
     @property
@@ -107,6 +110,7 @@ class Service:
         and ticking, each in its own thread (nothing runs on the caller's event loop)."""
         if self._started:
             return
+        self.liveness.start()  # before any claim: the others must see this replica alive
         self.worker.start()
         self._started = True
         log.info("service_started", mode=self.status().mode,
@@ -122,6 +126,7 @@ class Service:
         """Stop the worker and scheduler (in-flight events finish) and close the clients."""
         if self._started:
             self.worker.stop()
+            self.liveness.stop()
             self._started = False
         self.clients.close()
 

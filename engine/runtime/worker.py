@@ -89,13 +89,16 @@ class Worker:
         its lease runs out."""
         total, bugs = 0, []
         self._bugs = bugs
+        # On PostgreSQL a claim takes one event per lane: a short batch may leave the next
+        # event of a lane that was busy, claimable once it finished.
+        one_per_lane = self.deps.db.dialect.name == "postgresql"
         try:
             while True:
                 claimed = self._claim(self.deps.options.batch)
                 total += claimed
                 with self._idle:
                     self._idle.wait_for(lambda: self._held == 0)
-                if claimed < self.deps.options.batch:
+                if claimed == 0 or (claimed < self.deps.options.batch and not one_per_lane):
                     break
         finally:
             self._bugs = None

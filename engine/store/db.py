@@ -25,11 +25,22 @@ import msgspec
 import sqlite_utils
 
 from engine.errors import StorageError
-from engine.store import actions, audit, inbox, incidents, metrics, rca, reporting, state
+from engine.store import (
+    actions,
+    audit,
+    inbox,
+    incidents,
+    leases,
+    metrics,
+    rca,
+    replicas,
+    reporting,
+    state,
+)
 
 __all__ = ["SQLITE", "Database", "Dialect", "SqliteDatabase", "is_server_url"]
 
-SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca)
+SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca, replicas, leases)
 """The table families whose ``create_schema`` runs when a SQLite database is opened, in order
 (each module imports ``Database`` for its annotations only, so this import is one way). A
 PostgreSQL database gets the same tables from engine/store/migrations/."""
@@ -52,10 +63,13 @@ class Dialect(msgspec.Struct, frozen=True):
     """The events' insertion order: SQLite's ``rowid``, a PostgreSQL identity column."""
     unindexed: str
     """Put before a column to keep the planner off its index (SQLite's unary ``+``)."""
+    skip_locked: str
+    """After a claim's SELECT: pass over rows another transaction holds (PostgreSQL)."""
 
 
-SQLITE = Dialect(name="sqlite", greatest="max", rowid="rowid", unindexed="+")
-POSTGRESQL = Dialect(name="postgresql", greatest="GREATEST", rowid="seq", unindexed="")
+SQLITE = Dialect(name="sqlite", greatest="max", rowid="rowid", unindexed="+", skip_locked="")
+POSTGRESQL = Dialect(name="postgresql", greatest="GREATEST", rowid="seq", unindexed="",
+                     skip_locked=" FOR UPDATE SKIP LOCKED")
 
 
 class Database(abc.ABC):
