@@ -57,7 +57,10 @@ class Worker:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
                          enrich=enrich, options=options or settings.engine)
-        self.scheduler = Scheduler(self.deps)
+        # Several replicas (PostgreSQL): a dead one's calls in flight are looked for often,
+        # so that they are reconciled soon after its heartbeat expires.
+        self.scheduler = Scheduler(
+            self.deps, reconcile_every_s=5 if db.dialect.name == "postgresql" else 60)
         self._pool = ThreadPoolExecutor(self.deps.options.threads,
                                         thread_name_prefix="remediator-worker")
         self._poll_s = poll_s
