@@ -124,6 +124,13 @@ class Database(abc.ABC):
     def close(self) -> None:
         """Close the connections; the data stays."""
 
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: threading.Event,
+               *, poll_s: float = 1.0) -> None:
+        """Call ``on_notify`` for each notification on ``channel`` until ``stop``: a server
+        backend's wake-ups across replicas. SQLite has none (one process: the intake wakes
+        the worker itself), so this returns at once."""
+        del channel, on_notify, stop, poll_s
+
 
 class SqliteDatabase(Database):
     """One SQLite file shared by the receivers, the worker and the scheduler.

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = [
+    "WAKE_CHANNEL",
     "Receipt",
     "StoredEvent",
     "claim",
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 STATES = ("pending", "processing", "done", "parked")
+
+WAKE_CHANNEL = "remediator_inbox"
+"""PostgreSQL's NOTIFY channel of new events (every replica's worker listens on it)."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -179,6 +183,10 @@ def insert_batch(
     ]
     out: list[list[Receipt]] = []
     with db.write() as conn:
+        if db.dialect.name == "postgresql":
+            # Every replica's idle worker wakes at the commit (one per transaction: the
+            # server folds repeats of one channel and payload into one).
+            conn.execute("SELECT pg_notify(?, '')", (WAKE_CHANNEL,))
         for events, raw_json, endpoint in rows:
             receipts: list[Receipt] = []
             for event, event_id in events:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -283,6 +283,23 @@ class PostgresDatabase(Database):
             raise StorageError(f"read failed: {_reason(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"read failed: {_reason(exc)}") from exc
+
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: threading.Event,
+               *, poll_s: float = 1.0) -> None:
+        """Call ``on_notify(payload)`` for each NOTIFY on ``channel`` until ``stop`` is set,
+        on a connection of its own (outside the pool: it waits for ever). A lost connection
+        is opened again after ``poll_s``; meanwhile the callers' polling covers the gap."""
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=LOCK_TIMEOUT_S) as conn:
+                    conn.execute(f"LISTEN {channel}")
+                    on_notify("")  # (re)connected: what was sent meanwhile is looked for
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=poll_s):
+                            on_notify(note.payload)
+            except psycopg.Error:
+                stop.wait(poll_s)
 
     def close(self) -> None:
         """Close the pool; the data stays on the server."""

@@ -18,6 +18,8 @@ __all__ = [
     "Pause",
     "acquire_lock",
     "breaker",
+    "bump",
+    "counter",
     "create_schema",
     "get_checkpoint",
     "get_lock",
@@ -105,6 +107,22 @@ def _put(db: Database, key: str, value: Any, now_ms: int) -> None:
             "DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
             (key, json.dumps(value), now_ms),
         )
+
+
+def bump(db: Database, key: str, now_ms: int) -> int:
+    """Add one to the counter ``key`` (0 if never set) and return it, in one statement."""
+    with db.write() as conn:
+        row = conn.execute(
+            "INSERT INTO state (key, value, updated_ms) VALUES (?, '1', ?) ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + 1 AS TEXT), "
+            "updated_ms = excluded.updated_ms RETURNING value", (key, now_ms)).fetchone()
+    return int(row["value"])
+
+
+def counter(db: Database, key: str) -> int:
+    """The counter ``key`` (0 if never set)."""
+    value = _get(db, key)
+    return int(value) if value is not None else 0
 
 
 def pause_state(db: Database) -> Pause:

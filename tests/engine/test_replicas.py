@@ -5,13 +5,18 @@ once its heartbeat (on the database's clock) expired; outcome writes are compare
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
+from engine.clock import FakeClock
+from engine.config import Settings
 from engine.errors import StorageError
 from engine.events import ErrorEvent
 from engine.runtime.liveness import Liveness
+from engine.runtime.service import Service
 from engine.store import actions, inbox, leases, replicas
+from engine.store import audit as audit_store
 from engine.store.db import Database
 from tests.fixtures.common import reopen
 from tests.fixtures.engine import EngineRig
@@ -201,3 +206,69 @@ def test_leader_only_jobs_run_on_the_leader_alone(engine_rig: EngineRig) -> None
     scheduler.is_leader = lambda: True
     job()
     assert ran == ["polled"]
+
+
+def test_an_intake_commit_on_one_replica_wakes_the_others(pg_url: str) -> None:
+    """One NOTIFY per intake transaction reaches every listening replica (issue 17, item 7);
+    polling stays the fallback."""
+    intake, other = Database(pg_url), Database(pg_url)
+    heard: list[str] = []
+    connected, woken, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def on_notify(payload: str) -> None:
+        heard.append(payload)
+        (woken if connected.is_set() else connected).set()
+
+    listener = threading.Thread(target=other.listen,
+                                args=(inbox.WAKE_CHANNEL, on_notify, stop))
+    listener.start()
+    try:
+        assert connected.wait(30)  # listening (the callback's first call)
+        inbox.insert_batch(intake, [([_event(n)], {}, "/test") for n in range(5)])
+        assert woken.wait(30)
+    finally:
+        stop.set()
+        listener.join(timeout=30)
+        intake.close()
+        other.close()
+    assert heard == ["", ""]  # connected, then one notification for the batch of five
+
+
+def test_sqlite_has_no_notifications_to_listen_for(tmp_path: Path) -> None:
+    db = Database(tmp_path / "one.db")
+    try:
+        db.listen(inbox.WAKE_CHANNEL, lambda payload: None, threading.Event())  # returns
+    finally:
+        db.close()
+
+
+RULES = """\
+name: engine
+rules:
+  - id: {rule}
+    match: {{source: adf}}
+    actions: [{{action: noop}}]
+"""
+
+
+def test_a_playbook_reload_reaches_every_replica(pg_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "rules.yaml").write_text(RULES.format(rule="first"))
+    settings = Settings(db=pg_url, playbooks=str(folder))
+    dbs = [Database(pg_url), Database(pg_url)]
+    here, there = (Service(settings, db, clock=FakeClock()) for db in dbs)
+    try:
+        (folder / "rules.yaml").write_text(RULES.format(rule="second"))
+        assert here.reload("admin") == []
+        assert [r.id for r in there.playbooks.current.rules] == ["first"]
+        assert there.follow_reloads()
+        assert [r.id for r in there.playbooks.current.rules] == ["second"]
+        assert not there.follow_reloads() and not here.follow_reloads()
+        reloads = audit_store.list_records(dbs[0], kind="playbooks_reload")
+        assert [r.actor for r in reloads] == ["admin", "broadcast"]
+    finally:
+        for service in (here, there):
+            service.stop()
+        for db in dbs:
+            db.close()
