@@ -101,7 +101,8 @@ class Worker:
                 total += claimed
                 with self._idle:
                     self._idle.wait_for(lambda: self._held == 0)
-                if claimed == 0 or (claimed < self.deps.options.batch and not one_per_lane):
+                if claimed == 0 or (claimed < self.deps.options.batch and (
+                        not one_per_lane or inbox.count_pending(self.deps.db) == 0)):
                     break
         finally:
             self._bugs = None

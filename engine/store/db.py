@@ -97,8 +97,11 @@ class Database(abc.ABC):
         return super().__new__(cls)
 
     @abc.abstractmethod
-    def write(self) -> contextlib.AbstractContextManager[Any]:
-        """One write transaction, committed on exit, rolled back on error."""
+    def write(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """One write transaction, committed on exit, rolled back on error. ``exclusive=False``
+        says it needs no other writer kept out (its statements are safe side by side, e.g.
+        an insert that resolves its own conflicts): on PostgreSQL it then runs beside other
+        replicas' writes instead of after them."""
 
     @abc.abstractmethod
     def batch(self) -> contextlib.AbstractContextManager[None]:
@@ -174,7 +177,7 @@ class SqliteDatabase(Database):
                 module.create_schema(self)
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, exclusive: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error.
 
         Inside :meth:`batch` it is a savepoint of the batch's transaction instead: rolled back

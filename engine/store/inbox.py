@@ -182,7 +182,8 @@ def insert_batch(
         for events, raw, endpoint in payloads
     ]
     out: list[list[Receipt]] = []
-    with db.write() as conn:
+    # The unique dedup_key settles two replicas storing one delivery at once: no writer lock.
+    with db.write(exclusive=False) as conn:
         if db.dialect.name == "postgresql":
             # Every replica's idle worker wakes at the commit (one per transaction: the
             # server folds repeats of one channel and payload into one).

@@ -9,6 +9,7 @@ the log is; after a bulk import the totals catch up over a few scrapes.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,6 +32,8 @@ FIRST_ACTION_BUCKETS: tuple[float, ...] = (
 
 _ACTION_OUTCOMES = {"action_succeeded": "succeeded", "action_failed": "failed",
                     "action_cancelled": "cancelled"}
+SETTLED_MS = 60_000
+"""PostgreSQL: events are folded once this old (an intake commit never takes as long)."""
 _KINDS = ("matched", "guard", "rca", "action_planned", "action_started", "precheck",
           *_ACTION_OUTCOMES)
 
@@ -130,9 +133,13 @@ def refresh(db: Database, *, batch: int = 50_000) -> None:
         ).fetchall():
             _fold_audit(conn, row, totals, plain)
         events_last = _cursor(conn, "events")
+        # On PostgreSQL replicas store events side by side: an insertion number may commit
+        # after a greater one. What is older than any commit can take is final.
+        settled = ("" if db.dialect.name == "sqlite"
+                   else f" AND received_ms < {time.time_ns() // 1_000_000 - SETTLED_MS}")
         rows = conn.execute(
-            f"SELECT {rowid} AS r, source, status, received_ms FROM events WHERE {rowid} > ? "
-            f"ORDER BY {rowid} LIMIT ?", (events_last, batch)).fetchall()
+            f"SELECT {rowid} AS r, source, status, received_ms FROM events WHERE {rowid} > ?"
+            f"{settled} ORDER BY {rowid} LIMIT ?", (events_last, batch)).fetchall()
         for row in rows:
             totals.add("events", {"source": row["source"], "status": row["status"]}, 1,
                        row["received_ms"])

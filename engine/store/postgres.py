@@ -157,9 +157,9 @@ class PostgresDatabase(Database):
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
 
     @contextmanager
-    def write(self) -> Iterator[_Connection]:
-        """One write transaction, holding the writer lock; inside :meth:`batch` a savepoint
-        of the batch's transaction (rolled back alone on error)."""
+    def write(self, *, exclusive: bool = True) -> Iterator[_Connection]:
+        """One write transaction, holding the writer lock unless not ``exclusive``; inside
+        :meth:`batch` a savepoint of the batch's transaction (rolled back alone on error)."""
         held: _Connection | None = getattr(self._local, "conn", None)
         if held is not None:
             try:
@@ -180,7 +180,7 @@ class PostgresDatabase(Database):
                     held.execute("RELEASE SAVEPOINT w")
                 raise
             return
-        conn = self._begin()
+        conn = self._begin(exclusive=exclusive)
         try:
             yield conn
         except psycopg.Error as exc:
@@ -191,9 +191,9 @@ class PostgresDatabase(Database):
             raise
         self._end(conn, commit=True)
 
-    def _begin(self) -> _Connection:
+    def _begin(self, *, exclusive: bool = True) -> _Connection:
         """Take this process's writer lock and a connection, begin, take the writer lock of
-        every replica; StorageError (nothing held) if any of it fails."""
+        every replica (if ``exclusive``); StorageError (nothing held) if any of it fails."""
         self._lock.acquire()
         try:
             raw = self._pool.getconn()
@@ -204,7 +204,8 @@ class PostgresDatabase(Database):
         try:
             conn.execute("BEGIN")
             conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            if exclusive:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
         except psycopg.Error as exc:
             self._release(raw, broken=True)
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
