@@ -202,10 +202,10 @@ class PostgresDatabase(Database):
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
         conn = _Connection(raw)
         try:
-            conn.execute("BEGIN")
-            conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
-            if exclusive:
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            # One round trip (no parameters: the simple protocol takes several statements).
+            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"
+                        + (f"; SELECT pg_advisory_xact_lock({WRITER_LOCK})" if exclusive
+                           else ""))
         except psycopg.Error as exc:
             self._release(raw, broken=True)
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc

@@ -18,7 +18,8 @@ from engine.runtime.service import Service
 from engine.store import actions, inbox, leases, replicas
 from engine.store import audit as audit_store
 from engine.store.db import Database
-from tests.fixtures.common import reopen
+from engine.store.postgres import WRITER_LOCK
+from tests.fixtures.common import read_elsewhere, reopen
 from tests.fixtures.engine import EngineRig
 
 NOW = 1_741_950_000_000
@@ -272,3 +273,24 @@ def test_a_playbook_reload_reaches_every_replica(pg_url: str, tmp_path: Path) ->
             service.stop()
         for db in dbs:
             db.close()
+
+
+def _writer_lock_held(db: Database) -> int:
+    [(held,)] = read_elsewhere(
+        db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND classid = 0 AND objid = {WRITER_LOCK} AND objsubid = 1")
+    return held
+
+
+def test_postgres_writes_run_one_at_a_time_across_replicas_but_intake(pg_url: str) -> None:
+    """Every check-then-act of the store runs alone (the writer lock, as SQLite's writer);
+    the intake's insert, which its unique key settles, runs beside them."""
+    db = Database(pg_url)
+    try:
+        with db.write():
+            assert _writer_lock_held(db) == 1
+        with db.write(exclusive=False):
+            assert _writer_lock_held(db) == 0
+        assert _writer_lock_held(db) == 0  # released at commit
+    finally:
+        db.close()
