@@ -44,6 +44,10 @@ class _At:
         return self.moment
 
 
+PROBE_LEASE_MS = 120_000
+"""How long a probe taken by one replica is its own to poll (its call's timeouts are less)."""
+
+
 class Scheduler:
     """The engine's periodic jobs; ``add_periodic`` adds others (pollers, retention)."""
 
@@ -106,10 +110,16 @@ class Scheduler:
     def poll_probes(self, now: datetime | None = None) -> int:
         """Poll the verification probes that are due."""
         deps = self._at(now)
-        rows = actions_store.probes_due(deps.db, to_ms(deps.now()))
+        now_ms = to_ms(deps.now())
+        rows = actions_store.probes_due(deps.db, now_ms)
+        polled = 0
         for row in rows:
-            poll_probe(deps, row)
-        return len(rows)
+            # Several replicas tick: the one that takes the row polls it.
+            if actions_store.claim_probe(deps.db, row.id, due_ms=row.probe_due_ms,
+                                         until_ms=now_ms + PROBE_LEASE_MS):
+                poll_probe(deps, row)
+                polled += 1
+        return polled
 
     def add_periodic(self, name: str, func: Callable[[], object], every_s: float, *,
                      leader_only: bool = False) -> None:

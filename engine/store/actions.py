@@ -35,6 +35,7 @@ __all__ = [
     "NotOwner",
     "attempts_in_window",
     "cancel_pending",
+    "claim_probe",
     "create_schema",
     "dry_runs_due",
     "due",
@@ -364,6 +365,16 @@ def probes_due(db: Database, now_ms: int, limit: int = 50) -> list[ActionRow]:
         (now_ms, limit),
     )
     return [_row(r) for r in rows]
+
+
+def claim_probe(db: Database, action_id: str, *, due_ms: int, until_ms: int) -> bool:
+    """Take a due probe (its due time moves to ``until_ms``) if it is still due at ``due_ms``:
+    every replica's probes tick reads the same due rows, and only the one that takes a row
+    polls it. A replica that dies meanwhile leaves it due again at ``until_ms``."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE actions SET probe_due_ms = ? WHERE id = ? AND probe_state = 'running' "
+            "AND probe_due_ms = ?", (until_ms, action_id, due_ms)).rowcount > 0
 
 
 def set_probe(

@@ -294,3 +294,15 @@ def test_postgres_writes_run_one_at_a_time_across_replicas_but_intake(pg_url: st
         assert _writer_lock_held(db) == 0  # released at commit
     finally:
         db.close()
+
+
+def test_a_due_probe_is_polled_by_the_one_replica_that_takes_it(db: Database) -> None:
+    row_id = _row(db)
+    assert actions.start(db, row_id, owner="proc_a", now_ms=NOW)
+    actions.finish(db, row_id, "succeeded", now_ms=NOW, probe=(NOW, NOW + 600_000, 15.0),
+                   owner="proc_a")
+    [due] = actions.probes_due(db, NOW)  # both replicas' ticks read it
+    assert actions.claim_probe(db, row_id, due_ms=due.probe_due_ms, until_ms=NOW + 120_000)
+    assert not actions.claim_probe(db, row_id, due_ms=due.probe_due_ms, until_ms=NOW + 120_000)
+    assert actions.probes_due(db, NOW) == []
+    assert [r.id for r in actions.probes_due(db, NOW + 120_000)] == [row_id]  # if it died
