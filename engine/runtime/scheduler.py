@@ -45,7 +45,8 @@ class _At:
 
 
 PROBE_LEASE_MS = 120_000
-"""How long a probe taken by one replica is its own to poll (its call's timeouts are less)."""
+"""How long a probe (or an expired approval) taken by one replica is its own to handle (the
+calls' timeouts are less)."""
 
 
 class Scheduler:
@@ -91,13 +92,19 @@ class Scheduler:
         expired = [i for i in incidents_store.list_incidents(deps.db, state="waiting_approval",
                                                              limit=500)
                    if 0 < i.approval_due_ms <= now_ms]
+        handled = 0
         for incident in expired:
+            if not incidents_store.claim_expiry(deps.db, incident.id,
+                                                due_ms=incident.approval_due_ms,
+                                                until_ms=now_ms + PROBE_LEASE_MS):
+                continue  # another replica expires it
+            handled += 1
             deps.audit("approval", {"decision": "expired"}, incident_id=incident.id,
                        resource=incident.resource)
             rule = deps.playbooks.current.rule(incident.rule_id)
             if settle.escalate(deps, incident, rule, "approval expired"):
                 run.run_due(deps, incident_id=incident.id)  # on_failure
-        return len(expired)
+        return handled
 
     def run_due(self, now: datetime | None = None) -> int:
         """Run the scheduled actions whose due time has come (none while paused), and the

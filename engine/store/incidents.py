@@ -24,6 +24,7 @@ __all__ = [
     "Incident",
     "OutboxItem",
     "add_attempt",
+    "claim_expiry",
     "claim_notification",
     "create_schema",
     "defer_notification",
@@ -199,6 +200,17 @@ def notifications_due(db: Database, *, now_ms: int, limit: int = 100) -> list[Ou
     )
     return [OutboxItem(incident=row_incident(r), notified_state=r["notified_state"],
                        attempts=r["notify_attempts"]) for r in rows]
+
+
+def claim_expiry(db: Database, incident_id: str, *, due_ms: int, until_ms: int) -> bool:
+    """Take an expired approval (its due time moves to ``until_ms``) if it is still waiting
+    and due at ``due_ms``: every replica's tick finds it, and only the one that takes it
+    records the expiry and escalates. If that one dies meanwhile, it expires again then."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE incidents SET approval_due_ms = ? WHERE id = ? "
+            "AND state = 'waiting_approval' AND approval_due_ms = ?",
+            (until_ms, incident_id, due_ms)).rowcount > 0
 
 
 def claim_notification(db: Database, incident_id: str, state: str, *, now_ms: int,

@@ -15,7 +15,7 @@ from engine.errors import StorageError
 from engine.events import ErrorEvent
 from engine.runtime.liveness import Liveness
 from engine.runtime.service import Service
-from engine.store import actions, inbox, leases, replicas
+from engine.store import actions, inbox, incidents, leases, replicas
 from engine.store import audit as audit_store
 from engine.store.db import Database
 from engine.store.postgres import WRITER_LOCK
@@ -306,3 +306,15 @@ def test_a_due_probe_is_polled_by_the_one_replica_that_takes_it(db: Database) ->
     assert not actions.claim_probe(db, row_id, due_ms=due.probe_due_ms, until_ms=NOW + 120_000)
     assert actions.probes_due(db, NOW) == []
     assert [r.id for r in actions.probes_due(db, NOW + 120_000)] == [row_id]  # if it died
+
+
+def test_an_expired_approval_is_expired_by_the_one_replica_that_takes_it(db: Database) -> None:
+    incident_id = "inc_wait"
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO incidents (id, fingerprint, target, state, approval_due_ms, "
+            "opened_ms, updated_ms) VALUES (?, 'f', 't', 'waiting_approval', ?, ?, ?)",
+            (incident_id, NOW, NOW, NOW))
+    assert incidents.claim_expiry(db, incident_id, due_ms=NOW, until_ms=NOW + 120_000)
+    assert not incidents.claim_expiry(db, incident_id, due_ms=NOW, until_ms=NOW + 120_000)
+    assert incidents.get(db, incident_id).approval_due_ms == NOW + 120_000  # if it died
