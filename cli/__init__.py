@@ -11,6 +11,7 @@ from cli.admin import approve, breakers, events, incidents, pause, reject, reset
 from cli.audit import audit
 from cli.demo import demo
 from cli.drill import drill
+from cli.migrate import migrate
 from cli.operate import ack, assign, hash_password_command, note, rerun, resolve
 from cli.playbooks import schema, simulate, test, validate
 from cli.rca import rca
@@ -52,6 +53,7 @@ COMMANDS: tuple[click.Command, ...] = (
     resolve,
     rerun,
     hash_password_command,
+    migrate,
 )
 
 

@@ -20,6 +20,7 @@ import click
 import httpx
 import msgspec
 
+from cli._db import db_option, shown
 from cli._exits import Refused, Usage, fail
 from engine.errors import StorageError
 from engine.store.db import Database
@@ -103,7 +104,7 @@ def with_db(target: Target, work: Callable[[Database], Any]) -> Any:
     try:
         db = Database(target.db)
     except StorageError as exc:
-        raise Refused(f"{target.db}: {exc}") from exc
+        raise Refused(f"{shown(target.db)}: {exc}") from exc
     try:
         return work(db)
     finally:
@@ -120,9 +121,8 @@ def run(action: Callable[[], int]) -> int:
 
 def where(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that reads or operates the engine shares: where to act."""
-    command = click.option("--db", "db", default=None, type=click.Path(dir_okay=False,
-                           exists=True),
-                           help="Act on this database directly (a stopped service).")(command)
+    command = db_option(default=None, exists=True, dest="db",
+                        help="Act on this database directly (a stopped service).")(command)
     command = click.option("--key", "key", envvar=ADMIN_KEY_ENV, default=None,
                            help=f"Admin API key (default: ${ADMIN_KEY_ENV}).")(command)
     return click.option("--url", envvar=URL_ENV, default=DEFAULT_URL, show_default=True,

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cli._db import db_option, shown
 from engine.actions.registry import action_table
 from engine.errors import PlaybookError, StorageError
 from engine.events import utcnow
@@ -171,7 +172,7 @@ def run_replay(since: str, playbooks_dir: str, db_path: str, as_json: bool) -> i
                 report = replay_events(db, playbooks, since_ms=since_ms, progress=progress)
         db.close()
     except StorageError as exc:
-        click.echo(f"{db_path}: {exc}", err=True)
+        click.echo(f"{shown(db_path)}: {exc}", err=True)
         return 2
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
@@ -199,8 +200,7 @@ def run_replay(since: str, playbooks_dir: str, db_path: str, as_json: bool) -> i
 @click.option("--since", required=True, help="The period to replay (30m, 24h, 7d).")
 @click.option("--playbooks", "playbooks_dir", default="playbooks", show_default=True,
               type=click.Path(exists=True), help="The other playbooks.")
-@click.option("--db", "db_path", default="remediator.db", show_default=True,
-              type=click.Path(dir_okay=False, exists=True), help="The database file.")
+@db_option(default="remediator.db", exists=True, help="The database.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def replay(ctx: click.Context, since: str, playbooks_dir: str, db_path: str,

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import structlog
 
+from cli._db import db_option
 from cli._exits import fail
 from engine.config import load_settings
 from engine.errors import ConfigError, PlaybookError, StorageError
@@ -87,7 +88,8 @@ def run_serve(
     (its message on stderr), 1 if the database cannot be opened."""
     # Imported here: only this command needs the web stack.
     from engine.runtime.service import Service
-    from engine.store.db import Database
+    from engine.store.db import Database, is_server_url
+    from engine.store.serve_lock import ServeLock
     from receivers.app import create_app
     from receivers.databricks import parse_cluster_events_page
     from receivers.server import build_server
@@ -100,7 +102,16 @@ def run_serve(
             configure_logging(settings.log_level, settings.log_format)
         except ValueError as exc:
             raise ConfigError(f"log_level: {exc}") from exc
-        database = Database(settings.db, sync_full=settings.sync_full)
+        serve_lock = None
+        if not is_server_url(settings.db) and settings.db != ":memory:":
+            serve_lock = ServeLock(settings.db)
+            serve_lock.acquire()
+        try:
+            database = Database(settings.db, sync_full=settings.sync_full)
+        except StorageError:
+            if serve_lock is not None:
+                serve_lock.release()
+            raise
     except (ConfigError, StorageError) as exc:
         return fail("remediator serve", exc)
     try:
@@ -128,6 +139,8 @@ def run_serve(
         build_server(app, settings.http, host=settings.host, port=settings.port).run()
     finally:
         database.close()
+        if serve_lock is not None:
+            serve_lock.release()
     return 0
 
 
@@ -136,7 +149,8 @@ def run_serve(
               help="TOML settings file (REMEDIATOR_* environment variables override it).")
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8080).")
-@click.option("--db", default=None, help="SQLite database file (default remediator.db).")
+@db_option(default=None, exists=False, dest="db",
+           help="The database (default remediator.db).")
 @click.option("--playbooks", default=None, help="Playbooks folder (default playbooks).")
 @click.option("--live", is_flag=True, default=False,
               help="Make real cloud calls (the default is dry-run).")

@@ -59,7 +59,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def settings_toml(sandbox: Any, *, db: Path, playbooks: Path, port: int,
+def settings_toml(sandbox: Any, *, db: Path | str, playbooks: Path, port: int,
                   lease_s: int = 2, max_claims: int = 5, extra: str = "") -> str:
     """A settings file for ``serve --live`` against ``sandbox`` (short leases: a killed
     process's work comes back within seconds)."""
@@ -313,15 +313,17 @@ class Serve:
 
 def make_serve(workdir: Path, sandbox: Any, *, playbook: str = RERUN_PLAYBOOK,
                lease_s: int = 2, max_claims: int = 5, extra: str = "",
-               zygote: Zygote | None = None) -> Any:
+               zygote: Zygote | None = None, db: str | None = None) -> Any:
     """Write the playbook and the settings under ``workdir``; the process is not started
-    (a :class:`Serve`, or a :class:`Forked` one when a ``zygote`` is given)."""
+    (a :class:`Serve`, or a :class:`Forked` one when a ``zygote`` is given). ``db``: a
+    PostgreSQL URL that several replicas share (default: a SQLite file in ``workdir``)."""
     playbooks = workdir / "playbooks"
     playbooks.mkdir(parents=True, exist_ok=True)
     (playbooks / "harness.yaml").write_text(playbook)
     port = free_port()
     config = workdir / "remediator.toml"
-    config.write_text(settings_toml(sandbox, db=workdir / "remediator.db", playbooks=playbooks,
+    config.write_text(settings_toml(sandbox, db=db or workdir / "remediator.db",
+                                    playbooks=playbooks,
                                     port=port, lease_s=lease_s, max_claims=max_claims,
                                     extra=extra))
     if zygote is not None:

@@ -19,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.engine",
     "tests.fixtures.dashboard",
     "tests.fixtures.service",
+    "tests.fixtures.postgres",
 ]

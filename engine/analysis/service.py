@@ -27,11 +27,15 @@ from engine.events import ErrorEvent
 from engine.store import actions as actions_store
 from engine.store import rca as rca_store
 from engine.store.db import Database
+from engine.store.ids import new_id
 from engine.text.redact import redact
 
 __all__ = ["Analyzer", "make_rca"]
 
 log = structlog.get_logger("remediator.rca")
+
+PENDING_MS = 300_000
+"""How long one asker holds a fingerprint (the LLM client's timeouts and retries are less)."""
 
 
 class Analyzer:
@@ -43,6 +47,8 @@ class Analyzer:
         self.actions = actions
         self.llm = llm
         self.clock = clock or SystemClock()
+        self.holder = new_id("rca")
+        """Who holds a fingerprint's pending row while this analyzer asks the LLM."""
 
     @property
     def cfg(self) -> LlmSettings | None:
@@ -87,6 +93,18 @@ class Analyzer:
                 found = msgspec.convert(cached, Analysis)
                 log.info("rca", engine="cache", fingerprint=event.fingerprint)
                 return msgspec.structs.replace(found, engine="cache")
+        if not rca_store.ask(self.db, event.fingerprint, self.holder, now_ms=now_ms,
+                             lease_ms=PENDING_MS):
+            return self._offline(event, "the LLM is being asked about this failure already "
+                                        "(its answer will be cached)")
+        try:
+            return self._ask(event, history, cfg, now_ms)
+        finally:
+            rca_store.answered(self.db, event.fingerprint, self.holder)
+
+    def _ask(self, event: ErrorEvent, history: Sequence[Mapping[str, Any]], cfg: LlmSettings,
+             now_ms: int) -> Analysis:
+        assert self.llm is not None
         if not rca_store.take_call(self.db, now_ms=now_ms, limit=cfg.calls_per_hour):
             return self._offline(event, f"LLM budget spent ({cfg.calls_per_hour} calls per "
                                         "hour)")

@@ -40,7 +40,7 @@ def succeeded(deps: Deps, row: actions_store.ActionRow, spec: ActionSpec, result
     external = next(iter(result.ref.values()), "") if result.ref else ""
     actions_store.finish(deps.db, row.id, "succeeded", now_ms=to_ms(now),
                          result=msgspec.to_builtins(result), external_id=str(external),
-                         probe=probe)
+                         probe=probe, owner=deps.owner)
     deps.audit("action_succeeded", {"action": row.action, "reference": row.reference,
                                     "outcome": result.outcome, "detail": result.detail,
                                     "ref": result.ref, "reconciled": reconciled,
@@ -49,7 +49,8 @@ def succeeded(deps: Deps, row: actions_store.ActionRow, spec: ActionSpec, result
 
 def failed(deps: Deps, row: actions_store.ActionRow, error: str, incident: Incident) -> None:
     """The row failed for good."""
-    actions_store.finish(deps.db, row.id, "failed", now_ms=to_ms(deps.now()), error=error)
+    actions_store.finish(deps.db, row.id, "failed", now_ms=to_ms(deps.now()), error=error,
+                         owner=deps.owner)
     deps.audit("action_failed", {"action": row.action, "reference": row.reference,
                                  "error": error}, **ids_of(row, incident))
 
@@ -58,4 +59,4 @@ def skipped(deps: Deps, row: actions_store.ActionRow, check: Precheck) -> None:
     """The target no longer needs the action: the row ends ``skipped``, nothing was called."""
     actions_store.finish(deps.db, row.id, "skipped", now_ms=to_ms(deps.now()),
                          result={"outcome": "skipped", "detail": check.reason,
-                                 "seen": check.seen})
+                                 "seen": check.seen}, owner=deps.owner)

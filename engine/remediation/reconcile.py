@@ -45,7 +45,8 @@ def reconcile_row(deps: Deps, row: actions_store.ActionRow) -> None:
     elif spec is not None and (spec.reconcile is not None or not spec.mutating):
         # The cloud has no trace of the call (or repeating it is harmless): run it again.
         actions_store.reschedule(deps.db, row.id, due_ms=to_ms(deps.now()),
-                                 error="interrupted before the call reached the cloud")
+                                 error="interrupted before the call reached the cloud",
+                                 owner=deps.owner)
         deps.audit("action_failed", {"action": row.action, "reference": row.reference,
                                      "error": "interrupted; not found in the cloud; rescheduled"},
                    **ids)

@@ -94,7 +94,8 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
         if row.retries < deps.options.retry_limit:
             delay = retry_delay_s(deps.options, row.retries, exc)
             due = deps.now() + timedelta(seconds=delay)
-            actions_store.reschedule(deps.db, row.id, due_ms=to_ms(due), error=str(exc))
+            actions_store.reschedule(deps.db, row.id, due_ms=to_ms(due), error=str(exc),
+                                     owner=deps.owner)
             deps.audit("action_failed", {"action": row.action, "reference": row.reference,
                                          "error": str(exc), "retry": row.retries + 1,
                                          "retry_limit": deps.options.retry_limit,

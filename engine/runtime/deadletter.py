@@ -67,12 +67,13 @@ def claim(deps: Deps, limit: int) -> list[inbox.StoredEvent]:
     now_ms = to_ms(deps.now())
     max_claims = deps.options.max_claims
     with deps.db.batch():
-        for stored in inbox.exhausted(deps.db, max_claims=max_claims, now_ms=now_ms):
+        for stored in inbox.exhausted(deps.db, max_claims=max_claims, now_ms=now_ms,
+                                      owner=deps.owner):
             reason = exhausted_reason(stored)
             if inbox.park(deps.db, stored.event.id, reason):
                 _audit_park(deps, stored, reason, stored.error)
         return inbox.claim(deps.db, limit=limit, lease_ms=deps.options.event_lease_s * 1000,
-                           now_ms=now_ms, max_claims=max_claims)
+                           now_ms=now_ms, max_claims=max_claims, owner=deps.owner)
 
 
 def park(deps: Deps, stored: inbox.StoredEvent, error: str) -> None:

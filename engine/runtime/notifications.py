@@ -41,6 +41,9 @@ __all__ = ["DEFAULT_TEXT", "Notifier", "register"]
 
 log = structlog.get_logger("remediator.notifications")
 
+SEND_LEASE_MS = 120_000
+"""How long an announcement taken by one replica is its own to send (the posts' timeouts)."""
+
 DEFAULT_TEXT = (
     "{{ incident.resource or incident.target }} is {{ incident.state }}"
     "{% if incident.reason %}: {{ incident.reason }}{% endif %}"
@@ -126,6 +129,9 @@ class Notifier:
         if (self.cfg.states and state not in self.cfg.states) or not self.cfg.channels:
             incidents_store.mark_notified(self.db, incident.id, state, now_ms=now_ms)
             return
+        if not incidents_store.claim_notification(self.db, incident.id, state, now_ms=now_ms,
+                                                  lease_ms=SEND_LEASE_MS):
+            return  # another replica announces it
         message = self.message(incident)
         try:
             for name in self.cfg.channels:

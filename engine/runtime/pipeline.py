@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -39,6 +39,7 @@ from engine.rules.templates import RenderError
 from engine.store import actions as actions_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
+from engine.targets import target_of
 
 __all__ = ["STAGES", "Job", "Stage", "alert_key", "process", "target_of"]
 
@@ -64,31 +65,6 @@ class Stage(Protocol):
     def __call__(self, deps: Deps, job: Job) -> None:
         """Do the stage's part for the job."""
         ...
-
-
-def target_of(event: ErrorEvent) -> str:
-    """The thing a remediation acts on: one remediation at a time per target."""
-    attrs = event.attributes
-    if event.source == "databricks":
-        if event.kind in ("cluster", "library"):
-            return f"databricks:cluster:{attrs.get('cluster_id') or event.resource_id}"
-        return f"databricks:job:{attrs.get('job_id') or event.resource_id}"
-    if event.source in ("adf", "synapse"):
-        owner = attrs.get("factory") or attrs.get("workspace") or event.resource_id
-        return f"{event.source}:pipeline:{owner}/{event.resource}".lower()
-    target = f"{event.source}:{event.kind}:{event.resource_id or event.resource}"
-    if event.source == "generic":
-        target += f"#{_which_alert(attrs)}"
-    return target.lower()
-
-
-def _which_alert(attrs: dict[str, Any]) -> str:
-    """Which alert a generic event is, so that unrelated alerts about one resource (two
-    Service Health notices on a subscription) never share a target and its cooldown, while
-    repeats of one alert do: the notice's tracking id, else the alert rule, else the alert."""
-    props = attrs.get("custom_properties")
-    notice = props.get("trackingId") if isinstance(props, dict) else None
-    return str(notice or attrs.get("alert_rule") or attrs.get("alert_id") or "")
 
 
 def alert_key(event: ErrorEvent) -> str:

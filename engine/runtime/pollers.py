@@ -257,7 +257,7 @@ def register(scheduler: Scheduler, deps: Deps, clients: Clients, settings: Setti
     poller = DatabricksPoller(deps, clients, settings, parse_cluster_page)
     if any(w.clusters for w in cfg.databricks.values()):
         scheduler.add_periodic("databricks-cluster-events", poller.poll_cluster_events,
-                               cfg.cluster_events_every_s)
+                               cfg.cluster_events_every_s, leader_only=True)
     if any(w.reconcile_runs for w in cfg.databricks.values()):
         scheduler.add_periodic("databricks-missed-runs", poller.reconcile_runs,
-                               cfg.runs_every_s)
+                               cfg.runs_every_s, leader_only=True)

@@ -41,5 +41,5 @@ def register(scheduler: Scheduler, db: Database, settings: Settings,
     def job() -> int:
         return run_retention(db, settings, now=source.now())
 
-    scheduler.add_periodic("retention", job, settings.retention.every_s)
+    scheduler.add_periodic("retention", job, settings.retention.every_s, leader_only=True)
     return job

@@ -44,6 +44,11 @@ class _At:
         return self.moment
 
 
+PROBE_LEASE_MS = 120_000
+"""How long a probe (or an expired approval) taken by one replica is its own to handle (the
+calls' timeouts are less)."""
+
+
 class Scheduler:
     """The engine's periodic jobs; ``add_periodic`` adds others (pollers, retention)."""
 
@@ -53,6 +58,9 @@ class Scheduler:
         self._every = {"actions": action_every_s, "probes": probe_every_s,
                        "reconcile": reconcile_every_s}
         self._extra: list[tuple[str, Callable[[], object], float]] = []
+        self._leader_only: set[str] = set()
+        self.is_leader: Callable[[], bool] = lambda: True
+        """Whether this replica leads (the service sets it: engine/runtime/liveness.py)."""
         self._aps: BackgroundScheduler | None = None
 
     def _at(self, now: datetime | None) -> Deps:
@@ -69,9 +77,13 @@ class Scheduler:
         deps = self._at(now)
         rows = actions_store.interrupted(deps.db, owner=deps.owner, now_ms=to_ms(deps.now()),
                                          lease_ms=deps.options.action_lease_s * 1000)
+        taken = 0
         for row in rows:
-            reconcile_row(deps, row)
-        return len(rows)
+            # Another replica may reconcile the same row: only the one that takes it does.
+            if actions_store.take_over(deps.db, row.id, from_owner=row.owner, owner=deps.owner):
+                reconcile_row(deps, msgspec.structs.replace(row, owner=deps.owner))
+                taken += 1
+        return taken
 
     def expire_approvals(self, now: datetime | None = None) -> int:
         """Incidents whose approval was not given in time go to ``on_failure``."""
@@ -80,13 +92,19 @@ class Scheduler:
         expired = [i for i in incidents_store.list_incidents(deps.db, state="waiting_approval",
                                                              limit=500)
                    if 0 < i.approval_due_ms <= now_ms]
+        handled = 0
         for incident in expired:
+            if not incidents_store.claim_expiry(deps.db, incident.id,
+                                                due_ms=incident.approval_due_ms,
+                                                until_ms=now_ms + PROBE_LEASE_MS):
+                continue  # another replica expires it
+            handled += 1
             deps.audit("approval", {"decision": "expired"}, incident_id=incident.id,
                        resource=incident.resource)
             rule = deps.playbooks.current.rule(incident.rule_id)
             if settle.escalate(deps, incident, rule, "approval expired"):
                 run.run_due(deps, incident_id=incident.id)  # on_failure
-        return len(expired)
+        return handled
 
     def run_due(self, now: datetime | None = None) -> int:
         """Run the scheduled actions whose due time has come (none while paused), and the
@@ -99,14 +117,25 @@ class Scheduler:
     def poll_probes(self, now: datetime | None = None) -> int:
         """Poll the verification probes that are due."""
         deps = self._at(now)
-        rows = actions_store.probes_due(deps.db, to_ms(deps.now()))
+        now_ms = to_ms(deps.now())
+        rows = actions_store.probes_due(deps.db, now_ms)
+        polled = 0
         for row in rows:
-            poll_probe(deps, row)
-        return len(rows)
+            # Several replicas tick: the one that takes the row polls it.
+            if actions_store.claim_probe(deps.db, row.id, due_ms=row.probe_due_ms,
+                                         until_ms=now_ms + PROBE_LEASE_MS):
+                poll_probe(deps, row)
+                polled += 1
+        return polled
 
-    def add_periodic(self, name: str, func: Callable[[], object], every_s: float) -> None:
-        """Another periodic job (a poller, retention); call before :meth:`start`."""
+    def add_periodic(self, name: str, func: Callable[[], object], every_s: float, *,
+                     leader_only: bool = False) -> None:
+        """Another periodic job (a poller, retention); call before :meth:`start`. A
+        ``leader_only`` job runs only while :attr:`is_leader` says this replica leads (what
+        must run once across replicas); the others' periodic ticks claim their own work."""
         self._extra.append((name, func, every_s))
+        if leader_only:
+            self._leader_only.add(name)
 
     def start(self) -> None:
         """Start the interval jobs in a background thread (in memory; nothing is pickled)."""
@@ -117,10 +146,17 @@ class Scheduler:
             aps.add_job(func, "interval", seconds=self._every[name], id=name,
                         max_instances=1, coalesce=True)
         for name, func, every in self._extra:
-            aps.add_job(func, "interval", seconds=every, id=name, max_instances=1,
+            run = self._if_leader(func) if name in self._leader_only else func
+            aps.add_job(run, "interval", seconds=every, id=name, max_instances=1,
                         coalesce=True)
         aps.start()
         self._aps = aps
+
+    def _if_leader(self, func: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            return func() if self.is_leader() else None
+
+        return run
 
     def shutdown(self) -> None:
         """Stop the interval jobs, waiting for a running one."""

@@ -8,6 +8,7 @@ what the engine may not import (the receivers' Databricks page parser) is handed
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,14 @@ import structlog
 from engine.actions.context import ActionContext
 from engine.actions.registry import action_table
 from engine.analysis.service import make_rca
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SystemClock, to_ms
 from engine.cloud import enrich
 from engine.cloud.clients import Clients
 from engine.config import Settings
 from engine.deps import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
 from engine.runtime import notifications, pollers, retention
+from engine.runtime.liveness import Liveness
 from engine.runtime.scheduler import Scheduler
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
@@ -33,6 +35,9 @@ from engine.store.db import Database
 from engine.text import secret_values
 
 __all__ = ["Service", "Status"]
+
+RELOADS = "playbooks:reloads"
+"""The state counter of broadcast playbook reloads (several replicas on PostgreSQL)."""
 
 log = structlog.get_logger("remediator.service")
 
@@ -95,6 +100,14 @@ class Service:
             pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page)
         self.notifier = notifications.register(self.scheduler, deps, settings)
         retention.register(self.scheduler, db, settings, self.clock)
+        self.liveness = Liveness(db, deps.owner)
+        self.scheduler.is_leader = self.liveness.is_leader
+        self._listen_stop = threading.Event()
+        self._reloads_seen = 0
+        if db.dialect.name == "postgresql":
+            self._reloads_seen = state_store.counter(db, RELOADS)
+            self.scheduler.add_periodic("reloads", self.follow_reloads, 2.0)
+        self._listener: threading.Thread | None = None
         self._started = False
 
     @property
@@ -107,10 +120,21 @@ class Service:
         and ticking, each in its own thread (nothing runs on the caller's event loop)."""
         if self._started:
             return
+        self.liveness.start()  # before any claim: the others must see this replica alive
         self.worker.start()
+        self._listen_stop.clear()
+        self._listener = threading.Thread(
+            target=self.db.listen, args=(inbox.WAKE_CHANNEL, self._notified, self._listen_stop),
+            name="remediator-listen", daemon=True)
+        self._listener.start()
         self._started = True
         log.info("service_started", mode=self.status().mode,
                  playbooks_generation=self.playbooks.generation)
+
+    def _notified(self, payload: str) -> None:
+        """A NOTIFY of new events (any replica's intake committed some): claim now."""
+        del payload
+        self.worker.wake()
 
     def wake(self) -> None:
         """New events were committed to the inbox: the idle worker claims them now instead of
@@ -121,13 +145,35 @@ class Service:
     def stop(self) -> None:
         """Stop the worker and scheduler (in-flight events finish) and close the clients."""
         if self._started:
+            self._listen_stop.set()
+            if self._listener is not None:
+                self._listener.join(timeout=5)
             self.worker.stop()
+            self.liveness.stop()
             self._started = False
         self.clients.close()
 
     def reload(self, who: str = "system") -> list[str]:
         """Load the playbooks again; the new set is in force only if it has no problem.
-        Returns the problems (empty on success); either way the outcome is audited."""
+        Returns the problems (empty on success); either way the outcome is audited. On
+        PostgreSQL a reload that succeeded is broadcast: every other replica reloads at its
+        next :meth:`follow_reloads` (every 2 s)."""
+        problems = self._reload(who)
+        if not problems and self.db.dialect.name == "postgresql":
+            self._reloads_seen = state_store.bump(self.db, RELOADS, to_ms(self.clock.now()))
+        return problems
+
+    def follow_reloads(self) -> bool:
+        """Reload if another replica broadcast a reload since this one last looked; whether
+        it did."""
+        latest = state_store.counter(self.db, RELOADS)
+        if latest <= self._reloads_seen:
+            return False
+        self._reloads_seen = latest
+        self._reload("broadcast")
+        return True
+
+    def _reload(self, who: str) -> list[str]:
         problems = self.playbooks.reload()
         generation = self.playbooks.generation
         audit_store.append(self.db, "playbooks_reload", ts=self.clock.now(), actor=who,

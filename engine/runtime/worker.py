@@ -57,7 +57,10 @@ class Worker:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
                          enrich=enrich, options=options or settings.engine)
-        self.scheduler = Scheduler(self.deps)
+        # Several replicas (PostgreSQL): a dead one's calls in flight are looked for often,
+        # so that they are reconciled soon after its heartbeat expires.
+        self.scheduler = Scheduler(
+            self.deps, reconcile_every_s=5 if db.dialect.name == "postgresql" else 60)
         self._pool = ThreadPoolExecutor(self.deps.options.threads,
                                         thread_name_prefix="remediator-worker")
         self._poll_s = poll_s
@@ -89,13 +92,17 @@ class Worker:
         its lease runs out."""
         total, bugs = 0, []
         self._bugs = bugs
+        # On PostgreSQL a claim takes one event per lane: a short batch may leave the next
+        # event of a lane that was busy, claimable once it finished.
+        one_per_lane = self.deps.db.dialect.name == "postgresql"
         try:
             while True:
                 claimed = self._claim(self.deps.options.batch)
                 total += claimed
                 with self._idle:
                     self._idle.wait_for(lambda: self._held == 0)
-                if claimed < self.deps.options.batch:
+                if claimed == 0 or (claimed < self.deps.options.batch and (
+                        not one_per_lane or inbox.count_pending(self.deps.db) == 0)):
                     break
         finally:
             self._bugs = None

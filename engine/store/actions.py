@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from engine.errors import StorageError
 from engine.store.ids import new_id
 from engine.store.query import Where
+from engine.store.replicas import live_sql, now_sql
 from engine.text.redact import redact
 
 if TYPE_CHECKING:
@@ -30,8 +32,10 @@ __all__ = [
     "STATES",
     "ActionRow",
     "NewAction",
+    "NotOwner",
     "attempts_in_window",
     "cancel_pending",
+    "claim_probe",
     "create_schema",
     "dry_runs_due",
     "due",
@@ -48,6 +52,7 @@ __all__ = [
     "set_probe",
     "start",
     "stop_probes",
+    "take_over",
 ]
 
 STATES: tuple[str, ...] = (
@@ -56,6 +61,11 @@ STATES: tuple[str, ...] = (
 )
 PENDING: tuple[str, ...] = ("planned", "waiting_approval", "scheduled")
 """States of a row that has not run yet (and may still be cancelled)."""
+
+
+class NotOwner(StorageError):
+    """An outcome write found the row no longer ``started`` by this owner: another replica
+    took it over (this one's heartbeat had expired), so this outcome is not recorded."""
 
 
 class NewAction(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,6 +160,7 @@ def plan(db: Database, new: list[NewAction], now_ms: int) -> list[tuple[ActionRo
             values = msgspec.structs.asdict(item)
             values["params"] = json.dumps(redact(msgspec.to_builtins(item.params)),
                                           sort_keys=True)
+            values["dry_run"], values["mutating"] = int(item.dry_run), int(item.mutating)
             values["id"] = new_id("act")
             values["created_ms"] = now_ms
             columns = ", ".join(f'"{c}"' for c in values)
@@ -223,7 +234,7 @@ def release(
     scheduled, not before now); returns how many moved."""
     with db.write() as conn:
         return conn.execute(
-            "UPDATE actions SET state = ?, due_ms = max(due_ms, ?) "
+            f"UPDATE actions SET state = ?, due_ms = {db.dialect.greatest}(due_ms, ?) "
             "WHERE incident_id = ? AND state = ?",
             (to_state, now_ms, incident_id, from_state),
         ).rowcount
@@ -233,14 +244,25 @@ def start(db: Database, action_id: str, *, owner: str, now_ms: int) -> bool:
     """Commit the intent to run (``scheduled`` -> ``started``) before the call is made.
 
     Returns False if the row was not ``scheduled`` (someone else started it, or it was
-    cancelled): the caller must then not make the call.
+    cancelled), or if ``owner``'s heartbeat expired (engine/store/replicas.py: another replica
+    may be taking its work over): the caller must then not make the call.
     """
     with db.write() as conn:
         return conn.execute(
             "UPDATE actions SET state = 'started', started_ms = ?, owner = ? "
-            "WHERE id = ? AND state = 'scheduled'",
-            (now_ms, owner, action_id),
+            "WHERE id = ? AND state = 'scheduled' AND NOT EXISTS (SELECT 1 FROM replicas r "
+            f"WHERE r.owner = ? AND r.beat_until_ms < {now_sql(db)})",
+            (now_ms, owner, action_id, owner),
         ).rowcount > 0
+
+
+def take_over(db: Database, action_id: str, *, from_owner: str, owner: str) -> bool:
+    """Make ``owner`` the owner of a row left ``started`` by ``from_owner`` (to reconcile
+    it), unless someone changed it meanwhile; whether it did."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE actions SET owner = ? WHERE id = ? AND state = 'started' AND owner = ?",
+            (owner, action_id, from_owner)).rowcount > 0
 
 
 def finish(
@@ -253,23 +275,30 @@ def finish(
     external_id: str = "",
     error: str = "",
     probe: tuple[int, int, float] | None = None,
+    owner: str | None = None,
 ) -> None:
     """Record the outcome of a started action; ``probe`` = (first due, deadline, interval s)
-    starts its verification."""
+    starts its verification. With ``owner``, only if the row is still ``started`` by it (a
+    compare-and-set): else :class:`NotOwner`, and nothing is written."""
     if state not in STATES:
         raise ValueError(f"unknown action state {state!r}; expected one of {STATES}")
     probe_state, probe_due, deadline, interval = ("", 0, 0, 0.0)
     if probe is not None:
         probe_state, (probe_due, deadline, interval) = "running", probe
+    fence, fenced = ("", ()) if owner is None else (
+        " AND state = 'started' AND owner = ?", (owner,))
     with db.write() as conn:
-        conn.execute(
+        changed = conn.execute(
             """UPDATE actions SET state = ?, finished_ms = ?, result = ?, external_id = ?,
                    error = ?, probe_state = ?, probe_due_ms = ?, probe_deadline_ms = ?,
                    probe_interval_s = ?
-               WHERE id = ?""",
+               WHERE id = ?""" + fence,
             (state, now_ms, json.dumps(redact(result or {}), sort_keys=True), external_id,
-             error, probe_state, probe_due, deadline, interval, action_id),
-        )
+             error, probe_state, probe_due, deadline, interval, action_id, *fenced),
+        ).rowcount
+    if not changed and owner is not None:
+        raise NotOwner(f"action {action_id}: its {state} outcome is not recorded: the row is "
+                       f"no longer started by {owner} (another replica took it over)")
 
 
 def note_result(db: Database, action_id: str, result: dict[str, Any]) -> None:
@@ -279,14 +308,20 @@ def note_result(db: Database, action_id: str, result: dict[str, Any]) -> None:
                      (json.dumps(redact(result), sort_keys=True), action_id))
 
 
-def reschedule(db: Database, action_id: str, *, due_ms: int, error: str) -> None:
-    """Put a started action back to ``scheduled`` (a retryable failure), counting a retry."""
+def reschedule(db: Database, action_id: str, *, due_ms: int, error: str,
+               owner: str | None = None) -> None:
+    """Put a started action back to ``scheduled`` (a retryable failure), counting a retry;
+    with ``owner``, only if it is still started by it (else :class:`NotOwner`)."""
+    fence, fenced = ("", ()) if owner is None else (" AND owner = ?", (owner,))
     with db.write() as conn:
-        conn.execute(
+        changed = conn.execute(
             "UPDATE actions SET state = 'scheduled', due_ms = ?, error = ?, "
-            "retries = retries + 1, owner = '' WHERE id = ? AND state = 'started'",
-            (due_ms, error, action_id),
-        )
+            "retries = retries + 1, owner = '' WHERE id = ? AND state = 'started'" + fence,
+            (due_ms, error, action_id, *fenced),
+        ).rowcount
+    if not changed and owner is not None:
+        raise NotOwner(f"action {action_id}: its retry is not recorded: the row is no longer "
+                       f"started by {owner} (another replica took it over)")
 
 
 def cancel_pending(db: Database, incident_id: str, now_ms: int) -> list[ActionRow]:
@@ -310,12 +345,14 @@ def stop_probes(db: Database, incident_id: str) -> int:
 
 
 def interrupted(db: Database, *, owner: str, now_ms: int, lease_ms: int) -> list[ActionRow]:
-    """Rows left ``started`` with no outcome by another process (a crash), or by this one
-    longer ago than ``lease_ms``."""
+    """Rows left ``started`` with no outcome by another process whose heartbeat expired (a
+    crash: engine/store/replicas.py), or by this one longer ago than ``lease_ms``. A live
+    replica's call in flight is never among them, however long it takes."""
     rows = db.query(
-        "SELECT * FROM actions WHERE state = 'started' AND (owner != ? OR started_ms < ?) "
+        "SELECT * FROM actions WHERE state = 'started' AND ((owner != ? AND NOT "
+        f"{live_sql(db, 'actions.owner')}) OR (owner = ? AND started_ms < ?)) "
         "ORDER BY started_ms",
-        (owner, now_ms - lease_ms),
+        (owner, owner, now_ms - lease_ms),
     )
     return [_row(r) for r in rows]
 
@@ -328,6 +365,16 @@ def probes_due(db: Database, now_ms: int, limit: int = 50) -> list[ActionRow]:
         (now_ms, limit),
     )
     return [_row(r) for r in rows]
+
+
+def claim_probe(db: Database, action_id: str, *, due_ms: int, until_ms: int) -> bool:
+    """Take a due probe (its due time moves to ``until_ms``) if it is still due at ``due_ms``:
+    every replica's probes tick reads the same due rows, and only the one that takes a row
+    polls it. A replica that dies meanwhile leaves it due again at ``until_ms``."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE actions SET probe_due_ms = ? WHERE id = ? AND probe_state = 'running' "
+            "AND probe_due_ms = ?", (until_ms, action_id, due_ms)).rowcount > 0
 
 
 def set_probe(

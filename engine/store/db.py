@@ -1,13 +1,18 @@
-"""The database handle: one SQLite file (WAL), its connections and its transactions.
+"""The database handle: which backend, its connections and its transactions.
 
-``Database`` owns the connection, the schema and the transaction discipline; each table family
-has its own module (``inbox``, ...) whose functions take the ``Database``. Every SQLite failure
-leaves as :class:`~engine.errors.StorageError`, which the receivers answer with 503 (a status
-Azure Monitor retries). A PostgreSQL backend can follow behind the same functions.
+``Database`` is the one interface of both backends: an embedded SQLite file (WAL, this
+module's :class:`SqliteDatabase`, the default) and a PostgreSQL server for several replicas
+(engine/store/postgres.py). ``Database(target)`` opens the backend ``target`` names: a
+``postgresql://`` URL, else a SQLite file. Each table family has its own module (``inbox``,
+...) whose functions take the ``Database`` and write the SQL both backends run, with
+:class:`Dialect` for the few spellings that differ. Every database failure leaves as
+:class:`~engine.errors.StorageError`, which the receivers answer with 503 (a status Azure
+Monitor retries).
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import sqlite3
 import threading
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlite_utils
 
 from engine.errors import StorageError
@@ -25,21 +31,114 @@ from engine.store import (
     handling,
     inbox,
     incidents,
+    leases,
     metrics,
     rca,
+    replicas,
     reporting,
     silences,
     state,
 )
 
-__all__ = ["Database"]
+__all__ = ["SQLITE", "Database", "Dialect", "SqliteDatabase", "is_server_url"]
 
-SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca, handling, silences)
-"""The table families whose ``create_schema`` runs when a database is opened, in order (each
-module imports ``Database`` for its annotations only, so this import is one way)."""
+SCHEMA = (inbox, incidents, actions, audit, state, metrics, reporting, rca, replicas, leases,
+          handling, silences)
+"""The table families whose ``create_schema`` runs when a SQLite database is opened, in order
+(each module imports ``Database`` for its annotations only, so this import is one way). A
+PostgreSQL database gets the same tables from engine/store/migrations/."""
+
+_SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
-class Database:
+def is_server_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL server (a ``postgresql://`` URL), not a file."""
+    return str(target).startswith(_SERVER_SCHEMES)
+
+
+class Dialect(msgspec.Struct, frozen=True):
+    """The few spellings the two backends do not share."""
+
+    name: str
+    greatest: str
+    """The larger of two values: SQLite's scalar ``max``, PostgreSQL's ``GREATEST``."""
+    rowid: str
+    """The events' insertion order: SQLite's ``rowid``, a PostgreSQL identity column."""
+    unindexed: str
+    """Put before a column to keep the planner off its index (SQLite's unary ``+``)."""
+    skip_locked: str
+    """After a claim's SELECT: pass over rows another transaction holds (PostgreSQL)."""
+
+
+SQLITE = Dialect(name="sqlite", greatest="max", rowid="rowid", unindexed="+", skip_locked="")
+POSTGRESQL = Dialect(name="postgresql", greatest="GREATEST", rowid="seq", unindexed="",
+                     skip_locked=" FOR UPDATE SKIP LOCKED")
+
+
+class Database(abc.ABC):
+    """The store's handle, whichever backend holds the data.
+
+    ``write()`` is one write transaction (a savepoint inside ``batch()``); ``batch()`` shares
+    one transaction among a thread's writes; ``outside()`` commits a batch around a call out;
+    ``query()`` reads (inside this thread's transaction: what it wrote). Both backends run
+    their write transactions one at a time (SQLite's writer lock, PostgreSQL's advisory
+    lock), so a check-then-act inside ``write()`` sees no other writer.
+    """
+
+    dialect: Dialect
+    path: str
+    """What was opened, fit for a message (a URL without its password)."""
+
+    def __new__(cls, target: str | Path = "", *args: Any, **kwargs: Any) -> Database:
+        if cls is Database:
+            if is_server_url(target):
+                from engine.store.postgres import PostgresDatabase
+
+                cls = PostgresDatabase
+            else:
+                cls = SqliteDatabase
+        return super().__new__(cls)
+
+    @abc.abstractmethod
+    def write(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """One write transaction, committed on exit, rolled back on error. ``exclusive=False``
+        says it needs no other writer kept out (its statements are safe side by side, e.g.
+        an insert that resolves its own conflicts): on PostgreSQL it then runs beside other
+        replicas' writes instead of after them."""
+
+    @abc.abstractmethod
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """This thread's writes in the block share one transaction."""
+
+    @abc.abstractmethod
+    def outside(self) -> contextlib.AbstractContextManager[None]:
+        """Inside :meth:`batch`: commit, run the block with nothing held, begin again."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read-only statement (each readable by column name and by position)."""
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query (for ``/ready``)."""
+        try:
+            self.query("SELECT 1")
+        except StorageError:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connections; the data stays."""
+
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: threading.Event,
+               *, poll_s: float = 1.0) -> None:
+        """Call ``on_notify`` for each notification on ``channel`` until ``stop``: a server
+        backend's wake-ups across replicas. SQLite has none (one process: the intake wakes
+        the worker itself), so this returns at once."""
+        del channel, on_notify, stop, poll_s
+
+
+class SqliteDatabase(Database):
     """One SQLite file shared by the receivers, the worker and the scheduler.
 
     Writes go through a single connection guarded by a lock: SQLite serializes writers
@@ -49,6 +148,8 @@ class Database:
     ``synchronous=NORMAL`` in WAL mode makes every commit durable against a crash of the
     process; ``sync_full=True`` also against power loss.
     """
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path, *, sync_full: bool = False) -> None:
         self.path = str(path)
@@ -79,7 +180,7 @@ class Database:
                 module.create_schema(self)
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, exclusive: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error.
 
         Inside :meth:`batch` it is a savepoint of the batch's transaction instead: rolled back
@@ -216,14 +317,6 @@ class Database:
             self._readers[threading.current_thread()] = reader
         self._local.reader = reader
         return reader
-
-    def ping(self) -> bool:
-        """Whether the database answers a trivial query (for ``/ready``)."""
-        try:
-            self.query("SELECT 1")
-        except StorageError:
-            return False
-        return True
 
     def close(self) -> None:
         """Close the connections; the file stays."""

@@ -96,12 +96,15 @@ def for_incidents(db: Database, incident_ids: list[str]) -> dict[str, Handling]:
             for r in rows}
 
 
+_ROW = "INSERT INTO incident_handling (incident_id) VALUES (?) ON CONFLICT DO NOTHING"
+"""The incident's handling row, made empty the first time a person does anything to it."""
+
+
 def set_ack(db: Database, incident_id: str, who: str, now_ms: int) -> bool:
     """Record ``who`` as acknowledging the incident; False (nothing written) when ``who``
     had acknowledged it already (a double click)."""
     with db.write() as conn:
-        conn.execute("INSERT OR IGNORE INTO incident_handling (incident_id) VALUES (?)",
-                     (incident_id,))
+        conn.execute(_ROW, (incident_id,))
         return conn.execute(
             "UPDATE incident_handling SET acked_by = ?, acked_ms = ? "
             "WHERE incident_id = ? AND acked_by != ?",
@@ -112,8 +115,7 @@ def set_assignee(db: Database, incident_id: str, assignee: str, who: str,
                  now_ms: int) -> bool:
     """Assign the incident to ``assignee`` ("" : nobody); False when it already was."""
     with db.write() as conn:
-        conn.execute("INSERT OR IGNORE INTO incident_handling (incident_id) VALUES (?)",
-                     (incident_id,))
+        conn.execute(_ROW, (incident_id,))
         return conn.execute(
             "UPDATE incident_handling SET assignee = ?, assigned_by = ?, assigned_ms = ? "
             "WHERE incident_id = ? AND assignee != ?",
@@ -124,8 +126,7 @@ def claim_rerun(db: Database, incident_id: str, who: str, now_ms: int) -> bool:
     """Take the incident's one re-run for ``who`` (a compare-and-set: a second click, or a
     second operator, gets False); :func:`set_rerun` then names the incident it opened."""
     with db.write() as conn:
-        conn.execute("INSERT OR IGNORE INTO incident_handling (incident_id) VALUES (?)",
-                     (incident_id,))
+        conn.execute(_ROW, (incident_id,))
         return conn.execute(
             "UPDATE incident_handling SET rerun_id = '-', rerun_by = ?, rerun_ms = ? "
             "WHERE incident_id = ? AND rerun_id = ''", (who, now_ms, incident_id)).rowcount > 0

@@ -24,11 +24,14 @@ import msgspec
 from engine.events import ErrorEvent
 from engine.store.ids import new_id
 from engine.store.query import Where
+from engine.store.replicas import live_sql
+from engine.targets import target_of
 
 if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = [
+    "WAKE_CHANNEL",
     "Receipt",
     "StoredEvent",
     "claim",
@@ -50,6 +53,9 @@ __all__ = [
 ]
 
 STATES = ("pending", "processing", "done", "parked")
+
+WAKE_CHANNEL = "remediator_inbox"
+"""PostgreSQL's NOTIFY channel of new events (every replica's worker listens on it)."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -114,6 +120,8 @@ def create_schema(db: Database) -> None:
         if_not_exists=True,
     )
     _add_reason_column(db)
+    if "lane" not in db.utils["events"].columns_dict:
+        db.utils["events"].add_column("lane", str, not_null_default="")
     db.utils["events"].create_index(["dedup_key"], unique=True, if_not_exists=True)
     db.utils["events"].create_index(["state", "lease_until_ms"], if_not_exists=True)
     db.utils["events"].create_index(["received_ms"], if_not_exists=True)
@@ -174,7 +182,12 @@ def insert_batch(
         for events, raw, endpoint in payloads
     ]
     out: list[list[Receipt]] = []
-    with db.write() as conn:
+    # The unique dedup_key settles two replicas storing one delivery at once: no writer lock.
+    with db.write(exclusive=False) as conn:
+        if db.dialect.name == "postgresql":
+            # Every replica's idle worker wakes at the commit (one per transaction: the
+            # server folds repeats of one channel and payload into one).
+            conn.execute("SELECT pg_notify(?, '')", (WAKE_CHANNEL,))
         for events, raw_json, endpoint in rows:
             receipts: list[Receipt] = []
             for event, event_id in events:
@@ -184,7 +197,7 @@ def insert_batch(
                     (
                         event_id, event.dedup_key, now, endpoint, event.source, event.kind,
                         event.status, event.resource, event.run_id, event.fingerprint,
-                        _encoder.encode(stored).decode(), raw_json,
+                        _encoder.encode(stored).decode(), raw_json, target_of(event),
                     ),
                 ).fetchone()
                 receipts.append(Receipt(row["id"], row["duplicates"] > 0, row["status"]))
@@ -194,9 +207,9 @@ def insert_batch(
 
 _INSERT = """
     INSERT INTO events (id, dedup_key, received_ms, endpoint, source, kind, status,
-                        resource, run_id, fingerprint, event, raw)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (dedup_key) DO UPDATE SET duplicates = duplicates + 1
+                        resource, run_id, fingerprint, event, raw, lane)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (dedup_key) DO UPDATE SET duplicates = events.duplicates + 1
     RETURNING id, status, duplicates
 """
 
@@ -252,11 +265,22 @@ def list_events(db: Database, *, source: str | None = None, status: str | None =
     return [_stored(row) for row in rows]
 
 
+def _reclaimable(db: Database) -> str:
+    """A ``processing`` event whose lease ran out may be claimed again by its own owner (a
+    stalled stage) or once its owner's heartbeat expired (engine/store/replicas.py); never
+    while another replica that claimed it is alive. One ``?``: the claimer."""
+    return f"(owner = ? OR NOT {live_sql(db, 'events.owner')})"
+
+
 def claim(
     db: Database, *, limit: int, lease_ms: int, now_ms: int | None = None,
-    max_claims: int | None = None,
+    max_claims: int | None = None, owner: str = "",
 ) -> list[StoredEvent]:
     """Lease up to ``limit`` events to process: pending ones, or those whose lease ran out.
+
+    On PostgreSQL at most one event per lane (its target, kept at intake) is in processing,
+    across every replica: a claim takes the first claimable event of each lane whose lane has
+    none in processing (on SQLite, one process, the worker's lanes keep the order).
 
     A leased event is invisible to other claims until ``lease_ms`` passes; call :func:`finish`
     when done. An event whose worker crashed is therefore processed again after its lease.
@@ -264,34 +288,63 @@ def claim(
     claimed that many times already is not claimed again (:func:`exhausted` finds it, to be
     parked; a pending event was not claimed since it was stored or replayed). ``now_ms`` is
     the worker's clock (wall time by default), so that a demo that warps time also ages
-    leases; every claimer of one database must use the same clock.
+    leases; every claimer of one database must use the same clock. ``owner`` (the claimer's
+    replica) is kept with each event claimed.
     """
     now = _now_ms() if now_ms is None else now_ms
     cap = "" if max_claims is None else "AND attempts < ?"
+    claimable = f"""(state = 'pending' OR (state = 'processing' AND lease_until_ms < ? {cap}
+                                            AND {_reclaimable(db)}))"""
+    params = (now, *(() if max_claims is None else (max_claims,)), owner)
     with db.write() as conn:
-        rows = conn.execute(
-            f"""
-            UPDATE events SET state = 'processing', lease_until_ms = ?, attempts = attempts + 1
-            WHERE id IN (
-                SELECT id FROM events
-                WHERE state = 'pending'
-                      OR (state = 'processing' AND lease_until_ms < ? {cap})
-                ORDER BY id LIMIT ?
-            )
-            RETURNING *
-            """,
-            (now + lease_ms, now, *(() if max_claims is None else (max_claims,)), limit),
-        ).fetchall()
+        if db.dialect.name == "postgresql":
+            rows = conn.execute(_CLAIM_BY_LANE.format(claimable=claimable),
+                                (*params, limit * 4, now + lease_ms, owner, limit)).fetchall()
+        else:
+            rows = conn.execute(
+                f"""
+                UPDATE events SET state = 'processing', lease_until_ms = ?,
+                                  attempts = attempts + 1, owner = ?
+                WHERE id IN (SELECT id FROM events WHERE {claimable} ORDER BY id LIMIT ?)
+                RETURNING *
+                """,
+                (now + lease_ms, owner, *params, limit),
+            ).fetchall()
     return sorted((_stored(row) for row in rows), key=lambda s: s.event.id)
 
 
-def exhausted(db: Database, *, max_claims: int, now_ms: int) -> list[StoredEvent]:
+_CLAIM_BY_LANE = """
+    WITH candidates AS (
+        SELECT id, lane, seq FROM events
+        WHERE {claimable}
+          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.lane = events.lane
+                          AND events.lane <> '' AND p.state = 'processing'
+                          AND p.id <> events.id)
+        ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED
+    ), firsts AS (
+        SELECT DISTINCT ON (coalesce(nullif(lane, ''), id)) id, seq FROM candidates
+        ORDER BY coalesce(nullif(lane, ''), id), seq
+    )
+    UPDATE events SET state = 'processing', lease_until_ms = ?, attempts = attempts + 1,
+                      owner = ?
+    WHERE id IN (SELECT id FROM firsts ORDER BY seq LIMIT ?)
+    RETURNING *
+"""
+"""PostgreSQL's claim, for several replicas: candidates in the order they were stored (ids of
+one millisecond do not sort by arrival) that no other transaction
+holds (SKIP LOCKED) and whose lane has no event in processing, then the first of each lane.
+The unique index ``events_one_per_lane`` (migration 0003) makes the rule the database's own."""
+
+
+def exhausted(db: Database, *, max_claims: int, now_ms: int,
+              owner: str = "") -> list[StoredEvent]:
     """The events whose lease ran out after ``max_claims`` claims: each claim crashed or
-    stalled before it finished, so the next one would too."""
+    stalled before it finished, so the next one would too (another live replica's are its
+    own to park)."""
     rows = db.query(
-        """SELECT * FROM events WHERE state = 'processing' AND lease_until_ms < ?
-               AND attempts >= ? ORDER BY id""",
-        (now_ms, max_claims))
+        f"""SELECT * FROM events WHERE state = 'processing' AND lease_until_ms < ?
+               AND attempts >= ? AND {_reclaimable(db)} ORDER BY id""",
+        (now_ms, max_claims, owner))
     return [_stored(row) for row in rows]
 
 

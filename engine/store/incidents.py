@@ -24,6 +24,8 @@ __all__ = [
     "Incident",
     "OutboxItem",
     "add_attempt",
+    "claim_expiry",
+    "claim_notification",
     "create_schema",
     "defer_notification",
     "find",
@@ -198,6 +200,30 @@ def notifications_due(db: Database, *, now_ms: int, limit: int = 100) -> list[Ou
     )
     return [OutboxItem(incident=row_incident(r), notified_state=r["notified_state"],
                        attempts=r["notify_attempts"]) for r in rows]
+
+
+def claim_expiry(db: Database, incident_id: str, *, due_ms: int, until_ms: int) -> bool:
+    """Take an expired approval (its due time moves to ``until_ms``) if it is still waiting
+    and due at ``due_ms``: every replica's tick finds it, and only the one that takes it
+    records the expiry and escalates. If that one dies meanwhile, it expires again then."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE incidents SET approval_due_ms = ? WHERE id = ? "
+            "AND state = 'waiting_approval' AND approval_due_ms = ?",
+            (until_ms, incident_id, due_ms)).rowcount > 0
+
+
+def claim_notification(db: Database, incident_id: str, state: str, *, now_ms: int,
+                       lease_ms: int) -> bool:
+    """Take the announcement of ``state`` for ``lease_ms`` (its due time moves past the
+    lease), if it is still due and unannounced: several replicas tick the outbox, and only
+    the one that takes it sends. A replica that dies mid-send leaves it due again after the
+    lease."""
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE incidents SET notify_due_ms = ? WHERE id = ? AND state = ? "
+            "AND notified_state != ? AND notify_due_ms <= ?",
+            (now_ms + lease_ms, incident_id, state, state, now_ms)).rowcount > 0
 
 
 def mark_notified(db: Database, incident_id: str, state: str, *, now_ms: int,

@@ -9,7 +9,7 @@ the log is; after a bulk import the totals catch up over a few scrapes.
 from __future__ import annotations
 
 import json
-import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -32,6 +32,8 @@ FIRST_ACTION_BUCKETS: tuple[float, ...] = (
 
 _ACTION_OUTCOMES = {"action_succeeded": "succeeded", "action_failed": "failed",
                     "action_cancelled": "cancelled"}
+SETTLED_MS = 60_000
+"""PostgreSQL: events are folded once this old (an intake commit never takes as long)."""
 _KINDS = ("matched", "guard", "rca", "action_planned", "action_started", "precheck",
           *_ACTION_OUTCOMES)
 
@@ -66,15 +68,15 @@ class _Totals:
         self.values[key] = (value + amount, max(last, ts))
 
 
-def _cursor(conn: sqlite3.Connection, name: str) -> int:
+def _cursor(conn: Any, name: str) -> int:
     row = conn.execute("SELECT last FROM metric_cursors WHERE name = ?", (name,)).fetchone()
     return row["last"] if row else 0
 
 
-def _first_action(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
+def _first_action(conn: Any, row: Any, totals: _Totals, plain: str) -> None:
     earlier = conn.execute(
-        "SELECT 1 FROM audit WHERE incident_id = ? AND seq < ? AND +kind = 'action_started' "
-        "LIMIT 1", (row["incident_id"], row["seq"])).fetchone()
+        f"SELECT 1 FROM audit WHERE incident_id = ? AND seq < ? AND {plain}kind = "
+        "'action_started' LIMIT 1", (row["incident_id"], row["seq"])).fetchone()
     if earlier is not None or not row["incident_id"]:
         return
     received = conn.execute("SELECT received_ms FROM events WHERE id = ?",
@@ -88,7 +90,7 @@ def _first_action(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
     totals.add("first_action_count", {}, 1, row["ts_ms"])
 
 
-def _fold_audit(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
+def _fold_audit(conn: Any, row: Any, totals: _Totals, plain: str) -> None:
     kind, ts, data = row["kind"], row["ts_ms"], json.loads(row["data"])
     if kind == "matched":
         for rule in data.get("rules") or []:
@@ -108,7 +110,7 @@ def _fold_audit(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
         totals.add("actions", {"action": str(data.get("action") or "unknown"),
                                "outcome": _ACTION_OUTCOMES[kind]}, 1, ts)
     elif kind == "action_started":
-        _first_action(conn, row, totals)
+        _first_action(conn, row, totals, plain)
     elif kind == "precheck" and data.get("decision") == "skip" and not data.get("dry_run"):
         # The pre-check found nothing to do: the action ended skipped, nothing was called.
         totals.add("actions", {"action": str(data.get("action") or "unknown"),
@@ -118,6 +120,7 @@ def _fold_audit(conn: sqlite3.Connection, row: Any, totals: _Totals) -> None:
 def refresh(db: Database, *, batch: int = 50_000) -> None:
     """Fold up to ``batch`` new audit records and new inbox events into the totals."""
     totals = _Totals()
+    plain, rowid = db.dialect.unindexed, db.dialect.rowid
     with db.write() as conn:
         audit_last = _cursor(conn, "audit")
         head = conn.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()
@@ -125,22 +128,27 @@ def refresh(db: Database, *, batch: int = 50_000) -> None:
         marks = ", ".join("?" for _ in _KINDS)
         for row in conn.execute(
             f"SELECT seq, kind, ts_ms, incident_id, event_id, data FROM audit "
-            f"WHERE seq > ? AND seq <= ? AND +kind IN ({marks}) ORDER BY seq",
+            f"WHERE seq > ? AND seq <= ? AND {plain}kind IN ({marks}) ORDER BY seq",
             (audit_last, audit_to, *_KINDS),
         ).fetchall():
-            _fold_audit(conn, row, totals)
+            _fold_audit(conn, row, totals, plain)
         events_last = _cursor(conn, "events")
+        # On PostgreSQL replicas store events side by side: an insertion number may commit
+        # after a greater one. What is older than any commit can take is final.
+        settled = ("" if db.dialect.name == "sqlite"
+                   else f" AND received_ms < {time.time_ns() // 1_000_000 - SETTLED_MS}")
         rows = conn.execute(
-            "SELECT rowid AS r, source, status, received_ms FROM events WHERE rowid > ? "
-            "ORDER BY rowid LIMIT ?", (events_last, batch)).fetchall()
+            f"SELECT {rowid} AS r, source, status, received_ms FROM events WHERE {rowid} > ?"
+            f"{settled} ORDER BY {rowid} LIMIT ?", (events_last, batch)).fetchall()
         for row in rows:
             totals.add("events", {"source": row["source"], "status": row["status"]}, 1,
                        row["received_ms"])
         for (series, labels), (value, last) in totals.values.items():
             conn.execute(
                 "INSERT INTO metric_counts (series, labels, value, last_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (series, labels) DO UPDATE SET value = value + excluded.value, "
-                "last_ms = max(last_ms, excluded.last_ms)",
+                "ON CONFLICT (series, labels) DO UPDATE SET "
+                "value = metric_counts.value + excluded.value, "
+                f"last_ms = {db.dialect.greatest}(metric_counts.last_ms, excluded.last_ms)",
                 (series, labels, value, last))
         for name, last in (("audit", audit_to), ("events", rows[-1]["r"] if rows else None)):
             if last is not None and last > 0:
@@ -161,5 +169,5 @@ def counts(db: Database, series: str | None = None) -> list[Count]:
 
 def duplicates(db: Database) -> int:
     """Deliveries refused as duplicates, over the whole inbox (index on ``duplicates``)."""
-    return db.query("SELECT coalesce(sum(duplicates), 0) AS n FROM events "
+    return db.query("SELECT CAST(coalesce(sum(duplicates), 0) AS BIGINT) AS n FROM events "
                     "WHERE duplicates > 0")[0]["n"]

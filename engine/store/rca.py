@@ -1,7 +1,8 @@
 """The RCA cache (one analysis per fingerprint) and the LLM call budget (calls per hour).
 
 Both live in the database so that every worker thread and process shares them and a restart
-keeps them: the budget is a counter per clock hour, taken in one write transaction.
+keeps them: the budget is a counter per clock hour, taken in one write transaction. A pending
+row per fingerprint lets one asker (of every replica) ask the LLM about one failure at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine.store.db import Database
 
-__all__ = ["calls_in_hour", "create_schema", "get_cached", "put_cached", "take_call"]
+__all__ = ["answered", "ask", "calls_in_hour", "create_schema", "get_cached", "put_cached",
+           "take_call"]
 
 HOUR_MS = 3_600_000
 
@@ -24,6 +26,27 @@ def create_schema(db: Database) -> None:
         pk="fingerprint", not_null={"analysis", "created_ms"}, if_not_exists=True,
     )
     db.utils["rca_budget"].create({"hour": int, "calls": int}, pk="hour", if_not_exists=True)
+    db.utils["rca_pending"].create({"fingerprint": str, "holder": str, "until_ms": int},
+                                   pk="fingerprint", if_not_exists=True)
+
+
+def ask(db: Database, fingerprint: str, holder: str, *, now_ms: int, lease_ms: int) -> bool:
+    """Take the pending row of ``fingerprint`` (one asker of the LLM per failure, across
+    replicas) unless another holder's is unexpired; whether ``holder`` may ask."""
+    with db.write() as conn:
+        return conn.execute(
+            "INSERT INTO rca_pending (fingerprint, holder, until_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (fingerprint) DO UPDATE SET holder = excluded.holder, "
+            "until_ms = excluded.until_ms WHERE rca_pending.holder = excluded.holder "
+            "OR rca_pending.until_ms < ?",
+            (fingerprint, holder, now_ms + lease_ms, now_ms)).rowcount > 0
+
+
+def answered(db: Database, fingerprint: str, holder: str) -> None:
+    """Drop ``holder``'s pending row of ``fingerprint`` (its answer is cached, or failed)."""
+    with db.write() as conn:
+        conn.execute("DELETE FROM rca_pending WHERE fingerprint = ? AND holder = ?",
+                     (fingerprint, holder))
 
 
 def get_cached(
@@ -57,7 +80,7 @@ def take_call(db: Database, *, now_ms: int, limit: int) -> bool:
             return False
         conn.execute(
             "INSERT INTO rca_budget (hour, calls) VALUES (?, 1) "
-            "ON CONFLICT(hour) DO UPDATE SET calls = calls + 1", (hour,))
+            "ON CONFLICT(hour) DO UPDATE SET calls = rca_budget.calls + 1", (hour,))
         conn.execute("DELETE FROM rca_budget WHERE hour < ?", (hour - 24,))
     return True
 

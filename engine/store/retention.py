@@ -13,11 +13,11 @@ __all__ = ["drop_raw_payloads"]
 def drop_raw_payloads(db: Database, *, before_ms: int, batch: int = 5000) -> int:
     """Set ``raw`` to NULL on events received before ``before_ms``, ``batch`` rows per
     transaction (so that intake is never blocked for long); returns how many were dropped."""
-    total = 0
+    total, rowid = 0, db.dialect.rowid
     while True:
         with db.write() as conn:
             changed = conn.execute(
-                "UPDATE events SET raw = NULL WHERE rowid IN (SELECT rowid FROM events "
+                f"UPDATE events SET raw = NULL WHERE {rowid} IN (SELECT {rowid} FROM events "
                 "WHERE received_ms < ? AND raw IS NOT NULL LIMIT ?)", (before_ms, batch),
             ).rowcount
         total += changed

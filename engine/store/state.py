@@ -18,6 +18,8 @@ __all__ = [
     "Pause",
     "acquire_lock",
     "breaker",
+    "bump",
+    "counter",
     "create_schema",
     "get_checkpoint",
     "get_lock",
@@ -107,6 +109,22 @@ def _put(db: Database, key: str, value: Any, now_ms: int) -> None:
         )
 
 
+def bump(db: Database, key: str, now_ms: int) -> int:
+    """Add one to the counter ``key`` (0 if never set) and return it, in one statement."""
+    with db.write() as conn:
+        row = conn.execute(
+            "INSERT INTO state (key, value, updated_ms) VALUES (?, '1', ?) ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(state.value AS INTEGER) + 1 AS TEXT), "
+            "updated_ms = excluded.updated_ms RETURNING value", (key, now_ms)).fetchone()
+    return int(row["value"])
+
+
+def counter(db: Database, key: str) -> int:
+    """The counter ``key`` (0 if never set)."""
+    value = _get(db, key)
+    return int(value) if value is not None else 0
+
+
 def pause_state(db: Database) -> Pause:
     """The global pause (not paused if never set)."""
     value = _get(db, "pause")
@@ -162,7 +180,7 @@ def record_outcome(
         conn.execute(
             "INSERT INTO circuit_breakers (rule_id, target, failures, open, opened_ms, until_ms,"
             " updated_ms) VALUES (?, ?, 1, 0, 0, 0, ?) ON CONFLICT (rule_id, target) DO UPDATE "
-            "SET failures = failures + 1, updated_ms = excluded.updated_ms",
+            "SET failures = circuit_breakers.failures + 1, updated_ms = excluded.updated_ms",
             (rule_id, target, now_ms),
         )
         conn.execute(
@@ -199,7 +217,8 @@ def acquire_lock(db: Database, target: str, holder: str, *, now_ms: int, until_m
         conn.execute(
             "INSERT INTO target_locks (target, holder, until_ms) VALUES (?, ?, ?) "
             "ON CONFLICT (target) DO UPDATE SET holder = excluded.holder, "
-            "until_ms = excluded.until_ms WHERE holder = excluded.holder OR until_ms < ?",
+            "until_ms = excluded.until_ms WHERE target_locks.holder = excluded.holder "
+            "OR target_locks.until_ms < ?",
             (target, holder, until_ms, now_ms),
         )
         row = conn.execute("SELECT * FROM target_locks WHERE target = ?", (target,)).fetchone()

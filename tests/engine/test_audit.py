@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 import pytest
 
 from engine.actions.context import ActionContext
@@ -18,7 +20,8 @@ from engine.deps import Deps
 from engine.errors import StorageError, UnknownAuditKind
 from engine.rules.active import ActivePlaybooks
 from engine.store import audit as audit_store
-from engine.store.db import Database
+from engine.store.db import Database, SqliteDatabase
+from engine.store.postgres import sql_for_psycopg
 from tests.fixtures.common import ROOT
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -32,12 +35,33 @@ def _fill(db: Database, n: int = 5) -> None:
         )
 
 
-def _raw(db: Database) -> sqlite3.Connection:
-    """A second connection, as another tool would open the file, with the triggers dropped."""
-    conn = sqlite3.connect(db.path, isolation_level=None)
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("DROP TRIGGER audit_no_delete")
-    return conn
+def _raw(db: Database) -> Any:
+    """A second connection, as another tool would open the database, with the triggers
+    dropped (its ``execute`` takes ``?`` marks on either backend)."""
+    if isinstance(db, SqliteDatabase):
+        conn = sqlite3.connect(db.path, isolation_level=None)
+        conn.execute("DROP TRIGGER audit_no_update")
+        conn.execute("DROP TRIGGER audit_no_delete")
+        return conn
+    raw = psycopg.connect(db.url, autocommit=True)
+    raw.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+    return _Tool(raw)
+
+
+class _Tool:
+    """A psycopg connection that runs the store's ``?`` SQL, closed at the end of a block."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.raw.execute(sql_for_psycopg(sql), params)
+
+    def __enter__(self) -> _Tool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
 
 
 def test_records_chain_and_verify(db: Database) -> None:

@@ -5,7 +5,6 @@ holds one event mid-call for as long as the test wants (the client's timeout is 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from engine.store import inbox
 from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN, reruns
-from tests.fixtures.common import Commits
+from tests.fixtures.common import Commits, read_elsewhere
 from tests.fixtures.engine import EngineRig
 from tests.reliability.conftest import poll
 
@@ -93,8 +92,14 @@ def test_events_of_one_target_wait_for_the_one_before_them(rig: EngineRig) -> No
     first = rig.deliver(_event(rig.sandbox, 1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))
     second = rig.deliver(_event(rig.sandbox, 2, "pl_same"))
-    # Claimed (a thread is free), but queued behind the first event of its target.
-    poll(lambda: _state(rig.db, second) == "processing")
+    if rig.db.dialect.name == "postgresql":
+        # The database holds the lane (issue 17): no replica may claim it meanwhile.
+        assert inbox.claim(rig.db, limit=10, lease_ms=60_000, owner="proc_other",
+                           now_ms=to_ms(rig.clock.now())) == []
+        assert _state(rig.db, second) == "pending"
+    else:
+        # Claimed (a thread is free), but queued behind the first event of its target.
+        poll(lambda: _state(rig.db, second) == "processing")
     assert not _received(rig.db, second)
     assert _state(rig.db, first) == "processing"
     rig.sandbox.reset()  # ends the hang: the connection drops
@@ -142,11 +147,7 @@ def test_a_live_event_commits_its_intent_before_the_call_then_the_outcome(
     poll(lambda: reruns(rig.sandbox))
     # Mid-call: the claim and everything up to the intent are committed, read back by
     # another connection (a second process would see the same).
-    other = sqlite3.connect(rig.db.path)
-    try:
-        seen.extend(row[0] for row in other.execute("SELECT state FROM actions"))
-    finally:
-        other.close()
+    seen.extend(row[0] for row in read_elsewhere(rig.db, "SELECT state FROM actions"))
     assert (seen, commits.count) == (["started"], 2)
     rig.sandbox.reset()  # the call fails (connection dropped): the outcome is committed
     poll(lambda: commits.count == 3)
@@ -188,6 +189,26 @@ def test_an_event_waiting_behind_a_stalled_one_keeps_its_lease_and_its_claim_cou
     stalled = rig.deliver(_event(rig.sandbox, 1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))
     waiting = rig.deliver(_event(rig.sandbox, 2, "pl_same"))
+    if rig.db.dialect.name == "postgresql":
+        # The database holds the lane (issue 17): the waiting event is not even claimed
+        # while the stalled one is in processing; once that one is parked, it runs.
+        def claims(event_id: str) -> int:
+            stored = inbox.get(rig.db, event_id)
+            assert stored is not None
+            return stored.attempts
+
+        rig.clock.advance(61)  # the stalled one's first lease runs out: claimed again
+        worker.wake()
+        poll(lambda: claims(stalled) == 2)
+        assert (_state(rig.db, waiting), claims(waiting)) == ("pending", 0)
+        rig.clock.advance(61)  # and its second: parked
+        worker.wake()
+        poll(lambda: _state(rig.db, stalled) == "parked")
+        rig.sandbox.reset()
+        poll(lambda: _state(rig.db, waiting) == "done")
+        stored = inbox.get(rig.db, waiting)
+        assert stored is not None and stored.attempts == 1
+        return
     poll(lambda: _state(rig.db, waiting) == "processing")  # claimed, queued behind
 
     def lease_left_ms(event_id: str) -> int:

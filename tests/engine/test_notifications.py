@@ -257,3 +257,20 @@ def test_a_storm_through_the_worker_is_one_notification(engine_rig: Any, sink: S
                                        "remediating: actions planned "
                                        "(UserErrorSourceBlobNotExist)")
     clients.close()
+
+
+def test_replicas_ticking_at_once_send_each_state_once(rig: Any, sink: Sink,
+                                                       db: Database) -> None:
+    """Several replicas tick the outbox (issue 17): the one that takes an announcement sends
+    it; the others pass over it."""
+    replicas = [rig("generic") for _ in range(3)]
+    for n in range(5):
+        open_incident(db, clock_ms=1_000 + n, resource=f"pl_{n}", dedup_key=f"key-{n}")
+    moment = from_ms(5_000)
+    due = incidents_store.notifications_due(db, now_ms=to_ms(moment))
+    assert len(due) == 5
+    for item in due:  # each replica read the same due list before any of them sent
+        for notifier in replicas:
+            notifier._announce(item, moment)
+    assert len(sink.received) == 5
+    assert incidents_store.notifications_due(db, now_ms=to_ms(moment)) == []

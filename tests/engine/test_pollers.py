@@ -5,7 +5,6 @@ event, and a failing poll is survived."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from engine.store.db import Database
 from receivers.databricks import parse, parse_cluster_events_page
 from tests.engine.actions.conftest import WORKSPACE_ID, cloud_settings
 from tests.engine.test_worker import RERUN
-from tests.fixtures.common import load_sample
+from tests.fixtures.common import load_sample, reopen
 from tests.fixtures.engine import EngineRig
 
 CLUSTER = "0314-020004-k3x9wq2e"
@@ -83,7 +82,7 @@ def test_a_terminated_cluster_becomes_one_event_once(afternoon: EngineRig) -> No
 def test_the_checkpoint_persists_in_the_database_file(afternoon: EngineRig) -> None:
     rig = afternoon
     poller(rig).poll_cluster_events()
-    reopened = Database(Path(rig.db.path))
+    reopened = reopen(rig.db)
     try:
         assert state_store.get_checkpoint(reopened, CHECKPOINT) == str(DRIVER_UNREACHABLE_MS + 1)
         assert poller(rig, db=reopened).poll_cluster_events() == PollReport()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from engine.clock import FakeClock
 from engine.store import rca as rca_store
 from tests.engine.actions.conftest import adf_event, dbx_task_event
 from tests.fixtures.common import assert_wrapped
+from tests.reliability.conftest import poll
 
 BLOB = ("Operation on target Copy_RawSales_To_Bronze failed: Failure happened on 'Source' side. "
         "ErrorCode=UserErrorSourceBlobNotExist,'Type=Microsoft.DataTransfer.Common.Shared."
@@ -212,3 +214,28 @@ def test_azure_openai_calls_the_deployment_with_the_api_version(make_analyzer: A
     assert (call["method"], call["path"], call["query"]) == (
         "POST", "/openai/deployments/rca-4o/chat/completions", {"api-version": "2024-10-21"})
     assert call["body"]["model"] == "rca-4o"
+
+
+def test_one_replica_asks_the_llm_about_a_failure_while_the_others_wait_for_its_answer(
+    make_analyzer: Any, sandbox: Any
+) -> None:
+    """Two replicas meet the same new failure at once (issue 17): the one holding the
+    fingerprint's pending row asks; the other asks nothing and says why; the answer is then
+    everyone's from the cache."""
+    asking, other = make_analyzer(timeout=60), make_analyzer()  # it waits for the hang
+    sandbox.script("openai", "openai.chat", hang=30, times=1)
+    result: list[Any] = []
+    first = threading.Thread(target=lambda: result.append(asking.analyze(blob_event())))
+    first.start()
+    try:
+        poll(lambda: sandbox.calls("openai"), bound_s=30, what="the first question")
+        meanwhile = other.analyze(blob_event(run_id="another-run"))
+        assert meanwhile.engine == "offline"
+        assert meanwhile.notes[0] == ("the LLM is being asked about this failure already "
+                                      "(its answer will be cached)")
+    finally:
+        sandbox.reset()  # the hung question ends (unanswered): the asker falls back
+        first.join(timeout=30)
+    assert len(sandbox.calls("openai")) == 0  # reset cleared the log; nothing more was asked
+    assert result[0].engine == "offline"
+    assert other.analyze(blob_event()).engine == "llm"  # the row is free again

@@ -1,0 +1,66 @@
+"""Named leases with an epoch, on the database's clock: the leader of the replicas.
+
+What must run once across every replica (the pollers, retention) runs on the holder of the
+``leader`` lease. The holder renews it every beat (engine/runtime/liveness.py); when it lapses
+(the holder died) or is released (a clean stop), the next replica to ask takes it, and the
+epoch counts up, so that a write made under an older epoch can be told apart (and refused:
+:func:`held_sql`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.store.replicas import now_sql
+
+if TYPE_CHECKING:
+    from engine.store.db import Database
+
+__all__ = ["LEADER", "create_schema", "current", "held_sql", "hold", "release"]
+
+LEADER = "leader"
+
+
+def create_schema(db: Database) -> None:
+    """The leases table (PostgreSQL: migration 0004)."""
+    db.utils["leases"].create(
+        {"name": str, "holder": str, "epoch": int, "until_ms": int}, pk="name",
+        if_not_exists=True)
+
+
+def hold(db: Database, name: str, holder: str, *, ttl_s: float) -> int | None:
+    """Take or renew the lease for ``ttl_s``; its epoch if ``holder`` holds it now, else None
+    (another holder's lease runs)."""
+    now = now_sql(db)
+    with db.write() as conn:
+        row = conn.execute(
+            f"""INSERT INTO leases (name, holder, epoch, until_ms) VALUES (?, ?, 1, {now} + ?)
+                ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                    epoch = CASE WHEN leases.holder = excluded.holder AND leases.until_ms >= {now}
+                                 THEN leases.epoch ELSE leases.epoch + 1 END,
+                    until_ms = excluded.until_ms
+                WHERE leases.holder = excluded.holder OR leases.until_ms < {now}
+                RETURNING epoch""",
+            (name, holder, int(ttl_s * 1000))).fetchone()
+    return None if row is None else int(row["epoch"])
+
+
+def release(db: Database, name: str, holder: str) -> None:
+    """Give the lease up at once (a clean stop: the next replica takes it at its next beat)."""
+    with db.write() as conn:
+        conn.execute(f"UPDATE leases SET until_ms = {now_sql(db)} - 1 "
+                     "WHERE name = ? AND holder = ?", (name, holder))
+
+
+def current(db: Database, name: str) -> tuple[str, int] | None:
+    """(holder, epoch) of the unexpired lease, or None."""
+    rows = db.query(f"SELECT holder, epoch FROM leases WHERE name = ? AND until_ms >= "
+                    f"{now_sql(db)}", (name,))
+    return (rows[0]["holder"], int(rows[0]["epoch"])) if rows else None
+
+
+def held_sql(db: Database) -> str:
+    """A condition for a fenced write: the lease ``?`` (name) is held by ``?`` (holder) under
+    epoch ``?``, unexpired."""
+    return (f"EXISTS (SELECT 1 FROM leases l WHERE l.name = ? AND l.holder = ? AND "
+            f"l.epoch = ? AND l.until_ms >= {now_sql(db)})")

@@ -1,0 +1,313 @@
+"""The PostgreSQL backend: a pool of psycopg 3 connections behind the same ``Database``.
+
+Several replicas share one server. The store's SQL is written once, with ``?`` marks (SQLite's
+style), which each statement here turns into psycopg's ``%s`` before it runs (a ``%`` in a
+literal doubled). Write transactions take a transaction-level advisory lock
+(:data:`WRITER_LOCK`) before anything else, so that they run one at a time across every
+replica as SQLite's writers do on one file: each check-then-act of the store (open or join an
+incident, a budget, the audit chain's head) sees no concurrent writer. Reads outside a
+transaction use any pooled connection in autocommit and never wait for the writer lock.
+
+A failure of the server (refused, gone, a lock not granted in time) leaves as
+:class:`~engine.errors.StorageError`, which the receivers answer with 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from engine.errors import StorageError
+from engine.store.db import POSTGRESQL, Database
+
+__all__ = ["WRITER_LOCK", "PostgresDatabase", "Row", "display_url", "sql_for_psycopg"]
+
+WRITER_LOCK = 0x52454D31
+"""The advisory lock every write transaction holds ("REM1"): one writer at a time."""
+
+LOCK_TIMEOUT_S = 10
+"""How long a write waits for another replica's transaction before it fails (503)."""
+
+POOL_MAX = 24
+"""Connections per process: the worker's threads, the scheduler, the intake, the readers."""
+
+
+class Row(tuple[Any, ...]):
+    """A row as ``sqlite3.Row`` is: a tuple of values, also readable by column name."""
+
+    _index: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], index: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Any:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+
+    def make(values: Sequence[Any]) -> Row:
+        return Row(values, index)
+
+    return make
+
+
+@functools.lru_cache(maxsize=1024)
+def sql_for_psycopg(sql: str) -> str:
+    """``sql`` with each ``?`` outside a quoted literal or name as ``%s``, and every ``%``
+    doubled (psycopg reads ``%`` as the start of a placeholder)."""
+    out: list[str] = []
+    quote = ""
+    for char in sql:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        if char == "%":
+            out.append("%%")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password (the form that messages and logs show)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+class _Connection:
+    """A pooled connection that runs the store's ``?`` SQL."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(sql_for_psycopg(sql), tuple(params))
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database shared by every replica (see the module's docstring)."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, *, sync_full: bool = False, migrate: bool = True,
+                 pool_max: int = POOL_MAX) -> None:
+        del sync_full  # the server's own durability settings apply
+        self.url = url
+        self.commits = 0
+        """Write transactions committed (a statistic; the tests count them)."""
+        self.path = display_url(url)
+        self._lock = threading.RLock()  # this process's writers queue here, not on the server
+        self._local = threading.local()  # .conn (in write()/batch()), .batch
+        try:
+            # One connection first: a server that refuses says why at once (the pool would
+            # only time out).
+            psycopg.connect(url, connect_timeout=LOCK_TIMEOUT_S).close()
+            self._pool = psycopg_pool.ConnectionPool(
+                url, min_size=1, max_size=pool_max, open=False, timeout=LOCK_TIMEOUT_S,
+                kwargs={"autocommit": True, "row_factory": _row_factory},
+                name="remediator",
+            )
+            self._pool.open(wait=True, timeout=LOCK_TIMEOUT_S)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            raise StorageError(f"cannot open database {self.path}: {_reason(exc)}") from exc
+        if migrate:
+            from engine.store.migrate import apply
+
+            try:
+                apply(self)
+            except StorageError:
+                self.close()
+                raise
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection of its own, in autocommit (migrations, session locks)."""
+        try:
+            with self._pool.connection() as raw:
+                yield raw
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+
+    @contextmanager
+    def write(self, *, exclusive: bool = True) -> Iterator[_Connection]:
+        """One write transaction, holding the writer lock unless not ``exclusive``; inside
+        :meth:`batch` a savepoint of the batch's transaction (rolled back alone on error)."""
+        held: _Connection | None = getattr(self._local, "conn", None)
+        if held is not None:
+            try:
+                held.execute("SAVEPOINT w")
+            except psycopg.Error as exc:
+                raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+            try:
+                yield held
+                held.execute("RELEASE SAVEPOINT w")
+            except psycopg.Error as exc:
+                with contextlib.suppress(psycopg.Error):
+                    held.execute("ROLLBACK TO SAVEPOINT w")
+                    held.execute("RELEASE SAVEPOINT w")
+                raise StorageError(f"write failed: {_reason(exc)}") from exc
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    held.execute("ROLLBACK TO SAVEPOINT w")
+                    held.execute("RELEASE SAVEPOINT w")
+                raise
+            return
+        conn = self._begin(exclusive=exclusive)
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            self._end(conn, commit=False)
+            raise StorageError(f"write failed: {_reason(exc)}") from exc
+        except BaseException:
+            self._end(conn, commit=False)
+            raise
+        self._end(conn, commit=True)
+
+    def _begin(self, *, exclusive: bool = True) -> _Connection:
+        """Take this process's writer lock and a connection, begin, take the writer lock of
+        every replica (if ``exclusive``); StorageError (nothing held) if any of it fails."""
+        self._lock.acquire()
+        try:
+            raw = self._pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            self._lock.release()
+            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+        conn = _Connection(raw)
+        try:
+            # One round trip (no parameters: the simple protocol takes several statements).
+            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"
+                        + (f"; SELECT pg_advisory_xact_lock({WRITER_LOCK})" if exclusive
+                           else ""))
+        except psycopg.Error as exc:
+            self._release(raw, broken=True)
+            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+        self._local.conn = conn
+        return conn
+
+    def _end(self, conn: _Connection, *, commit: bool) -> None:
+        """Commit (or roll back) and give everything back; a failed commit raises
+        StorageError."""
+        self._local.conn = None
+        try:
+            conn.execute("COMMIT" if commit else "ROLLBACK")
+        except psycopg.Error as exc:
+            self._release(conn.raw, broken=True)
+            if commit:
+                raise StorageError(f"write failed: {_reason(exc)}") from exc
+            return
+        self.commits += commit
+        self._release(conn.raw, broken=False)
+
+    def _release(self, raw: psycopg.Connection[Any], *, broken: bool) -> None:
+        try:
+            if broken:
+                with contextlib.suppress(psycopg.Error):
+                    raw.rollback()
+            self._pool.putconn(raw)
+        finally:
+            self._local.conn = None
+            self._lock.release()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """This thread's writes in the block share one transaction (see
+        :meth:`SqliteDatabase.batch`); committed on exit, also when the block raises."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        conn = self._begin()
+        try:
+            yield
+        except BaseException:
+            current = getattr(self._local, "conn", None)
+            if current is not None:
+                with contextlib.suppress(StorageError):
+                    self._end(current, commit=True)
+            raise
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            self._end(current, commit=True)
+        del conn
+
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """Inside :meth:`batch`: commit what it wrote and give back the locks for the block,
+        then begin again. Outside a batch, nothing."""
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            yield
+            return
+        self._end(conn, commit=True)
+        try:
+            yield
+        finally:
+            self._begin()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read-only statement: on this thread's transaction if it has one (it
+        sees what it wrote), else on any pooled connection."""
+        held: _Connection | None = getattr(self._local, "conn", None)
+        try:
+            if held is not None:
+                return held.execute(sql, params).fetchall()
+            with self._pool.connection() as raw:
+                return _Connection(raw).execute(sql, params).fetchall()
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(f"read failed: {_reason(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"read failed: {_reason(exc)}") from exc
+
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: threading.Event,
+               *, poll_s: float = 1.0) -> None:
+        """Call ``on_notify(payload)`` for each NOTIFY on ``channel`` until ``stop`` is set,
+        on a connection of its own (outside the pool: it waits for ever). A lost connection
+        is opened again after ``poll_s``; meanwhile the callers' polling covers the gap."""
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=LOCK_TIMEOUT_S) as conn:
+                    conn.execute(f"LISTEN {channel}")
+                    on_notify("")  # (re)connected: what was sent meanwhile is looked for
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=poll_s):
+                            on_notify(note.payload)
+            except psycopg.Error:
+                stop.wait(poll_s)
+
+    def close(self) -> None:
+        """Close the pool; the data stays on the server."""
+        self._pool.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error (its detail lines may quote the statement)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,59 @@
+"""A second ``remediator serve`` on the same SQLite file refuses to start (issue 17, item 8):
+two services on one file would each take the other's in-flight work for crashed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_serve import _free_port, _serve
+from tests.fixtures.common import ROOT, remediator_command
+
+
+def _second(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*remediator_command(), "serve", "--host", "127.0.0.1", "--port", str(_free_port()),
+         "--db", str(tmp_path / "e2e.db"), "--playbooks", str(ROOT / "playbooks")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=120, check=False)
+
+
+def test_second_serve_on_one_file_refuses(tmp_path: Path) -> None:
+    with _serve(tmp_path, ROOT / "playbooks") as (_, _, first):
+        second = _second(tmp_path)
+        assert first.poll() is None  # the first one serves on
+    assert second.returncode == 1
+    assert second.stderr.strip() == (
+        f"remediator serve: another `remediator serve` (pid {first.pid}) is running on "
+        "e2e.db: one service per SQLite file; run several replicas on PostgreSQL "
+        "(--db postgresql://..., docs/DEPLOY.md)")
+
+
+def test_a_killed_serve_leaves_no_lock(tmp_path: Path) -> None:
+    port = _free_port()
+    killed = subprocess.Popen(
+        [*remediator_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--db", str(tmp_path / "e2e.db"), "--playbooks", str(ROOT / "playbooks")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # serving: the lock is taken before the database is opened
+            assert killed.poll() is None
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not answer /health in 90 s"
+            time.sleep(0.1)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    with _serve(tmp_path, ROOT / "playbooks") as (_, _, again):
+        assert again.poll() is None

@@ -1,0 +1,52 @@
+"""PostgreSQL unreachable (issue 17, item 12): webhooks get 503 with Retry-After and
+``/ready`` 503, nothing acknowledged is lost, and intake resumes by itself when the server
+takes connections again. The fault is real: the server refuses the database's connections
+and ends the ones it had."""
+
+from __future__ import annotations
+
+from litestar.testing import TestClient
+
+from engine.config import IntakeSettings, Secret, Settings
+from engine.store.db import Database
+from receivers.app import create_app
+from tests.fixtures.app import RECEIVER_KEY
+from tests.fixtures.postgres import PgServer
+from tests.reliability.conftest import poll
+from tests.reliability.test_storage_faults import HEADERS, _payload
+from tests.reliability.test_storage_readiness import NOT_STORED, UNAVAILABLE
+
+
+def _cut(server: PgServer, name: str, *, off: bool) -> None:
+    server.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if off else 'true'}")
+    if off:
+        server.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE datname = '{name}'")
+
+
+def test_an_unreachable_database_answers_503_and_loses_nothing(
+        pg_server: PgServer, pg_url: str) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    db = Database(pg_url)
+    settings = Settings(db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
+                        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+    try:
+        with TestClient(create_app(settings, db)) as client:
+            first = client.post("/azure-monitor", json=_payload(0), headers=HEADERS)
+            assert first.status_code == 202
+            _cut(pg_server, name, off=True)
+            refused = client.post("/azure-monitor", json=_payload(1), headers=HEADERS)
+            assert (refused.status_code, refused.json()) == (503, NOT_STORED)
+            assert refused.headers["retry-after"] == "5"
+            ready = client.get("/ready")
+            assert (ready.status_code, ready.json()) == (503, UNAVAILABLE)
+            assert client.get("/health").json() == {"status": "ok"}
+            _cut(pg_server, name, off=False)
+            poll(lambda: client.get("/ready").status_code == 200, bound_s=90,
+                 what="ready again once the server takes connections")
+            again = client.post("/azure-monitor", json=_payload(1), headers=HEADERS)
+            assert again.status_code == 202
+        stored = {row["id"] for row in db.query("SELECT id FROM events")}
+        assert stored == {first.json()["event_id"], again.json()["event_id"]}
+    finally:
+        db.close()
