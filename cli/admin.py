@@ -29,6 +29,7 @@ from cli.client import run as _run
 from cli.client import with_db as _with_db
 from engine import guards, lifecycle
 from engine.runtime import deadletter
+from engine.store import handling as handling_store
 from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
@@ -54,13 +55,16 @@ __all__ = [
 ]
 
 FIELDS = ("id", "state", "source", "resource", "target", "rule_id", "attempts", "opened_at",
-          "updated_at", "reason", "error_code", "message")
+          "updated_at", "reason", "error_code", "message", "acknowledged_by",
+          "acknowledged_at", "assignee")
 """The fields ``incidents --json`` prints, the same from the API and from the database
-(``error_code`` and ``message``: the failure's, from the incident's event)."""
+(``error_code`` and ``message``: the failure's, from the incident's event; who acknowledged
+it and its assignee: null when nobody)."""
 COLUMNS = (("ID", "id"), ("STATE", "state"), ("AGE", "age"), ("SOURCE", "source"),
            ("RESOURCE", "resource"), ("ERROR", "error_code"), ("RULE", "rule_id"),
-           ("REASON", "reason"))
-"""The columns ``incidents`` prints under its header; AGE is the time since it opened."""
+           ("ACKED", "acknowledged_by"), ("ASSIGNEE", "assignee"), ("REASON", "reason"))
+"""The columns ``incidents`` prints under its header; AGE is the time since it opened,
+ACKED who acknowledged it."""
 EVENT_FIELDS = ("id", "state", "claims", "source", "resource", "received_at", "reason")
 """The fields ``events list`` prints, the same from the API and from the database."""
 
@@ -208,10 +212,29 @@ def _failure(row: dict[str, Any], event: Any) -> dict[str, Any]:
             "message": event.get("message") or ""}
 
 
-def _from_db(incident: incidents_store.Incident) -> dict[str, Any]:
+def _people(row: dict[str, Any], handling: Any) -> dict[str, Any]:
+    """``row`` with who acknowledged the incident and its assignee, from its ``handling`` as
+    the API answers it (a server without it: nobody)."""
+    handling = handling if isinstance(handling, dict) else {}
+    return {**row, **{name: handling.get(name) or None
+                      for name in ("acknowledged_by", "acknowledged_at", "assignee")}}
+
+
+def _from_db(incident: incidents_store.Incident,
+             people: dict[str, handling_store.Handling]) -> dict[str, Any]:
     row: dict[str, Any] = _failure(msgspec.to_builtins(incident), incident.event)
     row["opened_at"], row["updated_at"] = _iso(incident.opened_ms), _iso(incident.updated_ms)
+    done = people.get(incident.id)
+    if done is not None:
+        row = _people(row, {"acknowledged_by": done.acked_by,
+                            "acknowledged_at": _iso(done.acked_ms), "assignee": done.assignee})
     return {name: row.get(name) for name in FIELDS}
+
+
+def _incidents_of(db: Database, **filters: Any) -> list[dict[str, Any]]:
+    found = incidents_store.list_incidents(db, **filters)
+    people = handling_store.for_incidents(db, [i.id for i in found])
+    return [_from_db(i, people) for i in found]
 
 
 def age(opened_at: str | None, now: datetime | None = None) -> str:
@@ -246,14 +269,13 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
 
     def act() -> int:
         if target.db:
-            rows = _with_db(target, lambda db: [
-                _from_db(i) for i in incidents_store.list_incidents(
-                    db, state=state, resource=resource, limit=limit)])
+            rows = _with_db(target, lambda db: _incidents_of(
+                db, state=state, resource=resource, limit=limit))
         else:
             answer = _call(target, "GET", "/api/incidents",
                            _params(limit, state=state, resource=resource))
-            rows = [{name: _failure(item, item.get("event")).get(name) for name in FIELDS}
-                    for item in answer["items"]]
+            rows = [{name: _people(_failure(item, item.get("event")), item.get("handling"))
+                     .get(name) for name in FIELDS} for item in answer["items"]]
         return _table(rows, as_json=as_json, none="no incidents")
 
     return _run(act)
@@ -390,7 +412,7 @@ def resume(ctx: click.Context, who: str | None, as_json: bool, url: str, key: st
 def incidents(ctx: click.Context, state: str | None, resource: str | None, limit: int,
               as_json: bool, url: str, key: str | None, db: str | None) -> None:
     """List incidents, newest first: id, state, age, source, resource, error code, rule,
-    reason."""
+    who acknowledged it, its assignee, reason."""
     ctx.exit(run_incidents(_target(url, key, db), state=state, resource=resource, limit=limit,
                            as_json=as_json))
 

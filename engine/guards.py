@@ -9,6 +9,8 @@ blocks ends the run and decides what happens to the incident (``escalate``, ``ig
 
 - ``silence``: an active silence (engine/silences.py) whose matchers hold for the event on
   its target closes the incident ``ignored``, naming the silence: recorded, not acted on;
+  checked again when a planned mutating action comes due (a delay, a next attempt, an
+  approval: :func:`silenced`), since a silence may begin after the planning;
 - ``circuit``: a rule whose last N remediations of a target failed only escalates on that
   target for a cool-off; then it is half-open: the next remediation is a trial, whose success
   closes the breaker and whose failure opens it again; :func:`reset_breaker` closes it early;
@@ -64,6 +66,7 @@ __all__ = [
     "reset_breaker",
     "resume",
     "run",
+    "silenced",
 ]
 
 Outcome = Literal["allow", "escalate", "ignore", "dry_run", "wait", "paused"]
@@ -143,6 +146,13 @@ def _event(incident: Incident) -> ErrorEvent | None:
 def check_silence(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int) -> Decision:
     """Block (ignore) while an active silence's matchers hold for the event on its target:
     the incident is recorded and closed, nothing is acted on."""
+    return silenced(deps, incident, now_ms)
+
+
+def silenced(deps: Deps, incident: Incident, now_ms: int) -> Decision:
+    """The silence guard's decision for the incident, whatever rule planned it: also asked
+    when a planned action comes due (engine/remediation/run.py), as a silence may have begun
+    since it was planned."""
     event = _event(incident)
     found = silences.matching(deps.db, event, incident.target, now_ms=now_ms) if event else []
     if not found:

@@ -305,7 +305,8 @@ def list_incidents(
     limit: FromQuery[str | None] = None,
     before: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """Incidents, newest first: ``{"items": [...], "next": cursor or null}`` (pass ``next``
+    """Incidents, newest first, each with its ``handling`` (who acknowledged it, its
+    assignee): ``{"items": [...], "next": cursor or null}`` (pass ``next``
     as ``before`` for the following page); bad filters answer 400. ``state`` is read from
     the query itself: Litestar reserves the parameter name for the app state."""
     state = request.query_params.get("state")
@@ -324,7 +325,10 @@ def list_incidents(
         limit=size + 1,
     )
     page = rows[:size]
-    return {"items": [incident_view(row) for row in page],
+    people = handling_store.for_incidents(db, [row.id for row in page])
+    return {"items": [{**incident_view(row), "handling": handling_view(
+                people.get(row.id) or handling_store.Handling(incident_id=row.id))}
+                      for row in page],
             "next": page[-1].id if len(rows) > size else None}
 
 

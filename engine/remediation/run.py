@@ -3,7 +3,9 @@ one call out the pre-check and the action, then its outcome, then the attempt se
 
 Both the worker (right after planning) and the scheduler (due rows) run here. A row whose
 settling planned more rows to run now (a next attempt, ``on_failure``) runs those too,
-before its caller goes on.
+before its caller goes on. A mutating remediation row is held by a silence in force when it
+comes due, as the silence guard holds a planning (a silence may begin after a delayed row,
+a next attempt or an approved one was planned).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import msgspec
+
+from engine import guards, lifecycle
 from engine.actions.context import ActionResult
 from engine.clock import to_ms
 from engine.deps import Deps, EngineOptions
@@ -50,6 +55,8 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
     event = event_of(incident)
     spec = deps.actions.get(row.action)
     ids = outcome.ids_of(row, incident)
+    if row.mutating and row.phase == "remediate" and _silenced(deps, row, incident, ids):
+        return
     if not actions_store.start(deps.db, row.id, owner=deps.owner, now_ms=to_ms(deps.now())):
         return
     deps.audit("action_started", {"action": row.action, "reference": row.reference,
@@ -112,6 +119,27 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
                           event_id=row.event_id)
             return
     _settle(deps, row, planned_more)
+
+
+def _silenced(deps: Deps, row: actions_store.ActionRow, incident: incidents_store.Incident,
+              ids: dict[str, str]) -> bool:
+    """Whether a silence in force holds the row now it is due: then, as at planning, the
+    silence guard's decision is audited and the incident closes ``ignored`` naming the
+    silence (engine/lifecycle.py cancels its pending rows, this one with them). Checked and
+    closed in one transaction, only while the row is still ``scheduled``."""
+    decision = guards.silenced(deps, incident, to_ms(deps.now()))
+    if not decision.blocks:
+        return False
+    held = msgspec.structs.replace(
+        decision, reason=f"{row.reference} came due while {decision.reason}")
+    with deps.db.batch():
+        fresh = actions_store.get(deps.db, row.id)
+        if fresh is None or fresh.state != "scheduled":
+            return True  # taken or cancelled meanwhile: not this runner's to run
+        deps.audit("guard", msgspec.to_builtins(held), **ids)
+        lifecycle.ignore(deps.db, incident, held.reason, now=deps.now(),
+                         event_id=row.event_id)
+    return True
 
 
 def _settle(deps: Deps, row: actions_store.ActionRow, planned_more: bool = False) -> None:

@@ -5,13 +5,14 @@ well formed yet name something no event carries or the settings do not define. `
 validate`` prints each as ``file:line:col: warning: message`` (an error under ``--strict``),
 and ``remediator serve`` logs them when it starts. The checks:
 
-- **attributes**: a path ``attributes.<name>`` in ``match:``, or ``event.attributes.<name>``
-  in a template, that no parser, enrichment or poller sets on the events the rule can see
-  (its ``source`` and ``kind`` conditions, ``any:`` branch by branch; engine/attributes.py),
-  and a ``source`` with a ``kind`` that no sender makes;
-- **error codes**: an ``error_code``/``error_codes`` value that no sender of the rule's sources
-  produces (engine/known_codes.py) and no playbook of the set declares under
-  ``known_error_codes:``;
+- **attributes**: a path ``attributes.<name>`` in a rule's or a policy's ``match:``, or
+  ``event.attributes.<name>`` in a template, that no parser, enrichment or poller sets on
+  the events the rule (policy) can see (its ``source`` and ``kind`` conditions, ``any:``
+  branch by branch; engine/attributes.py), and a ``source`` with a ``kind`` that no sender
+  makes;
+- **error codes**: an ``error_code``/``error_codes`` value of a rule's or a policy's
+  ``match:`` that no sender of its sources produces (engine/known_codes.py) and no playbook
+  of the set declares under ``known_error_codes:``;
 - **settings** (only given them): a ``channel:`` that ``[clouds.channels]`` does not define,
   ``ticket.create`` without ``[clouds.ticket]``, a cloud action without an entry for its
   cloud or through an entry whose credential lacks a field its type needs (once per entry),
@@ -19,7 +20,7 @@ and ``remediator serve`` logs them when it starts. The checks:
   needs; and a note (not a warning: it is a mode of its own) when ``rca.analyze`` will be
   offline for want of ``[llm]``.
 
-Each warning names the rule's file, line and column, and says what was probably meant
+Each warning names the rule's (policy's) file, line and column, and says what was probably meant
 (``difflib``) where something close exists. Nothing here changes what the engine does.
 """
 
@@ -45,7 +46,7 @@ from engine.known_codes import OPEN_SOURCES, is_plausible, known_codes
 from engine.rules import _yaml
 from engine.rules.load import load_playbooks
 from engine.rules.reachable import alternatives
-from engine.rules.ruleset import CompiledRule, PlaybookSet
+from engine.rules.ruleset import CompiledPolicy, CompiledRule, PlaybookSet
 
 __all__ = ["NOT_CHECKED", "Finding", "lint", "load_checked"]
 
@@ -54,6 +55,8 @@ NOT_CHECKED = ("not checked without --config: the channels, ticket system, LLM a
 """What ``validate`` says when it has no settings to check the actions against."""
 
 Path_ = tuple[str | int, ...]
+_Item = CompiledRule | CompiledPolicy
+"""What a warning is about: a rule, or a policy (its ``match:``)."""
 _CODE_FIELDS = ("error_code", "error_codes")
 _CLOUD_ACTIONS = {"adf": "adf", "synapse": "synapse", "databricks": "databricks"}
 
@@ -130,34 +133,39 @@ class _Linter:
         self.credentials_told: set[tuple[str, str]] = set()
 
     # -- where ------------------------------------------------------------------------------
-    def _doc(self, rule: CompiledRule) -> tuple[_yaml.Document | None, dict[str, int]]:
-        """The file as written (its positions) and its rules' indexes, if it is unchanged."""
-        if rule.file not in self.docs:
+    def _doc(self, item: _Item) -> tuple[_yaml.Document | None, dict[str, int]]:
+        """The file as written (its positions) and the indexes of its rules and policies
+        (``rules/<id>``, ``policies/<id>``), if it is unchanged."""
+        if item.file not in self.docs:
             doc, index = None, {}
             try:
-                text = Path(rule.file).read_text(encoding="utf-8")
-                if f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" == rule.content_hash:
+                text = Path(item.file).read_text(encoding="utf-8")
+                if f"sha256:{hashlib.sha256(text.encode()).hexdigest()}" == item.content_hash:
                     doc = _yaml.parse(text)
-                    raw = doc.data.get("rules") if isinstance(doc.data, dict) else None
-                    index = {r.get("id"): i for i, r in enumerate(raw or [])
-                             if isinstance(r, dict)}
+                    for section in ("rules", "policies"):
+                        raw = doc.data.get(section) if isinstance(doc.data, dict) else None
+                        index.update({f"{section}/{r.get('id')}": i
+                                      for i, r in enumerate(raw if isinstance(raw, list) else [])
+                                      if isinstance(r, dict)})
             except (OSError, UnicodeDecodeError, _yaml.YamlSyntaxError):
                 doc = None
-            self.docs[rule.file] = (doc, index)
-        return self.docs[rule.file]
+            self.docs[item.file] = (doc, index)
+        return self.docs[item.file]
 
-    def warn(self, rule: CompiledRule, path: Path_, message: str, at_key: bool = False,
+    def warn(self, rule: _Item, path: Path_, message: str, at_key: bool = False,
              level: Literal["warning", "note"] = "warning") -> None:
         doc, index = self._doc(rule)
         line, col = rule.line, rule.col
-        if doc is not None and rule.id in index:
-            line, col = doc.position(("rules", index[rule.id], *path), at_key)
+        section = "policies" if isinstance(rule, CompiledPolicy) else "rules"
+        key = f"{section}/{rule.id}"
+        if doc is not None and key in index:
+            line, col = doc.position((section, index[key], *path), at_key)
         finding = Finding(rule.file, line, col, message, level)
         if finding not in self.findings:
             self.findings.append(finding)
 
     # -- match ------------------------------------------------------------------------------
-    def match(self, rule: CompiledRule, spec: Any, path: Path_, outer: _Scope) -> None:
+    def match(self, rule: _Item, spec: Any, path: Path_, outer: _Scope) -> None:
         if not isinstance(spec, dict):
             return
         scope = outer.narrow(spec)
@@ -181,7 +189,7 @@ class _Linter:
                 for at, code in _codes(value, where):
                     self.code(rule, at, code, scope)
 
-    def attribute(self, rule: CompiledRule, where: Path_, prefix: str, name: str,
+    def attribute(self, rule: _Item, where: Path_, prefix: str, name: str,
                   scope: _Scope, *, at_key: bool) -> None:
         here = scope.attributes()
         if name in here:
@@ -195,7 +203,7 @@ class _Linter:
         self.warn(rule, where, f"{shown}: no sender or enrichment sets this attribute on "
                   f"{scope.describe()}{hint or ' (docs/SENDERS.md lists them)'}", at_key)
 
-    def code(self, rule: CompiledRule, where: Path_, code: str, scope: _Scope) -> None:
+    def code(self, rule: _Item, where: Path_, code: str, scope: _Scope) -> None:
         closed = scope.sources - OPEN_SOURCES
         if not scope.sources - {"generic"} or code in self.declared:
             return
@@ -401,6 +409,8 @@ def lint(playbooks: PlaybookSet, settings: Settings | None = None,
         linter.templates(rule, _rule_scope(rule.condition.spec))
         if settings is not None:
             linter.settings_of(rule)
+    for policy in playbooks.policies:
+        linter.match(policy, policy.condition.spec, ("match",), _EVERYTHING)
     order = {name: i for i, name in enumerate(playbooks.files)}
     return sorted(linter.findings, key=lambda f: (order.get(f.file, len(order)), f.line, f.col))
 

@@ -212,7 +212,8 @@ class _Loader:
         if len(self.problems.items) != start:
             return None
         line, col = file.doc.position(base)
-        return CompiledPolicy(policy, file.display, line, col, condition)
+        return CompiledPolicy(policy, file.display, line, col, condition,
+                              content_hash=file.content_hash)
 
     # -- rules ------------------------------------------------------------------------------
     def rule(self, file: _File, i: int, rule: Rule, playbook: Playbook) -> CompiledRule | None:

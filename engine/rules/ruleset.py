@@ -82,6 +82,8 @@ class CompiledPolicy:
     line: int
     col: int
     condition: Condition
+    content_hash: str = ""
+    """``sha256:<hex>`` of the playbook file's bytes as loaded (as a rule's)."""
 
     @property
     def id(self) -> str:

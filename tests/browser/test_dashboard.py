@@ -255,3 +255,24 @@ def test_an_update_keeps_the_operators_place(browser: Any, served: str,
     assert raw.evaluate("(d) => d.open") is True
     assert [m for m in console if "Content Security Policy" in m or "CSP" in m] == []
     context.close()
+
+
+def test_the_state_stays_a_pill_beside_a_long_why(browser: Any, served: str,
+                                                  seeded: Seeded) -> None:
+    """An escalation's reason quotes the cloud's whole error (15 lines at a desk): the state
+    beside it keeps its own height, not the row's."""
+    from engine import lifecycle
+    from engine.store import incidents as incidents_store
+
+    incident = incidents_store.get(seeded.rig.db, seeded.adf.id)
+    assert incident is not None
+    why = "verification failed: " + "ErrorCode=UserErrorSourceBlobNotExist, " * 30
+    assert lifecycle.escalate(seeded.rig.db, incident, why, now=seeded.rig.clock.now())
+    context = _operator(browser, DESK)
+    page = context.new_page()
+    page.goto(f"{served}/incidents/{incident.id}")
+    pill = page.locator("#state").bounding_box()
+    reason = page.locator("#state ~ dd").first.bounding_box()
+    assert pill is not None and reason is not None
+    assert reason["height"] > 100 and pill["height"] < 30
+    context.close()

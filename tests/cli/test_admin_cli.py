@@ -161,7 +161,7 @@ def test_pause_and_resume_through_the_api(served: Served) -> None:
 
 
 HEADER = ("ID                          STATE             AGE   SOURCE  RESOURCE               "
-          "ERROR                        RULE                REASON")
+          "ERROR                        RULE                ACKED  ASSIGNEE  REASON")
 
 
 def test_incidents_through_the_api(served: Served) -> None:
@@ -172,7 +172,8 @@ def test_incidents_through_the_api(served: Served) -> None:
     assert (lines.exit_code, lines.stdout) == (
         0, f"{HEADER}\n"
            f"{incident_id}  waiting_approval  {opened:<4}  adf     pl_ingest_sales_daily  "
-           "UserErrorSourceBlobNotExist  blob-with-approval  waiting for approval\n")
+           "UserErrorSourceBlobNotExist  blob-with-approval  -      -         "
+           "waiting for approval\n")
     as_json = served.cli("incidents", "--json", "--state", "waiting_approval")
     [row] = json.loads(as_json.stdout)
     assert (row["id"], row["state"], row["source"], row["rule_id"], row["error_code"]) == (

@@ -11,6 +11,7 @@ import click
 from click.testing import CliRunner
 
 from cli import main
+from cli.admin import FIELDS
 from tests.fixtures.common import ROOT
 
 DOC = (ROOT / "docs" / "CLI.md").read_text()
@@ -81,3 +82,10 @@ def test_the_documented_shell_completion_works() -> None:
     states = _complete({"_REMEDIATOR_COMPLETE": "bash_complete",
                         "COMP_WORDS": "remediator incidents --state wait", "COMP_CWORD": "3"})
     assert states == "plain,waiting_approval\n"
+
+
+def test_the_documented_incidents_fields_are_those_it_prints() -> None:
+    table = DOC.split("## JSON output", 1)[1].split("\n## ", 1)[0]
+    [row] = [line for line in table.splitlines() if line.startswith("| `incidents` |")]
+    shape = row.split("|")[2].split("]")[0]
+    assert tuple(re.findall(r'"([a-z_]+)"', shape)) == FIELDS

@@ -120,3 +120,32 @@ def test_hash_password_makes_a_hash_the_server_takes() -> None:
     short = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="short\n")
     assert (short.exit_code, short.stderr) == (
         2, "hash-password: a password of at least 12 characters, please\n")
+
+
+def test_incidents_show_who_acknowledged_and_the_assignee(served: Served) -> None:
+    """``incidents`` (table and --json) says who has the incident in hand, the same through
+    the API and on the database."""
+    rig = served.rig
+    [incident] = rig.incidents()
+    inc = incident.id
+    nobody = json.loads(served.cli("incidents", "--json").stdout)
+    assert [(r["acknowledged_by"], r["acknowledged_at"], r["assignee"]) for r in nobody] == [
+        (None, None, None)]
+    assert served.cli("ack", inc, "--who", "alice", key=PASSWORD).exit_code == 0
+    assert served.cli("assign", inc, "bob", "--who", "alice", key=PASSWORD).exit_code == 0
+    [acked] = [r for r in audit_store.list_records(rig.db, incident_id=inc)
+               if r.kind == "acknowledged"]
+    acked_at = acked.ts.replace(".000Z", "Z")  # the fake clock is on a whole second
+
+    through_api = json.loads(served.cli("incidents", "--json").stdout)
+    [row] = through_api
+    assert (row["id"], row["acknowledged_by"], row["acknowledged_at"], row["assignee"]) == (
+        inc, "alice", acked_at, "bob")
+    on_db = CliRunner().invoke(main, ["incidents", "--json", "--db", rig.db.path])
+    assert json.loads(on_db.stdout) == through_api
+
+    header, line = served.cli("incidents").stdout.splitlines()
+    assert header.split() == ["ID", "STATE", "AGE", "SOURCE", "RESOURCE", "ERROR", "RULE",
+                              "ACKED", "ASSIGNEE", "REASON"]
+    assert line.split()[7:9] == ["alice", "bob"]
+    assert header.index("ACKED") == line.index("alice")

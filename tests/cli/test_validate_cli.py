@@ -122,6 +122,22 @@ def test_a_warning_without_strict_does_not_fail(monkeypatch: pytest.MonkeyPatch)
     assert result.stdout == "ok: 8 rule(s) in 1 file(s), 0 test(s)\n"
 
 
+def test_a_policys_match_is_checked_as_a_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelled attribute or error code in a policy's ``match:`` would make the policy
+    never hold (no approval asked): warned at its file:line:col with what was meant."""
+    monkeypatch.chdir(PLAYBOOK_DATA / "bad")
+    result = _run("validate", "warn-policies.yaml")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "warn-policies.yaml:8:26: warning: `attributes.factroy`: no sender or enrichment sets "
+        "this attribute on adf events; did you mean `attributes.factory`?",
+        "warn-policies.yaml:14:24: warning: `DRIVER_UNREACHABE`: no sender produces this "
+        "error code; did you mean `DRIVER_UNREACHABLE`?",
+        "2 warning(s)", f"note: {NOT_CHECKED}"]
+    result = _run("validate", "--strict", "warn-policies.yaml")
+    assert result.exit_code == 1
+
+
 def test_a_settings_file_that_does_not_load_is_exit_2(tmp_path: Path,
                                                       files: tuple[Path, Path]) -> None:
     playbook, settings = files

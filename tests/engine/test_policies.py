@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine import silences
+from engine import guards, silences
 from engine.rules.silences import MatcherSpec, parse_matcher
+from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
 from tests.engine.actions.conftest import PIPELINE, adf_event
@@ -107,6 +108,104 @@ def test_a_silence_holds_remediation_until_it_ends(engine_rig: EngineRig) -> Non
     worker.scheduler.tick()
     assert newest(engine_rig).state != "ignored"
     assert len(guards_of(engine_rig, "silence")) == 1  # "none matches" is not recorded
+
+
+DELAYED = RERUN.replace("with: {start_from_failure: true}",
+                        "with: {start_from_failure: true}\n        delay: 2m")
+
+
+def _silence(rig: EngineRig, matcher: str, comment: str = "factory upgrade") -> str:
+    now = rig.clock.now()
+    made = silences.create(rig.db, [parse_matcher(matcher)], author="alice", comment=comment,
+                           now=now, ends=now + timedelta(hours=1))
+    return str(made["id"])
+
+
+def _held_reason(rig: EngineRig, silence_id: str, comment: str = "factory upgrade") -> str:
+    until = (rig.clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    return (f"engine.yaml:adf-copy-failed/actions[0] came due while silenced by {silence_id} "
+            f"until {until} (alice: {comment}): recorded, not remediated")
+
+
+def test_a_silence_begun_after_planning_holds_the_delayed_action_when_it_comes_due(
+        engine_rig: EngineRig) -> None:
+    """A rerun planned with a 2-minute delay, then a silence: when the rerun comes due it is
+    held as the silence guard holds a planning (incident ignored naming the silence, the row
+    cancelled, both audited), and nothing reaches the cloud, not even after the silence."""
+    worker = engine_rig.worker(DELAYED, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    incident = newest(engine_rig)
+    assert incident.state == "remediating"
+    _silence(engine_rig, "resource=other_pipeline", "another factory")  # holds nothing here
+    silence_id = _silence(engine_rig, f"resource=~{PIPELINE[:6]}.*")
+    reason = _held_reason(engine_rig, silence_id)
+    engine_rig.clock.advance(minutes=2)
+    worker.scheduler.tick()
+    assert reruns(engine_rig.sandbox) == []
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == ("ignored", reason)
+    [row] = actions_store.for_incident(engine_rig.db, incident.id)
+    assert (row.action, row.state) == ("adf.rerun_pipeline", "cancelled")
+    assert guards_of(engine_rig, "silence") == [
+        {"name": "silence", "decision": "ignore", "silence": silence_id, "reason": reason}]
+    records = audit_store.list_records(engine_rig.db, incident_id=incident.id, limit=100)
+    assert [(r.kind, r.data.get("name") or r.data.get("state") or r.data.get("reason"))
+            for r in records][-3:] == [
+        ("guard", "silence"), ("action_cancelled", reason), ("resolution", "ignored")]
+    assert audit_store.verify_chain(engine_rig.db).ok
+    engine_rig.clock.advance(hours=2)  # the silence ended: the cancelled rerun stays undone
+    assert worker.scheduler.tick().ran == 0
+    assert reruns(engine_rig.sandbox) == []
+
+
+def test_a_delayed_action_runs_when_no_silence_in_force_matches_it(
+        engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(DELAYED, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    _silence(engine_rig, "resource=other_pipeline", "another factory")
+    engine_rig.clock.advance(minutes=2)
+    assert worker.scheduler.tick().ran == 1
+    assert len(reruns(engine_rig.sandbox)) == 1
+    assert newest(engine_rig).state == "verifying"
+    assert guards_of(engine_rig, "silence") == []
+
+
+def test_a_silence_holds_the_next_attempt(engine_rig: EngineRig) -> None:
+    """The rerun ran, its run failed; the next attempt is planned while a silence is in
+    force (the retry guards are the circuit and the budget): it is held when it comes due."""
+    engine_rig.sandbox.script("adf", "adf.createRun", fail_rerun=True, times=5)
+    worker = engine_rig.worker(RERUN, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    assert len(reruns(engine_rig.sandbox)) == 1
+    silence_id = _silence(engine_rig, "source=adf")
+    reason = _held_reason(engine_rig, silence_id)
+    for _ in range(2):  # the emulator answers InProgress, then Failed
+        engine_rig.clock.advance(60)
+        worker.scheduler.tick()
+    incident = newest(engine_rig)
+    assert (incident.state, incident.attempts, incident.reason) == ("ignored", 2, reason)
+    assert len(reruns(engine_rig.sandbox)) == 1
+    rows = actions_store.for_incident(engine_rig.db, incident.id)
+    assert [(r.attempt, r.state) for r in rows] == [(1, "succeeded"), (2, "cancelled")]
+
+
+def test_a_silence_holds_an_action_approved_while_it_is_in_force(
+        engine_rig: EngineRig) -> None:
+    worker = engine_rig.worker(POLICY, live=True)
+    engine_rig.deliver(adf_event())
+    worker.drain()
+    incident = newest(engine_rig)
+    assert incident.state == "waiting_approval"
+    silence_id = _silence(engine_rig, "source=adf")
+    guards.approve(engine_rig.db, incident.id, "bob", now=engine_rig.clock.now())
+    worker.scheduler.tick()
+    assert reruns(engine_rig.sandbox) == []
+    incident = newest(engine_rig)
+    assert (incident.state, incident.reason) == ("ignored", _held_reason(engine_rig,
+                                                                          silence_id))
 
 
 def test_expired_early_a_silence_holds_nothing(engine_rig: EngineRig) -> None:
