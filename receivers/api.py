@@ -269,7 +269,8 @@ def handling_view(done: handling_store.Handling) -> dict[str, Any]:
 def _seq(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    # isascii: "²".isdigit() holds, and int("²") raises.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"before: expected a timeline seq (the `next` of the page before), "
                          f"got {value[:50]!r}")
     return int(value)

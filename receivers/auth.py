@@ -17,6 +17,7 @@ import json
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,17 @@ def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
+
+
+_HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""What a label shown as the caller must not hold: control characters (a terminal's escape
+sequences), bidi overrides and invisible ones, private-use, surrogates, line separators."""
+
+
+def _printable(label: str) -> str:
+    """``label`` without the characters of :data:`_HIDDEN`: the shared key's user name is
+    free text, recorded as the actor in the audit log and shown on pages and terminals."""
+    return "".join(c for c in label if unicodedata.category(c) not in _HIDDEN)
 
 
 def _bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -254,7 +266,7 @@ class Authenticator:
         if _matches(basic[1], keys):
             # The shared key: the user name is only a label. Beside named users it says so,
             # so that the audit log never passes it off as a person who logged in.
-            label = basic[0][:64]
+            label = _printable(basic[0])[:64]
             return Caller("admin_basic", f"{label} (admin key)" if users else label)
         if users and self._named_user(*basic):
             return Caller("admin_user", basic[0])
