@@ -31,7 +31,7 @@ from litestar.handlers import BaseRouteHandler
 
 from engine.config import RECEIVERS, EntraSettings, Secret, Settings
 from engine.errors import ConfigError
-from receivers.passwords import dummy, verify_password
+from receivers.passwords import DEFAULT_COST, cost_of, dummy, verify_password
 from receivers.signing_keys import SigningKeys
 
 __all__ = [
@@ -151,8 +151,12 @@ class Authenticator:
         self._verified: dict[bytes, str] = {}
         self._verified_lock = threading.Lock()  # the checks run on several threads
         self.hash_limiter: Any = None  # anyio.CapacityLimiter, made in the loop on first use
+        # An unknown name is checked at the dearest configured user's cost (a cheaper dummy
+        # would tell the names apart by time), made now so the first takes no longer.
+        self._dummy_cost = max((cost_of(s.reveal()) for s in settings.http.users.values()),
+                               key=lambda c: (c[0] * c[1] * c[2], c), default=DEFAULT_COST)
         if settings.http.users:
-            dummy()  # made now, so that the first unknown name takes no longer than the next
+            dummy(self._dummy_cost)
         entra = settings.entra
         if jwks is not None:
             self._keys = SigningKeys(lambda: jwks, min_interval_s=jwks_refresh_s, clock=clock)
@@ -294,7 +298,8 @@ class Authenticator:
         if self._verified.get(key) == user:
             return True
         stored = users.get(user)
-        ok = verify_password(password, stored.reveal() if stored is not None else dummy())
+        ok = verify_password(password, stored.reveal() if stored is not None
+                             else dummy(self._dummy_cost))
         if ok and stored is not None:
             with self._verified_lock:
                 if len(self._verified) >= _VERIFIED_MAX:
