@@ -23,6 +23,7 @@ import click
 import msgspec
 
 from cli._exits import Refused
+from cli._terminal import shown
 from cli.client import ADMIN_KEY_ENV, Target, where
 from cli.client import call as _call
 from cli.client import run as _run
@@ -187,7 +188,7 @@ def _show(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], list[str]
         click.echo(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        click.echo("  ".join(line(row)))
+        click.echo("  ".join(shown(cell) for cell in line(row)))
     if not rows:
         click.echo(none, err=True)
     return 0
@@ -231,7 +232,7 @@ def _table(rows: list[dict[str, Any]], *, as_json: bool, none: str) -> int:
     if as_json or not rows:
         return _show(rows, lambda row: [], as_json=as_json, none=none)
     cells = [[title for title, _ in COLUMNS]] + [
-        [age(row["opened_at"]) if name == "age" else str(row.get(name) or "-")
+        [age(row["opened_at"]) if name == "age" else shown(row.get(name) or "-")
          for _, name in COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
     for line in cells:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli._exits import Refused
+from cli._terminal import shown
 from cli.client import Target, call, run, where, with_db
 from engine.audit import KINDS, VerifyResult
 from engine.events import utcnow
@@ -62,17 +62,6 @@ def _shaped(answer: object, shape: type[T], target: Target) -> T:
     except msgspec.ValidationError as exc:
         raise Refused(f"{target.url} answered JSON of another shape than Remediator's: "
                       f"{str(exc)[:200]}") from exc
-
-
-def _cell(value: object) -> str:
-    """A table cell as text a terminal shows as it is: control and invisible characters (a
-    record's ESC sequence or bidi override) written as ``\\uXXXX``."""
-    text = str(value)
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _HIDDEN else c
-                   for c in text)
-
-
-_HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 
 
 def _where(target: Target) -> str:
@@ -135,7 +124,7 @@ def run_list(target: Target, *, incident: str | None, resource: str | None, kind
             return 0
         table = Table("seq", "ts", "kind", "actor", "incident", "event", "data")
         for r in records:
-            table.add_row(*(_cell(v) for v in (
+            table.add_row(*(shown(v) for v in (
                 str(r["seq"]), r["ts"], r["kind"], r["actor"], r["incident_id"], r["event_id"],
                 json.dumps(r["data"], sort_keys=True))))
         # markup=False: a record's "[/bold]" is text, not Rich markup (that was a crash).

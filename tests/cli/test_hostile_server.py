@@ -177,3 +177,21 @@ def test_audit_list_writes_records_as_text_not_markup_nor_escapes(seeded: Seeded
     assert (code, err) == (0, "")
     assert "[/bold]" in out and "[red]not red[/red]" in out
     assert "\x1b" not in out and "ops\\u001b[2J" in out
+
+
+def test_incidents_print_a_senders_bidi_override_as_an_escape(service_rig: Any) -> None:
+    """A resource name is whatever failed: a bidi override in it (the receivers keep it)
+    reversed the rest of the line in the operator's terminal."""
+    from tests.e2e.test_remediation import APPROVAL, BLOB
+    from tests.fixtures.common import load_sample
+
+    rig = service_rig(APPROVAL, live=True)
+    sample = json.loads(json.dumps(load_sample(BLOB)).replace(
+        "pl_ingest_sales_daily", "pl_\\u202eyliad"))
+    rig.post("azure-monitor", sample)
+    rig.run()
+    code, out, err = run("incidents", "--db", rig.db.path)
+    assert (code, err) == (0, "")
+    assert "\u202e" not in out and "pl_\\u202eyliad" in out
+    code, out, err = run("events", "list", "--db", rig.db.path)
+    assert code == 0 and "\u202e" not in out
