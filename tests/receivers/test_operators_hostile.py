@@ -129,3 +129,34 @@ def test_ack_while_resolving_leaves_a_closed_incident(service_rig: Any) -> None:
     assert incident.state == "resolved"
     late = rig.client.post(f"/api/incidents/{inc}/ack", headers=ADMIN)
     assert late.status_code == 409
+
+
+@pytest.mark.parametrize("headers", [
+    {"sec-fetch-site": "same-site"}, {"sec-fetch-site": "cross-site"},
+    {"referer": "http://127.0.0.1:9999/img.html"}])
+def test_another_sites_page_cannot_start_a_walk_of_the_chain(service_rig: Any,
+                                                             headers: dict[str, str]) -> None:
+    """A page on another port of the host made chromium send its cached credentials with
+    ``<img src=".../api/audit/verify">``: each image a walk of every record."""
+    rig, _ = _incident(service_rig, PLAIN)
+    answer = rig.client.get("/api/audit/verify", headers={**ADMIN, **headers})
+    assert answer.status_code == 403
+    assert answer.json()["detail"].endswith(
+        "only this service's own pages may ask for this (it reads every record)")
+    page = rig.client.get("/audit", params={"verify": "true"},
+                          headers={**ADMIN, **headers})
+    assert page.status_code == 403 and "reads every record" in page.text
+
+
+def test_one_walk_of_the_chain_at_a_time(service_rig: Any) -> None:
+    from receivers import verify as chain
+
+    rig, _ = _incident(service_rig, PLAIN)
+    own = {**ADMIN, "sec-fetch-site": "same-origin"}
+    assert rig.client.get("/api/audit/verify", headers=own).json()["ok"] is True
+    with chain.RUNNING:  # a walk under way
+        busy = rig.client.get("/api/audit/verify", headers=ADMIN)
+        page = rig.client.get("/audit", params={"verify": "true"}, headers=ADMIN)
+    assert (busy.status_code, busy.json()) == (409, {"error": "conflict", "detail": chain.BUSY})
+    assert page.status_code == 409 and "under way" in page.text
+    assert rig.client.get("/api/audit/verify", headers=ADMIN).status_code == 200
