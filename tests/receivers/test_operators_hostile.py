@@ -160,3 +160,16 @@ def test_one_walk_of_the_chain_at_a_time(service_rig: Any) -> None:
     assert (busy.status_code, busy.json()) == (409, {"error": "conflict", "detail": chain.BUSY})
     assert page.status_code == 409 and "under way" in page.text
     assert rig.client.get("/api/audit/verify", headers=ADMIN).status_code == 200
+
+
+def test_a_dashboard_form_that_does_not_parse_is_answered_as_a_page(service_rig: Any) -> None:
+    """A field sent twice (``text=a&text=b``) failed validation before the handler and was
+    answered in JSON to a person's browser."""
+    rig, inc = _incident(service_rig, PLAIN)
+    answer = rig.client.post(f"/incidents/{inc}/notes", content=b"text=a&text=b",
+                             headers={**ADMIN, "content-type":
+                                      "application/x-www-form-urlencoded"})
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "text: Expected `str`, got `array`" in answer.text
+    assert handling_store.notes(rig.db, inc) == []
