@@ -29,7 +29,7 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from engine.config import RECEIVERS, EntraSettings, Secret, Settings
+from engine.config import RECEIVERS, RESERVED_ACTOR, EntraSettings, Secret, Settings
 from engine.errors import ConfigError
 from receivers.passwords import DEFAULT_COST, cost_of, dummy, verify_password
 from receivers.signing_keys import SigningKeys
@@ -271,7 +271,9 @@ class Authenticator:
             # The shared key: the user name is only a label. Beside named users it says so,
             # so that the audit log never passes it off as a person who logged in.
             label = _printable(basic[0])[:64]
-            return Caller("admin_basic", f"{label} (admin key)" if users else label)
+            # "engine" is the engine's own actor in the audit log: never a person's label.
+            marked = users or label.strip().lower() == RESERVED_ACTOR
+            return Caller("admin_basic", f"{label} (admin key)" if marked else label)
         if users and self._named_user(*basic):
             return Caller("admin_user", basic[0])
         return None

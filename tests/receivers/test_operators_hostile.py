@@ -173,3 +173,21 @@ def test_a_dashboard_form_that_does_not_parse_is_answered_as_a_page(service_rig:
     assert answer.headers["content-type"].startswith("text/html")
     assert "text: Expected `str`, got `array`" in answer.text
     assert handling_store.notes(rig.db, inc) == []
+
+
+def test_nobody_acts_under_the_engines_name(service_rig: Any, tmp_path: Any) -> None:
+    """``engine`` is the audit log's actor for what the engine did: the shared key's label
+    ``engine`` made an acknowledgement read as the engine's."""
+    from engine.config import load_settings
+    from engine.errors import ConfigError
+    from receivers.passwords import hash_password
+
+    rig, inc = _incident(service_rig, APPROVAL)
+    answer = rig.client.post(f"/api/incidents/{inc}/ack", headers=basic("Engine", ADMIN_KEY))
+    assert answer.json()["acknowledged_by"] == "Engine (admin key)"
+    config = tmp_path / "r.toml"
+    config.write_text(f'[http.users]\nengine = "{hash_password("x" * 12, cost=(1024, 8, 1))}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={})
+    assert "users: 'engine' is the engine's own name in the audit log: choose another" in str(
+        caught.value)
