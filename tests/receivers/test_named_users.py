@@ -97,3 +97,15 @@ def test_an_unknown_name_costs_what_a_configured_users_check_costs(
         with pytest.raises(Unauthorized):
             authenticator.check(ADMIN, basic(user, "a wrong password"), {})
     assert costs == [(2048, 4, 1), (2048, 4, 1)]
+
+
+def test_the_shared_key_never_waits_for_a_hash() -> None:
+    """Made-up names each cost a hash, two at a time: the shared admin key as basic auth's
+    password (a dashboard login) was sent to the same queue, behind every made-up name."""
+    authenticator = Authenticator(Settings(admin_keys=(Secret("the-shared-admin-key"),),
+                                           http=HttpSettings(users={"alice": Secret(HASH)})))
+    assert not authenticator.hashing_needed(basic("ops", "the-shared-admin-key"))
+    assert authenticator.hashing_needed(basic("mallory", "a guess"))
+    assert authenticator.hashing_needed(basic("alice", PASSWORD))
+    assert authenticator.check(ADMIN, basic("alice", PASSWORD), {}).name == "alice"
+    assert not authenticator.hashing_needed(basic("alice", PASSWORD))  # verified once
