@@ -163,7 +163,7 @@ def run_breakers(target: Target, *, as_json: bool = False) -> int:
         if target.db:
             rows = _with_db(target, guards.list_breakers)
         else:
-            rows = _call(target, "GET", "/api/breakers")["items"]
+            rows = _call(target, "GET", "/api/breakers").rows("items")
         return _show(rows, lambda row: [row["rule_id"], row["target"],
                                         row["state"].replace("_", "-"),
                                         f"{row['failures']} failures", f"until {row['until']}"],
@@ -254,7 +254,7 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
             answer = _call(target, "GET", "/api/incidents",
                            _params(limit, state=state, resource=resource))
             rows = [{name: _failure(item, item.get("event")).get(name) for name in FIELDS}
-                    for item in answer["items"]]
+                    for item in answer.rows("items")]
         return _table(rows, as_json=as_json, none="no incidents")
 
     return _run(act)
@@ -306,7 +306,8 @@ def run_events(target: Target, *, state: str | None = None, limit: int = 50,
                 _event_from_db(e) for e in inbox.list_events(db, state=state, limit=limit)])
         else:
             answer = _call(target, "GET", "/api/events", _params(limit, state=state))
-            rows = [{name: item.get(name) for name in EVENT_FIELDS} for item in answer["items"]]
+            rows = [{name: item.get(name) for name in EVENT_FIELDS}
+                    for item in answer.rows("items")]
         return _show(rows, _columns("id", "state", "claims", "resource", "reason"),
                      as_json=as_json, none="no events")
 

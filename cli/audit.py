@@ -60,7 +60,7 @@ def _shaped(answer: object, shape: type[T], target: Target) -> T:
     try:
         return msgspec.convert(answer, shape)
     except msgspec.ValidationError as exc:
-        raise Refused(f"{target.url} answered JSON of another shape than Remediator's: "
+        raise Refused(f"{target.url}: answered JSON of another shape than Remediator's: "
                       f"{str(exc)[:200]}") from exc
 
 

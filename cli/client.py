@@ -33,6 +33,7 @@ __all__ = [
     "URL_ENV",
     "Answer",
     "BadAnswer",
+    "Reply",
     "Target",
     "admin_refused",
     "call",
@@ -130,8 +131,9 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def call(target: Target, method: str, path: str, params: Mapping[str, str] | None = None,
-         *, who: str | None = None, body: Any = None) -> Any:
-    """One API request; the JSON answer on 2xx, else :class:`Refused` with the server's words.
+         *, who: str | None = None, body: Any = None) -> Reply:
+    """One API request; the JSON object answered on 2xx (a :class:`Reply`), else
+    :class:`Refused` with the server's words.
 
     The key travels in the ``x-api-key`` header (never in the URL, where logs keep it), or,
     with ``who``, as the password of HTTP basic auth whose user name the server records as
@@ -146,7 +148,7 @@ def call(target: Target, method: str, path: str, params: Mapping[str, str] | Non
             response = fetch(client, method, url, within=target.timeout, params=params,
                              json=body, **auth)
         if response.status_code < 300:
-            return response.json()
+            return Reply(url, response.object())
     except BadAnswer as exc:
         raise Refused(f"{url}: {exc}") from exc
     except httpx.HTTPError as exc:
@@ -162,6 +164,27 @@ def call(target: Target, method: str, path: str, params: Mapping[str, str] | Non
         raise Usage(str(detail or response.text)[:2000])
     raise Refused(str(detail)[:2000] if detail else f"{url} answered {response.status_code} "
                   f"{response.reason_phrase}")
+
+
+class Reply(dict[str, Any]):
+    """The JSON object a server answered: a key it lacks, or a list that is not one of
+    objects, is :class:`Refused` saying so (not a traceback), so that a server that is not
+    Remediator, or lies, ends the command with a sentence."""
+
+    def __init__(self, url: str, found: dict[str, Any]) -> None:
+        super().__init__(found)
+        self.url = url
+
+    def __missing__(self, key: str) -> Any:
+        raise Refused(f"{self.url}: answered JSON without {key!r}: is it Remediator?")
+
+    def rows(self, key: str) -> list[dict[str, Any]]:
+        """``self[key]`` as a list of JSON objects."""
+        found = self[key]
+        if not isinstance(found, list) or not all(isinstance(r, dict) for r in found):
+            raise Refused(f"{self.url}: answered {key!r} that is not a list of objects: is it "
+                          "Remediator?")
+        return found
 
 
 def with_db(target: Target, work: Callable[[Database], Any]) -> Any:

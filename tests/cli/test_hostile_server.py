@@ -195,3 +195,22 @@ def test_incidents_print_a_senders_bidi_override_as_an_escape(service_rig: Any) 
     assert "\u202e" not in out and "pl_\\u202eyliad" in out
     code, out, err = run("events", "list", "--db", rig.db.path)
     assert code == 0 and "\u202e" not in out
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    (("incidents",), "/api/incidents: answered 'items' that is not a list of objects"),
+    (("events", "list"), "/api/events: answered 'items' that is not a list of objects"),
+    (("breakers",), "/api/breakers: answered 'items' that is not a list of objects"),
+    (("ack", "inc_1"), "/api/incidents/inc_1/ack: answered JSON without 'acknowledged_by'"),
+    (("assign", "inc_1", "bob"), "/assign: answered JSON without 'assignee'"),
+    (("note", "inc_1", "hi"), "/notes: answered JSON without 'id'"),
+    (("resolve", "inc_1", "--note", "x"), "/resolve: answered JSON without 'state'"),
+    (("rerun", "inc_1"), "/rerun: answered JSON without 'who'"),
+])
+def test_operating_commands_against_answers_of_another_shape(hostile: str,
+                                                             command: tuple[str, ...],
+                                                             says: str) -> None:
+    code, out, err = run(*command, "--url", f"{hostile}/shape")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"remediator: {hostile}/shape/api/") and says in err, err
+    assert err.endswith(": is it Remediator?\n")
