@@ -23,6 +23,7 @@ import click
 import msgspec
 
 from cli._exits import Refused
+from cli._terminal import shown
 from cli.client import ADMIN_KEY_ENV, Target, where
 from cli.client import call as _call
 from cli.client import run as _run
@@ -166,7 +167,7 @@ def run_breakers(target: Target, *, as_json: bool = False) -> int:
         if target.db:
             rows = _with_db(target, guards.list_breakers)
         else:
-            rows = _call(target, "GET", "/api/breakers")["items"]
+            rows = _call(target, "GET", "/api/breakers").rows("items")
         return _show(rows, lambda row: [row["rule_id"], row["target"],
                                         row["state"].replace("_", "-"),
                                         f"{row['failures']} failures", f"until {row['until']}"],
@@ -191,7 +192,7 @@ def _show(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], list[str]
         click.echo(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        click.echo("  ".join(line(row)))
+        click.echo("  ".join(shown(cell) for cell in line(row)))
     if not rows:
         click.echo(none, err=True)
     return 0
@@ -254,7 +255,7 @@ def _table(rows: list[dict[str, Any]], *, as_json: bool, none: str) -> int:
     if as_json or not rows:
         return _show(rows, lambda row: [], as_json=as_json, none=none)
     cells = [[title for title, _ in COLUMNS]] + [
-        [age(row["opened_at"]) if name == "age" else str(row.get(name) or "-")
+        [age(row["opened_at"]) if name == "age" else shown(row.get(name) or "-")
          for _, name in COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
     for line in cells:
@@ -275,7 +276,7 @@ def run_incidents(target: Target, *, state: str | None = None, resource: str | N
             answer = _call(target, "GET", "/api/incidents",
                            _params(limit, state=state, resource=resource))
             rows = [{name: _people(_failure(item, item.get("event")), item.get("handling"))
-                     .get(name) for name in FIELDS} for item in answer["items"]]
+                     .get(name) for name in FIELDS} for item in answer.rows("items")]
         return _table(rows, as_json=as_json, none="no incidents")
 
     return _run(act)
@@ -327,7 +328,8 @@ def run_events(target: Target, *, state: str | None = None, limit: int = 50,
                 _event_from_db(e) for e in inbox.list_events(db, state=state, limit=limit)])
         else:
             answer = _call(target, "GET", "/api/events", _params(limit, state=state))
-            rows = [{name: item.get(name) for name in EVENT_FIELDS} for item in answer["items"]]
+            rows = [{name: item.get(name) for name in EVENT_FIELDS}
+                    for item in answer.rows("items")]
         return _show(rows, _columns("id", "state", "claims", "resource", "reason"),
                      as_json=as_json, none="no events")
 

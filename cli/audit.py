@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import sys
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import click
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from cli._exits import Refused
+from cli._terminal import shown
 from cli.client import Target, call, run, where, with_db
 from engine.audit import KINDS, VerifyResult
 from engine.events import utcnow
@@ -29,6 +32,36 @@ __all__ = ["audit", "run_list", "run_verify"]
 EMPTY = ("{where}: the audit log has no record: not Remediator's database, or a service that "
          "never ran")
 """What ``verify`` says (exit 1) about an empty log: nothing verified is not a pass."""
+
+
+class _Record(msgspec.Struct):
+    """One record of ``GET /api/audit``, as far as ``list`` reads it."""
+
+    seq: int
+    ts: str
+    kind: str
+    actor: str
+    incident_id: str
+    event_id: str
+    data: Any
+
+
+class _Page(msgspec.Struct):
+    """``GET /api/audit``'s answer, as far as ``list`` reads it."""
+
+    records: list[_Record]
+
+
+T = TypeVar("T")
+
+
+def _shaped(answer: object, shape: type[T], target: Target) -> T:
+    """The server's answer as ``shape``, or :class:`Refused` saying it is not."""
+    try:
+        return msgspec.convert(answer, shape)
+    except msgspec.ValidationError as exc:
+        raise Refused(f"{target.url}: answered JSON of another shape than Remediator's: "
+                      f"{str(exc)[:200]}") from exc
 
 
 def _where(target: Target) -> str:
@@ -44,7 +77,7 @@ def run_verify(target: Target, *, as_json: bool = False) -> int:
         if target.db:
             result = with_db(target, audit_store.verify_chain)
         else:
-            result = msgspec.convert(call(target, "GET", "/api/audit/verify"), VerifyResult)
+            result = _shaped(call(target, "GET", "/api/audit/verify"), VerifyResult, target)
         if result.ok and not result.checked:
             result = VerifyResult(ok=False, checked=0, reason=EMPTY.format(where=_where(target)))
         if as_json:
@@ -83,15 +116,19 @@ def run_list(target: Target, *, incident: str | None, resource: str | None, kind
                 ("incident", incident), ("resource", resource), ("kind", kind),
                 ("since", f"{seconds:.0f}s" if seconds is not None else None),
                 ("limit", str(limit))) if value}
-            records = call(target, "GET", "/api/audit", params)["records"]
+            answer = call(target, "GET", "/api/audit", params)
+            _shaped(answer, _Page, target)
+            records = answer["records"]
         if as_json:
             click.echo(json.dumps({"records": records}, indent=2))
             return 0
         table = Table("seq", "ts", "kind", "actor", "incident", "event", "data")
         for r in records:
-            table.add_row(str(r["seq"]), r["ts"], r["kind"], r["actor"], r["incident_id"],
-                          r["event_id"], json.dumps(r["data"], sort_keys=True))
-        Console(file=sys.stdout, width=200).print(table)
+            table.add_row(*(shown(v) for v in (
+                str(r["seq"]), r["ts"], r["kind"], r["actor"], r["incident_id"], r["event_id"],
+                json.dumps(r["data"], sort_keys=True))))
+        # markup=False: a record's "[/bold]" is text, not Rich markup (that was a crash).
+        Console(file=sys.stdout, width=200, markup=False, highlight=False).print(table)
         return 0
 
     return run(act)

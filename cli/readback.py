@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 
-from cli.client import admin_refused
+from cli.client import admin_refused, fetch
 from engine.text.redact import redact_text
 
 __all__ = ["Decision", "ReadbackError", "decision", "get", "has_engine", "lines"]
 
 POLL_S = 0.2
+READ_S = 10.0
+"""The most one read back may take, its answer read whole (cli/client.py's fetch)."""
 
 
 class ReadbackError(Exception):
@@ -36,26 +38,28 @@ class Decision:
 
 
 def get(client: httpx.Client, url: str, admin_key: str, path: str,
-        params: dict[str, str] | None = None) -> Any:
-    """``GET /api<path>``'s JSON; ReadbackError on anything but 200."""
+        params: dict[str, str] | None = None, *, within: float = READ_S) -> dict[str, Any]:
+    """``GET /api<path>``'s JSON object, read within ``within`` seconds; ReadbackError on
+    anything but 200 with a JSON object."""
     try:
-        answer = client.get(f"{url}/api{path}", params=params,
-                            headers={"x-api-key": admin_key})
+        answer = fetch(client, "GET", f"{url}/api{path}", within=within, params=params,
+                       headers={"x-api-key": admin_key})
+        if answer.status_code == 200:
+            return answer.object()
     except httpx.HTTPError as exc:
         raise ReadbackError(f"cannot read {path} back: {redact_text(str(exc))}") from exc
     if answer.status_code == 401:
         raise ReadbackError(admin_refused(url))
-    if answer.status_code != 200:
-        raise ReadbackError(f"GET /api{path} answered {answer.status_code}: "
-                            f"{redact_text(answer.text[:300])}")
-    return answer.json()
+    raise ReadbackError(f"GET /api{path} answered {answer.status_code}: "
+                        f"{redact_text(answer.text[:300])}")
 
 
 def has_engine(client: httpx.Client, url: str, admin_key: str) -> bool:
     """Whether the server runs the engine (``/api/status`` answers 503 ``no_engine`` when it
     runs the receivers only: nothing would ever decide)."""
     try:
-        answer = client.get(f"{url}/api/status", headers={"x-api-key": admin_key})
+        answer = fetch(client, "GET", f"{url}/api/status", within=READ_S,
+                       headers={"x-api-key": admin_key})
     except httpx.HTTPError as exc:
         raise ReadbackError(f"cannot read /status back: {redact_text(str(exc))}") from exc
     if answer.status_code == 401:
@@ -69,7 +73,9 @@ def _wait_for_event(client: httpx.Client, url: str, admin_key: str, event_id: st
     ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        event = get(client, url, admin_key, f"/events/{event_id}")
+        left = deadline - time.monotonic()
+        event = get(client, url, admin_key, f"/events/{event_id}",
+                    within=min(READ_S, max(left, POLL_S)))
         if event.get("state") in ("done", "parked"):
             return dict(event)
         if time.monotonic() >= deadline:
@@ -96,7 +102,17 @@ def _incident_of(client: httpx.Client, url: str, admin_key: str,
 def decision(client: httpx.Client, url: str, admin_key: str, event_id: str,
              timeout: float) -> Decision:
     """Wait up to ``timeout`` seconds for the engine to finish ``event_id``, then read what
-    it decided."""
+    it decided (ReadbackError for answers of another shape than Remediator's)."""
+    try:
+        return _decision(client, url, admin_key, event_id, timeout)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ReadbackError(f"{url} answered JSON of another shape than Remediator's "
+                            f"({type(exc).__name__}: {str(exc)[:100]}): is it Remediator?"
+                            ) from exc
+
+
+def _decision(client: httpx.Client, url: str, admin_key: str, event_id: str,
+              timeout: float) -> Decision:
     event = _wait_for_event(client, url, admin_key, event_id, timeout)
     received = event.get("received") or {}
     found = Decision(event={

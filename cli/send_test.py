@@ -25,6 +25,9 @@ from cli.client import (
     API_KEY_ENV,
     DEFAULT_URL,
     URL_ENV,
+    Answer,
+    BadAnswer,
+    fetch,
     receiver_refused,
 )
 from engine.text.redact import redact_text
@@ -103,10 +106,10 @@ def fresh_payload(source: str, name: str, now: datetime | None = None) -> dict[s
     return payload
 
 
-def _show(response: httpx.Response) -> str:
+def _show(response: Answer) -> str:
     try:
         return json.dumps(response.json(), indent=2, sort_keys=True)
-    except ValueError:
+    except BadAnswer:
         return redact_text(response.text[:2000])
 
 
@@ -166,13 +169,14 @@ def run_send_test(source: str, url: str, *, sample: str | None = None, key: str 
     payload = fresh_payload(source, name)
     with httpx.Client(timeout=timeout, verify=ca_file or True, follow_redirects=False) as client:
         try:
-            response = client.post(target, json=payload, headers=headers, auth=auth)
+            response = fetch(client, "POST", target, within=timeout, json=payload,
+                             headers=headers, auth=auth)
         except httpx.HTTPError as exc:
             return done(1, f"cannot reach {target}: {redact_text(str(exc))}")
         report["status"] = response.status_code
         try:
             report["answer"] = response.json()
-        except ValueError:
+        except BadAnswer:
             report["answer"] = redact_text(response.text[:2000])
         if not as_json:
             click.echo(f"POST {target} ({source}/{name}) -> {response.status_code}")
@@ -181,7 +185,11 @@ def run_send_test(source: str, url: str, *, sample: str | None = None, key: str 
             return done(1, receiver_refused(base))
         if response.status_code != 202:
             return done(1)
-        event_id = response.json().get("event_id")
+        answer = report["answer"]
+        event_id = answer.get("event_id") if isinstance(answer, dict) else None
+        if not isinstance(event_id, str | None) or len(event_id or "") > 200:
+            return done(1, f"{target} answered 202 with an event_id that is not one: "
+                           f"{str(event_id)[:100]!r}")
         if not event_id:
             return done(0)
         if not admin_key:

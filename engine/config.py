@@ -23,6 +23,7 @@ __all__ = [
     "AZURE_MONITOR_APP_ID",
     "RECEIVERS",
     "RECEIVER_KEYS_ENV",
+    "RESERVED_ACTOR",
     "AdfCloudSettings",
     "AzureCredentialSettings",
     "CloudSettings",
@@ -56,6 +57,8 @@ _HOST = re.compile(
     r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
 """An ``allowed_hosts`` entry: a host name or IP address, with an optional port."""
+RESERVED_ACTOR = "engine"
+"""The audit log's actor for what the engine did: no person logs in under it."""
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 """A named admin user (``[http.users]``)."""
 _HASH = re.compile(r"scrypt\$(?P<n>\d{1,8})\$(?P<r>\d{1,2})\$(?P<p>\d)"
@@ -389,6 +392,9 @@ class HttpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             if not _USER.fullmatch(name):
                 raise ValueError(f"users: {name[:70]!r}: a user name is 1 to 64 letters, "
                                  "digits and . _ @ -")
+            if name.lower() == RESERVED_ACTOR:
+                raise ValueError(f"users: {name!r} is the engine's own name in the audit log: "
+                                 "choose another")
             found = _HASH.fullmatch(stored)
             n, r, p = (int(found[g]) for g in ("n", "r", "p")) if found else (0, 0, 0)
             if not found or n & (n - 1) or not (2**10 <= n <= 2**20 and 1 <= r <= 32

@@ -32,6 +32,7 @@ from engine.store import inbox
 from engine.store import incidents as incidents_store
 from engine.store.db import Database
 from engine.text.patterns import compile as compile_pattern
+from receivers import verify as chain
 from receivers._json import decode_problem
 from receivers.auth import ADMIN, admin_guard
 from receivers.simulate import simulate_payload
@@ -269,7 +270,8 @@ def handling_view(done: handling_store.Handling) -> dict[str, Any]:
 def _seq(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    # isascii: "²".isdigit() holds, and int("²") raises.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"before: expected a timeline seq (the `next` of the page before), "
                          f"got {value[:50]!r}")
     return int(value)
@@ -548,10 +550,15 @@ def list_audit(
 
 
 @get("/audit/verify", sync_to_thread=True, tags=["audit"])
-def verify_audit(db: NamedDependency[Database]) -> dict[str, Any]:
+def verify_audit(request: Request[Any, Any, Any],
+                 db: NamedDependency[Database]) -> Response[dict[str, Any]]:
     """Walk the whole hash chain (about 2 minutes per million records): ``{"ok", "checked",
-    "bad_seq", "reason"}``, as ``remediator audit verify --json`` prints it."""
-    return msgspec.to_builtins(audit_store.verify_chain(db))
+    "bad_seq", "reason"}``, as ``remediator audit verify --json`` prints it; one at a time
+    (409 while another runs), never for another site's page (403; receivers/verify.py)."""
+    try:
+        return Response(msgspec.to_builtins(chain.verify(db, request.scope)))
+    except chain.VerifyBusy as exc:
+        return Response({"error": "conflict", "detail": str(exc)}, status_code=409)
 
 
 def api_router() -> Router:

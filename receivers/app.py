@@ -221,6 +221,10 @@ def _http_error(body_limit: int) -> Any:
         else:
             detail = exc.detail + _problems(exc.extra)
         error = names.get(status, "bad_request" if status < 500 else "internal")
+        handler = request.scope.get("route_handler")
+        if status == 400 and handler is not None and handler.opt.get(PAGES):
+            # A dashboard form that did not parse: a person's browser reads the answer.
+            return refusal(400, "Refused: the form does not parse", detail)
         return Response({"error": error, "detail": detail}, status_code=status,
                         headers=exc.headers or None)
 

@@ -17,6 +17,7 @@ import json
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,9 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from engine.config import RECEIVERS, EntraSettings, Secret, Settings
+from engine.config import RECEIVERS, RESERVED_ACTOR, EntraSettings, Secret, Settings
 from engine.errors import ConfigError
-from receivers.passwords import dummy, verify_password
+from receivers.passwords import DEFAULT_COST, cost_of, dummy, verify_password
 from receivers.signing_keys import SigningKeys
 
 __all__ = [
@@ -112,6 +113,17 @@ def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+_HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""What a label shown as the caller must not hold: control characters (a terminal's escape
+sequences), bidi overrides and invisible ones, private-use, surrogates, line separators."""
+
+
+def _printable(label: str) -> str:
+    """``label`` without the characters of :data:`_HIDDEN`: the shared key's user name is
+    free text, recorded as the actor in the audit log and shown on pages and terminals."""
+    return "".join(c for c in label if unicodedata.category(c) not in _HIDDEN)
+
+
 def _bearer_token(headers: Mapping[str, str]) -> str | None:
     scheme, _, value = headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -139,8 +151,12 @@ class Authenticator:
         self._verified: dict[bytes, str] = {}
         self._verified_lock = threading.Lock()  # the checks run on several threads
         self.hash_limiter: Any = None  # anyio.CapacityLimiter, made in the loop on first use
+        # An unknown name is checked at the dearest configured user's cost (a cheaper dummy
+        # would tell the names apart by time), made now so the first takes no longer.
+        self._dummy_cost = max((cost_of(s.reveal()) for s in settings.http.users.values()),
+                               key=lambda c: (c[0] * c[1] * c[2], c), default=DEFAULT_COST)
         if settings.http.users:
-            dummy()  # made now, so that the first unknown name takes no longer than the next
+            dummy(self._dummy_cost)
         entra = settings.entra
         if jwks is not None:
             self._keys = SigningKeys(lambda: jwks, min_interval_s=jwks_refresh_s, clock=clock)
@@ -254,8 +270,10 @@ class Authenticator:
         if _matches(basic[1], keys):
             # The shared key: the user name is only a label. Beside named users it says so,
             # so that the audit log never passes it off as a person who logged in.
-            label = basic[0][:64]
-            return Caller("admin_basic", f"{label} (admin key)" if users else label)
+            label = _printable(basic[0])[:64]
+            # "engine" is the engine's own actor in the audit log: never a person's label.
+            marked = users or label.strip().lower() == RESERVED_ACTOR
+            return Caller("admin_basic", f"{label} (admin key)" if marked else label)
         if users and self._named_user(*basic):
             return Caller("admin_user", basic[0])
         return None
@@ -265,8 +283,10 @@ class Authenticator:
         basic auth not verified yet): :func:`admin_guard` then checks it off the event loop."""
         basic = _basic_credentials(headers)
         users = self._settings.http.users
+        # The shared key as password costs no hash: it never queues behind made-up names.
         return (basic is not None and bool(users)
-                and self._verified_key(*basic) not in self._verified)
+                and self._verified_key(*basic) not in self._verified
+                and not _matches(basic[1], self._settings.admin_keys))
 
     def _verified_key(self, user: str, password: str) -> bytes:
         """A process-keyed HMAC of the credentials: what the cache of verified logins holds
@@ -282,7 +302,8 @@ class Authenticator:
         if self._verified.get(key) == user:
             return True
         stored = users.get(user)
-        ok = verify_password(password, stored.reveal() if stored is not None else dummy())
+        ok = verify_password(password, stored.reveal() if stored is not None
+                             else dummy(self._dummy_cost))
         if ok and stored is not None:
             with self._verified_lock:
                 if len(self._verified) >= _VERIFIED_MAX:

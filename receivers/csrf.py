@@ -33,7 +33,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["CrossSiteGuard", "CrossSiteRequest", "JsonRequired", "cross_site", "json_required"]
+__all__ = ["CrossSiteGuard", "CrossSiteRequest", "JsonRequired", "cross_site", "json_required",
+           "wanted_headers"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Methods that change nothing here (no GET handler has a side effect an operator decides)."""
@@ -54,7 +55,7 @@ class JsonRequired(Exception):
     """An ``/api`` request whose body a form could have sent (answered 415)."""
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+def wanted_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
     """The headers this check reads (the first of each), out of the ASGI scope's list."""
     found: dict[bytes, str] = {}
     for name, value in raw:
@@ -93,7 +94,7 @@ def _foreign(header: str, url: str, host: str) -> str | None:
 def cross_site(headers: dict[bytes, str]) -> str | None:
     """Why a state-changing request with these headers comes from another site, or None.
 
-    ``headers``: lower-case names, as :func:`_headers` collects them."""
+    ``headers``: lower-case names, as :func:`wanted_headers` collects them."""
     site = headers.get(b"sec-fetch-site")
     if site is not None:
         if site.strip().lower() in _SAME_SITE_VALUES:
@@ -133,7 +134,7 @@ class CrossSiteGuard(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope["method"] not in SAFE_METHODS:  # type: ignore[typeddict-item]
-            headers = _headers(scope["headers"])
+            headers = wanted_headers(scope["headers"])
             reason = cross_site(headers)
             if reason is not None:
                 raise CrossSiteRequest(reason)

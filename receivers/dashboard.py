@@ -49,6 +49,8 @@ from engine.store.db import Database
 from receivers import charts, incident_view, run_links, timeline
 from receivers.auth import ADMIN, admin_guard
 from receivers.timeline import STAGES
+from receivers.verify import VerifyBusy
+from receivers.verify import verify as verify_chain
 
 __all__ = ["PAGES", "STAGES", "ApprovalForm", "dashboard_router", "metrics_handler", "refusal"]
 
@@ -358,9 +360,15 @@ def dashboard_router() -> Router:
                      rows=rows, error=error, policies=loaded.policies if loaded else ())
 
     @get("/audit", sync_to_thread=True, include_in_schema=False)
-    def audit_page(db: NamedDependency[Database], settings: NamedDependency[Settings],
+    def audit_page(request: Request[Any, Any, Any], db: NamedDependency[Database],
+                   settings: NamedDependency[Settings],
                    kind: FromQuery[str | None] = None, resource: FromQuery[str | None] = None,
                    verify: FromQuery[bool] = False) -> Response[str]:
+        try:
+            chain = verify_chain(db, request.scope) if verify else None
+        except VerifyBusy as exc:
+            return _page(env, "missing.html.j2", 409, title="Cannot verify now",
+                         mode=_mode(db, settings), what=str(exc))
         records = audit.list_records(db, kind=kind or None, resource=resource or None,
                                      limit=200)
         newest = list(reversed(records))
@@ -368,7 +376,7 @@ def dashboard_router() -> Router:
                      records=newest, sentences={r.seq: timeline.sentence(r) for r in newest},
                      kinds=KINDS,
                      filters={"kind": kind or "", "resource": resource or ""},
-                     chain=audit.verify_chain(db) if verify else None, head=audit.head(db))
+                     chain=chain, head=audit.head(db))
 
     return Router(
         path="/",

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["DEFAULT_COST", "dummy", "hash_password", "verify_password"]
+__all__ = ["DEFAULT_COST", "cost_of", "dummy", "hash_password", "verify_password"]
 
 DEFAULT_COST = (2**15, 8, 1)
 """scrypt's N, r, p for new hashes: 32 MiB and about 0.1 s per check on one core."""
@@ -54,8 +54,14 @@ def verify_password(password: str, stored: str) -> bool:
     return scheme == "scrypt" and hmac.compare_digest(given, expected)
 
 
+def cost_of(stored: str) -> tuple[int, int, int]:
+    """The ``(N, r, p)`` a hash was made with (engine/config.py checked its format)."""
+    _, n, r, p, _, _ = stored.split("$")
+    return int(n), int(r), int(p)
+
+
 @functools.cache
-def dummy() -> str:
-    """A hash to check against when the user name is unknown, so that the time taken does not
-    tell which names exist (made once, on first use)."""
-    return hash_password("not a password", salt=b"\0" * 16)
+def dummy(cost: tuple[int, int, int] = DEFAULT_COST) -> str:
+    """A hash of ``cost`` to check against when the user name is unknown, so that the time
+    taken does not tell which names exist (made once per cost, on first use)."""
+    return hash_password("not a password", cost=cost, salt=b"\0" * 16)

@@ -79,7 +79,8 @@ def find(db: Database, incident_id: str) -> Incident:
     """The incident, or :class:`OperatorError` (``missing``)."""
     found = incidents_store.get(db, incident_id)
     if found is None:
-        raise OperatorError(f"unknown incident {incident_id}", "missing")
+        shown = incident_id if len(incident_id) <= 100 else f"{incident_id[:100]}..."
+        raise OperatorError(f"unknown incident {shown}", "missing")
     return found
 
 
@@ -95,7 +96,27 @@ def _text(value: str, what: str, limit: int, *, lines: bool) -> str:
     allowed = "\n\t" if lines else ""
     if any(unicodedata.category(c) == "Cc" and c not in allowed for c in text):
         raise OperatorError(f"{what}: control characters are not allowed", "invalid")
+    hidden = next((c for c in text if _invisible(c, lines=lines)), None)
+    if hidden is not None:
+        raise OperatorError(f"{what}: invisible or bidirectional control characters are not "
+                            f"allowed (U+{ord(hidden):04X})", "invalid")
     return redact_text(text)
+
+
+_JOINERS = frozenset("\u200c\u200d\u00ad")
+"""Format characters that writing needs (joiners in scripts and emoji, the soft hyphen)."""
+
+
+def _invisible(char: str, *, lines: bool) -> bool:
+    """A format character that hides or reorders what the dashboard and a terminal show (a
+    bidi override: Trojan Source, CVE-2021-42574; a zero-width space that makes two names
+    that read alike differ), or a line separator in a one-line text. Emoji tag sequences
+    (U+E0020 to U+E007F) are kept."""
+    category = unicodedata.category(char)
+    if category in ("Zl", "Zp"):
+        return not lines
+    return (category == "Cf" and char not in _JOINERS
+            and not 0xE0020 <= ord(char) <= 0xE007F)
 
 
 def _open_to_people(incident: Incident, doing: str) -> None:

@@ -16,6 +16,7 @@ from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
 from tests.fixtures.common import load_sample
+from tests.fixtures.service import ADMIN
 
 PLAYBOOK = """
 name: t
@@ -119,3 +120,25 @@ def test_ack_assign_note_resolve_and_rerun_on_a_phone(browser: Any, on_call: Any
     assert [(i.id, i.state) for i in rig.incidents()] == [
         (new_id, "remediating"), (incident.id, "resolved")]
     assert rig.incidents()[1].reason == f"resolved by hand by {who}: copied the blob by hand"
+
+
+def test_the_longest_texts_an_operator_may_type_fit_a_phone(browser: Any,
+                                                            on_call: tuple[Any, str]) -> None:
+    """A note of 4,000 characters and an assignee of 100 without a space (a URL, a log
+    line), a right-to-left note and markup: the page stays 390 px wide, the list too."""
+    rig, served = on_call
+    [incident] = rig.incidents()
+    for path, body in ((f"/api/incidents/{incident.id}/notes", {"text": "x" * 4000}),
+                       (f"/api/incidents/{incident.id}/notes",
+                        {"text": "\u05e9\u05dc\u05d5\u05dd <b>bold</b> " + "y" * 300}),
+                       (f"/api/incidents/{incident.id}/assign", {"assignee": "z" * 100}),
+                       (f"/api/incidents/{incident.id}/ack", None)):
+        assert rig.client.post(path, json=body, headers=ADMIN).status_code == 200
+    context = browser.new_context(**PHONE, http_credentials={
+        "username": "alice", "password": PASSWORD, "origin": served})
+    page = context.new_page()
+    for path in (f"/incidents/{incident.id}", "/", "/audit"):
+        assert page.goto(served + path).status == 200
+        assert page.evaluate("[window.innerWidth, document.documentElement.scrollWidth]") == [
+            390, 390], path
+    context.close()

@@ -76,3 +76,36 @@ def test_a_login_costs_one_hash_then_none_and_unknown_names_cost_the_same(
     assert len(calls) == 3  # a wrong password and an unknown name: one hash each
     with pytest.raises(Unauthorized):  # the shared key is not configured
         auth.check(ADMIN, {"x-api-key": PASSWORD}, {})
+
+
+def test_an_unknown_name_costs_what_a_configured_users_check_costs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The users' hashes carry their own cost; an unknown name was checked at the default
+    cost (2^15), so with hashes made at another cost the time told which names exist."""
+    cheaper = hash_password(PASSWORD, cost=(2048, 4, 1))
+    authenticator = Authenticator(Settings(http=HttpSettings(users={
+        "alice": Secret(cheaper), "bob": Secret(HASH)})))
+    costs: list[tuple[int, int, int]] = []
+    real = hashlib.scrypt
+
+    def counted(password: bytes, **kw: Any) -> bytes:
+        costs.append((kw["n"], kw["r"], kw["p"]))
+        return real(password, **kw)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    for user in ("alice", "mallory"):
+        with pytest.raises(Unauthorized):
+            authenticator.check(ADMIN, basic(user, "a wrong password"), {})
+    assert costs == [(2048, 4, 1), (2048, 4, 1)]
+
+
+def test_the_shared_key_never_waits_for_a_hash() -> None:
+    """Made-up names each cost a hash, two at a time: the shared admin key as basic auth's
+    password (a dashboard login) was sent to the same queue, behind every made-up name."""
+    authenticator = Authenticator(Settings(admin_keys=(Secret("the-shared-admin-key"),),
+                                           http=HttpSettings(users={"alice": Secret(HASH)})))
+    assert not authenticator.hashing_needed(basic("ops", "the-shared-admin-key"))
+    assert authenticator.hashing_needed(basic("mallory", "a guess"))
+    assert authenticator.hashing_needed(basic("alice", PASSWORD))
+    assert authenticator.check(ADMIN, basic("alice", PASSWORD), {}).name == "alice"
+    assert not authenticator.hashing_needed(basic("alice", PASSWORD))  # verified once
