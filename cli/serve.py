@@ -88,6 +88,7 @@ def run_serve(
     (its message on stderr), 1 if the database cannot be opened."""
     # Imported here: only this command needs the web stack.
     from engine.runtime.service import Service
+    from engine.store import replicas
     from engine.store.db import Database, is_server_url
     from engine.store.serve_lock import ServeLock
     from receivers.app import create_app
@@ -108,6 +109,8 @@ def run_serve(
             serve_lock.acquire()
         try:
             database = Database(settings.db, sync_full=settings.sync_full)
+            if serve_lock is not None:  # the only serve of this file: whoever beat is dead
+                replicas.resign_all(database)
         except StorageError:
             if serve_lock is not None:
                 serve_lock.release()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = ["BEAT_S", "TTL_S", "beat", "create_schema", "live", "live_sql", "now_sql", "register",
-           "resign"]
+           "resign", "resign_all"]
 
 BEAT_S = 2.0
 """How often a replica renews its heartbeat."""
@@ -84,3 +84,13 @@ def live(db: Database) -> list[str]:
     rows = db.query(f"SELECT owner FROM replicas WHERE beat_until_ms >= {now_sql(db)} "
                     "ORDER BY owner")
     return [row["owner"] for row in rows]
+
+
+def resign_all(db: Database) -> None:
+    """End every heartbeat: for a ``serve`` that holds a SQLite file's serve lock
+    (engine/store/serve_lock.py), which proves that no other process serves the file, so
+    that what a killed predecessor left is taken over at start, not once its heartbeat runs
+    out."""
+    with db.write() as conn:
+        conn.execute(f"UPDATE replicas SET beat_until_ms = {now_sql(db)} - 1 "
+                     f"WHERE beat_until_ms >= {now_sql(db)}")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from engine.store import replicas
+from engine.store.db import Database
 from tests.e2e.test_serve import _free_port, _serve
 from tests.fixtures.common import ROOT, remediator_command
 
@@ -55,5 +57,20 @@ def test_a_killed_serve_leaves_no_lock(tmp_path: Path) -> None:
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait()
+    # The killed serve's heartbeat may still run for seconds (an hour here, to leave no doubt):
+    # holding the file's lock proves it dead, so its calls in flight are taken over at start.
+    db = Database(tmp_path / "e2e.db")
+    try:
+        [killed_owner] = replicas.live(db)
+        with db.write() as conn:
+            conn.execute("UPDATE replicas SET beat_until_ms = beat_until_ms + 3600000")
+    finally:
+        db.close()
     with _serve(tmp_path, ROOT / "playbooks") as (_, _, again):
         assert again.poll() is None
+        db = Database(tmp_path / "e2e.db")
+        try:
+            alive = replicas.live(db)
+        finally:
+            db.close()
+        assert killed_owner not in alive and len(alive) == 1
