@@ -16,7 +16,8 @@ from one that did the imports) against the sandbox's emulators, dry-run and live
 ``--events`` webhooks spread over the replicas, each a failure of its own ADF pipeline (one
 target, one remediation), timed from the first send to the last event done (dry-run: the
 inbox) or the last ``createRun`` (live: the ADF emulator's call log); CPU per remediation is
-the replicas', PostgreSQL's and this process's (the sender and the emulators).
+the replicas', PostgreSQL's and this process's (the sender and the emulators); ``db xacts``:
+transactions PostgreSQL committed per event.
 
 ``--part failover``: three live replicas; ``kill -9`` of the leader, timed to the next leader's
 lease (the ``leases`` row, polled every 10 ms), and ``kill -9`` of a replica holding events whose
@@ -209,6 +210,7 @@ def e2e(server: PgServer, sandbox: Sandbox, tmp: Path, n: int, events: int,
             sandbox.reset()
             payloads = [adf_failure(f"e2e{k:06d}", sandbox=sandbox) for k in range(events)]
             db_cpu = (lambda: _tree_cpu(pg_pid)) if pg_pid else (lambda: 0.0)
+            xacts0 = _xacts(db, sqlite)
             cpu0, pg0, own0 = replicas.cpu_s(), db_cpu(), time.process_time()
             began = time.monotonic()
             acked = asyncio.run(_burst([r.url for r in replicas.all], payloads))
@@ -220,6 +222,7 @@ def e2e(server: PgServer, sandbox: Sandbox, tmp: Path, n: int, events: int,
                               "every event done", every_s=0.2)
             cpu, pg = replicas.cpu_s() - cpu0, db_cpu() - pg0
             own = time.process_time() - own0
+            xacts = _xacts(db, sqlite) - xacts0
     finally:
         db.close()
         if not sqlite:
@@ -229,7 +232,17 @@ def e2e(server: PgServer, sandbox: Sandbox, tmp: Path, n: int, events: int,
             "mode": "live" if live else "dry-run", "replicas": n, "acked": acked,
             "per_s": events / seconds, "seconds": seconds,
             "replica_ms": cpu * 1000 / events, "db_ms": pg * 1000 / events,
-            "bench_ms": own * 1000 / events}
+            "bench_ms": own * 1000 / events, "xacts": xacts / events}
+
+
+def _xacts(db: Database, sqlite: bool) -> int:
+    """Transactions committed in this database so far (every statement run outside a
+    transaction counts as one; the server's statistics, flushed about every second); 0 on
+    SQLite."""
+    if sqlite:
+        return 0
+    return _count(db, "SELECT xact_commit AS n FROM pg_stat_database "
+                      "WHERE datname = current_database()")
 
 
 def _owner_of(db: Database, replica: Forked) -> str:
@@ -341,7 +354,8 @@ def end_to_end(args: argparse.Namespace, server: PgServer, tmp: Path) -> None:
     print(f"# {machine()}; a burst of {args.events} webhooks per setting; load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'backend':<10} {'mode':<8} {'replicas':>8} {'events/s':>9} {'seconds':>8} "
-          f"{'replica cpu ms':>15} {'db cpu ms':>10} {'bench cpu ms':>13} {'acked':>6}")
+          f"{'replica cpu ms':>15} {'db cpu ms':>10} {'bench cpu ms':>13} {'db xacts':>9} "
+          f"{'acked':>6}")
     sandbox = start_sandbox(workdir=tmp / "sandbox")
     try:
         for live in (False, True):
@@ -350,7 +364,7 @@ def end_to_end(args: argparse.Namespace, server: PgServer, tmp: Path) -> None:
                 print(f"{r['backend']:<10} {r['mode']:<8} {r['replicas']:>8} "
                       f"{r['per_s']:>9.1f} {r['seconds']:>8.1f} "
                       f"{r['replica_ms']:>15.1f} {r['db_ms']:>10.1f} {r['bench_ms']:>13.1f} "
-                      f"{r['acked']:>6}", flush=True)
+                      f"{r['xacts']:>9.1f} {r['acked']:>6}", flush=True)
     finally:
         sandbox.stop()
 
