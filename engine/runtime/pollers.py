@@ -135,8 +135,13 @@ class DatabricksPoller:
     """
 
     def __init__(self, deps: Deps, clients: Clients, settings: Settings,
-                 parse_cluster_page: PageParser) -> None:
+                 parse_cluster_page: PageParser,
+                 fence: Callable[[], tuple[str, int] | None] = lambda: None) -> None:
         self.deps = deps
+        self.fence = fence
+        """(owner, epoch) of the leader lease this replica polls under (engine/runtime/
+        liveness.py): its checkpoint writes are refused once another leads. None: unfenced
+        (a poller driven by hand)."""
         self.clients = clients
         self.settings = settings.pollers
         self.clouds = settings.clouds
@@ -192,7 +197,7 @@ class DatabricksPoller:
         start = int(stored) if stored is not None else \
             to_ms(now - timedelta(seconds=self.settings.cluster_lookback_s))
         if stored is None:
-            state_store.set_checkpoint(db, key, str(start), to_ms(now))
+            state_store.set_checkpoint(db, key, str(start), to_ms(now), fence=self.fence())
         where = f"databricks:{route.name}:cluster:{cluster.cluster_id}"
         try:
             for page in poll.cluster_event_pages(self.clients, route, cluster.cluster_id, start):
@@ -205,7 +210,8 @@ class DatabricksPoller:
                           if isinstance(e, dict) and isinstance(e.get("timestamp"), int)]
                 if stamps:  # the page is committed: move past its last event
                     start = max(start, max(stamps) + 1)
-                    state_store.set_checkpoint(db, key, str(start), to_ms(self.deps.now()))
+                    state_store.set_checkpoint(db, key, str(start), to_ms(self.deps.now()),
+                                               fence=self.fence())
         except (ActionError, ConfigError, PayloadError) as exc:
             self._failed(tally, "cluster-events", where, exc)
 
@@ -235,7 +241,8 @@ class DatabricksPoller:
             if events:
                 raw = redact({"reconciled_runs": [msgspec.to_builtins(r) for r in runs]})
                 tally.add(inbox.insert(db, [e.redacted() for e in events], raw, ENDPOINT))
-            state_store.set_checkpoint(db, key, str(max(start, floor)), to_ms(now))
+            state_store.set_checkpoint(db, key, str(max(start, floor)), to_ms(now),
+                                       fence=self.fence())
         return tally.report()
 
 
@@ -245,8 +252,10 @@ def _redacted_page(page: dict[str, Any]) -> dict[str, Any]:
 
 
 def register(scheduler: Scheduler, deps: Deps, clients: Clients, settings: Settings,
-             parse_cluster_page: Callable[..., list[ErrorEvent]]) -> None:
-    """Add the Databricks pollers of ``settings.pollers`` to ``scheduler`` (before it starts).
+             parse_cluster_page: Callable[..., list[ErrorEvent]],
+             fence: Callable[[], tuple[str, int] | None] = lambda: None) -> None:
+    """Add the Databricks pollers of ``settings.pollers`` to ``scheduler`` (before it starts),
+    as the leader's jobs, their checkpoints fenced by ``fence`` (see :class:`DatabricksPoller`).
 
     Nothing is added when the pollers are disabled or no workspace is configured; the
     reconciler only when some workspace has ``reconcile_runs``.
@@ -254,10 +263,24 @@ def register(scheduler: Scheduler, deps: Deps, clients: Clients, settings: Setti
     cfg = settings.pollers
     if not cfg.enabled or not cfg.databricks:
         return
-    poller = DatabricksPoller(deps, clients, settings, parse_cluster_page)
+    poller = DatabricksPoller(deps, clients, settings, parse_cluster_page, fence)
     if any(w.clusters for w in cfg.databricks.values()):
-        scheduler.add_periodic("databricks-cluster-events", poller.poll_cluster_events,
+        scheduler.add_periodic("databricks-cluster-events",
+                               _until_fenced(poller.poll_cluster_events),
                                cfg.cluster_events_every_s, leader_only=True)
     if any(w.reconcile_runs for w in cfg.databricks.values()):
-        scheduler.add_periodic("databricks-missed-runs", poller.reconcile_runs,
+        scheduler.add_periodic("databricks-missed-runs", _until_fenced(poller.reconcile_runs),
                                cfg.runs_every_s, leader_only=True)
+
+
+def _until_fenced(tick: Callable[[], PollReport]) -> Callable[[], PollReport | None]:
+    """The tick, ended (not crashed) when a checkpoint write finds another replica leading:
+    the new leader polls on from the checkpoint it holds."""
+    def run() -> PollReport | None:
+        try:
+            return tick()
+        except state_store.NotLeader as exc:
+            log.warning("poll_fenced", error=str(exc))
+            return None
+
+    return run

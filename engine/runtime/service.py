@@ -96,11 +96,13 @@ class Service:
             options=options, poll_s=poll_s, fallback_poll_s=fallback_poll_s,
         )
         deps = self.worker.deps
+        self.liveness = Liveness(db, deps.owner)
         if parse_cluster_page is not None:
-            pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page)
+            # Epoch 0 is never a lease's: a replica that does not lead writes no checkpoint.
+            pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page,
+                             fence=lambda: (deps.owner, self.liveness.epoch or 0))
         self.notifier = notifications.register(self.scheduler, deps, settings)
         retention.register(self.scheduler, db, settings, self.clock)
-        self.liveness = Liveness(db, deps.owner)
         self.scheduler.is_leader = self.liveness.is_leader
         self._listen_stop = threading.Event()
         self._reloads_seen = 0

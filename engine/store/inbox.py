@@ -181,28 +181,24 @@ def insert_batch(
         )
         for events, raw, endpoint in payloads
     ]
-    out: list[list[Receipt]] = []
+    params = [
+        (event_id, event.dedup_key, now, endpoint, event.source, event.kind, event.status,
+         event.resource, event.run_id, event.fingerprint,
+         _encoder.encode(msgspec.structs.replace(event, id=event_id)).decode(), raw_json,
+         target_of(event))
+        for events, raw_json, endpoint in rows for event, event_id in events
+    ]
     # The unique dedup_key settles two replicas storing one delivery at once: no writer lock.
     with db.write(exclusive=False) as conn:
         if db.dialect.name == "postgresql":
-            # Every replica's idle worker wakes at the commit (one per transaction: the
-            # server folds repeats of one channel and payload into one).
-            conn.execute("SELECT pg_notify(?, '')", (WAKE_CHANNEL,))
-        for events, raw_json, endpoint in rows:
-            receipts: list[Receipt] = []
-            for event, event_id in events:
-                stored = msgspec.structs.replace(event, id=event_id)
-                row = conn.execute(
-                    _INSERT,
-                    (
-                        event_id, event.dedup_key, now, endpoint, event.source, event.kind,
-                        event.status, event.resource, event.run_id, event.fingerprint,
-                        _encoder.encode(stored).decode(), raw_json, target_of(event),
-                    ),
-                ).fetchone()
-                receipts.append(Receipt(row["id"], row["duplicates"] > 0, row["status"]))
-            out.append(receipts)
-    return out
+            # One round trip for the batch (psycopg's pipeline), with the NOTIFY that wakes
+            # every replica's idle worker at the commit.
+            stored = conn.execute_many(_INSERT, params, notify=WAKE_CHANNEL)
+        else:
+            stored = [conn.execute(_INSERT, row).fetchone() for row in params]
+    found = iter(stored)
+    return [[Receipt(row["id"], row["duplicates"] > 0, row["status"])
+             for row in (next(found) for _ in events)] for events, _, _ in rows]
 
 
 _INSERT = """

@@ -109,6 +109,19 @@ class _Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.raw.execute(sql_for_psycopg(sql), tuple(params))
 
+    def execute_many(self, sql: str, params: Sequence[Sequence[Any]], *,
+                     notify: str = "") -> list[Any]:
+        """The row ``sql`` returns for each parameter set, in order, all in one round trip
+        (psycopg's pipeline mode); first a NOTIFY on ``notify`` if given (sent at commit)."""
+        cursor = self.raw.cursor()
+        with self.raw.pipeline():
+            if notify:
+                self.raw.execute("SELECT pg_notify(%s, '')", (notify,))
+            if params:
+                cursor.executemany(sql_for_psycopg(sql), [tuple(p) for p in params],
+                                   returning=True)
+        return [result.fetchone() for result in cursor.results()] if params else []
+
 
 class PostgresDatabase(Database):
     """A PostgreSQL database shared by every replica (see the module's docstring)."""

@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from engine.errors import StorageError
+from engine.store import leases
+
 if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = [
     "Breaker",
     "Lock",
+    "NotLeader",
     "Pause",
     "acquire_lock",
     "breaker",
@@ -144,9 +148,29 @@ def get_checkpoint(db: Database, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def set_checkpoint(db: Database, name: str, value: str, now_ms: int) -> None:
-    """Store a poller's checkpoint once what it covers is safely in the inbox."""
-    _put(db, f"checkpoint:{name}", value, now_ms)
+class NotLeader(StorageError):
+    """A fenced write found the leader lease held by another replica or under a newer epoch:
+    this replica no longer leads, and nothing was written."""
+
+
+def set_checkpoint(db: Database, name: str, value: str, now_ms: int, *,
+                   fence: tuple[str, int] | None = None) -> None:
+    """Store a poller's checkpoint once what it covers is safely in the inbox. With ``fence``
+    (holder, epoch of the leader lease), only while that lease is held under that epoch:
+    else :class:`NotLeader`, and the checkpoint stays the successor's."""
+    if fence is None:
+        _put(db, f"checkpoint:{name}", value, now_ms)
+        return
+    with db.write() as conn:
+        written = conn.execute(
+            "INSERT INTO state (key, value, updated_ms) SELECT ?, ?, ? "
+            f"WHERE {leases.held_sql(db)} ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            (f"checkpoint:{name}", json.dumps(value), now_ms, leases.LEADER, *fence),
+        ).rowcount
+    if not written:
+        raise NotLeader(f"checkpoint {name} not written: {fence[0]} no longer holds the "
+                        f"leader lease of epoch {fence[1]}")
 
 
 def _breaker(row: Any) -> Breaker:

@@ -229,3 +229,35 @@ def test_what_a_poll_stores_is_redacted_like_a_webhook(afternoon: EngineRig) -> 
     text = repr([tuple(row) for row in stored])
     assert secret not in text and token not in text
     assert "password=***" in text
+
+
+def test_a_leader_that_lost_the_lease_leaves_the_checkpoint_to_its_successor(
+        engine_rig: EngineRig) -> None:
+    """Item 4 of issue 17: the pollers' checkpoints are written under the leader's epoch; a
+    replica that still runs a tick after losing the lease ends it without moving them."""
+    from engine.store import leases
+
+    rig, key = engine_rig, "databricks-runs:ws"
+    assert leases.hold(rig.db, leases.LEADER, "proc_old", ttl_s=30) == 1
+    leases.release(rig.db, leases.LEADER, "proc_old")  # as if it lapsed in a long pause
+    assert leases.hold(rig.db, leases.LEADER, "proc_new", ttl_s=30) == 2
+    state_store.set_checkpoint(rig.db, key, "1741900000000", 0, fence=("proc_new", 2))
+
+    def reconciler(fence: tuple[str, int]) -> Any:
+        worker = rig.worker(RERUN)
+        register(worker.scheduler, worker.deps, rig.ctx.clients,
+                 settings_for(rig.sandbox, clusters=()), parse_cluster_events_page,
+                 fence=lambda: fence)
+        [(name, job, _)] = worker.scheduler._extra
+        assert name == "databricks-missed-runs"
+        return job
+
+    def checkpoint() -> tuple[str, int]:
+        [row] = rig.db.query("SELECT value, updated_ms FROM state WHERE key = ?",
+                             (f"checkpoint:{key}",))
+        return row["value"], row["updated_ms"]
+
+    assert reconciler(("proc_old", 1))() is None  # fenced: the tick ends, nothing raised
+    assert checkpoint() == ('"1741900000000"', 0)
+    assert reconciler(("proc_new", 2))() == PollReport()
+    assert checkpoint() == ('"1741900000000"', 1741942800000)  # written by the leader

@@ -318,3 +318,22 @@ def test_an_expired_approval_is_expired_by_the_one_replica_that_takes_it(db: Dat
     assert incidents.claim_expiry(db, incident_id, due_ms=NOW, until_ms=NOW + 120_000)
     assert not incidents.claim_expiry(db, incident_id, due_ms=NOW, until_ms=NOW + 120_000)
     assert incidents.get(db, incident_id).approval_due_ms == NOW + 120_000  # if it died
+
+
+def test_a_checkpoint_written_under_a_lost_lease_is_refused(db: Database) -> None:
+    """Item 4: the leader's poller checkpoints are fenced by its epoch; a leader that lost
+    the lease (a pause longer than it) cannot move a checkpoint its successor owns."""
+    from engine.store import state
+
+    assert leases.hold(db, leases.LEADER, "proc_a", ttl_s=30) == 1
+    state.set_checkpoint(db, "poller:x", "100", 1, fence=("proc_a", 1))
+    leases.release(db, leases.LEADER, "proc_a")  # as if it lapsed
+    assert leases.hold(db, leases.LEADER, "proc_b", ttl_s=30) == 2
+    state.set_checkpoint(db, "poller:x", "200", 2, fence=("proc_b", 2))
+    with pytest.raises(state.NotLeader) as caught:
+        state.set_checkpoint(db, "poller:x", "150", 3, fence=("proc_a", 1))
+    assert str(caught.value) == ("checkpoint poller:x not written: proc_a no longer holds the "
+                                 "leader lease of epoch 1")
+    assert state.get_checkpoint(db, "poller:x") == "200"
+    state.set_checkpoint(db, "poller:y", "1", 4)  # unfenced: a poller run by hand
+    assert state.get_checkpoint(db, "poller:y") == "1"
