@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture
-def served(seeded: Seeded, app_settings: Settings) -> Iterator[str]:
-    """The whole app over the seeded database, served by uvicorn in a thread; yields its URL."""
-    app = create_app(dashboard_settings(app_settings, seeded.rig), seeded.rig.db)
+@contextmanager
+def uvicorn_thread(app: Any, lifespan: str) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 port 0 in a thread; yields its URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
-                                           lifespan="on"))
+                                           lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -40,6 +40,14 @@ def served(seeded: Seeded, app_settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(seeded: Seeded, app_settings: Settings) -> Iterator[str]:
+    """The whole app over the seeded database, served by uvicorn in a thread; yields its URL."""
+    with uvicorn_thread(create_app(dashboard_settings(app_settings, seeded.rig), seeded.rig.db),
+                        lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture
