@@ -380,26 +380,25 @@ def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, a
                         as_json=as_json))
 
 
-@click.command("pause")
-@_WHO
-@_JSON
-@_where
-@click.pass_context
-def pause(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
-          db: str | None) -> None:
-    """Stop all actions (intake and planning go on; scheduled actions wait)."""
-    ctx.exit(run_pause(_target(url, key, db), True, who=who, as_json=as_json))
+def _pause_command(name: str, paused: bool, doc: str) -> click.Command:
+    """``pause`` and ``resume``: one switch, set one way or the other."""
+
+    @click.command(name, help=doc)
+    @_WHO
+    @_JSON
+    @_where
+    @click.pass_context
+    def command(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
+                db: str | None) -> None:
+        ctx.exit(run_pause(_target(url, key, db), paused, who=who, as_json=as_json))
+
+    return command
 
 
-@click.command("resume")
-@_WHO
-@_JSON
-@_where
-@click.pass_context
-def resume(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
-           db: str | None) -> None:
-    """Let actions run again; those that waited run at the next tick."""
-    ctx.exit(run_pause(_target(url, key, db), False, who=who, as_json=as_json))
+pause = _pause_command(
+    "pause", True, "Stop all actions (intake and planning go on; scheduled actions wait).")
+resume = _pause_command(
+    "resume", False, "Let actions run again; those that waited run at the next tick.")
 
 
 @click.command("incidents")
