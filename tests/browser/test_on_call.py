@@ -12,9 +12,9 @@ import pytest
 from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
-from tests.browser.conftest import uvicorn_thread
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ADMIN, APPROVAL, SAMPLE
+from tests.reliability.conftest import LiveServer
 
 PASSWORD = "alice's own password"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -27,8 +27,9 @@ def on_call(service_rig: Any) -> Iterator[tuple[Any, str]]:
         "alice": Secret(hash_password(PASSWORD, cost=(1024, 8, 1)))}))
     rig.post("azure-monitor", load_sample(SAMPLE))
     assert rig.run() == 1
-    with uvicorn_thread(rig.client.app, lifespan="off") as url:
-        yield rig, url
+    server = LiveServer(rig.client.app, lifespan="off")
+    yield rig, server.url
+    server.stop()
 
 
 def _fits(page: Any, selector: str) -> None:

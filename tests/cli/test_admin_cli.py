@@ -16,10 +16,11 @@ from cli.admin import age
 from engine.events import utcnow
 from engine.store import audit as audit_store
 from engine.store import state as state_store
-from tests.cli.conftest import Served, free_port
+from tests.cli.conftest import Served
 from tests.e2e.test_remediation import APPROVAL, BLOB, CREATE_RUN
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ADMIN_KEY, ServiceRig
+from tests.reliability.conftest import free_port
 
 
 def _waiting(rig: ServiceRig) -> str:
