@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.common import remediator_command, wait_for
+from tests.fixtures.common import remediator_command
+from tests.reliability.conftest import poll
 
 
 def _children(pid: int) -> list[int]:
@@ -46,7 +47,7 @@ def _started(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str]
                     return child
             return None
 
-        child = wait_for("the sandbox child started", sandbox_child)
+        child = poll(sandbox_child, bound_s=120, what="the sandbox child started")
         yield process, child
     finally:
         if process.poll() is None:
@@ -59,10 +60,10 @@ def _started(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str]
 def test_a_signal_to_remediator_sandbox_stops_its_child(tmp_path: Path, signum: int) -> None:
     config = tmp_path / "sandbox.toml"
     with _started(["sandbox", "--config-out", str(config)], tmp_path) as (process, child):
-        wait_for("the settings written", config.exists)
+        poll(config.exists, bound_s=120, what="the settings written")
         os.kill(process.pid, signum)
         process.wait(timeout=30)
-        wait_for("the child gone", lambda: not _alive(child), timeout=30)
+        poll(lambda: not _alive(child), bound_s=30, what="the child gone")
         if signum != signal.SIGKILL:
             assert process.returncode == 0
 
@@ -72,7 +73,7 @@ def test_sigterm_to_remediator_demo_stops_its_child(tmp_path: Path) -> None:
             process, child):
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
-        wait_for("the child gone", lambda: not _alive(child), timeout=30)
+        poll(lambda: not _alive(child), bound_s=30, what="the child gone")
         assert process.returncode != 0  # stopped before its steps were done
 
 

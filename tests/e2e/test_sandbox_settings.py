@@ -15,7 +15,8 @@ import httpx
 from click.testing import CliRunner
 
 from cli import main
-from tests.fixtures.common import ROOT, remediator_command, wait_for
+from tests.fixtures.common import ROOT, remediator_command
+from tests.reliability.conftest import poll
 
 
 def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> None:
@@ -26,8 +27,8 @@ def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> N
                                     str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=stderr)
     try:
-        wait_for("the settings written", lambda: (config.exists() and "[llm]" in
-                  config.read_text()) or process.poll() is not None)
+        poll(lambda: (config.exists() and "[llm]" in config.read_text())
+             or process.poll() is not None, bound_s=120, what="the settings written")
         assert process.poll() is None, err.read_text()
         result = CliRunner().invoke(main, ["validate", "--strict", "--config", str(config),
                                            str(ROOT / "playbooks")], catch_exceptions=False)
@@ -43,7 +44,8 @@ def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> N
         assert httpx.post(settings["clouds"]["ticket"]["url"],
                           json={"title": "pl_ingest_sales_daily still failing"}).json() == {
             "id": "INC-1002"}
-        wait_for("the posts printed", lambda: "ticket system <-" in err.read_text())
+        poll(lambda: "ticket system <-" in err.read_text(), bound_s=120,
+             what="the posts printed")
         assert "channel data-oncall <- pl_ingest_sales_daily failed\n" in err.read_text()
         assert "ticket system <- pl_ingest_sales_daily still failing\n" in err.read_text()
     finally:
