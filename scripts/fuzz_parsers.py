@@ -89,6 +89,14 @@ def json_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def json_parent(doc: Any, path: tuple[Any, ...]) -> Any:
+    """The object or list that holds the value at ``path`` (not the root's: ``path`` is not
+    ``()``)."""
+    for step in path[:-1]:
+        doc = doc[step]
+    return doc
+
+
 def _mutate_doc(doc: Any, rng: random.Random) -> Any:
     doc = copy.deepcopy(doc)
     for _ in range(rng.randrange(1, 4)):
@@ -96,9 +104,7 @@ def _mutate_doc(doc: Any, rng: random.Random) -> Any:
         if not paths:
             return doc
         path = rng.choice(paths)
-        parent = doc
-        for step in path[:-1]:
-            parent = parent[step]
+        parent = json_parent(doc, path)
         last = path[-1]
         action = rng.randrange(3)
         if action == 0:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from engine.errors import MalformedPayload, PayloadError, UnknownSchema
 from engine.events import ErrorEvent
 from receivers.azure_monitor import ENDPOINT_SOURCES, parse
-from scripts.fuzz_parsers import json_paths
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.common import TESTDATA, assert_wrapped, load_sample
 
 SUB = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"
@@ -992,10 +992,7 @@ def test_a_known_schema_of_the_wrong_shape_names_its_path(
 
 def _mutated(relative: str, path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     doc = load_sample(relative)
-    node = doc
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
+    json_parent(doc, path)[path[-1]] = value
     return doc
 
 

@@ -18,7 +18,7 @@ import receivers.databricks
 from engine.errors import MalformedPayload, PayloadError, UnknownSchema
 from engine.events import ErrorEvent
 from receivers.databricks import parse, parse_cluster_events_page
-from scripts.fuzz_parsers import json_paths
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.common import TESTDATA, assert_wrapped, load_sample
 
 JOB_ON_FAILURE = "databricks/databricks-job-on-failure.json"
@@ -845,9 +845,7 @@ def test_mutated_samples(sample: str, data: st.DataObject) -> None:
         if not path:
             document = data.draw(JSON_VALUES, label="root")
             continue
-        parent = document
-        for step in path[:-1]:
-            parent = parent[step]
+        parent = json_parent(document, path)
         how = data.draw(st.sampled_from(["replace", "delete", "add"]), label="how")
         if how == "replace":
             parent[path[-1]] = data.draw(JSON_VALUES, label="value")

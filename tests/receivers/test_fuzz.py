@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from engine.config import RECEIVERS, Secret, Settings
 from engine.store.db import Database
 from receivers.app import create_app
-from scripts.fuzz_parsers import json_paths
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.app import ENDPOINT_OF_SAMPLE, RECEIVER_KEY
 from tests.fixtures.common import load_sample
 
@@ -78,9 +78,7 @@ def _mutate(sample: dict[str, Any], path: tuple, replacement: Any, delete: bool)
     if not path:
         return replacement
     doc = copy.deepcopy(sample)
-    parent = doc
-    for step in path[:-1]:
-        parent = parent[step]
+    parent = json_parent(doc, path)
     if delete and isinstance(parent, dict):
         del parent[path[-1]]
     else:
