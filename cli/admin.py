@@ -73,29 +73,39 @@ EVENT_FIELDS = ("id", "state", "claims", "source", "resource", "received_at", "r
 # -- commands as functions (tests call these or the click commands) -----------------------
 
 
+def _acted(target: Target, who: str | None, reason: str, path: str,
+           local: Callable[[Database, str], object], refusal: type[Exception]) -> str:
+    """Who acted: ``local(db, name)`` on the database (its ``refusal`` is Refused), or a POST
+    of ``path`` (with the reason, if any) to the API, which names who."""
+    if target.db:
+        name = who or getpass.getuser()
+
+        def work(db: Database) -> None:
+            try:
+                local(db, name)
+            except refusal as exc:
+                raise Refused(str(exc)) from exc
+
+        _with_db(target, work)
+        return name
+    answer = _call(target, "POST", path, who=who, body={"reason": reason} if reason else None)
+    return str(answer.get("who", ""))
+
+
 def run_decide(target: Target, decision: str, incident_id: str, *, who: str | None = None,
                reason: str = "", as_json: bool = False) -> int:
     """Approve or reject ``incident_id`` (``decision`` is ``approve`` or ``reject``);
     ``as_json``: ``{"id", "decision", "who"}`` as the API answers."""
 
-    def act() -> int:
-        if target.db:
-            name = who or getpass.getuser()
-
-            def work(db: Database) -> None:
-                try:
-                    if decision == "approve":
-                        guards.approve(db, incident_id, name)
-                    else:
-                        guards.reject(db, incident_id, name, reason=reason)
-                except guards.GuardError as exc:
-                    raise Refused(str(exc)) from exc
-
-            _with_db(target, work)
+    def decide(db: Database, name: str) -> None:
+        if decision == "approve":
+            guards.approve(db, incident_id, name)
         else:
-            answer = _call(target, "POST", f"/api/incidents/{incident_id}/{decision}", who=who,
-                           body={"reason": reason} if reason else None)
-            name = str(answer.get("who", ""))
+            guards.reject(db, incident_id, name, reason=reason)
+
+    def act() -> int:
+        name = _acted(target, who, reason, f"/api/incidents/{incident_id}/{decision}", decide,
+                      guards.GuardError)
         past = "approved" if decision == "approve" else "rejected"
         if as_json:
             click.echo(json.dumps({"id": incident_id, "decision": past, "who": name}))
@@ -288,20 +298,9 @@ def run_replay(target: Target, event_id: str, *, who: str | None = None,
     ``{"id", "state", "who"}``."""
 
     def act() -> int:
-        if target.db:
-            name = who or getpass.getuser()
-
-            def work(db: Database) -> None:
-                try:
-                    deadletter.replay(db, event_id, name, reason=reason)
-                except deadletter.ReplayError as exc:
-                    raise Refused(str(exc)) from exc
-
-            _with_db(target, work)
-        else:
-            answer = _call(target, "POST", f"/api/events/{event_id}/replay", who=who,
-                           body={"reason": reason} if reason else None)
-            name = str(answer.get("who", ""))
+        name = _acted(target, who, reason, f"/api/events/{event_id}/replay",
+                      lambda db, name: deadletter.replay(db, event_id, name, reason=reason),
+                      deadletter.ReplayError)
         if as_json:
             click.echo(json.dumps({"id": event_id, "state": "pending", "who": name}))
         else:
@@ -380,26 +379,25 @@ def reject(ctx: click.Context, incident_id: str, who: str | None, reason: str, a
                         as_json=as_json))
 
 
-@click.command("pause")
-@_WHO
-@_JSON
-@_where
-@click.pass_context
-def pause(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
-          db: str | None) -> None:
-    """Stop all actions (intake and planning go on; scheduled actions wait)."""
-    ctx.exit(run_pause(_target(url, key, db), True, who=who, as_json=as_json))
+def _pause_command(name: str, paused: bool, doc: str) -> click.Command:
+    """``pause`` and ``resume``: one switch, set one way or the other."""
+
+    @click.command(name, help=doc)
+    @_WHO
+    @_JSON
+    @_where
+    @click.pass_context
+    def command(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
+                db: str | None) -> None:
+        ctx.exit(run_pause(_target(url, key, db), paused, who=who, as_json=as_json))
+
+    return command
 
 
-@click.command("resume")
-@_WHO
-@_JSON
-@_where
-@click.pass_context
-def resume(ctx: click.Context, who: str | None, as_json: bool, url: str, key: str | None,
-           db: str | None) -> None:
-    """Let actions run again; those that waited run at the next tick."""
-    ctx.exit(run_pause(_target(url, key, db), False, who=who, as_json=as_json))
+pause = _pause_command(
+    "pause", True, "Stop all actions (intake and planning go on; scheduled actions wait).")
+resume = _pause_command(
+    "resume", False, "Let actions run again; those that waited run at the next tick.")
 
 
 @click.command("incidents")

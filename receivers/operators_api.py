@@ -9,7 +9,8 @@ in a process without the engine.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, post
@@ -23,6 +24,7 @@ from receivers.auth import admin_guard
 
 __all__ = ["Assignment", "NoteBody", "Resolution", "operators_router"]
 
+T = TypeVar("T")
 _STATUS = {"missing": (404, "not_found"), "conflict": (409, "conflict"),
            "invalid": (400, "bad_request")}
 
@@ -50,17 +52,26 @@ def _refused(exc: operators.OperatorError) -> Response[dict[str, Any]]:
     return Response({"error": error, "detail": str(exc)}, status_code=status)
 
 
+def _hand(request: Request[Any, Any, Any], act: Callable[[str], T],
+          answer: Callable[[str, T], dict[str, Any]]) -> Response[dict[str, Any]]:
+    """Do ``act(who)`` and answer ``answer(who, done)``, or the refusal's status and why."""
+    who = _who(request)
+    try:
+        done = act(who)
+    except operators.OperatorError as exc:
+        return _refused(exc)
+    return Response(answer(who, done))
+
+
 @post("/incidents/{incident_id:str}/ack", sync_to_thread=True, tags=["incidents"],
       status_code=200)
 def ack_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
                  db: NamedDependency[Database]) -> Response[dict[str, Any]]:
     """Acknowledge an active or escalated incident: the caller takes it on."""
-    who = _who(request)
-    try:
-        changed = operators.acknowledge(db, incident_id, who, now=_now(request))
-    except operators.OperatorError as exc:
-        return _refused(exc)
-    return Response({"id": incident_id, "acknowledged_by": who, "changed": changed})
+    return _hand(request, lambda who: operators.acknowledge(db, incident_id, who,
+                                                            now=_now(request)),
+                 lambda who, changed: {"id": incident_id, "acknowledged_by": who,
+                                       "changed": changed})
 
 
 @post("/incidents/{incident_id:str}/assign", sync_to_thread=True, tags=["incidents"],
@@ -69,13 +80,11 @@ def assign_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
                     db: NamedDependency[Database],
                     data: JSONBody[Assignment]) -> Response[dict[str, Any]]:
     """Assign an active or escalated incident (``{"assignee": ""}``: to nobody)."""
-    who = _who(request)
-    try:
-        changed = operators.assign(db, incident_id, data.assignee, who, now=_now(request))
-    except operators.OperatorError as exc:
-        return _refused(exc)
-    return Response({"id": incident_id, "assignee": data.assignee.strip() or None,
-                     "who": who, "changed": changed})
+    return _hand(request, lambda who: operators.assign(db, incident_id, data.assignee, who,
+                                                       now=_now(request)),
+                 lambda who, changed: {"id": incident_id,
+                                       "assignee": data.assignee.strip() or None, "who": who,
+                                       "changed": changed})
 
 
 @post("/incidents/{incident_id:str}/notes", sync_to_thread=True, tags=["incidents"],
@@ -84,12 +93,9 @@ def note_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
                   db: NamedDependency[Database],
                   data: JSONBody[NoteBody]) -> Response[dict[str, Any]]:
     """Add a note to any incident (redacted as stored, at most 4,000 characters)."""
-    who = _who(request)
-    try:
-        note = operators.add_note(db, incident_id, data.text, who, now=_now(request))
-    except operators.OperatorError as exc:
-        return _refused(exc)
-    return Response(operators.note_json(note))
+    return _hand(request, lambda who: operators.add_note(db, incident_id, data.text, who,
+                                                         now=_now(request)),
+                 lambda _, note: operators.note_json(note))
 
 
 @post("/incidents/{incident_id:str}/resolve", sync_to_thread=True, tags=["incidents"],
@@ -98,14 +104,13 @@ def resolve_incident(request: Request[Any, Any, Any], incident_id: FromPath[str]
                      db: NamedDependency[Database],
                      data: JSONBody[Resolution]) -> Response[dict[str, Any]]:
     """Resolve an active incident by hand, with a note (its pending actions are cancelled)."""
-    who = _who(request)
-    try:
-        incident = operators.resolve(db, incident_id, data.note, who, now=_now(request))
-    except operators.OperatorError as exc:
-        return _refused(exc)
-    view = incident_view(incident)
-    return Response({"id": incident_id, "state": view["state"], "reason": view["reason"],
-                     "who": who})
+    def answer(who: str, incident: Any) -> dict[str, Any]:
+        view = incident_view(incident)
+        return {"id": incident_id, "state": view["state"], "reason": view["reason"],
+                "who": who}
+
+    return _hand(request, lambda who: operators.resolve(db, incident_id, data.note, who,
+                                                        now=_now(request)), answer)
 
 
 @post("/incidents/{incident_id:str}/rerun", sync_to_thread=True, tags=["incidents"],
@@ -118,12 +123,8 @@ def rerun_incident(request: Request[Any, Any, Any], incident_id: FromPath[str],
     service = _service(request)
     if service is None:
         return _no_service()
-    who = _who(request)
-    try:
-        result = rerun.rerun(service.worker.deps, incident_id, who)
-    except operators.OperatorError as exc:
-        return _refused(exc)
-    return Response({**msgspec.to_builtins(result), "who": who})
+    return _hand(request, lambda who: rerun.rerun(service.worker.deps, incident_id, who),
+                 lambda who, result: {**msgspec.to_builtins(result), "who": who})
 
 
 def operators_router() -> Router:

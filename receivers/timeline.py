@@ -11,7 +11,7 @@ record is whatever the engine of the day wrote) and every text is cut to a bound
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
@@ -433,6 +433,12 @@ def _hand(kind: str, d: Mapping[str, Any], step: Step, actor: str) -> None:
         step.tone = "bad"
 
 
+_BY_DATA: dict[str, Callable[[dict[str, Any], Step], None]] = {
+    "received": _received, "enriched": _enriched, "no_match": _no_match, "precheck": _precheck,
+    "verification": _verification, "rca": _rca}
+"""The kinds whose step is written from the record's data alone."""
+
+
 def _step(records: list[AuditRecord], because: Mapping[str, str], event: ErrorEvent | None,
           workspaces: Sequence[Workspace]) -> Step:
     first = records[0]
@@ -441,28 +447,18 @@ def _step(records: list[AuditRecord], because: Mapping[str, str], event: ErrorEv
     step = Step(kind=kind, stage=STAGES.get(kind, kind), when=when, actor=first.actor,
                 text="", records=records)
     at_ms = int(when.timestamp() * 1000) if when else 0
-    if kind == "received":
-        _received(d, step)
-    elif kind == "enriched":
-        _enriched(d, step)
+    if kind in _BY_DATA:
+        _BY_DATA[kind](d, step)
     elif kind == "matched":
         _matched(d, step, because)
-    elif kind == "no_match":
-        _no_match(d, step)
     elif kind == "guard":
         _guards(records, step)
     elif kind == "action_planned":
         _planned(d, step, at_ms)
-    elif kind == "precheck":
-        _precheck(d, step)
     elif kind in ("action_started", "action_succeeded", "action_failed", "action_cancelled"):
         _action(kind, d, step, event, workspaces)
     elif kind == "approval":
         _approval(d, step, first.actor)
-    elif kind == "verification":
-        _verification(d, step)
-    elif kind == "rca":
-        _rca(d, step)
     elif kind in ("resolution", "escalation"):
         _outcome(kind, d, step)
     elif kind in ("acknowledged", "assignment", "note", "rerun"):

@@ -817,18 +817,12 @@ class DatabricksEmulator(Emulator):
             events = [e for e in events if e["type"] in body["event_types"]]
         events.sort(key=lambda e: e["timestamp"], reverse=body.get("order", "DESC") == "DESC")
         limit = int(body.get("limit") or body.get("page_size") or 50)
-        if not 1 <= limit <= 500:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE",
-                           f"limit must be between 1 and 500, got {limit}")
-        offset = int(body.get("offset") or 0)
-        if body.get("page_token"):
-            offset = _decode_token(body["page_token"])
-        page = events[offset : offset + limit]
+        page, token = _page(events, {**body, "limit": limit}, default_limit=50, max_limit=500)
         answer: dict[str, Any] = {"events": copy.deepcopy(page), "total_count": len(events)}
-        if offset + limit < len(events):
+        if token is not None:
             answer["next_page"] = {**{k: v for k, v in body.items() if k != "page_token"},
-                                   "offset": offset + limit, "limit": limit}
-            answer["next_page_token"] = _encode_token(offset + limit)
+                                   "offset": _decode_token(token), "limit": limit}
+            answer["next_page_token"] = token
         return Response(200, answer)
 
     def _clusters_list(self, request: Request, match: re.Match[str]) -> Response:

@@ -77,27 +77,34 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
             for _ in range(rng.randrange(4))}
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def json_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON value, the root (``()``) included."""
     found = [prefix]
     if isinstance(doc, dict):
         for key, value in doc.items():
-            found += _paths(value, (*prefix, key))
+            found += json_paths(value, (*prefix, key))
     elif isinstance(doc, list):
         for index, value in enumerate(doc):
-            found += _paths(value, (*prefix, index))
+            found += json_paths(value, (*prefix, index))
     return found
+
+
+def json_parent(doc: Any, path: tuple[Any, ...]) -> Any:
+    """The object or list that holds the value at ``path`` (not the root's: ``path`` is not
+    ``()``)."""
+    for step in path[:-1]:
+        doc = doc[step]
+    return doc
 
 
 def _mutate_doc(doc: Any, rng: random.Random) -> Any:
     doc = copy.deepcopy(doc)
     for _ in range(rng.randrange(1, 4)):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in json_paths(doc) if p]
         if not paths:
             return doc
         path = rng.choice(paths)
-        parent = doc
-        for step in path[:-1]:
-            parent = parent[step]
+        parent = json_parent(doc, path)
         last = path[-1]
         action = rng.randrange(3)
         if action == 0:

@@ -5,18 +5,17 @@ another origin, for the pages of an attacker."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from engine.config import Settings
 from receivers.app import create_app
 from tests.fixtures.dashboard import Seeded, dashboard_settings
+from tests.reliability.conftest import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,20 +25,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture
 def served(seeded: Seeded, app_settings: Settings) -> Iterator[str]:
     """The whole app over the seeded database, served by uvicorn in a thread; yields its URL."""
-    app = create_app(dashboard_settings(app_settings, seeded.rig), seeded.rig.db)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start within 10 s")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = LiveServer(create_app(dashboard_settings(app_settings, seeded.rig), seeded.rig.db))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -4,30 +4,18 @@ rule asks approval: the re-run waits for it), approve; every audit record says w
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
 from tests.fixtures.common import load_sample
-from tests.fixtures.service import ADMIN
+from tests.fixtures.service import ADMIN, APPROVAL, SAMPLE
+from tests.reliability.conftest import LiveServer
 
-PLAYBOOK = """
-name: t
-rules:
-  - id: approve-blob
-    match: {source: adf, error_code: UserErrorSourceBlobNotExists}
-    approval: required
-    actions:
-      - action: noop
-        with: {note: waited for a person}
-"""
 PASSWORD = "alice's own password"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
@@ -35,23 +23,13 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 @pytest.fixture
 def on_call(service_rig: Any) -> Iterator[tuple[Any, str]]:
     """A running engine with one incident waiting for approval, its app served by uvicorn."""
-    rig = service_rig(PLAYBOOK, live=True, http=HttpSettings(users={
+    rig = service_rig(APPROVAL, live=True, http=HttpSettings(users={
         "alice": Secret(hash_password(PASSWORD, cost=(1024, 8, 1)))}))
-    rig.post("azure-monitor", load_sample("seed/adf-action-group-alert.json"))
+    rig.post("azure-monitor", load_sample(SAMPLE))
     assert rig.run() == 1
-    server = uvicorn.Server(uvicorn.Config(rig.client.app, host="127.0.0.1", port=0,
-                                           log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start within 10 s")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield rig, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = LiveServer(rig.client.app, lifespan="off")
+    yield rig, server.url
+    server.stop()
 
 
 def _fits(page: Any, selector: str) -> None:

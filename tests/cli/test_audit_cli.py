@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
-import pytest
 from click.testing import CliRunner
 
 from cli import main
 from engine.store import audit as audit_store
 from engine.store.db import Database
-from tests.cli.test_admin_cli import Served
-from tests.e2e.test_remediation import APPROVAL, BLOB
-from tests.fixtures.common import load_sample
+from tests.cli.conftest import Served
 from tests.fixtures.dashboard import Seeded
 from tests.fixtures.service import ADMIN
 
@@ -101,17 +96,6 @@ def test_verify_json_of_a_good_chain(seeded: Seeded) -> None:
     code, out, _ = run("audit", "verify", "--db", seeded.rig.db.path, "--json")
     assert (code, json.loads(out)) == (
         0, {"ok": True, "checked": head[0], "bad_seq": None, "reason": ""})
-
-
-@pytest.fixture
-def served(service_rig: Any) -> Iterator[Served]:
-    """A live rig with one incident waiting for approval, served on a free port."""
-    rig = service_rig(APPROVAL, live=True)
-    rig.post("azure-monitor", load_sample(BLOB))
-    rig.run()
-    running = Served(rig)
-    yield running
-    running.stop()
 
 
 def test_verify_and_list_through_the_server(served: Served) -> None:

@@ -15,7 +15,7 @@ from engine.clock import to_ms
 from engine.events import utcnow
 from engine.store import audit as audit_store
 from engine.store import state as state_store
-from tests.cli.test_admin_cli import Served
+from tests.cli.conftest import Served
 from tests.e2e.test_breakers_e2e import TARGET, TARGET_B, five_failures
 from tests.e2e.test_guards_e2e import playbook
 from tests.fixtures.service import ServiceRig

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from cli import main
 from engine.store import audit as audit_store
 from engine.store import inbox
-from tests.cli.test_admin_cli import Served
+from tests.cli.conftest import Served
 from tests.e2e.test_remediation import BLOB
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ServiceRig

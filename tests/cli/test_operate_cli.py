@@ -16,7 +16,7 @@ from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password as make_hash
 from receivers.passwords import verify_password
-from tests.cli.test_admin_cli import Served
+from tests.cli.conftest import Served
 from tests.e2e.test_remediation import APPROVAL, BLOB
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ServiceRig

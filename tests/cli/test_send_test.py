@@ -22,7 +22,7 @@ from engine.config import ReceiverSettings, Secret, Settings
 from engine.store.db import Database
 from receivers.app import create_app
 from receivers.intake import normalize
-from tests.cli.test_admin_cli import Served
+from tests.cli.conftest import Served
 from tests.e2e.test_remediation import APPROVAL
 from tests.fixtures.app import ADMIN_KEY, BASIC_PASSWORD, BASIC_USER, RECEIVER_KEY
 from tests.fixtures.common import TESTDATA

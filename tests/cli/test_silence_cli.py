@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli import main
 from engine.store import audit as audit_store
-from tests.cli.test_admin_cli import Served
+from tests.cli.conftest import Served
 from tests.fixtures.common import load_sample
 from tests.receivers.test_api_silences import RULE, SAMPLE
 

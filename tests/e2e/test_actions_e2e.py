@@ -19,10 +19,10 @@ SYNAPSE = "azure-monitor/azmon-common-metric-synapse-failed.json"
 ADF_FACTORY = CREATE_RUN[1].rsplit("/pipelines/", 1)[0]
 
 
-def rule(match: str, actions: str, extra: str = "") -> str:
+def rule(match: str, actions: str, extra: str = "", name: str = "e2e") -> str:
     """A one-rule playbook (YAML flow mappings keep the tests short)."""
     return f"""
-name: e2e
+name: {name}
 rules:
   - id: r
     match: {match}

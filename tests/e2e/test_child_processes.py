@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.common import remediator_command
+from tests.reliability.conftest import poll
 
 
 def _children(pid: int) -> list[int]:
@@ -34,14 +34,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(what: str, check, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.1)
-    return found
-
-
 @contextmanager
 def _started(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """The command running, and the pid of its ``python -m sandbox`` child once it is up."""
@@ -55,7 +47,7 @@ def _started(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str]
                     return child
             return None
 
-        child = _wait_for("the sandbox child started", sandbox_child)
+        child = poll(sandbox_child, bound_s=120, what="the sandbox child started")
         yield process, child
     finally:
         if process.poll() is None:
@@ -68,10 +60,10 @@ def _started(args: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str]
 def test_a_signal_to_remediator_sandbox_stops_its_child(tmp_path: Path, signum: int) -> None:
     config = tmp_path / "sandbox.toml"
     with _started(["sandbox", "--config-out", str(config)], tmp_path) as (process, child):
-        _wait_for("the settings written", config.exists)
+        poll(config.exists, bound_s=120, what="the settings written")
         os.kill(process.pid, signum)
         process.wait(timeout=30)
-        _wait_for("the child gone", lambda: not _alive(child), timeout=30)
+        poll(lambda: not _alive(child), bound_s=30, what="the child gone")
         if signum != signal.SIGKILL:
             assert process.returncode == 0
 
@@ -81,7 +73,7 @@ def test_sigterm_to_remediator_demo_stops_its_child(tmp_path: Path) -> None:
             process, child):
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
-        _wait_for("the child gone", lambda: not _alive(child), timeout=30)
+        poll(lambda: not _alive(child), bound_s=30, what="the child gone")
         assert process.returncode != 0  # stopped before its steps were done
 
 

@@ -28,15 +28,21 @@ RULE_TEXT = ("at most 260 characters, starting with a letter, a digit or '_', wi
              ". + ? / < > * % & : \\ # or control characters")
 
 
-def _alert(pipeline: str) -> dict[str, Any]:
-    """The blob-missing log alert about ``pipeline`` (in its properties and dimensions)."""
-    payload = copy.deepcopy(load_sample(BLOB))
+def named(payload: dict[str, Any], pipeline: str) -> dict[str, Any]:
+    """A copy of a blob-missing log alert about ``pipeline`` (in its properties and
+    dimensions)."""
+    payload = copy.deepcopy(payload)
     context = payload["data"]["alertContext"]
     context["properties"]["PipelineName"] = pipeline
     for dimension in context["condition"]["allOf"][0]["dimensions"]:
         if dimension["name"] == "PipelineName":
             dimension["value"] = pipeline
     return payload
+
+
+def _alert(pipeline: str) -> dict[str, Any]:
+    """The blob-missing log alert about ``pipeline``."""
+    return named(load_sample(BLOB), pipeline)
 
 
 @pytest.mark.parametrize(("pipeline", "shown", "why"), [

@@ -14,7 +14,7 @@ from databricks.sdk.config import Config
 
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
-from tests.e2e.test_actions_e2e import PARENT_RUN, TASK
+from tests.e2e.test_actions_e2e import PARENT_RUN, TASK, rule
 from tests.e2e.test_remediation import BLOB, CREATE_RUN, RUN
 from tests.engine.actions.conftest import DBX_TOKEN, FACTORY, PIPELINE, RG, cloud_settings
 from tests.fixtures.common import ROOT, load_sample
@@ -66,15 +66,7 @@ def _prechecks(rig: Any) -> list[dict[str, Any]]:
 
 
 def _one_rule(action: str, match: str, extra: str = "") -> str:
-    return f"""
-name: precheck
-rules:
-  - id: r
-    match: {match}
-    actions:
-      - action: {action}
-{extra}
-"""
+    return rule(match, f"      - action: {action}", extra, name="precheck")
 
 
 def test_a_forged_termination_of_a_running_cluster_restarts_nothing(service_rig: Any) -> None:

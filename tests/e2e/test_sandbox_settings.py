@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import tomllib
 from pathlib import Path
 
@@ -17,14 +16,7 @@ from click.testing import CliRunner
 
 from cli import main
 from tests.fixtures.common import ROOT, remediator_command
-
-
-def _wait_for(what: str, check, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.1)
-    return found
+from tests.reliability.conftest import poll
 
 
 def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> None:
@@ -35,8 +27,8 @@ def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> N
                                     str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=stderr)
     try:
-        _wait_for("the settings written", lambda: (config.exists() and "[llm]" in
-                  config.read_text()) or process.poll() is not None)
+        poll(lambda: (config.exists() and "[llm]" in config.read_text())
+             or process.poll() is not None, bound_s=120, what="the settings written")
         assert process.poll() is None, err.read_text()
         result = CliRunner().invoke(main, ["validate", "--strict", "--config", str(config),
                                            str(ROOT / "playbooks")], catch_exceptions=False)
@@ -52,7 +44,8 @@ def test_the_sandbox_settings_leave_no_action_unperformable(tmp_path: Path) -> N
         assert httpx.post(settings["clouds"]["ticket"]["url"],
                           json={"title": "pl_ingest_sales_daily still failing"}).json() == {
             "id": "INC-1002"}
-        _wait_for("the posts printed", lambda: "ticket system <-" in err.read_text())
+        poll(lambda: "ticket system <-" in err.read_text(), bound_s=120,
+             what="the posts printed")
         assert "channel data-oncall <- pl_ingest_sales_daily failed\n" in err.read_text()
         assert "ticket system <- pl_ingest_sales_daily still failing\n" in err.read_text()
     finally:

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _await_health(url: str, process: subprocess.Popen[Any], log: Callable[[], str]) -> None:
+    """Wait until ``process`` answers ``url``/health (90 s: serve imports every cloud SDK);
+    fail with ``log()`` if it exits first."""
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log()
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "serve did not answer /health in 90 s"
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -49,16 +64,7 @@ def _serve(tmp_path: Path, playbooks: Path, extra_env: dict[str, str] | None = N
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90  # serve now imports every cloud SDK (the engine)
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /health in 90 s"
-            time.sleep(0.1)
+        _await_health(url, process, log_path.read_text)
         yield url, log_path, process
     finally:
         process.terminate()

@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
-
-import httpx
 
 from engine.store import replicas
 from engine.store.db import Database
-from tests.e2e.test_serve import _free_port, _serve
+from tests.e2e.test_serve import _await_health, _free_port, _serve
 from tests.fixtures.common import ROOT, remediator_command
 
 
@@ -44,16 +41,8 @@ def test_a_killed_serve_leaves_no_lock(tmp_path: Path) -> None:
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
-        while True:  # serving: the lock is taken before the database is opened
-            assert killed.poll() is None
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /health in 90 s"
-            time.sleep(0.1)
+        # serving: the lock is taken before the database is opened
+        _await_health(f"http://127.0.0.1:{port}", killed, str)
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.wait()

@@ -9,10 +9,11 @@ import pytest
 
 from engine import guards, silences
 from engine.rules.silences import MatcherSpec, parse_matcher
+from engine.runtime.worker import Worker
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
-from engine.store import incidents as incidents_store
 from tests.engine.actions.conftest import PIPELINE, adf_event
+from tests.engine.test_guards import newest
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig
 
@@ -39,14 +40,16 @@ def guards_of(rig: EngineRig, name: str) -> list[dict[str, object]]:
             if r.data["name"] == name]
 
 
-def newest(rig: EngineRig) -> incidents_store.Incident:
-    return incidents_store.list_incidents(rig.db)[0]
+def drained(rig: EngineRig, playbook: str) -> Worker:
+    """A live worker over ``playbook`` that has taken in one ADF failure."""
+    worker = rig.worker(playbook, live=True)
+    rig.deliver(adf_event())
+    worker.drain()
+    return worker
 
 
 def test_a_policy_requires_approval_whatever_rule_matched(engine_rig: EngineRig) -> None:
-    worker = engine_rig.worker(POLICY, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, POLICY)
     assert newest(engine_rig).state == "waiting_approval"
     assert worker.scheduler.tick().ran == 0
     assert reruns(engine_rig.sandbox) == []
@@ -70,9 +73,7 @@ def test_a_policy_that_does_not_hold_asks_nothing(engine_rig: EngineRig) -> None
 
 def test_a_rule_matched_through_continue_that_requires_approval_waits(
         engine_rig: EngineRig) -> None:
-    worker = engine_rig.worker(CONTINUED, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, CONTINUED)
     incident = newest(engine_rig)
     assert (incident.rule_id, incident.state) == ("tell-first", "waiting_approval")
     assert worker.scheduler.tick().ran == 0
@@ -132,9 +133,7 @@ def test_a_silence_begun_after_planning_holds_the_delayed_action_when_it_comes_d
     """A rerun planned with a 2-minute delay, then a silence: when the rerun comes due it is
     held as the silence guard holds a planning (incident ignored naming the silence, the row
     cancelled, both audited), and nothing reaches the cloud, not even after the silence."""
-    worker = engine_rig.worker(DELAYED, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, DELAYED)
     incident = newest(engine_rig)
     assert incident.state == "remediating"
     _silence(engine_rig, "resource=other_pipeline", "another factory")  # holds nothing here
@@ -161,9 +160,7 @@ def test_a_silence_begun_after_planning_holds_the_delayed_action_when_it_comes_d
 
 def test_a_delayed_action_runs_when_no_silence_in_force_matches_it(
         engine_rig: EngineRig) -> None:
-    worker = engine_rig.worker(DELAYED, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, DELAYED)
     _silence(engine_rig, "resource=other_pipeline", "another factory")
     engine_rig.clock.advance(minutes=2)
     assert worker.scheduler.tick().ran == 1
@@ -176,9 +173,7 @@ def test_a_silence_holds_the_next_attempt(engine_rig: EngineRig) -> None:
     """The rerun ran, its run failed; the next attempt is planned while a silence is in
     force (the retry guards are the circuit and the budget): it is held when it comes due."""
     engine_rig.sandbox.script("adf", "adf.createRun", fail_rerun=True, times=5)
-    worker = engine_rig.worker(RERUN, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, RERUN)
     assert len(reruns(engine_rig.sandbox)) == 1
     silence_id = _silence(engine_rig, "source=adf")
     reason = _held_reason(engine_rig, silence_id)
@@ -194,9 +189,7 @@ def test_a_silence_holds_the_next_attempt(engine_rig: EngineRig) -> None:
 
 def test_a_silence_holds_an_action_approved_while_it_is_in_force(
         engine_rig: EngineRig) -> None:
-    worker = engine_rig.worker(POLICY, live=True)
-    engine_rig.deliver(adf_event())
-    worker.drain()
+    worker = drained(engine_rig, POLICY)
     incident = newest(engine_rig)
     assert incident.state == "waiting_approval"
     silence_id = _silence(engine_rig, "source=adf")

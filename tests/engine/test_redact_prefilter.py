@@ -7,13 +7,16 @@ from hypothesis import strategies as st
 
 from engine.text import redact as redactor
 
-FRAGMENTS = [
+SECRET_SHAPES = [
     "password=", "pwd=", "sig=", "AccountKey=", "token=", "api_key=", "Bearer ", "basic ",
     "BASIC ", "https://", "user:pa55@", "eyJhbGciOi", ".eyJzdWIiOi", ".c2lnbmF0dXJl", "dapi",
     "dose", "0123456789abcdef0123", '"secret": "', "'token': '", "key:", ' "', "'", ":", "=",
     ";", "&", " ", "\n", "x", "Z9", "-", "_", "/", "@", "abcdefgh", "Password: ", "SIG=",
-    "Signature=", "client_secret=", "ClientSecret", "sk-", "Authorization", "credential",
-    "private_key", "x-key", "Token", "passwd", '"', "ftp://", "Key=",
+]
+"""Pieces of secrets' shapes and of the text around them, for strings built to be redacted."""
+FRAGMENTS = [
+    *SECRET_SHAPES, "Signature=", "client_secret=", "ClientSecret", "sk-", "Authorization",
+    "credential", "private_key", "x-key", "Token", "passwd", '"', "ftp://", "Key=",
 ]
 
 

@@ -8,19 +8,7 @@ from typing import Any
 from engine.store import audit as audit_store
 from receivers.simulate import simulate_payload
 from tests.fixtures.common import assert_wrapped, load_sample
-from tests.fixtures.service import ADMIN, RECEIVER
-
-APPROVAL = """
-name: t
-rules:
-  - id: approve-blob
-    match: {source: adf, error_code: UserErrorSourceBlobNotExists}
-    approval: required
-    actions:
-      - action: noop
-        with: {note: waited for a person}
-"""
-SAMPLE = "seed/adf-action-group-alert.json"
+from tests.fixtures.service import ADMIN, APPROVAL, RECEIVER, SAMPLE
 
 
 def _waiting(service_rig: Any) -> tuple[Any, str, str]:

@@ -13,20 +13,9 @@ from engine.config import HttpSettings, Secret
 from engine.store import audit as audit_store
 from receivers.passwords import hash_password
 from tests.fixtures.common import load_sample
-from tests.fixtures.service import ADMIN, ADMIN_KEY
+from tests.fixtures.service import ADMIN, ADMIN_KEY, APPROVAL, SAMPLE
 
-APPROVAL = """
-name: t
-rules:
-  - id: approve-blob
-    match: {source: adf, error_code: UserErrorSourceBlobNotExists}
-    approval: required
-    actions:
-      - action: noop
-        with: {note: waited for a person}
-"""
 PLAIN = APPROVAL.replace("    approval: required\n", "")
-SAMPLE = "seed/adf-action-group-alert.json"
 ALICE_PASSWORD = "correct horse battery staple"
 # A cheap cost keeps the test quick; the format and the check are the real ones.
 USERS = HttpSettings(users={

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from engine.errors import MalformedPayload, PayloadError, UnknownSchema
 from engine.events import ErrorEvent
 from receivers.azure_monitor import ENDPOINT_SOURCES, parse
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.common import TESTDATA, assert_wrapped, load_sample
 
 SUB = "5c1a8e2f-7d3b-4e9a-9f21-0b6d3c4a8e17"
@@ -991,10 +992,7 @@ def test_a_known_schema_of_the_wrong_shape_names_its_path(
 
 def _mutated(relative: str, path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     doc = load_sample(relative)
-    node = doc
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
+    json_parent(doc, path)[path[-1]] = value
     return doc
 
 
@@ -1076,17 +1074,6 @@ _keys = st.sampled_from([
 ])
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
 def _parse_or_payload_error(body: Any, endpoint: str) -> None:
     try:
         events = parse(body, endpoint)
@@ -1120,7 +1107,7 @@ def test_arbitrary_bytes(body: bytes, endpoint: str) -> None:
 def test_mutated_samples(data: st.DataObject, relative: str, endpoint: str) -> None:
     doc = load_sample(relative)
     for _ in range(data.draw(st.integers(1, 3))):
-        paths = _paths(doc)
+        paths = [p for p in json_paths(doc) if p]
         if not paths:  # every key deleted already: nothing left to mutate
             break
         target = data.draw(st.sampled_from(paths))

@@ -18,6 +18,7 @@ import receivers.databricks
 from engine.errors import MalformedPayload, PayloadError, UnknownSchema
 from engine.events import ErrorEvent
 from receivers.databricks import parse, parse_cluster_events_page
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.common import TESTDATA, assert_wrapped, load_sample
 
 JOB_ON_FAILURE = "databricks/databricks-job-on-failure.json"
@@ -822,18 +823,6 @@ def check_never_raises_anything_else(value: Any) -> None:
             assert event.dedup_key.startswith(("dbx:", "dbx-cluster:"))
 
 
-def locations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path into a JSON value, the root included."""
-    found = [path]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += locations(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += locations(item, (*path, index))
-    return found
-
-
 @FUZZ
 @given(value=JSON_VALUES)
 def test_arbitrary_json_values(value: Any) -> None:
@@ -852,13 +841,11 @@ def test_arbitrary_bytes(body: bytes) -> None:
 def test_mutated_samples(sample: str, data: st.DataObject) -> None:
     document: Any = load_sample(sample)
     for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="mutations")):
-        path = data.draw(st.sampled_from(locations(document)), label="path")
+        path = data.draw(st.sampled_from(json_paths(document)), label="path")
         if not path:
             document = data.draw(JSON_VALUES, label="root")
             continue
-        parent = document
-        for step in path[:-1]:
-            parent = parent[step]
+        parent = json_parent(document, path)
         how = data.draw(st.sampled_from(["replace", "delete", "add"]), label="how")
         if how == "replace":
             parent[path[-1]] = data.draw(JSON_VALUES, label="value")

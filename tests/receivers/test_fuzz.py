@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from engine.config import RECEIVERS, Secret, Settings
 from engine.store.db import Database
 from receivers.app import create_app
+from scripts.fuzz_parsers import json_parent, json_paths
 from tests.fixtures.app import ENDPOINT_OF_SAMPLE, RECEIVER_KEY
 from tests.fixtures.common import load_sample
 
@@ -73,24 +74,11 @@ def test_random_json(fuzz_client: TestClient[Any], endpoint: str, value: Any) ->
     _post(fuzz_client, endpoint, json.dumps(value).encode())
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            out += _paths(item, (*prefix, index))
-    return out
-
-
 def _mutate(sample: dict[str, Any], path: tuple, replacement: Any, delete: bool) -> Any:
     if not path:
         return replacement
     doc = copy.deepcopy(sample)
-    parent = doc
-    for step in path[:-1]:
-        parent = parent[step]
+    parent = json_parent(doc, path)
     if delete and isinstance(parent, dict):
         del parent[path[-1]]
     else:
@@ -103,6 +91,6 @@ def _mutate(sample: dict[str, Any], path: tuple, replacement: Any, delete: bool)
 def test_mutated_samples(fuzz_client: TestClient[Any], data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(sorted(ENDPOINT_OF_SAMPLE)))
     sample = load_sample(name)
-    path = data.draw(st.sampled_from(_paths(sample)))
+    path = data.draw(st.sampled_from(json_paths(sample)))
     doc = _mutate(sample, path, data.draw(json_values), data.draw(st.booleans()))
     _post(fuzz_client, ENDPOINT_OF_SAMPLE[name], json.dumps(doc).encode())

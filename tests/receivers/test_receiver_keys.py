@@ -30,23 +30,25 @@ def _settings(tmp_path: Path, **over: Any) -> Settings:
     return Settings(db=str(tmp_path / "keys.db"), admin_keys=(Secret("ak-admin-0c3f"),), **over)
 
 
+def _status(client: TestClient[Any], path: str, key: str, body: Any) -> int:
+    """The status of a POST of ``body`` to ``path`` with ``key`` as the api_key parameter."""
+    return client.post(path, params={"api_key": key}, json=body).status_code
+
+
 def test_a_key_scoped_to_azure_monitor_opens_nothing_else(tmp_path: Path, db: Database) -> None:
     settings = _settings(tmp_path, receivers={
         "azure-monitor": ReceiverSettings(auth=("api_key",), api_keys=(Secret(AZMON_KEY),)),
         "databricks-monitor": ReceiverSettings(api_keys=(Secret(DBX_KEY),))})
     with TestClient(create_app(settings, db)) as client:
-        assert client.post("/azure-monitor", params={"api_key": AZMON_KEY},
-                           json=AZURE).status_code == 202
+        assert _status(client, "/azure-monitor", AZMON_KEY, AZURE) == 202
         assert client.post("/azure-monitor", headers={"x-api-key": AZMON_KEY},
                            json=AZURE).status_code == 202
         for path, body in (("/databricks-monitor", DBX), ("/synapse-monitor", AZURE),
                            ("/azure-functions-monitor", AZURE)):
             refused = client.post(path, params={"api_key": AZMON_KEY}, json=body)
             assert (refused.status_code, refused.json()) == (401, {"error": "unauthorized"})
-        assert client.post("/databricks-monitor", params={"api_key": DBX_KEY},
-                           json=DBX).status_code == 202
-        assert client.post("/azure-monitor", params={"api_key": DBX_KEY},
-                           json=AZURE).status_code == 401
+        assert _status(client, "/databricks-monitor", DBX_KEY, DBX) == 202
+        assert _status(client, "/azure-monitor", DBX_KEY, AZURE) == 401
         assert client.get("/api/events", headers={"x-api-key": AZMON_KEY}).status_code == 401
 
 
@@ -55,12 +57,9 @@ def test_the_global_keys_still_open_receivers_without_keys_of_their_own(
     settings = _settings(tmp_path, api_keys=(Secret(GLOBAL_KEY),), receivers={
         "azure-monitor": ReceiverSettings(api_keys=(Secret(AZMON_KEY),))})
     with TestClient(create_app(settings, db)) as client:
-        assert client.post("/synapse-monitor", params={"api_key": GLOBAL_KEY},
-                           json=AZURE).status_code == 202
-        assert client.post("/databricks-monitor", params={"api_key": GLOBAL_KEY},
-                           json=DBX).status_code == 202
-        assert client.post("/azure-monitor", params={"api_key": GLOBAL_KEY},
-                           json=AZURE).status_code == 401
+        assert _status(client, "/synapse-monitor", GLOBAL_KEY, AZURE) == 202
+        assert _status(client, "/databricks-monitor", GLOBAL_KEY, DBX) == 202
+        assert _status(client, "/azure-monitor", GLOBAL_KEY, AZURE) == 401
 
 
 def test_start_up_names_every_key_that_opens_several_receivers_or_the_api(tmp_path: Path) -> None:

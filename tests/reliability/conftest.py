@@ -1,5 +1,6 @@
-"""A real HTTP server for the reliability tests: the app under uvicorn in a thread on a free
-loopback port, so that requests really run concurrently (TestClient serializes them)."""
+"""A real HTTP server for the reliability tests (and the browser's and the CLI's): the app under
+uvicorn in a thread on a free loopback port, so that requests really run concurrently
+(TestClient serializes them)."""
 
 from __future__ import annotations
 
@@ -24,33 +25,33 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``create_app(settings, db)`` served by uvicorn until :meth:`stop`."""
+    """``app`` served by uvicorn on a free loopback port until :meth:`stop`."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
-        from receivers.app import create_app
-
+    def __init__(self, app: Any, lifespan: str = "on") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=self.port,
-                                log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                access_log=False, lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while not self.server.started:
             assert self.thread.is_alive(), "uvicorn stopped before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start in 20 s"
+            assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
             time.sleep(0.02)
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=20)
+        self.thread.join(timeout=30)
 
 
 @pytest.fixture
 def live_server(app_settings: Settings, db: Database) -> Iterator[LiveServer]:
     """The whole app with :func:`tests.fixtures.app.app_settings` on the ``db`` fixture."""
-    server = LiveServer(app_settings, db)
+    from receivers.app import create_app
+
+    server = LiveServer(create_app(app_settings, db))
     yield server
     server.stop()
 

@@ -8,12 +8,12 @@ still works."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_guards_e2e import alert
+from tests.e2e.test_names_e2e import named
 from tests.fixtures.service import ServiceRig
 
 PLAYBOOK = r"""
@@ -91,13 +91,7 @@ CASES: dict[str, tuple[str, str, str, str, str]] = {
 
 def hostile_alert(name: str) -> dict[str, Any]:
     """The blob-missing log alert with ``name`` as its PipelineName."""
-    payload = copy.deepcopy(alert(1))
-    context = payload["data"]["alertContext"]
-    context["properties"]["PipelineName"] = name
-    for dimension in context["condition"]["allOf"][0]["dimensions"]:
-        if dimension["name"] == "PipelineName":
-            dimension["value"] = name
-    return payload
+    return named(alert(1), name)
 
 
 def delivered(service_rig: Any, name: str) -> ServiceRig:

@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 from engine.config import Settings
 from engine.store import inbox
 from engine.store.db import Database
+from receivers.app import create_app
 from tests.fixtures.app import api_key_headers, receiver_headers
 from tests.fixtures.common import assert_wrapped, load_sample
 from tests.reliability.conftest import LiveServer
@@ -130,7 +131,7 @@ def test_an_escaped_nul_inside_a_real_alert_is_stored_as_text(client: TestClient
 
 @pytest.fixture
 def server(app_settings: Settings, db: Database) -> Iterator[LiveServer]:
-    live = LiveServer(app_settings, db)
+    live = LiveServer(create_app(app_settings, db))
     yield live
     live.stop()
 

@@ -18,6 +18,7 @@ from engine.store import audit as audit_store
 from tests.e2e.test_actions_e2e import rule
 from tests.e2e.test_remediation import BLOB
 from tests.engine.actions.conftest import AZ_SECRET, DBX_TOKEN
+from tests.engine.analysis.test_secrets import PLAYBOOK as UNMATCHED
 from tests.fixtures.common import load_sample
 from tests.fixtures.service import ADMIN, ADMIN_KEY, RECEIVER_KEY
 
@@ -106,13 +107,6 @@ BASIC_USER, BASIC_PASSWORD = "dbx-sender", "bp-svc-5d1e9c2a7f"
 LLM_KEY = "llm-key-0c7e51b9a2d4"
 BY_VALUE = {"receiver key": RECEIVER_KEY, "admin key": ADMIN_KEY,
             "basic-auth password": BASIC_PASSWORD, "LLM key": LLM_KEY}
-UNMATCHED = """
-name: other
-rules:
-  - id: databricks-only
-    match: {source: databricks}
-    actions: [{action: noop}]
-"""
 
 
 def _planted_by_value() -> dict[str, Any]:

@@ -104,6 +104,11 @@ def cluster_event(cluster_id: str = "0601-182128-dcbte59m", **over: Any) -> Erro
     return ErrorEvent(**fields)
 
 
+def calls_to(sandbox: Any, service: str, suffix: str) -> list[dict[str, Any]]:
+    """The calls the sandbox's ``service`` (adf, databricks) took at a path ending ``suffix``."""
+    return [c for c in sandbox.calls(service) if c["path"].endswith(suffix)]
+
+
 def params_for(spec: Any, event: ErrorEvent, **with_: Any) -> Any:
     """What engine.rules.templates does: the target, overridden by ``with:``, not strict."""
     return msgspec.convert({**spec.target(event), **with_}, spec.params, strict=False)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import pytest
 
 from engine.actions.context import ActionContext, ActionResult
 from engine.actions.registry import action_table
 from engine.errors import PermanentActionError
-from tests.engine.actions.conftest import ADF_RUN, FACTORY, PIPELINE, RG, SUB, adf_event, params_for
+from tests.engine.actions.conftest import (
+    ADF_RUN,
+    FACTORY,
+    PIPELINE,
+    RG,
+    SUB,
+    adf_event,
+    calls_to,
+    params_for,
+)
 from tests.fixtures.common import assert_wrapped
 
 SPECS = action_table()
 RERUN = SPECS["adf.rerun_pipeline"]
-
-
-def adf_calls(sandbox: Any, suffix: str) -> list[dict[str, Any]]:
-    return [c for c in sandbox.calls("adf") if c["path"].endswith(suffix)]
 
 
 def test_rerun_creates_a_recovery_run_from_the_failed_activity(sandbox, ctx: ActionContext):
@@ -26,7 +29,7 @@ def test_rerun_creates_a_recovery_run_from_the_failed_activity(sandbox, ctx: Act
     params = params_for(RERUN, event)
     result = RERUN.run(params, event, ctx)
 
-    [call] = adf_calls(sandbox, f"/pipelines/{PIPELINE}/createRun")
+    [call] = calls_to(sandbox, "adf", f"/pipelines/{PIPELINE}/createRun")
     assert call["method"] == "POST"
     assert call["path"] == (f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
                             f"Microsoft.DataFactory/factories/{FACTORY}/pipelines/{PIPELINE}"
@@ -49,7 +52,7 @@ def test_rerun_from_a_named_activity_with_parameters(sandbox, ctx: ActionContext
                         start_activity_name="Lookup_Watermark",
                         parameters={"run_date": "2025-03-15"})
     RERUN.run(params, event, ctx)
-    [call] = adf_calls(sandbox, "/createRun")
+    [call] = calls_to(sandbox, "adf", "/createRun")
     assert call["query"]["startActivityName"] == "Lookup_Watermark"
     assert "startFromFailure" not in call["query"]
     assert call["body"] == {"run_date": "2025-03-15"}
@@ -90,7 +93,7 @@ def test_probe_follows_the_rerun_to_success(sandbox, ctx: ActionContext):
     result = RERUN.run(params_for(RERUN, event), event, ctx)
     states = [RERUN.probe(result, ctx).state for _ in range(3)]
     assert states == ["running", "succeeded", "succeeded"]
-    gets = adf_calls(sandbox, f"/pipelineruns/{result.ref['run_id']}")
+    gets = calls_to(sandbox, "adf", f"/pipelineruns/{result.ref['run_id']}")
     assert len(gets) == 3
 
 
@@ -116,7 +119,7 @@ def test_reconcile_finds_the_rerun_already_made(sandbox, ctx: ActionContext):
     assert isinstance(found, ActionResult)
     assert found.outcome == "already_done"
     assert found.ref == made.ref
-    queries = adf_calls(sandbox, "/queryPipelineRuns")
+    queries = calls_to(sandbox, "adf", "/queryPipelineRuns")
     assert queries[-1]["body"]["filters"] == [
         {"operand": "RunGroupId", "operator": "Equals", "values": [ADF_RUN]},
         {"operand": "PipelineName", "operator": "Equals", "values": [PIPELINE]},
@@ -131,7 +134,7 @@ def test_cancel_run(sandbox, ctx: ActionContext):
         f"would cancel run 7b1e4c52... of pipeline {PIPELINE} in factory {FACTORY}"
     )
     result = spec.run(params, event, ctx)
-    [call] = adf_calls(sandbox, f"/pipelineruns/{ADF_RUN}/cancel")
+    [call] = calls_to(sandbox, "adf", f"/pipelineruns/{ADF_RUN}/cancel")
     assert call["query"]["isRecursive"] == "true"
     assert result.outcome == "done"
 

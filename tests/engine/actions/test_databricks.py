@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import pytest
 
@@ -12,14 +10,10 @@ from engine.actions.databricks import TRIED_TAG
 from engine.actions.registry import action_table
 from engine.cloud.enrich import enrich
 from engine.errors import PermanentActionError
-from tests.engine.actions.conftest import cluster_event, dbx_task_event, params_for
+from tests.engine.actions.conftest import calls_to, cluster_event, dbx_task_event, params_for
 
 SPECS = action_table()
 REPAIR = SPECS["databricks.repair_run"]
-
-
-def api_calls(sandbox: Any, suffix: str) -> list[dict[str, Any]]:
-    return [c for c in sandbox.calls("databricks") if c["path"].endswith(suffix)]
 
 
 def test_repair_targets_the_parent_run_of_a_task_event(sandbox, ctx: ActionContext):
@@ -30,7 +24,7 @@ def test_repair_targets_the_parent_run_of_a_task_event(sandbox, ctx: ActionConte
         "would repair run 447120398 of job sales_bronze_to_silver (rerun all failed tasks)"
     )
     result = REPAIR.run(params, event, ctx)
-    [call] = api_calls(sandbox, "/jobs/runs/repair")
+    [call] = calls_to(sandbox, "databricks", "/jobs/runs/repair")
     assert call["body"] == {"run_id": 447120398, "rerun_all_failed_tasks": True}
     assert result.outcome == "started"
     assert result.ref["run_id"] == "447120398"
@@ -47,7 +41,7 @@ def test_a_second_repair_sends_the_latest_repair_id(sandbox, ctx: ActionContext)
         pass
     assert REPAIR.probe(first, ctx).state == "failed"
     REPAIR.run(params, event, ctx)
-    second = api_calls(sandbox, "/jobs/runs/repair")[-1]
+    second = calls_to(sandbox, "databricks", "/jobs/runs/repair")[-1]
     assert second["body"]["latest_repair_id"] == int(first.ref["repair_id"])
 
 
@@ -59,7 +53,7 @@ def test_reconcile_finds_a_repair_already_made(sandbox, ctx: ActionContext, clie
     found = REPAIR.reconcile(params, event, ctx)
     assert found is not None and found.outcome == "already_done"
     assert found.ref == made.ref
-    assert len(api_calls(sandbox, "/jobs/runs/repair")) == 1
+    assert len(calls_to(sandbox, "databricks", "/jobs/runs/repair")) == 1
 
 
 def test_repair_key_is_stable_and_counts_repairs():
@@ -76,7 +70,7 @@ def test_run_job_sends_an_idempotency_token(sandbox, ctx: ActionContext):
     params = params_for(spec, event)
     assert spec.describe_call(params, event) == "would run job 816305927331 now"
     result = spec.run(params, event, ctx)
-    [call] = api_calls(sandbox, "/jobs/run-now")
+    [call] = calls_to(sandbox, "databricks", "/jobs/run-now")
     assert call["body"]["job_id"] == 816305927331
     assert len(call["body"]["idempotency_token"]) == 32
     assert result.outcome == "started"
@@ -89,7 +83,7 @@ def test_start_cluster_then_probe_to_running(sandbox, ctx: ActionContext):
     params = params_for(spec, event)
     assert spec.reconcile(params, event, ctx) is None  # terminated: not started yet
     result = spec.run(params, event, ctx)
-    [call] = api_calls(sandbox, "/clusters/start")
+    [call] = calls_to(sandbox, "databricks", "/clusters/start")
     assert call["body"] == {"cluster_id": "0601-182128-dcbte59m"}
     states = [spec.probe(result, ctx).state for _ in range(3)]
     assert states == ["running", "succeeded", "succeeded"]
@@ -102,7 +96,7 @@ def test_restart_cluster_that_fails_to_come_up(sandbox, ctx: ActionContext):
     sandbox.script("databricks", "clusters.restart", fail_rerun=True)
     event = cluster_event()
     result = spec.run(params_for(spec, event), event, ctx)
-    assert api_calls(sandbox, "/clusters/restart")[0]["body"] == {
+    assert calls_to(sandbox, "databricks", "/clusters/restart")[0]["body"] == {
         "cluster_id": "0601-182128-dcbte59m"}
     assert spec.probe(result, ctx).state == "running"
     probe = spec.probe(result, ctx)
@@ -124,7 +118,7 @@ def test_set_node_type_of_an_all_purpose_cluster_walks_the_fallbacks(sandbox, ct
     first = spec.run(params, event, ctx)
     expected = [n for n in fallbacks if n != current]
     assert first.ref["node_type_id"] == expected[0]
-    [edit] = api_calls(sandbox, "/clusters/edit")
+    [edit] = calls_to(sandbox, "databricks", "/clusters/edit")
     assert edit["body"]["node_type_id"] == expected[0]
     assert edit["body"]["spark_version"] == "15.4.x-scala2.12"
     assert edit["body"]["cluster_name"] == f"etl-{cid}"
@@ -153,7 +147,7 @@ def test_set_node_type_of_a_job_cluster_updates_the_job(sandbox, ctx, clients):
     result = spec.run(params, event, ctx)
     assert result.detail == ("job cluster etl_cluster of job 816305927331: node type "
                              "Standard_DS4_v2 -> Standard_E4ds_v5")
-    [update] = api_calls(sandbox, "/jobs/update")
+    [update] = calls_to(sandbox, "databricks", "/jobs/update")
     [cluster] = update["body"]["new_settings"]["job_clusters"]
     assert cluster["job_cluster_key"] == "etl_cluster"
     assert cluster["new_cluster"]["node_type_id"] == "Standard_E4ds_v5"

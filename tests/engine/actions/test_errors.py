@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import azure.core.exceptions as az
@@ -131,28 +132,29 @@ def test_databricks_faults(sandbox, ctx, status, retry_after, expected, text):
     assert DBX_TOKEN not in str(info.value)
 
 
-def test_a_hanging_adf_call_times_out_as_retryable(sandbox: Any):
+def _hung(sandbox: Any, service: str, operation: str,
+          run: Callable[[ActionContext], object]) -> RetryableActionError:
+    """What ``run`` raises when the sandbox's ``operation`` hangs past a 0.5 s timeout."""
     clients = Clients(cloud_settings(sandbox, timeout=0.5))
-    sandbox.script("adf", "adf.createRun", hang=5)
+    sandbox.script(service, operation, hang=5)
     try:
         with pytest.raises(RetryableActionError) as info:
-            run_adf(ActionContext(clients))
+            run(ActionContext(clients))
     finally:
         clients.close()
-    assert type(info.value) is RetryableActionError
-    assert str(info.value).startswith(f"{ADF_WHERE}: ServiceResponseTimeoutError: ")
-    assert str(info.value).endswith("Read timed out. (read timeout=0.5)")
+    return info.value
+
+
+def test_a_hanging_adf_call_times_out_as_retryable(sandbox: Any):
+    error = _hung(sandbox, "adf", "adf.createRun", run_adf)
+    assert type(error) is RetryableActionError
+    assert str(error).startswith(f"{ADF_WHERE}: ServiceResponseTimeoutError: ")
+    assert str(error).endswith("Read timed out. (read timeout=0.5)")
 
 
 def test_a_hanging_databricks_call_times_out_as_retryable(sandbox: Any):
-    clients = Clients(cloud_settings(sandbox, timeout=0.5))
-    sandbox.script("databricks", "jobs.runs.repair", hang=5)
-    try:
-        with pytest.raises(RetryableActionError) as info:
-            run_repair(ActionContext(clients))
-    finally:
-        clients.close()
-    assert str(info.value).startswith(f"{DBX_WHERE}: gave up retrying: ReadTimeout: ")
+    error = _hung(sandbox, "databricks", "jobs.runs.repair", run_repair)
+    assert str(error).startswith(f"{DBX_WHERE}: gave up retrying: ReadTimeout: ")
 
 
 def test_clients_refuse_a_zero_retry_timeout(sandbox: Any):
