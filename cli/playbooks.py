@@ -33,7 +33,7 @@ from engine.runtime.pipeline import target_of
 from engine.runtime.sequence import run_sequence
 from engine.store.db import Database
 from engine.store.silences import SilenceRow
-from receivers.simulate import MAX_SIMULATED, parse_payload, simulate_event
+from receivers.simulate import first_events, parse_payload, simulate_event
 
 __all__ = [
     "parse_payload",
@@ -239,8 +239,7 @@ def run_simulate(
     except OSError as exc:
         click.echo(f"{payload}: cannot read: {exc.strerror}", err=True)
         return 1
-    left_out = max(0, len(events) - MAX_SIMULATED)
-    events = events[:MAX_SIMULATED]
+    events, left_out = first_events(events)
     try:
         in_force = _silences(db_path)
     except StorageError as exc:

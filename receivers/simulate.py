@@ -24,7 +24,7 @@ from engine.runtime.pipeline import target_of
 from engine.store.silences import SilenceRow
 from receivers import azure_monitor, databricks, intake
 
-__all__ = ["MAX_SIMULATED", "parse_payload", "simulate_event", "simulate_payload"]
+__all__ = ["MAX_SIMULATED", "first_events", "parse_payload", "simulate_event", "simulate_payload"]
 
 # Which receiver endpoint a payload of each source arrives on.
 _AZURE_ENDPOINTS = {
@@ -176,7 +176,12 @@ def simulate_payload(
     """``{"events": [...], "left_out": N}``: :func:`simulate_event` for each event the payload
     parses into, the first :data:`MAX_SIMULATED` of them (``left_out`` counts the others).
     Raises PayloadError when it does not parse."""
-    events = parse_payload(source, body)
+    events, left_out = first_events(parse_payload(source, body))
     return {"events": [simulate_event(playbooks, event, attempts, silences, now_ms)
-                       for event in events[:MAX_SIMULATED]],
-            "left_out": max(0, len(events) - MAX_SIMULATED)}
+                       for event in events],
+            "left_out": left_out}
+
+
+def first_events(events: list[ErrorEvent]) -> tuple[list[ErrorEvent], int]:
+    """The first :data:`MAX_SIMULATED` of ``events`` and how many are left out."""
+    return events[:MAX_SIMULATED], max(0, len(events) - MAX_SIMULATED)
