@@ -71,20 +71,22 @@ def _where(target: Target) -> str:
 def run_verify(target: Target, *, as_json: bool = False) -> int:
     """0 if the chain verifies; 1 if not (the first bad record named on stderr), if there is
     no record, or if the database or the server cannot be read; 2 for bad usage.
-    ``as_json``: ``{"ok", "checked", "bad_seq", "reason"}`` on stdout."""
+    ``as_json``: ``{"ok", "checked", "bad_seq", "reason"}`` on stdout, with ``pending`` and
+    ``pending_age_s`` when records wait to be linked (a lag, not a failure)."""
 
     def act() -> int:
         if target.db:
             result = with_db(target, audit_store.verify_chain)
         else:
             result = _shaped(call(target, "GET", "/api/audit/verify"), VerifyResult, target)
-        if result.ok and not result.checked:
-            result = VerifyResult(ok=False, checked=0, reason=EMPTY.format(where=_where(target)))
+        if result.ok and not result.checked and not result.pending:
+            result = VerifyResult(ok=False, checked=0, bad_seq=None,
+                                  reason=EMPTY.format(where=_where(target)))
         if as_json:
             click.echo(json.dumps(msgspec.to_builtins(result), indent=2))
         if result.ok:
             if not as_json:
-                click.echo(f"ok: {result.checked} records verified")
+                click.echo(f"ok: {result.checked} records verified" + _pending(result))
             return 0
         click.echo(f"FAILED: {result.reason}", err=True)
         if result.bad_seq is not None:
@@ -93,6 +95,14 @@ def run_verify(target: Target, *, as_json: bool = False) -> int:
         return 1
 
     return run(act)
+
+
+def _pending(result: VerifyResult) -> str:
+    """What waits to be linked (PostgreSQL: the leader links within a second), if any."""
+    if not result.pending:
+        return ""
+    return (f"; {result.pending} more not linked yet (the oldest written "
+            f"{result.pending_age_s:.1f} s ago)")
 
 
 def run_list(target: Target, *, incident: str | None, resource: str | None, kind: str | None,

@@ -33,6 +33,7 @@ __all__ = [
     "canonical",
     "check_kind",
     "record_hash",
+    "verify_links",
     "verify_records",
 ]
 
@@ -113,14 +114,19 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
-class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The outcome of :func:`verify_chain`: ``ok``, how many records were checked, and the
-    first bad record (its ``seq``) with the reason when not ok."""
+    first bad record (its ``seq``) with the reason when not ok. ``pending`` records are
+    written but not linked into the chain yet (PostgreSQL: the leader links them within a
+    second or so), the oldest written ``pending_age_s`` ago: a lag, not a break (only shown
+    when there are some)."""
 
     ok: bool
     checked: int
-    bad_seq: int | None = None
-    reason: str = ""
+    bad_seq: int | None
+    reason: str
+    pending: int = 0
+    pending_age_s: float = 0.0
 
 
 def canonical(body: Mapping[str, Any]) -> bytes:
@@ -136,35 +142,42 @@ def record_hash(body: Mapping[str, Any]) -> str:
 def verify_records(
     records: Iterable[AuditRecord], head: tuple[int, str] | None = None
 ) -> VerifyResult:
-    """Check a chain given in ``seq`` order; ``head`` is the (seq, hash) the store last wrote.
+    """Check a chain given in ``seq`` order (each record's chain position is its ``seq``); see
+    :func:`verify_links`."""
+    return verify_links(((record.seq, record) for record in records), head)
 
-    A record fails when its ``seq`` is not the next one (a record was deleted or inserted),
+
+def verify_links(
+    links: Iterable[tuple[int, AuditRecord]], head: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Check a chain given as (chain position, record) in position order; ``head`` is the
+    (seq, hash) of the last record the store linked.
+
+    A record fails when its position is not the next one (a record was deleted or inserted),
     its ``prev_hash`` is not the hash of the record before it, or its own hash does not match
-    its content (it was edited). A chain whose last record is not ``head`` lost its tail.
+    its content (it was edited). A chain whose last record is not ``head`` lost its tail. A
+    record is named by its ``seq``; on SQLite its position is its ``seq``, on PostgreSQL the
+    position the leader gave it (engine/store/audit.py).
     """
-    expected_seq, prev, checked = 1, GENESIS, 0
-    for record in records:
-        if record.seq != expected_seq:
-            return VerifyResult(
-                ok=False, checked=checked, bad_seq=record.seq,
-                reason=f"record {record.seq}: expected seq {expected_seq}: "
-                       "a record was deleted or inserted",
-            )
+    expected, prev, prev_seq, checked = 1, GENESIS, 0, 0
+    for position, record in links:
+        if position != expected:
+            at = "seq" if position == record.seq else "chain position"
+            return _bad(record, checked, f"expected {at} {expected}: "
+                                         "a record was deleted or inserted")
         if record.prev_hash != prev:
-            return VerifyResult(
-                ok=False, checked=checked, bad_seq=record.seq,
-                reason=f"record {record.seq}: prev_hash does not match the hash of record "
-                       f"{record.seq - 1}",
-            )
+            return _bad(record, checked, "prev_hash does not match the hash of record "
+                                         f"{prev_seq}")
         if record_hash(record.body()) != record.hash:
-            return VerifyResult(
-                ok=False, checked=checked, bad_seq=record.seq,
-                reason=f"record {record.seq}: hash does not match its content: it was edited",
-            )
-        prev, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
-    if head is not None and head != (expected_seq - 1, prev):
-        return VerifyResult(
-            ok=False, checked=checked, bad_seq=head[0],
-            reason=f"record {head[0]}: missing: the log ends at record {expected_seq - 1}",
-        )
-    return VerifyResult(ok=True, checked=checked)
+            return _bad(record, checked, "hash does not match its content: it was edited")
+        prev, prev_seq, expected, checked = record.hash, record.seq, expected + 1, checked + 1
+    if head is not None and head != (prev_seq, prev):
+        return VerifyResult(ok=False, checked=checked, bad_seq=head[0],
+                            reason=f"record {head[0]}: missing: the log ends at record "
+                                   f"{prev_seq}")
+    return VerifyResult(ok=True, checked=checked, bad_seq=None, reason="")
+
+
+def _bad(record: AuditRecord, checked: int, why: str) -> VerifyResult:
+    return VerifyResult(ok=False, checked=checked, bad_seq=record.seq,
+                        reason=f"record {record.seq}: {why}")

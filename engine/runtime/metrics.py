@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store import metrics as metrics_store
 from engine.store.db import Database
@@ -81,6 +82,13 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("remediator_events_parked", "Events set aside until an admin "
                                 "replays them.", value=inbox.count_parked(db))
         yield _first_action(by_series)
+        behind = audit_store.lag(db)
+        yield GaugeMetricFamily("remediator_audit_chain_lag_entries", "Audit records written "
+                                "but not linked into the chain yet (PostgreSQL: the leader "
+                                "links them).", value=behind.entries)
+        yield GaugeMetricFamily("remediator_audit_chain_lag_seconds", "Age of the oldest audit "
+                                "record not linked yet (0 when none waits).",
+                                value=behind.oldest_s)
 
 
 def _first_action(by_series: dict[str, list[metrics_store.Count]]) -> Metric:

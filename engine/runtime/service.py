@@ -24,7 +24,7 @@ from engine.cloud.clients import Clients
 from engine.config import Settings
 from engine.deps import EngineOptions, Rca
 from engine.rules.active import ActivePlaybooks
-from engine.runtime import notifications, pollers, retention
+from engine.runtime import chainer, notifications, pollers, retention
 from engine.runtime.liveness import Liveness
 from engine.runtime.scheduler import Scheduler
 from engine.runtime.worker import Worker
@@ -103,6 +103,7 @@ class Service:
                              fence=lambda: (deps.owner, self.liveness.epoch or 0))
         self.notifier = notifications.register(self.scheduler, deps, settings)
         retention.register(self.scheduler, db, settings, self.clock)
+        chainer.register(self.scheduler, db, lambda: (deps.owner, self.liveness.epoch or 0))
         self.scheduler.is_leader = self.liveness.is_leader
         self._listen_stop = threading.Event()
         self._reloads_seen = 0

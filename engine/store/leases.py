@@ -16,7 +16,7 @@ from engine.store.replicas import now_sql
 if TYPE_CHECKING:
     from engine.store.db import Database
 
-__all__ = ["LEADER", "create_schema", "current", "held_sql", "hold", "release"]
+__all__ = ["LEADER", "create_schema", "current", "fence_sql", "held_sql", "hold", "release"]
 
 LEADER = "leader"
 
@@ -62,5 +62,17 @@ def current(db: Database, name: str) -> tuple[str, int] | None:
 def held_sql(db: Database) -> str:
     """A condition for a fenced write: the lease ``?`` (name) is held by ``?`` (holder) under
     epoch ``?``, unexpired."""
-    return (f"EXISTS (SELECT 1 FROM leases l WHERE l.name = ? AND l.holder = ? AND "
-            f"l.epoch = ? AND l.until_ms >= {now_sql(db)})")
+    return f"EXISTS ({_held(db)})"
+
+
+def fence_sql(db: Database) -> str:
+    """A query for a fenced transaction: one row if the lease ``?`` (name) is held by ``?``
+    (holder) under epoch ``?``, unexpired; on PostgreSQL the row stays locked (FOR SHARE) to
+    the end of the transaction, so that no other holder can take the lease meanwhile (its
+    :func:`hold` waits), and every write of the transaction is made under that epoch."""
+    return _held(db) + (" FOR SHARE" if db.dialect.name == "postgresql" else "")
+
+
+def _held(db: Database) -> str:
+    return (f"SELECT 1 FROM leases l WHERE l.name = ? AND l.holder = ? AND l.epoch = ? AND "
+            f"l.until_ms >= {now_sql(db)}")

@@ -75,8 +75,8 @@ def _cursor(conn: Any, name: str) -> int:
 
 def _first_action(conn: Any, row: Any, totals: _Totals, plain: str) -> None:
     earlier = conn.execute(
-        f"SELECT 1 FROM audit WHERE incident_id = ? AND seq < ? AND {plain}kind = "
-        "'action_started' LIMIT 1", (row["incident_id"], row["seq"])).fetchone()
+        f"SELECT 1 FROM audit WHERE incident_id = ? AND chain < ? AND {plain}kind = "
+        "'action_started' LIMIT 1", (row["incident_id"], row["chain"])).fetchone()
     if earlier is not None or not row["incident_id"]:
         return
     received = conn.execute("SELECT received_ms FROM events WHERE id = ?",
@@ -123,12 +123,14 @@ def refresh(db: Database, *, batch: int = 50_000) -> None:
     plain, rowid = db.dialect.unindexed, db.dialect.rowid
     with db.write() as conn:
         audit_last = _cursor(conn, "audit")
-        head = conn.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()
-        audit_to = min(audit_last + batch, head["seq"] if head else 0)
+        # By chain position, not seq: positions are given in order and never later to a
+        # lower one (engine/store/audit.py), so a cursor on them misses no record.
+        head = conn.execute("SELECT chain FROM audit_head WHERE id = 1").fetchone()
+        audit_to = min(audit_last + batch, (head["chain"] or 0) if head else 0)
         marks = ", ".join("?" for _ in _KINDS)
         for row in conn.execute(
-            f"SELECT seq, kind, ts_ms, incident_id, event_id, data FROM audit "
-            f"WHERE seq > ? AND seq <= ? AND {plain}kind IN ({marks}) ORDER BY seq",
+            f"SELECT chain, kind, ts_ms, incident_id, event_id, data FROM audit "
+            f"WHERE chain > ? AND chain <= ? AND {plain}kind IN ({marks}) ORDER BY chain",
             (audit_last, audit_to, *_KINDS),
         ).fetchall():
             _fold_audit(conn, row, totals, plain)

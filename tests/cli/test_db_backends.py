@@ -60,6 +60,7 @@ def test_audit_verify_reads_postgres_from_the_option_and_the_environment(pg_url:
     try:
         for n in range(3):
             audit_store.append(db, "guard", ts=utcnow(), data={"n": n})
+        audit_store.link(db)  # as the leader's chainer does
     finally:
         db.close()
     by_option = CliRunner().invoke(main, ["audit", "verify", "--db", pg_url])

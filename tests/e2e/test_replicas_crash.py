@@ -151,10 +151,12 @@ def test_replicas_killed_mid_call_lose_nothing_and_act_once(
             unsent = db.query("SELECT count(*) AS n FROM incidents "
                               "WHERE notified_state != state")[0]["n"]
             return (all(e is not None and e.state == "done" for e in events)
-                    and open_rows == 0 and unsent == 0)
+                    and open_rows == 0 and unsent == 0
+                    and audit_store.lag(db).entries == 0)  # the leader linked every record
 
         poll(settled, bound_s=SETTLE_S, every_s=0.2,
-             what=f"every event done, every action and notification settled {seed}")
+             what=f"every event done, every action and notification settled, every audit "
+                  f"record linked {seed}")
         # Exactly once: every remediation the database recorded is one createRun in the
         # cloud's call log, keyed by the failed run it reruns; no key twice, none missing.
         rows = db.query("SELECT params FROM actions WHERE phase = 'remediate' "

@@ -33,6 +33,7 @@ def _fill(db: Database, n: int = 5) -> None:
             db, "guard", ts=T0, incident_id="inc_1", event_id=f"evt_{i}",
             data={"name": "budget", "decision": "allow", "n": i}, resource="daily_load",
         )
+    audit_store.link(db)  # PostgreSQL: as the leader's chainer does (SQLite linked inline)
 
 
 def _raw(db: Database) -> Any:
@@ -123,14 +124,15 @@ def test_an_insert_with_a_recomputed_hash_breaks_the_next_link(db: Database) -> 
     _fill(db)
     records = list(audit_store.iter_records(db))
     with _raw(db) as conn:
-        # Renumber 4..5 to 5..6 and slip a forged, self-consistent record in as 4.
-        conn.execute("UPDATE audit SET seq = -seq WHERE seq >= 4")
-        conn.execute("UPDATE audit SET seq = 1 - seq WHERE seq < 0")
+        # Renumber 4..5 to 5..6 (seq and chain position) and slip a forged, self-consistent
+        # record in as 4.
+        conn.execute("UPDATE audit SET seq = -seq, chain = -chain WHERE seq >= 4")
+        conn.execute("UPDATE audit SET seq = 1 - seq, chain = 1 - chain WHERE seq < 0")
         forged = records[3].body() | {"data": {"decision": "allow", "forged": True}}
         conn.execute(
             "INSERT INTO audit (seq, ts, ts_ms, incident_id, event_id, kind, actor, resource, "
-            "data, prev_hash, hash) "
-            "VALUES (4, ?, 0, 'inc_1', 'evt_3', 'guard', 'engine', '', ?, ?, ?)",
+            "data, prev_hash, hash, chain) "
+            "VALUES (4, ?, 0, 'inc_1', 'evt_3', 'guard', 'engine', '', ?, ?, ?, 4)",
             (forged["ts"], '{"decision":"allow","forged":true}', forged["prev_hash"],
              record_hash(forged)),
         )

@@ -37,6 +37,7 @@ def age(db: Database, event_id: str, days: int) -> None:
 
 def test_old_raw_payloads_are_dropped_and_the_chain_verifies(db: Database) -> None:
     old, recent = stored(db, "k-old"), stored(db, "k-recent")
+    audit.link(db)  # PostgreSQL: as the leader's chainer does (SQLite linked inline)
     age(db, old, 31)
     age(db, recent, 29)
     settings = load_settings(None, env={})
