@@ -553,7 +553,8 @@ def list_audit(
 def verify_audit(request: Request[Any, Any, Any],
                  db: NamedDependency[Database]) -> Response[dict[str, Any]]:
     """Walk the whole hash chain (about 2 minutes per million records): ``{"ok", "checked",
-    "bad_seq", "reason"}``, as ``remediator audit verify --json`` prints it; one at a time
+    "bad_seq", "reason"}`` (with ``pending`` and ``pending_age_s`` while records wait to be
+    linked), as ``remediator audit verify --json`` prints it; one at a time
     (409 while another runs), never for another site's page (403; receivers/verify.py)."""
     try:
         return Response(msgspec.to_builtins(chain.verify(db, request.scope)))

@@ -3,6 +3,8 @@ opens the database; ``remediator migrate`` applies PostgreSQL's numbered SQL fil
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from pathlib import Path
 
@@ -82,3 +84,25 @@ def test_a_missing_sqlite_file_is_still_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["audit", "verify", "--db", str(tmp_path / "no.db")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_audit_verify_says_what_waits_to_be_linked(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        audit_store.append(db, "guard", ts=utcnow(), data={"n": 1})
+        audit_store.link(db)  # the leader linked the first; the second waits
+        audit_store.append(db, "guard", ts=utcnow(), data={"n": 2})
+        shown = CliRunner().invoke(main, ["audit", "verify", "--db", pg_url])
+        assert shown.exit_code == 0
+        assert re.fullmatch(r"ok: 1 records verified; 1 more not linked yet \(the oldest "
+                            r"written \d+\.\d s ago\)\n", shown.output)
+        as_json = json.loads(CliRunner().invoke(
+            main, ["audit", "verify", "--json", "--db", pg_url]).output)
+        assert set(as_json) == {"ok", "checked", "bad_seq", "reason", "pending",
+                                "pending_age_s"}
+        assert (as_json["ok"], as_json["checked"], as_json["pending"]) == (True, 1, 1)
+        audit_store.link(db)
+    finally:
+        db.close()
+    linked = CliRunner().invoke(main, ["audit", "verify", "--db", pg_url])
+    assert (linked.exit_code, linked.output) == (0, "ok: 2 records verified\n")

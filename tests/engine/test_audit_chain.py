@@ -14,9 +14,12 @@ import psycopg
 import pytest
 
 from engine.audit import GENESIS, record_hash
+from engine.clock import FakeClock
+from engine.config import Settings
 from engine.errors import StorageError
 from engine.runtime import chainer
 from engine.runtime.metrics import Metrics
+from engine.runtime.service import Service
 from engine.store import audit as audit_store
 from engine.store import leases
 from engine.store.db import Database
@@ -280,3 +283,45 @@ def test_a_sqlite_file_from_before_the_chain_column_verifies_and_goes_on(tmp_pat
             write.execute("UPDATE audit SET kind = 'x'")
     finally:
         db.close()
+
+
+def test_a_replica_of_an_older_release_cannot_write_beside_the_chain(pg: Database) -> None:
+    _append(pg, 1)
+    audit_store.link(pg)
+    # What a replica from before migration 0007 does: the next seq after the head, linked.
+    with pytest.raises(StorageError, match="a replica of an older release wrote it"), \
+            pg.write() as conn:
+        conn.execute("INSERT INTO audit (seq, ts, kind, data, prev_hash, hash) "
+                     "VALUES (2, 't', 'guard', '{}', ?, ?)", (GENESIS, "f" * 64))
+    assert audit_store.verify_chain(pg).checked == 1
+
+
+
+def test_the_leaders_chainer_links_and_a_followers_does_not(pg_url: str,
+                                                           tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text("name: engine\nrules: []\n")
+    settings = Settings(db=pg_url, playbooks=str(tmp_path))
+    dbs = [Database(pg_url), Database(pg_url)]
+    services = [Service(settings, db, clock=FakeClock()) for db in dbs]
+    try:
+        for service in services:
+            service.liveness.start()
+        leader, follower = sorted(services, key=lambda s: not s.liveness.is_leader())
+        assert (leader.liveness.is_leader(), follower.liveness.is_leader()) == (True, False)
+        jobs = {}
+        for service in services:
+            [(every, job)] = [(every, service.scheduler._if_leader(func))
+                              for name, func, every in service.scheduler._extra
+                              if name == "audit-chain"]
+            assert every == chainer.EVERY_S
+            jobs[service] = job
+        _append(follower.db, 1)
+        assert jobs[follower]() is None and audit_store.lag(leader.db).entries == 1
+        assert jobs[leader]() == 1 and audit_store.lag(leader.db).entries == 0
+        assert audit_store.verify_chain(follower.db).checked == 1
+    finally:
+        for service in services:
+            service.liveness.stop()
+            service.stop()
+        for db in dbs:
+            db.close()

@@ -40,3 +40,18 @@ $$;
 DROP TRIGGER audit_no_update ON audit;
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_link_only();
+
+-- A record is written unlinked. A replica of a release before this file links its own
+-- records from audit_head, which would put them beside the chain: its writes are refused
+-- (its events are retried by the new replicas) until it is replaced.
+CREATE FUNCTION audit_written_unlinked() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.hash IS NOT NULL OR NEW.prev_hash IS NOT NULL OR NEW.chain IS NOT NULL THEN
+        RAISE EXCEPTION 'an audit record is written unlinked and linked by the leader '
+            '(migration 0007): a replica of an older release wrote it; replace that replica';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_unlinked BEFORE INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_written_unlinked();
