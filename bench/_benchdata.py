@@ -20,7 +20,8 @@ _KINDS = ("received", "matched", "incident", "guard", "guard", "guard", "action_
 def fill(db: Database, *, incidents: int, records: int, resources: int,
          start_ms: int = 1_740_000_000_000, chunk: int = 50_000) -> None:
     """``incidents`` incidents over ``resources`` pipelines, and ``records`` audit records
-    spread over them (a valid hash chain, continuing the existing one)."""
+    spread over them (a valid hash chain, continuing the existing one; SQLite, where a
+    record's chain position is its seq)."""
     per = max(1, records // incidents)
     head = db.query("SELECT seq, hash FROM audit_head WHERE id = 1")
     seq, prev = (head[0]["seq"], head[0]["hash"]) if head else (0, GENESIS)
@@ -50,13 +51,15 @@ def fill(db: Database, *, incidents: int, records: int, resources: int,
             rows.append((seq, body["ts"], ts_ms, body["incident_id"], body["event_id"], kind,
                          "bench", data["resource"],
                          json.dumps(data, sort_keys=True, separators=(",", ":")),
-                         body["prev_hash"], prev))
+                         body["prev_hash"], prev, seq))
         with db.write() as conn:
             conn.executemany(
                 "INSERT INTO audit (seq, ts, ts_ms, incident_id, event_id, kind, actor, "
-                "resource, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "resource, data, prev_hash, hash, chain) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows)
             conn.execute(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) "
-                "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, prev))
+                "INSERT INTO audit_head (id, seq, hash, chain) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                "chain = excluded.chain", (seq, prev, seq))
         written += len(rows)
