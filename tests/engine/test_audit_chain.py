@@ -23,7 +23,9 @@ from engine.runtime.service import Service
 from engine.store import audit as audit_store
 from engine.store import leases
 from engine.store.db import Database
+from engine.store.migrate import available
 from engine.store.postgres import WRITER_LOCK
+from tests.fixtures.postgres import PgServer
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 
@@ -325,3 +327,36 @@ def test_the_leaders_chainer_links_and_a_followers_does_not(pg_url: str,
             service.stop()
         for db in dbs:
             db.close()
+
+
+def test_a_postgres_log_from_before_0007_keeps_verifying_and_goes_on(pg_server: PgServer) -> None:
+    url = pg_server.empty()
+    with psycopg.connect(url, autocommit=True) as raw:  # the schema of the release before
+        raw.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT "
+                    "NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        for migration in available():
+            if migration.version < 7:
+                raw.execute(Path(migration.path).read_text())
+                raw.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                            (migration.version, migration.name))
+        prev = GENESIS
+        for seq in (1, 2):
+            body = {"seq": seq, "ts": "2025-03-14T09:00:00.000Z", "incident_id": "",
+                    "event_id": "", "kind": "pause", "actor": "alice", "data": {},
+                    "prev_hash": prev}
+            digest = record_hash(body)
+            raw.execute("INSERT INTO audit (seq, ts, ts_ms, incident_id, event_id, kind, actor, "
+                        "resource, data, prev_hash, hash) VALUES (%s, %s, 0, '', '', 'pause', "
+                        "'alice', '', '{}', %s, %s)", (seq, body["ts"], prev, digest))
+            prev = digest
+        raw.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 2, %s)", (prev,))
+    db = Database(url)  # applies 0007
+    try:
+        assert _positions(db) == {1: 1, 2: 2}
+        assert audit_store.verify_chain(db).checked == 2
+        assert _append(db, 3) == 3  # the sequence goes on after the last seq
+        assert audit_store.link(db) == 1
+        result = audit_store.verify_chain(db)
+        assert (result.ok, result.checked, result.pending) == (True, 3, 0)
+    finally:
+        db.close()
