@@ -127,7 +127,8 @@ def append(
     actor: str = "engine",
     resource: str = "",
 ) -> AuditRecord:
-    """Append one record (``data`` is redacted first) and return it as stored.
+    """Append one record (``data`` is redacted first) and return it as stored (on PostgreSQL
+    unlinked: ``prev_hash`` and ``hash`` empty until the leader links it).
 
     Raises :class:`~engine.errors.UnknownAuditKind` for a kind the log does not have (nothing
     is written), :class:`~engine.errors.StorageError` if it cannot be written; the caller

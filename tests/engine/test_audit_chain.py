@@ -22,6 +22,7 @@ from engine.runtime.metrics import Metrics
 from engine.runtime.service import Service
 from engine.store import audit as audit_store
 from engine.store import leases
+from engine.store import metrics as metrics_store
 from engine.store.db import Database
 from engine.store.migrate import available
 from engine.store.postgres import WRITER_LOCK
@@ -360,3 +361,23 @@ def test_a_postgres_log_from_before_0007_keeps_verifying_and_goes_on(pg_server: 
         assert (result.ok, result.checked, result.pending) == (True, 3, 0)
     finally:
         db.close()
+
+
+def test_the_metrics_count_a_record_committed_late_once(pg: Database, pg_url: str) -> None:
+    def rca_calls() -> float:
+        metrics_store.refresh(pg)
+        return sum(c.value for c in metrics_store.counts(pg, "rca_calls"))
+
+    other = Database(pg_url)
+    try:
+        with other.write(exclusive=False):  # a writer's transaction still open
+            audit_store.append(other, "rca", ts=T0, data={"analysis": {}})  # the lower seq
+            audit_store.append(pg, "rca", ts=T0, data={"analysis": {}})
+            assert rca_calls() == 0  # folded once linked
+            audit_store.link(pg)
+            assert rca_calls() == 1
+        audit_store.link(pg)
+    finally:
+        other.close()
+    assert rca_calls() == 2
+    assert rca_calls() == 2
