@@ -16,10 +16,12 @@ from datetime import timedelta
 import msgspec
 
 from engine import guards, lifecycle
+from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult
 from engine.clock import to_ms
 from engine.deps import Deps, EngineOptions
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
+from engine.events import ErrorEvent
 from engine.remediation import outcome, settle
 from engine.remediation.analyse import IncidentAnalyst
 from engine.remediation.plan import event_of, render_row
@@ -63,6 +65,17 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
                                   "key": row.idem_key, "attempt": row.attempt,
                                   "retry": row.retries, "playbook": row.playbook,
                                   "playbook_hash": row.playbook_hash}, **ids)
+    try:
+        _call(deps, row, incident, event, spec, ids)
+    except actions_store.NotOwner as lost:  # its new owner records, audits and settles it
+        outcome.taken_over(deps, row, lost)
+
+
+def _call(deps: Deps, row: actions_store.ActionRow, incident: incidents_store.Incident,
+          event: ErrorEvent, spec: ActionSpec | None, ids: dict[str, str]) -> None:
+    """The started row's one call out (pre-check, then the action), its outcome recorded
+    (:class:`~engine.store.actions.NotOwner` if another replica took the row over), then its
+    attempt settled."""
     planned_more = False
     try:
         if spec is None:
