@@ -47,7 +47,7 @@ def _event(sandbox: Any, n: int, pipeline: str) -> Any:
     """A distinct firing alert about ``pipeline`` (its own target) and a failed run of it,
     which the sandbox gets."""
     run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, pipeline))
-    sandbox.failed_run("adf", run_id, pipeline=pipeline)
+    sandbox.failure("adf", "given-run", run_id=run_id, pipeline=pipeline)
     event = adf_event(resource=pipeline, run_id=run_id, dedup_key=f"azmon:claim-loop:{n}")
     return event.__class__(**{**{f: getattr(event, f) for f in event.__struct_fields__},
                               "attributes": {**event.attributes, "pipeline": pipeline}})

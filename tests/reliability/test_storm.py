@@ -58,8 +58,9 @@ def test_a_storm_starts_one_rerun_and_never_exceeds_the_budget(engine_rig: Engin
 def test_a_hundred_pipelines_failing_at_once_are_all_remediated(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
     for n in range(100):
-        engine_rig.sandbox.failed_run("adf", f"00000000-0000-0000-0000-{n:012d}",
-                                      pipeline=f"pl_{n:03d}")
+        engine_rig.sandbox.failure("adf", "given-run",
+                                   run_id=f"00000000-0000-0000-0000-{n:012d}",
+                                   pipeline=f"pl_{n:03d}")
         engine_rig.deliver(adf_event(
             dedup_key=f"azmon:/subscriptions/x/alerts/p{n:03d}:Fired", resource=f"pl_{n:03d}",
             run_id=f"00000000-0000-0000-0000-{n:012d}",
