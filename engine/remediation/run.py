@@ -19,7 +19,8 @@ from engine import guards, lifecycle
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult
 from engine.clock import to_ms
-from engine.deps import Deps, EngineOptions
+from engine.config import EngineSettings
+from engine.deps import Deps
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
 from engine.events import ErrorEvent
 from engine.remediation import outcome, settle
@@ -161,7 +162,7 @@ def _settle(deps: Deps, row: actions_store.ActionRow, planned_more: bool = False
         run_due(deps, incident_id=row.incident_id)
 
 
-def retry_delay_s(options: EngineOptions, retries: int, exc: ActionError) -> float:
+def retry_delay_s(options: EngineSettings, retries: int, exc: ActionError) -> float:
     """How long to wait before retry ``retries + 1``: the backoff doubles from
     ``retry_backoff_s`` up to ``retry_backoff_max_s``; a server's Retry-After (an exception's
     ``retry_after``) is never cut short."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine.deps import EngineOptions
+from engine.config import EngineSettings
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -23,7 +23,7 @@ def _drain(worker: object) -> int:
 
 def _storm(engine_rig: EngineRig, threads: int | None = None,
            ) -> tuple[incidents_store.Incident, list[actions_store.ActionRow]]:
-    options = EngineOptions(threads=threads) if threads else None
+    options = EngineSettings(threads=threads) if threads else None
     worker = engine_rig.worker(RERUN, live=True, options=options)
     for n in range(1000):
         # Distinct alert ids (the sender fired again), the same failure (same fingerprint).
