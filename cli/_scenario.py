@@ -70,13 +70,15 @@ class Harness(Drive):
                 if c["method"] == "POST" and c["path"].endswith(suffix) and where(c)]
 
     # -- scripting the sandbox -----------------------------------------------------------------
-    def failed_run(self, service: str, **spec: Any) -> None:
-        """Give the cloud the failed run a step's alert is about (``run_id`` and ``pipeline``
-        or ``job_id``): the engine checks that a run is of the pipeline or job the alert
-        names before it acts."""
+    def failure(self, service: str, kind: str, **body: Any) -> dict[str, Any]:
+        """Make a failure in the sandbox (``POST /_sandbox/failures/<kind>``): ``given-run``
+        gives the cloud the failed run a step's alert is about (``run_id`` and ``pipeline`` or
+        ``job_id``), as the engine checks that a run is of the pipeline or job the alert names
+        before it acts."""
         base = self.sandbox[f"{service}_url"]
-        response = self._client(service).post(f"{base}/_sandbox/runs", json=spec)
+        response = self._client(service).post(f"{base}/_sandbox/failures/{kind}", json=body)
         response.raise_for_status()
+        return dict(response.json())
 
     def script(self, service: str, operation: str, **fields: Any) -> None:
         base = self.sandbox[f"{service}_url"].removesuffix("/v1")
@@ -115,7 +117,7 @@ def adf_alert(h: Harness, pipeline: str) -> tuple[dict[str, Any], str]:
             if dimension["name"] == "PipelineName":
                 dimension["value"] = pipeline
     run_id = context["properties"]["PipelineRunId"]
-    h.failed_run("adf", run_id=run_id, pipeline=pipeline)
+    h.failure("adf", "given-run", run_id=run_id, pipeline=pipeline)
     return payload, run_id
 
 
@@ -125,7 +127,7 @@ def dbx_job_failure(h: Harness, job_id: int, name: str) -> tuple[dict[str, Any],
     payload = fresh_payload("databricks", "job", h.clock.now())
     payload["job"] = {"job_id": str(job_id), "name": name}
     run_id = int(payload["run"]["run_id"])
-    h.failed_run("databricks", run_id=run_id, job_id=job_id)
+    h.failure("databricks", "given-run", run_id=run_id, job_id=job_id)
     return payload, run_id
 
 

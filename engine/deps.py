@@ -24,11 +24,7 @@ from engine.store.ids import new_id
 if TYPE_CHECKING:
     from engine.cloud.enrich import EnrichResult
 
-__all__ = ["Deps", "EngineOptions", "Enrich", "Playbooks", "Rca"]
-
-EngineOptions = EngineSettings
-"""Tuning of the worker and scheduler: the ``[engine]`` settings (defaults suit the embedded
-setup); tests build one with their own values."""
+__all__ = ["Deps", "Enrich", "Playbooks", "Rca"]
 
 Rca = Callable[..., dict[str, Any]]
 """The root-cause hook, ``rca(event, history, *, refresh=False, offline=False) -> dict``: the
@@ -66,7 +62,7 @@ class Deps:
     clock: Clock
     rca: Rca | None = None
     enrich: Enrich | None = None
-    options: EngineOptions = field(default_factory=EngineOptions)
+    options: EngineSettings = field(default_factory=EngineSettings)
     owner: str = field(default_factory=lambda: new_id("proc"))
 
     def now(self) -> datetime:

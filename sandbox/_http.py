@@ -171,12 +171,6 @@ class Emulator:
         A handler raises ValueError for a body it refuses (answered 400)."""
         return {}
 
-    def failed_run(self, spec: dict[str, Any]) -> None:
-        """Make the cloud have a failed run under ``spec["run_id"]`` of the pipeline or job
-        ``spec`` names (a test's or the demo's failure, so that reads of it tell the truth);
-        ValueError for a spec the emulator does not take."""
-        raise ValueError(f"{self.service or 'this emulator'} has no runs")
-
     # -- control ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Fresh state, empty call log, no scripts; pending hangs end without an answer."""
@@ -301,13 +295,6 @@ class Emulator:
             except (TypeError, ValueError) as exc:
                 return Response(400, {"error": str(exc)})
             return Response(200, {"scripted": True})
-        if request.method == "POST" and request.path == "/_sandbox/runs":
-            try:
-                with self.lock:
-                    self.failed_run(request.json_body())
-            except (TypeError, ValueError) as exc:
-                return Response(400, {"error": str(exc)})
-            return Response(200, {"seeded": True})
         return Response(404, {"error": f"unknown sandbox control {request.method} {request.path}"})
 
 

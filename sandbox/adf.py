@@ -17,7 +17,7 @@ from typing import Any
 from sandbox._aad import token_routes
 from sandbox._failures import activity_error, fields
 from sandbox._http import Emulator, Fault, Request, Response
-from sandbox._pipelines import PipelineRuns, RunError
+from sandbox._pipelines import PipelineRuns, RunError, public
 
 __all__ = ["AdfEmulator", "arm_error", "truthy"]
 
@@ -59,14 +59,6 @@ class AdfEmulator(Emulator):
     def error(self, status: int, code: str, message: str) -> Response:
         return arm_error(status, code, message)
 
-    def failed_run(self, spec: dict[str, Any]) -> None:
-        """``{"run_id", "pipeline"}``: a Failed run of that pipeline (of any factory)."""
-        run_id, pipeline = spec.get("run_id"), spec.get("pipeline")
-        if not isinstance(run_id, str) or not isinstance(pipeline, str) or not run_id \
-                or not pipeline or set(spec) - {"run_id", "pipeline"}:
-            raise ValueError('a failed run is {"run_id": "...", "pipeline": "..."}')
-        self.state.seed("", run_id, pipeline)
-
     def scripted_error(self, fault: Fault) -> Response:
         if fault.body is not None:
             return Response(fault.status or 500, fault.body)
@@ -75,7 +67,7 @@ class AdfEmulator(Emulator):
         return arm_error(status, code, f"Scripted failure {status} ({code}).")
 
     def failures(self) -> dict[str, Any]:
-        return {"pipeline-run": self._failed_run}
+        return {"pipeline-run": self._failed_run, "given-run": self._given_run}
 
     def _failure_scope(self, body: dict[str, Any]) -> str:
         """Where a drilled run lives: its factory (and the factory's subscription and group)."""
@@ -91,6 +83,14 @@ class AdfEmulator(Emulator):
         error = activity_error(str(body["error_code"]), str(body.get("message", "")))
         run = self.state.fail(scope, str(body["pipeline"]), error)
         return {"run": run, "activity": error._asdict()}
+
+    def _given_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_sandbox/failures/given-run``: the sample's failed run under ``run_id``, a
+        run of ``pipeline`` (the first factory that reads it has it), for an alert that names
+        a run of another pipeline than the default one."""
+        fields(body, ("run_id", "pipeline"), ())
+        run = self.state.seed("", str(body["run_id"]), str(body["pipeline"]))
+        return {"run": public(run.record)}
 
     def routes(self) -> list[tuple[str, str, str, Any]]:
         return [

@@ -118,9 +118,17 @@ class DatabricksEmulator(Emulator):
     def error(self, status: int, code: str, message: str) -> Response:
         return Response(status, {"error_code": code, "message": message})
 
-    # -- drills: POST /_sandbox/failures/job-run | cluster ------------------------------------
+    # -- drills: POST /_sandbox/failures/job-run | cluster | given-run ------------------------
     def failures(self) -> dict[str, Any]:
-        return {"job-run": self._drill_run, "cluster": self._drill_cluster}
+        return {"job-run": self._drill_run, "cluster": self._drill_cluster,
+                "given-run": self._given_run}
+
+    def _given_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The sample's failed run under ``run_id``, a run of job ``job_id``, for an alert
+        that names a run of another job than the default one."""
+        fields(body, ("run_id", "job_id"), ())
+        run_id, job_id = _number(body, "run_id"), _number(body, "job_id")
+        return {"run": self._public(self._failed_run(run_id, job_id), False)}
 
     def _drill_run(self, body: dict[str, Any]) -> dict[str, Any]:
         """A run of job ``job_id`` (``job_name``) that has just failed with
@@ -128,9 +136,7 @@ class DatabricksEmulator(Emulator):
         its cluster is terminated with that reason). ``message``: the failed task's error."""
         fields(body, ("termination_code",), ("job_id", "job_name", "message"))
         code = str(body["termination_code"])
-        if "job_id" in body and not str(body["job_id"]).isdigit():
-            raise ValueError(f"job_id: expected a number, got {body['job_id']!r}")
-        job_id = int(body["job_id"]) if "job_id" in body else self.state.new_id()
+        job_id = _number(body, "job_id") if "job_id" in body else self.state.new_id()
         job = self._job(job_id)
         if body.get("job_name"):
             job["settings"]["name"] = str(body["job_name"])
@@ -320,15 +326,6 @@ class DatabricksEmulator(Emulator):
         }
         self.state.runs[run_id] = run
         return run
-
-    def failed_run(self, spec: dict[str, Any]) -> None:
-        """``{"run_id", "job_id"}``: the sample's failed run, as a run of that job."""
-        run_id, job_id = spec.get("run_id"), spec.get("job_id")
-        if set(spec) - {"run_id", "job_id"} or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0
-                for v in (run_id, job_id)):
-            raise ValueError('a failed run is {"run_id": <int>, "job_id": <int>}')
-        self._failed_run(run_id, job_id)
 
     def _failed_run(self, run_id: int, job_id: int = data.DEFAULT_JOB_ID) -> dict[str, Any]:
         """The sample's failed run, under the id asked for (of job ``job_id``)."""
@@ -928,3 +925,10 @@ def _page(items: list[Any], query: dict[str, Any], *, default_limit: int,
     page = items[offset : offset + limit]
     token = _encode_token(offset + limit) if offset + limit < len(items) else None
     return page, token
+
+
+def _number(body: dict[str, Any], name: str) -> int:
+    """``body[name]``, a whole number (JSON number or digits); ValueError naming it else."""
+    if not str(body[name]).isdigit():
+        raise ValueError(f"{name}: expected a number, got {body[name]!r}")
+    return int(body[name])

@@ -70,24 +70,14 @@ class Sandbox:
                                              fail_rerun, body))
 
     def failure(self, service: str, kind: str, **body: Any) -> dict[str, Any]:
-        """What ``POST /_sandbox/failures/<kind>`` on ``service`` makes (a drill): a run that
-        failed with ``error_code``/``termination_code``, a terminated cluster. ValueError for
-        a body the emulator refuses, KeyError for a kind it does not make."""
+        """What ``POST /_sandbox/failures/<kind>`` on ``service`` makes: a run that failed with
+        ``error_code``/``termination_code`` (a drill), a terminated cluster, the failed run an
+        alert names (``given-run``: docs/SANDBOX.md). ValueError for a body the emulator
+        refuses, KeyError for a kind it does not make."""
         emulator = self._emulator(service)
         make = emulator.failures()[kind]
         with emulator.lock:
             return make(body)
-
-    def failed_run(self, service: str, run_id: str | int, *, pipeline: str = "",
-                   job_id: int = 0) -> None:
-        """Give the cloud a failed run ``run_id`` of ``pipeline`` (adf, synapse) or of job
-        ``job_id`` (databricks), as ``POST /_sandbox/runs`` does: a run id never seen is
-        otherwise a failed run of the default pipeline or job."""
-        spec: dict[str, Any] = ({"run_id": run_id, "job_id": job_id} if service == "databricks"
-                                else {"run_id": run_id, "pipeline": pipeline})
-        emulator = self._emulator(service)
-        with emulator.lock:
-            emulator.failed_run(spec)
 
     def reset(self) -> None:
         """Fresh state, empty call log and no scripts in every emulator."""

@@ -124,7 +124,7 @@ def adf_failure(tag: str, *, pipeline: str | None = None,
     text = text.replace("7b1e4c52-93f0-4d1a-a3b8-2c6f0e9d7a11", run_id)
     text = text.replace("9d3a6f10-2b7c-4e58-a1d4-6c8e0f2b5a77", str(uuid.uuid4()))
     if sandbox is not None:
-        sandbox.failed_run("adf", run_id, pipeline=name)
+        sandbox.failure("adf", "given-run", run_id=run_id, pipeline=name)
     payload = json.loads(text)
     fired = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     payload["data"]["essentials"]["firedDateTime"] = fired

@@ -1,11 +1,13 @@
 """How a row ended, recorded: succeeded (with the probe that will verify it), failed, or
-skipped (the target no longer needed it). The runner and reconciliation both record here."""
+skipped (the target no longer needed it). The runner and reconciliation both record here, and
+both end a row another replica took over the same way (:func:`taken_over`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import msgspec
+import structlog
 
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult, Precheck
@@ -14,7 +16,9 @@ from engine.deps import Deps
 from engine.store import actions as actions_store
 from engine.store.incidents import Incident
 
-__all__ = ["failed", "ids_of", "skipped", "succeeded"]
+__all__ = ["failed", "ids_of", "skipped", "succeeded", "taken_over"]
+
+log = structlog.get_logger("remediator.outcome")
 
 
 def ids_of(row: actions_store.ActionRow, incident: Incident) -> dict[str, str]:
@@ -60,3 +64,10 @@ def skipped(deps: Deps, row: actions_store.ActionRow, check: Precheck) -> None:
     actions_store.finish(deps.db, row.id, "skipped", now_ms=to_ms(deps.now()),
                          result={"outcome": "skipped", "detail": check.reason,
                                  "seen": check.seen}, owner=deps.owner)
+
+
+def taken_over(deps: Deps, row: actions_store.ActionRow, lost: actions_store.NotOwner) -> None:
+    """An outcome write found the row another replica's (this one's heartbeat had expired:
+    engine/store/replicas.py): its new owner reconciles, records, audits and settles it, so
+    this replica writes and audits nothing more of it and goes on with its other rows."""
+    log.warning("action_taken_over", action_id=row.id, owner=deps.owner, error=str(lost))

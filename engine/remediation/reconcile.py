@@ -17,9 +17,19 @@ from engine.store import incidents as incidents_store
 __all__ = ["reconcile_row"]
 
 
-def reconcile_row(deps: Deps, row: actions_store.ActionRow) -> None:
+def reconcile_row(deps: Deps, row: actions_store.ActionRow) -> bool:
     """An action left ``started`` by a crash: ask the cloud (``ActionSpec.reconcile``) whether
-    the call was made; never re-send a mutating call blindly."""
+    the call was made; never re-send a mutating call blindly. False if another replica took
+    the row over meanwhile (:func:`outcome.taken_over`): nothing of it was recorded here."""
+    try:
+        _reconcile(deps, row)
+    except actions_store.NotOwner as lost:
+        outcome.taken_over(deps, row, lost)
+        return False
+    return True
+
+
+def _reconcile(deps: Deps, row: actions_store.ActionRow) -> None:
     incident = incidents_store.get(deps.db, row.incident_id)
     assert incident is not None
     ids = outcome.ids_of(row, incident)

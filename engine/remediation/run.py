@@ -16,10 +16,13 @@ from datetime import timedelta
 import msgspec
 
 from engine import guards, lifecycle
+from engine.actions.base import ActionSpec
 from engine.actions.context import ActionResult
 from engine.clock import to_ms
-from engine.deps import Deps, EngineOptions
+from engine.config import EngineSettings
+from engine.deps import Deps
 from engine.errors import ActionError, PermanentActionError, RetryableActionError
+from engine.events import ErrorEvent
 from engine.remediation import outcome, settle
 from engine.remediation.analyse import IncidentAnalyst
 from engine.remediation.plan import event_of, render_row
@@ -63,6 +66,17 @@ def run_row(deps: Deps, row: actions_store.ActionRow) -> None:
                                   "key": row.idem_key, "attempt": row.attempt,
                                   "retry": row.retries, "playbook": row.playbook,
                                   "playbook_hash": row.playbook_hash}, **ids)
+    try:
+        _call(deps, row, incident, event, spec, ids)
+    except actions_store.NotOwner as lost:  # its new owner records, audits and settles it
+        outcome.taken_over(deps, row, lost)
+
+
+def _call(deps: Deps, row: actions_store.ActionRow, incident: incidents_store.Incident,
+          event: ErrorEvent, spec: ActionSpec | None, ids: dict[str, str]) -> None:
+    """The started row's one call out (pre-check, then the action), its outcome recorded
+    (:class:`~engine.store.actions.NotOwner` if another replica took the row over), then its
+    attempt settled."""
     planned_more = False
     try:
         if spec is None:
@@ -148,7 +162,7 @@ def _settle(deps: Deps, row: actions_store.ActionRow, planned_more: bool = False
         run_due(deps, incident_id=row.incident_id)
 
 
-def retry_delay_s(options: EngineOptions, retries: int, exc: ActionError) -> float:
+def retry_delay_s(options: EngineSettings, retries: int, exc: ActionError) -> float:
     """How long to wait before retry ``retries + 1``: the backoff doubles from
     ``retry_backoff_s`` up to ``retry_backoff_max_s``; a server's Retry-After (an exception's
     ``retry_after``) is never cut short."""

@@ -73,17 +73,17 @@ class Scheduler:
 
     def reconcile(self, now: datetime | None = None) -> int:
         """Actions left ``started`` by a crash (or stuck past their lease): reconciled from
-        the cloud, never re-sent blindly."""
+        the cloud, never re-sent blindly; returns how many this replica reconciled (a row
+        another replica took over meanwhile is its own: engine/remediation/outcome.py)."""
         deps = self._at(now)
         rows = actions_store.interrupted(deps.db, owner=deps.owner, now_ms=to_ms(deps.now()),
                                          lease_ms=deps.options.action_lease_s * 1000)
-        taken = 0
+        reconciled = 0
         for row in rows:
             # Another replica may reconcile the same row: only the one that takes it does.
             if actions_store.take_over(deps.db, row.id, from_owner=row.owner, owner=deps.owner):
-                reconcile_row(deps, msgspec.structs.replace(row, owner=deps.owner))
-                taken += 1
-        return taken
+                reconciled += reconcile_row(deps, msgspec.structs.replace(row, owner=deps.owner))
+        return reconciled
 
     def expire_approvals(self, now: datetime | None = None) -> int:
         """Incidents whose approval was not given in time go to ``on_failure``."""

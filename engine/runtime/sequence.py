@@ -33,7 +33,8 @@ from engine.actions.context import ActionContext, ActionResult, ProbeResult
 from engine.actions.registry import action_table
 from engine.audit import AuditRecord
 from engine.clock import FakeClock, to_ms
-from engine.deps import Deps, EngineOptions
+from engine.config import EngineSettings
+from engine.deps import Deps
 from engine.errors import PermanentActionError, RemediatorError
 from engine.events import ErrorEvent
 from engine.rules.durations import format_duration, parse_duration
@@ -216,7 +217,7 @@ def _run(db: Database, playbooks: PlaybookSet, test: LoadedTest, parse: Parse) -
     deps = Deps(db=db, playbooks=_Fixed(playbooks), actions=_simulated(action_table(), outcome),
                 ctx=ActionContext(clients=None),  # type: ignore[arg-type]  # never called
                 live=True, clock=clock,
-                options=msgspec.structs.replace(EngineOptions(), max_alert_age_s=0))
+                options=msgspec.structs.replace(EngineSettings(), max_alert_age_s=0))
     scheduler = Scheduler(deps)
     for silence in test.case.silences:
         seconds = parse_duration(silence.duration) if silence.duration else 366 * 86400

@@ -21,8 +21,8 @@ from engine.analysis.service import make_rca
 from engine.clock import Clock, SystemClock, to_ms
 from engine.cloud import enrich
 from engine.cloud.clients import Clients
-from engine.config import Settings
-from engine.deps import EngineOptions, Rca
+from engine.config import EngineSettings, Settings
+from engine.deps import Rca
 from engine.rules.active import ActivePlaybooks
 from engine.runtime import chainer, notifications, pollers, retention
 from engine.runtime.liveness import Liveness
@@ -73,7 +73,7 @@ class Service:
         parse_cluster_page: Callable[..., Any] | None = None,
         clock: Clock | None = None,
         rca: Rca | None = None,
-        options: EngineOptions | None = None,
+        options: EngineSettings | None = None,
         poll_s: float = 0.05,  # an idle worker's wait until wake() is first called
         fallback_poll_s: float = 1.0,  # then: only for what other processes write
     ) -> None:

@@ -19,8 +19,8 @@ import structlog
 from engine.actions.base import ActionSpec
 from engine.actions.context import ActionContext
 from engine.clock import Clock, SystemClock, to_ms
-from engine.config import Settings
-from engine.deps import Deps, EngineOptions, Enrich, Playbooks, Rca
+from engine.config import EngineSettings, Settings
+from engine.deps import Deps, Enrich, Playbooks, Rca
 from engine.errors import RemediatorError, StorageError
 from engine.runtime import deadletter, pipeline
 from engine.runtime.scheduler import Scheduler
@@ -52,7 +52,7 @@ class Worker:
     def __init__(self, db: Database, playbooks: Playbooks, actions: Mapping[str, ActionSpec],
                  ctx: ActionContext, settings: Settings, clock: Clock | None = None,
                  rca: Rca | None = None, *, enrich: Enrich | None = None,
-                 options: EngineOptions | None = None, poll_s: float = 1.0,
+                 options: EngineSettings | None = None, poll_s: float = 1.0,
                  fallback_poll_s: float | None = None) -> None:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,

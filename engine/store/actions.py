@@ -240,6 +240,13 @@ def release(
         ).rowcount
 
 
+def _unfenced(db: Database) -> str:
+    """A condition: the owner ``?`` is not fenced (its heartbeat did not expire; an owner with
+    no heartbeat row, a worker run without a service, is not fenced)."""
+    return ("NOT EXISTS (SELECT 1 FROM replicas r "
+            f"WHERE r.owner = ? AND r.beat_until_ms < {now_sql(db)})")
+
+
 def start(db: Database, action_id: str, *, owner: str, now_ms: int) -> bool:
     """Commit the intent to run (``scheduled`` -> ``started``) before the call is made.
 
@@ -250,19 +257,20 @@ def start(db: Database, action_id: str, *, owner: str, now_ms: int) -> bool:
     with db.write() as conn:
         return conn.execute(
             "UPDATE actions SET state = 'started', started_ms = ?, owner = ? "
-            "WHERE id = ? AND state = 'scheduled' AND NOT EXISTS (SELECT 1 FROM replicas r "
-            f"WHERE r.owner = ? AND r.beat_until_ms < {now_sql(db)})",
+            f"WHERE id = ? AND state = 'scheduled' AND {_unfenced(db)}",
             (now_ms, owner, action_id, owner),
         ).rowcount > 0
 
 
 def take_over(db: Database, action_id: str, *, from_owner: str, owner: str) -> bool:
     """Make ``owner`` the owner of a row left ``started`` by ``from_owner`` (to reconcile
-    it), unless someone changed it meanwhile; whether it did."""
+    it), unless someone changed it meanwhile or ``owner``'s heartbeat expired (as
+    :func:`start`: a fenced replica takes nothing more); whether it did."""
     with db.write() as conn:
         return conn.execute(
-            "UPDATE actions SET owner = ? WHERE id = ? AND state = 'started' AND owner = ?",
-            (owner, action_id, from_owner)).rowcount > 0
+            "UPDATE actions SET owner = ? WHERE id = ? AND state = 'started' AND owner = ? "
+            f"AND {_unfenced(db)}",
+            (owner, action_id, from_owner, owner)).rowcount > 0
 
 
 def finish(

@@ -66,7 +66,7 @@ def test_five_failures_on_one_pipeline_open_its_breaker_only(service_rig: Any) -
     rig = service_rig(playbook(), live=True)
     five_failures(rig)
     deliver(rig, alert(5), settle=0)
-    rig.sandbox.failed_run("adf", RUN_B, pipeline=PIPELINE_B)
+    rig.sandbox.failure("adf", "given-run", run_id=RUN_B, pipeline=PIPELINE_B)
     deliver(rig, alert_b(6))
     assert (creates(rig), creates(rig, PIPELINE_B)) == (5, 1)
     assert blocked(rig)[5:] == [("escalated", opened("2025-03-14T09:30:04Z"),

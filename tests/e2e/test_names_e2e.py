@@ -74,7 +74,7 @@ def test_a_pipeline_name_the_cloud_cannot_have_calls_nothing_and_escalates(
 def test_an_unusual_but_valid_pipeline_name_still_works(service_rig: Any) -> None:
     pipeline = "Sales Daily-Load_2 (EU)"
     rig = service_rig(RULE, live=True)
-    rig.sandbox.failed_run("adf", RUN, pipeline=pipeline)
+    rig.sandbox.failure("adf", "given-run", run_id=RUN, pipeline=pipeline)
     rig.post("azure-monitor", _alert(pipeline))
     assert rig.run() == 1
     [call] = [c for c in rig.sandbox.calls("adf") if c["path"].endswith("/createRun")]

@@ -16,7 +16,7 @@ import pytest
 from engine.actions.context import ActionContext
 from engine.clock import FakeClock, to_ms
 from engine.cloud.clients import Clients
-from engine.deps import EngineOptions
+from engine.config import EngineSettings
 from engine.runtime.worker import Worker
 from engine.store import audit as audit_store
 from engine.store import inbox
@@ -27,7 +27,7 @@ from tests.fixtures.common import Commits, read_elsewhere
 from tests.fixtures.engine import EngineRig
 from tests.reliability.conftest import poll
 
-OPTIONS = EngineOptions(threads=2, batch=4)
+OPTIONS = EngineSettings(threads=2, batch=4)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def _event(sandbox: Any, n: int, pipeline: str) -> Any:
     """A distinct firing alert about ``pipeline`` (its own target) and a failed run of it,
     which the sandbox gets."""
     run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, pipeline))
-    sandbox.failed_run("adf", run_id, pipeline=pipeline)
+    sandbox.failure("adf", "given-run", run_id=run_id, pipeline=pipeline)
     event = adf_event(resource=pipeline, run_id=run_id, dedup_key=f"azmon:claim-loop:{n}")
     return event.__class__(**{**{f: getattr(event, f) for f in event.__struct_fields__},
                               "attributes": {**event.attributes, "pipeline": pipeline}})
@@ -158,7 +158,7 @@ def test_a_stage_stalled_past_its_leases_counts_each_is_not_run_twice_and_is_par
     rig: EngineRig,
 ) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
-    options = EngineOptions(threads=2, batch=4, max_claims=3, event_lease_s=60)
+    options = EngineSettings(threads=2, batch=4, max_claims=3, event_lease_s=60)
     worker = _started(rig.worker(RERUN, live=True, options=options))
     stalled = rig.deliver(_event(rig.sandbox, 1, "pl_stalled"))
     poll(lambda: reruns(rig.sandbox))
@@ -184,7 +184,7 @@ def test_an_event_waiting_behind_a_stalled_one_keeps_its_lease_and_its_claim_cou
     rig: EngineRig,
 ) -> None:
     rig.sandbox.script("adf", "adf.createRun", hang=60)
-    options = EngineOptions(threads=2, batch=4, max_claims=2, event_lease_s=60)
+    options = EngineSettings(threads=2, batch=4, max_claims=2, event_lease_s=60)
     worker = _started(rig.worker(RERUN, live=True, options=options))
     stalled = rig.deliver(_event(rig.sandbox, 1, "pl_same"))
     poll(lambda: reruns(rig.sandbox))

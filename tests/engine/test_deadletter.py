@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import load_settings
-from engine.deps import EngineOptions
+from engine.config import EngineSettings, load_settings
 from engine.errors import ConfigError
 from engine.runtime import deadletter
 from engine.runtime.worker import Worker
@@ -23,7 +22,7 @@ from tests.engine.actions.conftest import PIPELINE, adf_event
 from tests.engine.test_worker import RERUN, reruns
 from tests.fixtures.engine import EngineRig
 
-OPTIONS = EngineOptions(max_claims=3, event_lease_s=60)
+OPTIONS = EngineSettings(max_claims=3, event_lease_s=60)
 
 BAD_TEMPLATE = """\
 name: engine

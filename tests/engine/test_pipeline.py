@@ -12,8 +12,13 @@ from pathlib import Path
 from engine.actions.registry import action_table
 from engine.clock import to_ms
 from engine.cloud.enrich import enrich
-from engine.config import DatabricksPollSettings, PollerSettings, Settings, load_settings
-from engine.deps import EngineOptions
+from engine.config import (
+    DatabricksPollSettings,
+    EngineSettings,
+    PollerSettings,
+    Settings,
+    load_settings,
+)
 from engine.events import ErrorEvent
 from engine.rules.active import ActivePlaybooks
 from engine.runtime.pollers import DatabricksPoller
@@ -124,8 +129,8 @@ def test_engine_options_come_from_the_settings(engine_rig: EngineRig) -> None:
                                                    "approval_timeout_s": 600, "threads": 2})
     worker = Worker(engine_rig.db, None, {}, engine_rig.ctx, settings, engine_rig.clock)
     engine_rig.workers.append(worker)
-    assert worker.deps.options == EngineOptions(retry_limit=7, breaker_threshold=2,
-                                                approval_timeout_s=600, threads=2)
+    assert worker.deps.options == EngineSettings(retry_limit=7, breaker_threshold=2,
+                                                 approval_timeout_s=600, threads=2)
 
 
 REPAIR = """\
@@ -178,7 +183,7 @@ def test_enrichment_gives_cluster_events_their_tags(engine_rig: EngineRig) -> No
 
 def test_leases_follow_the_workers_clock(engine_rig: EngineRig) -> None:
     rig = engine_rig
-    worker = rig.worker(RERUN, options=EngineOptions(event_lease_s=300))
+    worker = rig.worker(RERUN, options=EngineSettings(event_lease_s=300))
     event_id = rig.deliver(adf_event())
     now_ms = to_ms(rig.clock.now())
     [claimed] = inbox.claim(rig.db, limit=5, lease_ms=300_000, now_ms=now_ms)

@@ -12,8 +12,7 @@ import msgspec
 from cli.drive import Sink
 from engine.actions.context import ActionContext
 from engine.cloud.clients import Clients
-from engine.config import load_settings
-from engine.deps import EngineOptions
+from engine.config import EngineSettings, load_settings
 from engine.runtime.notifications import Notifier
 from engine.store import audit as audit_store
 from engine.store import inbox
@@ -53,7 +52,7 @@ def test_a_storm_of_one_unmatched_failure_is_one_incident(engine_rig: Any,
         return {"summary": "the SQL source timed out", "history": len(history)}
 
     worker = engine_rig.worker(PLAYBOOK, rca=rca,
-                               options=EngineOptions(batch=500, rejoin_window_s=6 * HOUR))
+                               options=EngineSettings(batch=500, rejoin_window_s=6 * HOUR))
     sink = Sink()
     clients = Clients(cloud_settings(sandbox, channels={"oncall": {"url": sink.url + "/oncall"}}))
     settings = load_settings(None, env={}, notifications={"channels": ["oncall"]},
@@ -102,7 +101,7 @@ def test_a_storm_of_one_unmatched_failure_is_one_incident(engine_rig: Any,
 
 
 def test_a_zero_window_opens_an_incident_per_event(engine_rig: Any) -> None:
-    worker = engine_rig.worker(PLAYBOOK, options=EngineOptions(rejoin_window_s=0))
+    worker = engine_rig.worker(PLAYBOOK, options=EngineSettings(rejoin_window_s=0))
     deliver(engine_rig, 0, 3)
     drain(worker)
     found = incidents_store.list_incidents(engine_rig.db)
@@ -112,4 +111,4 @@ def test_a_zero_window_opens_an_incident_per_event(engine_rig: Any) -> None:
 
 def test_the_default_window_is_six_hours() -> None:
     assert load_settings(None, env={}).engine.rejoin_window_s == 6 * HOUR
-    assert msgspec.structs.replace(EngineOptions(), rejoin_window_s=60).rejoin_window_s == 60
+    assert msgspec.structs.replace(EngineSettings(), rejoin_window_s=60).rejoin_window_s == 60

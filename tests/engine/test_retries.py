@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.clock import to_ms
-from engine.deps import EngineOptions
+from engine.config import EngineSettings
 from engine.runtime.worker import Worker
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
@@ -16,7 +16,7 @@ from tests.engine.actions.conftest import adf_event
 from tests.engine.test_worker import RERUN, kinds, only_incident, reruns
 from tests.fixtures.engine import EngineRig
 
-OPTIONS = EngineOptions(retry_limit=2, retry_backoff_s=60)
+OPTIONS = EngineSettings(retry_limit=2, retry_backoff_s=60)
 REF = "engine.yaml:adf-copy-failed/actions[0]"
 WHERE = "adf.rerun_pipeline[factory=adf-contoso-prod pipeline=pl_ingest_sales_daily]"
 

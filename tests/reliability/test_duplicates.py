@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from engine.deps import EngineOptions
+from engine.config import EngineSettings
 from engine.store import actions as actions_store
 from engine.store import incidents as incidents_store
 from receivers import intake
@@ -72,7 +72,7 @@ def test_five_concurrent_copies_of_every_sample_store_one_event_each(
 
     # Two workers race over the same inbox: each event is processed once, one action each.
     # The samples fired on several days: no age bound, so that every one of them is handled.
-    ageless = EngineOptions(max_alert_age_s=0)
+    ageless = EngineSettings(max_alert_age_s=0)
     first = engine_rig.worker(EVERY_FIRING, live=True, options=ageless)
     second = engine_rig.worker(EVERY_FIRING, live=True, options=ageless)
     with ThreadPoolExecutor(2) as pool:

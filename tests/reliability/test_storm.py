@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine.deps import EngineOptions
+from engine.config import EngineSettings
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
@@ -23,7 +23,7 @@ def _drain(worker: object) -> int:
 
 def _storm(engine_rig: EngineRig, threads: int | None = None,
            ) -> tuple[incidents_store.Incident, list[actions_store.ActionRow]]:
-    options = EngineOptions(threads=threads) if threads else None
+    options = EngineSettings(threads=threads) if threads else None
     worker = engine_rig.worker(RERUN, live=True, options=options)
     for n in range(1000):
         # Distinct alert ids (the sender fired again), the same failure (same fingerprint).
@@ -58,8 +58,9 @@ def test_a_storm_starts_one_rerun_and_never_exceeds_the_budget(engine_rig: Engin
 def test_a_hundred_pipelines_failing_at_once_are_all_remediated(engine_rig: EngineRig) -> None:
     worker = engine_rig.worker(RERUN, live=True)
     for n in range(100):
-        engine_rig.sandbox.failed_run("adf", f"00000000-0000-0000-0000-{n:012d}",
-                                      pipeline=f"pl_{n:03d}")
+        engine_rig.sandbox.failure("adf", "given-run",
+                                   run_id=f"00000000-0000-0000-0000-{n:012d}",
+                                   pipeline=f"pl_{n:03d}")
         engine_rig.deliver(adf_event(
             dedup_key=f"azmon:/subscriptions/x/alerts/p{n:03d}:Fired", resource=f"pl_{n:03d}",
             run_id=f"00000000-0000-0000-0000-{n:012d}",

@@ -97,7 +97,7 @@ def test_a_bad_drill_is_400_with_the_reason(sandbox: Sandbox) -> None:
         " factory, message")})
     answer = httpx.post(f"{sandbox.databricks_url}/_sandbox/failures/pipeline-run", json={})
     assert (answer.status_code, answer.json()) == (404, {"error": (
-        "databricks makes no failure 'pipeline-run'; it makes: cluster, job-run")})
+        "databricks makes no failure 'pipeline-run'; it makes: cluster, given-run, job-run")})
     answer = httpx.post(f"{sandbox.databricks_url}/_sandbox/failures/job-run",
                         json={"termination_code": "RUN_EXECUTION_ERROR", "job_id": "12a"})
     assert answer.json() == {"error": "job_id: expected a number, got '12a'"}

@@ -75,23 +75,30 @@ def test_https_emulators_serve_control_endpoints_too(sandbox: Sandbox) -> None:
 
 def test_a_failed_run_given_over_http_is_a_run_of_that_pipeline_or_job(
         sandbox: Sandbox) -> None:
+    """``given-run``: one more failure kind, through the same route and checks as a drill's."""
     adf = sandbox.adf_url
-    assert http(f"{adf}/_sandbox/runs", {"run_id": "r-1", "pipeline": "pl_x"},
-                ca_file=sandbox.ca_file) == (200, {"seeded": True})
+    status, made = http(f"{adf}/_sandbox/failures/given-run",
+                        {"run_id": "r-1", "pipeline": "pl_x"}, ca_file=sandbox.ca_file)
+    assert (status, made["run"]["runId"], made["run"]["pipelineName"]) == (200, "r-1", "pl_x")
     status, run = http(f"{adf}/subscriptions/s/resourceGroups/rg/providers/"
                        "Microsoft.DataFactory/factories/f/pipelineruns/r-1?api-version=1",
                        ca_file=sandbox.ca_file)
     assert (status, run["pipelineName"], run["status"]) == (200, "pl_x", "Failed")
-    assert http(f"{adf}/_sandbox/runs", {"run_id": "r-1", "job_id": 1},
+    assert http(f"{adf}/_sandbox/failures/given-run", {"run_id": "r-1", "job_id": 1},
                 ca_file=sandbox.ca_file) == (
-        400, {"error": 'a failed run is {"run_id": "...", "pipeline": "..."}'})
+        400, {"error": "unknown fields: job_id; expected run_id, pipeline"})
     dbx = sandbox.databricks_url
-    assert http(f"{dbx}/_sandbox/runs", {"run_id": 5, "job_id": 77}) == (200, {"seeded": True})
+    status, made = http(f"{dbx}/_sandbox/failures/given-run", {"run_id": 5, "job_id": 77})
+    assert (status, made["run"]["run_id"], made["run"]["job_id"]) == (200, 5, 77)
     status, run = http(f"{dbx}/api/2.1/jobs/runs/get?run_id=5")
     assert (status, run["job_id"], run["state"]["result_state"]) == (200, 77, "FAILED")
-    assert http(f"{dbx}/_sandbox/runs", {"run_id": "5", "job_id": 77})[0] == 400
-    assert http(f"{sandbox.openai_url.removesuffix('/v1')}/_sandbox/runs",
-                {"run_id": 1}) == (400, {"error": "openai has no runs"})
+    assert http(f"{dbx}/_sandbox/failures/given-run", {"run_id": "five", "job_id": 77}) == (
+        400, {"error": "run_id: expected a number, got 'five'"})
+    assert http(f"{sandbox.openai_url.removesuffix('/v1')}/_sandbox/failures/given-run",
+                {"run_id": 1}) == (404, {"error": "openai makes no failure 'given-run'; it "
+                                                  "makes: none"})
+    assert http(f"{adf}/_sandbox/runs", {"run_id": "r-2", "pipeline": "pl_x"},
+                ca_file=sandbox.ca_file)[0] == 404  # the one route: no second way
 
 
 def test_unknown_endpoint_is_a_real_shaped_404(sandbox: Sandbox) -> None:

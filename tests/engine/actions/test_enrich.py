@@ -152,7 +152,7 @@ def test_a_metric_alert_window_older_than_the_age_bound_looks_nothing_up(sandbox
 
 def test_at_most_50_failed_runs_of_a_metric_alert_become_events(sandbox, clients):
     for n in range(60):
-        sandbox.failed_run("adf", f"run-{n:03d}", pipeline=PIPELINE)
+        sandbox.failure("adf", "given-run", run_id=f"run-{n:03d}", pipeline=PIPELINE)
     now = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
     result = enrich(_metric_alert(now - timedelta(hours=12), now), clients, now=now)
     assert len(result.events) == 50

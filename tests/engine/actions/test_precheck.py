@@ -120,7 +120,7 @@ def test_node_type_leaves_a_running_all_purpose_cluster_alone(ctx, clients) -> N
 
 
 def test_synapse_rerun_only_of_a_failed_run_not_rerun_since(sandbox, ctx, clients) -> None:
-    sandbox.failed_run("synapse", ADF_RUN, pipeline="pl_syn")
+    sandbox.failure("synapse", "given-run", run_id=ADF_RUN, pipeline="pl_syn")
     event = adf_event(source="synapse", attributes={"workspace": "syn-contoso-prod",
                                                     "pipeline": "pl_syn"})
     assert check("synapse.rerun_pipeline", event, ctx).reason == (
@@ -134,7 +134,7 @@ def test_synapse_rerun_only_of_a_failed_run_not_rerun_since(sandbox, ctx, client
 
 
 def test_synapse_refuses_a_run_of_another_pipeline(sandbox, ctx) -> None:
-    sandbox.failed_run("synapse", ADF_RUN, pipeline="pl_payroll_export")
+    sandbox.failure("synapse", "given-run", run_id=ADF_RUN, pipeline="pl_payroll_export")
     event = adf_event(source="synapse", attributes={"workspace": "syn-contoso-prod",
                                                     "pipeline": "pl_syn"})
     assert check("synapse.rerun_pipeline", event, ctx) == Precheck(
@@ -145,12 +145,12 @@ def test_synapse_refuses_a_run_of_another_pipeline(sandbox, ctx) -> None:
 
 
 def test_adf_pipeline_names_compare_without_case(sandbox, ctx) -> None:
-    sandbox.failed_run("adf", ADF_RUN, pipeline="PL_Ingest_Sales_Daily")
+    sandbox.failure("adf", "given-run", run_id=ADF_RUN, pipeline="PL_Ingest_Sales_Daily")
     assert check("adf.rerun_pipeline", adf_event(), ctx).act  # names are case-insensitive
 
 
 def test_run_job_and_node_type_refuse_a_run_of_another_job(sandbox, ctx) -> None:
-    sandbox.failed_run("databricks", 447120398, job_id=123)
+    sandbox.failure("databricks", "given-run", run_id=447120398, job_id=123)
     event = dbx_task_event()  # names job 816305927331
     refused = Precheck(
         act=False, refuse=True, seen={"run_id": 447120398, "job_id": 123},
