@@ -1,7 +1,8 @@
 """The audit table: append-only (triggers refuse UPDATE and DELETE), hash-chained.
 
-:func:`append` reads the head of the chain and writes the next record in one ``BEGIN
-IMMEDIATE`` transaction, so concurrent writers cannot fork the chain. ``audit_head`` keeps the
+:func:`append` reads the head of the chain and writes the next record in one write
+transaction holding the ``audit`` lock (engine/store/locks.py; SQLite's writer lock), so
+concurrent writers cannot fork the chain. ``audit_head`` keeps the
 seq and hash of the last record, so that deleting the tail is caught too; :func:`verify_chain`
 walks the stored chain against it. A kind outside the log's vocabulary (engine/audit.py,
 ``AuditKind``) is refused before anything is written.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from engine.audit import GENESIS, AuditRecord, VerifyResult, check_kind, record_hash, verify_records
+from engine.store import locks
 from engine.store.query import Where
 from engine.text.redact import redact
 
@@ -84,6 +86,9 @@ def append(
     stored = msgspec.json.encode(body_data, order="sorted")
     body_data = msgspec.json.decode(stored)
     with db.write() as conn:
+        # One appender at a time across replicas, until the transaction ends: the head read
+        # here is the one this record follows.
+        locks.hold(db, "audit", conn=conn)
         row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         seq, prev = (row["seq"] + 1, row["hash"]) if row else (1, GENESIS)
         body = {
