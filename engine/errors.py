@@ -9,6 +9,7 @@
     │   ├── MalformedPayload   not JSON at all (HTTP 400)
     │   └── UnknownSchema      JSON, but of no shape we know (HTTP 422)
     ├── StorageError           the database could not take the write (HTTP 503; senders retry)
+    │   └── TransactionConflict    the server rolled the transaction back (deadlock): run it again
     ├── InvalidTransition      an incident move that its lifecycle does not have (a bug)
     ├── UnknownAuditKind       an audit record of a kind the log does not have (a bug)
     └── ActionError            a remediation call failed
@@ -31,6 +32,7 @@ __all__ = [
     "RemediatorError",
     "RetryableActionError",
     "StorageError",
+    "TransactionConflict",
     "UnknownAuditKind",
     "UnknownSchema",
 ]
@@ -75,6 +77,12 @@ class UnknownSchema(PayloadError):
 
 class StorageError(RemediatorError):
     """The database could not take a write: locked, full or gone. Callers may retry."""
+
+
+class TransactionConflict(StorageError):
+    """The server chose this transaction as the loser of a conflict with another one (a
+    deadlock, a serialization failure): the whole transaction is rolled back, and running it
+    again from its start is safe (a batch rolls back instead of committing what it wrote)."""
 
 
 class InvalidTransition(RemediatorError):

@@ -15,8 +15,10 @@ blocks ends the run and decides what happens to the incident (``escalate``, ``ig
   target for a cool-off; then it is half-open: the next remediation is a trial, whose success
   closes the breaker and whose failure opens it again; :func:`reset_breaker` closes it early;
 - ``budget``: at most ``budget.max_attempts`` attempts per ``budget.window``, counted per
-  target, rule or fingerprint;
-- ``cooldown``: no new remediation of a target by a rule within ``cooldown`` of the last;
+  target, rule or fingerprint (under an advisory lock of the rule and scope, held until the
+  attempt it allows is written: several replicas do not both take the last one);
+- ``cooldown``: no new remediation of a target by a rule within ``cooldown`` of the last
+  (under a lock of the rule and target, as the budget);
 - ``lock``: one remediation at a time per target (a DB row with a lease: holds across threads
   and restarts);
 - ``dry_run``: the default; ``Settings.live`` turns real actions on, a rule's ``dry_run: true``
@@ -48,6 +50,7 @@ from engine.rules.ruleset import CompiledRule
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
 from engine.store import incidents as incidents_store
+from engine.store import locks
 from engine.store import state as state_store
 from engine.store.db import Database
 from engine.store.incidents import Incident
@@ -193,6 +196,8 @@ def check_budget(deps: Deps, rule: CompiledRule, incident: Incident, now_ms: int
     window = rule.budget_window_s or 0
     value = {"target": incident.target, "fingerprint": incident.fingerprint,
              "rule": ""}[budget.per]
+    # Held until the transaction commits the attempt this allows: another replica counts it.
+    locks.hold(deps.db, "budget", f"{rule.id}\x1f{budget.per}\x1f{value}")
     used = actions_store.attempts_in_window(
         deps.db, rule_id=rule.id, scope=budget.per, value=value, since_ms=now_ms - window * 1000)
     scope = f"per {budget.per}" + (f" {value}" if value else "")
@@ -211,6 +216,7 @@ def check_cooldown(deps: Deps, rule: CompiledRule, incident: Incident,
     cooldown, target = rule.cooldown_s, incident.target
     if not cooldown:
         return Decision(name="cooldown", decision="allow", reason="no cooldown set")
+    locks.hold(deps.db, "cooldown", f"{rule.id}\x1f{target}")  # as the budget's
     last = actions_store.last_started_ms(deps.db, rule_id=rule.id, target=target,
                                          exclude_incident=incident.id)
     if last is not None and now_ms - last < cooldown * 1000:

@@ -52,6 +52,7 @@ __all__ = [
     "escalate",
     "find_active",
     "ignore",
+    "lock",
     "mermaid",
     "moves_table",
     "open_or_join",
@@ -132,7 +133,7 @@ def open_or_join(db: Database, event: ErrorEvent, *, target: str, alert_key: str
     incident, created = transitions.open_or_join(
         db, fingerprint=event.fingerprint, target=target, source=event.source,
         resource=event.resource, alert_key=alert_key, event_id=event.id, now_ms=to_ms(now),
-        active=ACTIVE, rejoin_since_ms=None if rejoin_since is None else to_ms(rejoin_since))
+        rejoin_since_ms=None if rejoin_since is None else to_ms(rejoin_since))
     ids = {"incident_id": incident.id, "event_id": event.id, "resource": event.resource}
     audit_store.append(db, "incident", ts=now, data={
         "state": incident.state, "created": created, "target": incident.target,
@@ -142,6 +143,15 @@ def open_or_join(db: Database, event: ErrorEvent, *, target: str, alert_key: str
             "events": incident.events, "closed_ms": incident.closed_ms,
             "reason": incident.reason}, **ids)
     return incident, created
+
+
+def lock(db: Database, incident_id: str) -> Incident | None:
+    """The incident as it is now, its row held until the caller's transaction ends (call it
+    inside ``db.batch()``): what the caller reads next and the moves it makes are not raced
+    by another replica doing the same (settling the same attempt twice would plan two next
+    attempts: ``remediating`` -> ``remediating`` is a move). None if there is no such
+    incident."""
+    return transitions.lock(db, incident_id)
 
 
 def wait_approval(db: Database, incident: Incident, *, due: datetime, now: datetime) -> bool:

@@ -28,6 +28,7 @@ from engine.rules.silences import (
     parse_matcher,
 )
 from engine.store import audit as audit_store
+from engine.store import locks
 from engine.store import silences as store
 from engine.store.db import Database
 from engine.store.ids import new_id
@@ -130,6 +131,7 @@ def create(db: Database, matchers: Sequence[MatcherSpec], *, author: str, commen
     if ends_ms - now_ms > MAX_DURATION_S * 1000:
         raise SilenceError(f"ends_at: a silence ends within {MAX_DURATION_S // 86400} days")
     with db.batch():
+        locks.hold(db, "silences")  # the cap: replicas creating at once count each other's
         if store.count_active(db, now_ms=now_ms) >= MAX_SILENCES:
             raise SilenceError(f"{MAX_SILENCES} silences have not ended: expire some first",
                                409)

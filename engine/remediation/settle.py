@@ -31,10 +31,20 @@ __all__ = ["count_outcome", "escalate", "fail_attempt", "give_up", "ignore", "re
 def settle(deps: Deps, incident_id: str, attempt: int) -> bool:
     """Decide an attempt once its remediation rows are done: failed -> next attempt or
     ``on_failure``; all succeeded and verified (or nothing to verify) -> resolved; a probe
-    still running -> verifying. Returns whether rows to run now were planned."""
-    incident = incidents_store.get(deps.db, incident_id)
-    if incident is None or not lifecycle.active(incident):
-        return False
+    still running -> verifying. Returns whether rows to run now were planned.
+
+    One transaction, the incident's row held (replicas and threads settle rows of one
+    attempt side by side): an attempt already followed by the next one is not settled
+    again."""
+    with deps.db.batch():
+        incident = lifecycle.lock(deps.db, incident_id)
+        if incident is None or not lifecycle.active(incident) or incident.attempts > attempt:
+            return False
+        return _settle(deps, incident, attempt)
+
+
+def _settle(deps: Deps, incident: Incident, attempt: int) -> bool:
+    incident_id = incident.id
     rows = actions_store.for_incident(deps.db, incident_id, attempt=attempt, phase="remediate")
     if any(r.state == "failed" or r.probe_state == "failed" for r in rows):
         failed_row = next(r for r in rows if r.state == "failed" or r.probe_state == "failed")

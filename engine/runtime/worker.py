@@ -21,7 +21,7 @@ from engine.actions.context import ActionContext
 from engine.clock import Clock, SystemClock, to_ms
 from engine.config import EngineSettings, Settings
 from engine.deps import Deps, Enrich, Playbooks, Rca
-from engine.errors import RemediatorError, StorageError
+from engine.errors import RemediatorError, StorageError, TransactionConflict
 from engine.runtime import deadletter, pipeline
 from engine.runtime.scheduler import Scheduler
 from engine.store import inbox
@@ -30,6 +30,9 @@ from engine.store.db import Database
 __all__ = ["Worker"]
 
 log = structlog.get_logger("remediator.worker")
+
+CONFLICT_RETRIES = 3
+"""Runs of an event whose transaction lost a deadlock before it is left to its lease."""
 
 
 class Worker:
@@ -115,7 +118,7 @@ class Worker:
         at once; after any other failure it stays claimed and comes back when its lease runs
         out (its claims are counted: the claim after the last one parks it)."""
         try:
-            pipeline.process(self.deps, stored)
+            self._process_once(stored)
         except StorageError as exc:
             log.warning("event_deferred", event_id=stored.event.id, reason="storage")
             self._note_error(stored, deadletter.describe(exc))
@@ -130,6 +133,20 @@ class Worker:
         except Exception as exc:  # a bug: recorded, and the lane's caller logs it
             self._note_error(stored, deadletter.describe(exc, with_type=True))
             raise
+
+    def _process_once(self, stored: inbox.StoredEvent) -> None:
+        """The pipeline for one event, run again from its start (up to
+        :data:`CONFLICT_RETRIES` times) when the server rolled its transaction back to break a
+        deadlock with another replica's: what it wrote since its last call out is gone, and
+        its stages are written to be run again (as after a crash)."""
+        for tries in range(CONFLICT_RETRIES):
+            try:
+                pipeline.process(self.deps, stored)
+                return
+            except TransactionConflict as exc:
+                if tries + 1 == CONFLICT_RETRIES:
+                    raise
+                log.info("event_retried", event_id=stored.event.id, reason=str(exc))
 
     def _note_error(self, stored: inbox.StoredEvent, error: str) -> None:
         """Keep the error for the reason of a later park (the database may be what fails)."""

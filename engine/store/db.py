@@ -80,9 +80,9 @@ class Database(abc.ABC):
 
     ``write()`` is one write transaction (a savepoint inside ``batch()``); ``batch()`` shares
     one transaction among a thread's writes; ``outside()`` commits a batch around a call out;
-    ``query()`` reads (inside this thread's transaction: what it wrote). Both backends run
-    their write transactions one at a time (SQLite's writer lock, PostgreSQL's advisory
-    lock), so a check-then-act inside ``write()`` sees no other writer.
+    ``query()`` reads (inside this thread's transaction: what it wrote). SQLite runs its
+    write transactions one at a time; PostgreSQL runs those of several replicas side by
+    side, so a check-then-act of the store makes itself safe (engine/store/locks.py).
     """
 
     dialect: Dialect
@@ -103,8 +103,8 @@ class Database(abc.ABC):
     def write(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[Any]:
         """One write transaction, committed on exit, rolled back on error. ``exclusive=False``
         says it needs no other writer kept out (its statements are safe side by side, e.g.
-        an insert that resolves its own conflicts): on PostgreSQL it then runs beside other
-        replicas' writes instead of after them."""
+        an insert that resolves its own conflicts); no backend needs it now (PostgreSQL's
+        writes all run side by side): it stays for its callers."""
 
     @abc.abstractmethod
     def batch(self) -> contextlib.AbstractContextManager[None]:

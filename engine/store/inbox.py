@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from engine.events import ErrorEvent
+from engine.store import locks
 from engine.store.ids import new_id
 from engine.store.query import Where
 from engine.store.replicas import live_sql
@@ -294,6 +295,7 @@ def claim(
     params = (now, *(() if max_claims is None else (max_claims,)), owner)
     with db.write() as conn:
         if db.dialect.name == "postgresql":
+            locks.hold(db, "claims", conn=conn)  # one claim at a time (engine/store/locks.py)
             rows = conn.execute(_CLAIM_BY_LANE.format(claimable=claimable),
                                 (*params, limit * 4, now + lease_ms, owner, limit)).fetchall()
         else:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from engine.store.db import Database
 
 __all__ = [
+    "ACTIVE_STATES",
+    "ONE_ACTIVE",
     "Incident",
     "OutboxItem",
     "add_attempt",
@@ -37,6 +39,15 @@ __all__ = [
     "row_incident",
     "set_rule",
 ]
+
+ACTIVE_STATES = ("open", "remediating", "waiting_approval", "verifying")
+"""The lifecycle's active states (engine/lifecycle.py ``ACTIVE``, a test holds them equal): at
+most one incident per (fingerprint, target) is in one of them."""
+
+ONE_ACTIVE = f"state IN ({', '.join(repr(s) for s in ACTIVE_STATES)})"
+"""The predicate of the partial unique index ``incidents_one_active`` (migration 0008): what
+an ``ON CONFLICT`` names to meet it."""
+
 
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
     """One failure of one target, across the events that report it and the attempts to fix it.
@@ -85,6 +96,9 @@ def create_schema(db: Database) -> None:
     db.utils["incidents"].create_index(["fingerprint", "target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["target", "state"], if_not_exists=True)
     db.utils["incidents"].create_index(["state", "approval_due_ms"], if_not_exists=True)
+    # At most one active incident per failure, whoever opens it (open_or_join's ON CONFLICT).
+    db.utils.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_active ON "
+                          f"incidents (fingerprint, target) WHERE {ONE_ACTIVE}")
     _add_outbox_columns(db)
     if "matches" not in db.utils["incidents"].columns_dict:  # a database made before it
         db.utils["incidents"].add_column("matches", str, not_null_default="{}")

@@ -2,11 +2,13 @@
 
 Several replicas share one server. The store's SQL is written once, with ``?`` marks (SQLite's
 style), which each statement here turns into psycopg's ``%s`` before it runs (a ``%`` in a
-literal doubled). Write transactions take a transaction-level advisory lock
-(:data:`WRITER_LOCK`) before anything else, so that they run one at a time across every
-replica as SQLite's writers do on one file: each check-then-act of the store (open or join an
-incident, a budget, the audit chain's head) sees no concurrent writer. Reads outside a
-transaction use any pooled connection in autocommit and never wait for the writer lock.
+literal doubled). Write transactions of different replicas run side by side (READ COMMITTED):
+each check-then-act of the store makes itself safe (engine/store/locks.py lists how: unique
+indexes with ON CONFLICT, compare-and-sets, row locks, advisory locks per key). A transaction
+the server rolls back to break a deadlock (or a serialization failure) leaves as
+:class:`~engine.errors.TransactionConflict`: a batch then rolls back everything it wrote
+(instead of committing it), and its caller runs it again (the worker: the event). Reads
+outside a transaction use any pooled connection in autocommit.
 
 A failure of the server (refused, gone, a lock not granted in time) leaves as
 :class:`~engine.errors.StorageError`, which the receivers answer with 503.
@@ -25,13 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from engine.errors import StorageError
+from engine.errors import StorageError, TransactionConflict
 from engine.store.db import POSTGRESQL, Database
 
-__all__ = ["WRITER_LOCK", "PostgresDatabase", "Row", "display_url", "sql_for_psycopg"]
+__all__ = ["PostgresDatabase", "Row", "display_url", "sql_for_psycopg"]
 
-WRITER_LOCK = 0x52454D31
-"""The advisory lock every write transaction holds ("REM1"): one writer at a time."""
+CONFLICTS = ("40P01", "40001")
+"""SQLSTATEs of a transaction the server rolled back for another's sake: deadlock detected,
+serialization failure."""
 
 LOCK_TIMEOUT_S = 10
 """How long a write waits for another replica's transaction before it fails (503)."""
@@ -171,8 +174,10 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def write(self, *, exclusive: bool = True) -> Iterator[_Connection]:
-        """One write transaction, holding the writer lock unless not ``exclusive``; inside
-        :meth:`batch` a savepoint of the batch's transaction (rolled back alone on error)."""
+        """One write transaction (``exclusive`` is kept for its callers: no write holds a lock
+        of every replica any more); inside :meth:`batch` a savepoint of the batch's
+        transaction (rolled back alone on error; a conflict then rolls the batch back)."""
+        del exclusive
         held: _Connection | None = getattr(self._local, "conn", None)
         if held is not None:
             try:
@@ -186,27 +191,27 @@ class PostgresDatabase(Database):
                 with contextlib.suppress(psycopg.Error):
                     held.execute("ROLLBACK TO SAVEPOINT w")
                     held.execute("RELEASE SAVEPOINT w")
-                raise StorageError(f"write failed: {_reason(exc)}") from exc
+                raise _write_failed(exc) from exc
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
                     held.execute("ROLLBACK TO SAVEPOINT w")
                     held.execute("RELEASE SAVEPOINT w")
                 raise
             return
-        conn = self._begin(exclusive=exclusive)
+        conn = self._begin()
         try:
             yield conn
         except psycopg.Error as exc:
             self._end(conn, commit=False)
-            raise StorageError(f"write failed: {_reason(exc)}") from exc
+            raise _write_failed(exc) from exc
         except BaseException:
             self._end(conn, commit=False)
             raise
         self._end(conn, commit=True)
 
-    def _begin(self, *, exclusive: bool = True) -> _Connection:
-        """Take this process's writer lock and a connection, begin, take the writer lock of
-        every replica (if ``exclusive``); StorageError (nothing held) if any of it fails."""
+    def _begin(self) -> _Connection:
+        """Take this process's writer lock and a connection, begin; StorageError (nothing
+        held) if any of it fails."""
         self._lock.acquire()
         try:
             raw = self._pool.getconn()
@@ -216,9 +221,7 @@ class PostgresDatabase(Database):
         conn = _Connection(raw)
         try:
             # One round trip (no parameters: the simple protocol takes several statements).
-            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"
-                        + (f"; SELECT pg_advisory_xact_lock({WRITER_LOCK})" if exclusive
-                           else ""))
+            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
         except psycopg.Error as exc:
             self._release(raw, broken=True)
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
@@ -234,7 +237,7 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             self._release(conn.raw, broken=True)
             if commit:
-                raise StorageError(f"write failed: {_reason(exc)}") from exc
+                raise _write_failed(exc) from exc
             return
         self.commits += commit
         self._release(conn.raw, broken=False)
@@ -252,18 +255,20 @@ class PostgresDatabase(Database):
     @contextmanager
     def batch(self) -> Iterator[None]:
         """This thread's writes in the block share one transaction (see
-        :meth:`SqliteDatabase.batch`); committed on exit, also when the block raises."""
+        :meth:`SqliteDatabase.batch`); committed on exit, also when the block raises, except
+        for a :class:`~engine.errors.TransactionConflict`: the server chose the transaction
+        as a deadlock's loser, and it is rolled back whole, to be run again."""
         if getattr(self._local, "conn", None) is not None:
             yield
             return
         conn = self._begin()
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             current = getattr(self._local, "conn", None)
             if current is not None:
                 with contextlib.suppress(StorageError):
-                    self._end(current, commit=True)
+                    self._end(current, commit=not isinstance(exc, TransactionConflict))
             raise
         current = getattr(self._local, "conn", None)
         if current is not None:
@@ -318,6 +323,14 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         """Close the pool; the data stays on the server."""
         self._pool.close()
+
+
+def _write_failed(exc: psycopg.Error) -> StorageError:
+    """The StorageError of a failed write: a :class:`TransactionConflict` when the server
+    rolled it back for another transaction's sake."""
+    if exc.sqlstate in CONFLICTS:
+        return TransactionConflict(f"write failed: {_reason(exc)} (rolled back, run again)")
+    return StorageError(f"write failed: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:

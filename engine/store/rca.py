@@ -71,18 +71,19 @@ def put_cached(db: Database, fingerprint: str, analysis: dict[str, Any], *, now_
 
 def take_call(db: Database, *, now_ms: int, limit: int) -> bool:
     """Count one LLM call in the current hour if fewer than ``limit`` were made; whether it
-    was counted (False: over budget, make no call)."""
+    was counted (False: over budget, make no call). One statement: replicas that take the
+    last call at once wait for each other's row, and one of them gets it."""
     hour = now_ms // HOUR_MS
+    if limit <= 0:
+        return False
     with db.write() as conn:
-        row = conn.execute("SELECT calls FROM rca_budget WHERE hour = ?", (hour,)).fetchone()
-        used = row["calls"] if row else 0
-        if used >= limit:
-            return False
-        conn.execute(
-            "INSERT INTO rca_budget (hour, calls) VALUES (?, 1) "
-            "ON CONFLICT(hour) DO UPDATE SET calls = rca_budget.calls + 1", (hour,))
-        conn.execute("DELETE FROM rca_budget WHERE hour < ?", (hour - 24,))
-    return True
+        taken = conn.execute(
+            "INSERT INTO rca_budget (hour, calls) VALUES (?, 1) ON CONFLICT (hour) "
+            "DO UPDATE SET calls = rca_budget.calls + 1 WHERE rca_budget.calls < ? "
+            "RETURNING calls", (hour, limit)).fetchone()
+        if taken is not None and taken["calls"] == 1:  # the hour's first: drop old hours
+            conn.execute("DELETE FROM rca_budget WHERE hour < ?", (hour - 24,))
+    return taken is not None
 
 
 def calls_in_hour(db: Database, *, now_ms: int) -> int:

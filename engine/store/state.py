@@ -228,10 +228,9 @@ def reset_breakers(db: Database, rule_id: str, target: str | None = None) -> lis
     sql, params = "FROM circuit_breakers WHERE rule_id = ?", [rule_id]
     if target is not None:
         sql, params = sql + " AND target = ?", [*params, target]
-    with db.write() as conn:
-        rows = conn.execute(f"SELECT * {sql} ORDER BY target", params).fetchall()
-        conn.execute(f"DELETE {sql}", params)
-    return [_breaker(row) for row in rows]
+    with db.write() as conn:  # one statement: two replicas resetting at once report each once
+        rows = conn.execute(f"DELETE {sql} RETURNING *", params).fetchall()
+    return sorted((_breaker(row) for row in rows), key=lambda b: b.target)
 
 
 def acquire_lock(db: Database, target: str, holder: str, *, now_ms: int, until_ms: int) -> Lock:
