@@ -104,6 +104,8 @@ class Service:
         self.notifier = notifications.register(self.scheduler, deps, settings)
         retention.register(self.scheduler, db, settings, self.clock)
         self.scheduler.is_leader = self.liveness.is_leader
+        self.scheduler.leader_ticked = self.liveness.ticked
+        self.liveness.on_elected = self.scheduler.lead_now
         self._listen_stop = threading.Event()
         self._reloads_seen = 0
         if db.dialect.name == "postgresql":
