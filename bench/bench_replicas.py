@@ -252,11 +252,13 @@ def _owner_of(db: Database, replica: Forked) -> str:
     return str(rows[0]["owner"])
 
 
-def _owned(db: Database, table: str, ids: list[str], owner: str) -> int:
-    """How many of the rows ``ids`` of ``table`` ``owner`` still holds."""
+def _owned(db: Database, table: str, ids: list[str], owner: str, state: str) -> int:
+    """How many of the rows ``ids`` of ``table`` ``owner`` still holds in ``state`` (a row
+    another replica set aside, e.g. an event parked once its claims ran out, keeps its owner:
+    it is no longer held)."""
     marks = ", ".join("?" for _ in ids)
-    return _count(db, f"SELECT count(*) AS n FROM {table} WHERE id IN ({marks}) AND owner = ?",
-                  (*ids, owner))
+    return _count(db, f"SELECT count(*) AS n FROM {table} WHERE id IN ({marks}) AND owner = ? "
+                      "AND state = ?", (*ids, owner, state))
 
 
 def _leader_epoch(db: Database) -> int:
@@ -317,9 +319,9 @@ def _kill_busy(db: Database, sandbox: Sandbox, victim: Forked,
         "SELECT id FROM actions WHERE state = 'started' AND owner = ?", (owner,))]
     victim.kill9()
     killed = time.monotonic()
-    claimed = _wait(lambda: _owned(db, "events", held, owner) == 0, 60,
+    claimed = _wait(lambda: _owned(db, "events", held, owner, "processing") == 0, 60,
                     "the dead replica's events claimed", every_s=0.01)
-    moved = (_wait(lambda: _owned(db, "actions", calls, owner) == 0, 60,
+    moved = (_wait(lambda: _owned(db, "actions", calls, owner, "started") == 0, 60,
                    "the dead replica's calls taken over", every_s=0.01) if calls else None)
     sandbox.reset()
     victim.start(bound_s=180)
