@@ -20,7 +20,8 @@ the replicas', PostgreSQL's and this process's (the sender and the emulators); `
 transactions PostgreSQL committed per event.
 
 ``--part failover``: three live replicas; ``kill -9`` of the leader, timed to the next leader's
-lease (the ``leases`` row, polled every 10 ms), and ``kill -9`` of a replica holding events whose
+lease and to its first leader-only job (the ``leases`` row's epoch and ``ticked_ms``, polled
+every 10 ms), and ``kill -9`` of a replica holding events whose
 ``createRun`` is in flight (the emulator holds answers back), timed to each of them being
 claimed by another replica and to its call being reconciled by another replica.
 
@@ -251,11 +252,13 @@ def _owner_of(db: Database, replica: Forked) -> str:
     return str(rows[0]["owner"])
 
 
-def _owned(db: Database, table: str, ids: list[str], owner: str) -> int:
-    """How many of the rows ``ids`` of ``table`` ``owner`` still holds."""
+def _owned(db: Database, table: str, ids: list[str], owner: str, state: str) -> int:
+    """How many of the rows ``ids`` of ``table`` ``owner`` still holds in ``state`` (a row
+    another replica set aside, e.g. an event parked once its claims ran out, keeps its owner:
+    it is no longer held)."""
     marks = ", ".join("?" for _ in ids)
-    return _count(db, f"SELECT count(*) AS n FROM {table} WHERE id IN ({marks}) AND owner = ?",
-                  (*ids, owner))
+    return _count(db, f"SELECT count(*) AS n FROM {table} WHERE id IN ({marks}) AND owner = ? "
+                      "AND state = ?", (*ids, owner, state))
 
 
 def _leader_epoch(db: Database) -> int:
@@ -263,17 +266,29 @@ def _leader_epoch(db: Database) -> int:
     return held[1] if held else 0
 
 
-def _kill_leader(db: Database, replicas: _Replicas) -> float:
-    """Kill -9 the leader; seconds until another replica holds the lease (a new epoch)."""
+def _kill_leader(db: Database, replicas: _Replicas) -> tuple[float, float]:
+    """Kill -9 the leader; seconds until another replica holds the lease (a new epoch), and
+    until that leader began its first leader-only job (``leases.ticked_ms`` set under the new
+    epoch)."""
     _wait(lambda: _leader_epoch(db) > 0, 30, "a leader")
     holder, epoch = leases.current(db, leases.LEADER) or ("", 0)
     pid = db.query("SELECT pid FROM replicas WHERE owner = ?", (holder,))[0]["pid"]
     victim = next(r for r in replicas.all if r.pid == pid)
     victim.kill9()
     killed = time.monotonic()
-    elected = _wait(lambda: _leader_epoch(db) > epoch, 60, "the next leader", every_s=0.01)
+    seen: dict[str, float] = {}
+
+    def ticked() -> bool:
+        now_epoch, ticked_ms = leases.ticked(db, leases.LEADER)
+        if now_epoch > epoch:
+            seen.setdefault("elected", time.monotonic())
+        return now_epoch > epoch and ticked_ms > 0
+
+    first_tick = _wait(ticked, 60, "the next leader's first tick", every_s=0.01)
+    print(f"# leader killed: lease {seen['elected'] - killed:.2f} s, first tick "
+          f"{first_tick - killed:.2f} s", file=sys.stderr, flush=True)
     victim.start(bound_s=180)
-    return elected - killed
+    return seen["elected"] - killed, first_tick - killed
 
 
 def _kill_busy(db: Database, sandbox: Sandbox, victim: Forked,
@@ -304,9 +319,9 @@ def _kill_busy(db: Database, sandbox: Sandbox, victim: Forked,
         "SELECT id FROM actions WHERE state = 'started' AND owner = ?", (owner,))]
     victim.kill9()
     killed = time.monotonic()
-    claimed = _wait(lambda: _owned(db, "events", held, owner) == 0, 60,
+    claimed = _wait(lambda: _owned(db, "events", held, owner, "processing") == 0, 60,
                     "the dead replica's events claimed", every_s=0.01)
-    moved = (_wait(lambda: _owned(db, "actions", calls, owner) == 0, 60,
+    moved = (_wait(lambda: _owned(db, "actions", calls, owner, "started") == 0, 60,
                    "the dead replica's calls taken over", every_s=0.01) if calls else None)
     sandbox.reset()
     victim.start(bound_s=180)
@@ -326,7 +341,8 @@ def failover(server: PgServer, sandbox: Sandbox, tmp: Path, rounds: int) -> dict
     finally:
         db.close()
         server.drop(url)
-    return {"leader": leader, "claim": [c for c, _ in busy],
+    return {"leader": [e for e, _ in leader], "tick": [t for _, t in leader],
+            "claim": [c for c, _ in busy],
             "reconcile": [m for _, m in busy if m is not None]}
 
 
@@ -377,6 +393,8 @@ def failovers(args: argparse.Namespace, server: PgServer, tmp: Path) -> None:
         sandbox.stop()
     print(f"# {machine()}; {args.rounds} rounds; load average {os.getloadavg()[0]:.1f}")
     for name, what in (("leader", "kill -9 of the leader -> the next leader's lease"),
+                       ("tick", "kill -9 of the leader -> the next leader's first leader-only "
+                                "tick"),
                        ("claim", "kill -9 of a replica -> its events claimed elsewhere"),
                        ("reconcile", "kill -9 of a replica -> its calls in flight reconciled")):
         times = r[name]

@@ -8,12 +8,15 @@ function breaks nothing. Each tick is a plain method that tests call directly wi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import SchedulerNotRunningError
 
 from engine.clock import to_ms
 from engine.deps import Deps
@@ -61,6 +64,8 @@ class Scheduler:
         self._leader_only: set[str] = set()
         self.is_leader: Callable[[], bool] = lambda: True
         """Whether this replica leads (the service sets it: engine/runtime/liveness.py)."""
+        self.leader_ticked: Callable[[], object] = lambda: None
+        """Called as a leader-only job begins (the service records it on the lease)."""
         self._aps: BackgroundScheduler | None = None
 
     def _at(self, now: datetime | None) -> Deps:
@@ -154,9 +159,23 @@ class Scheduler:
 
     def _if_leader(self, func: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
-            return func() if self.is_leader() else None
+            if not self.is_leader():
+                return None
+            self.leader_ticked()
+            return func()
 
         return run
+
+    def lead_now(self) -> None:
+        """This replica just became the leader: its leader-only jobs run now, not at their
+        next interval (what a dead leader left waits no longer than the election)."""
+        aps = self._aps
+        if aps is None:
+            return
+        now = datetime.now(UTC)
+        for name in self._leader_only:
+            with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+                aps.modify_job(name, next_run_time=now)
 
     def shutdown(self) -> None:
         """Stop the interval jobs, waiting for a running one."""

@@ -105,6 +105,8 @@ class Service:
         retention.register(self.scheduler, db, settings, self.clock)
         chainer.register(self.scheduler, db, lambda: (deps.owner, self.liveness.epoch or 0))
         self.scheduler.is_leader = self.liveness.is_leader
+        self.scheduler.leader_ticked = self.liveness.ticked
+        self.liveness.on_elected = self.scheduler.lead_now
         self._listen_stop = threading.Event()
         self._reloads_seen = 0
         if db.dialect.name == "postgresql":
