@@ -24,7 +24,7 @@ import psycopg
 
 from engine.errors import StorageError
 from engine.store.leases import LEADER
-from engine.store.postgres import WRITER_LOCK, PostgresDatabase, _reason
+from engine.store.postgres import PostgresDatabase, _reason
 from engine.store.replicas import now_sql
 
 __all__ = ["END_WAIT_MS", "LEADER_LOCK", "STALE_MS", "LeaseLock"]
@@ -78,16 +78,15 @@ class LeaseLock:
             [(got,)] = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchall()
             if not got:
                 return None
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
-                [(epoch,)] = conn.execute(
-                    f"""INSERT INTO leases (name, holder, epoch, until_ms, ticked_ms)
-                        VALUES (%s, %s, 1, {self._now} + %s, 0)
-                        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
-                            epoch = leases.epoch + 1, until_ms = excluded.until_ms,
-                            ticked_ms = 0
-                        RETURNING epoch""",
-                    (self.name, self.holder, int(ttl_s * 1000))).fetchall()
+            # The update waits for fenced writes holding the row (FOR SHARE) to commit.
+            [(epoch,)] = conn.execute(
+                f"""INSERT INTO leases (name, holder, epoch, until_ms, ticked_ms)
+                    VALUES (%s, %s, 1, {self._now} + %s, 0)
+                    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                        epoch = leases.epoch + 1, until_ms = excluded.until_ms,
+                        ticked_ms = 0
+                    RETURNING epoch""",
+                (self.name, self.holder, int(ttl_s * 1000))).fetchall()
             return int(epoch)
         except psycopg.Error as exc:
             self.close()
