@@ -72,6 +72,22 @@ def test_a_batch_inside_a_transaction_commits_with_it(db: Database) -> None:
     assert inbox.get(db, receipt.event_id).raw == {"n": 1}
 
 
+def test_a_nul_character_is_kept_as_a_replacement_and_fails_no_other_payload(
+        db: Database) -> None:
+    """PostgreSQL's text holds no NUL: without the replacement the whole group commit failed
+    (503 to every payload in it, again at each retry)."""
+    bad = msgspec.structs.replace(_event("k-\x00nul"), resource="job\x00x", message="a\x00b")
+    [[stored], [other], [again]] = inbox.insert_batch(db, [
+        ([bad], {"m": "a\x00b"}, "x"), ([_event("k-fine")], {}, "x"), ([bad], {}, "x")])
+    assert (stored.duplicate, other.duplicate, again.duplicate) == (False, False, True)
+    assert again.event_id == stored.event_id
+    kept = inbox.get(db, stored.event_id)
+    assert (kept.event.dedup_key, kept.event.resource, kept.event.message) == (
+        "k-\ufffdnul", "job\ufffdx", "a\ufffdb")
+    assert kept.raw == {"m": "a\x00b"}
+    assert inbox.get(db, other.event_id).event.dedup_key == "k-fine"
+
+
 def test_postgres_intake_commits_while_another_thread_of_the_process_writes(
         pg_url: str) -> None:
     """The intake's insert needs no writer lock (its unique key settles conflicts), so it does
