@@ -189,7 +189,9 @@ def insert_batch(
         for event, event_json in (_storable(given, event_id),)
     ]
     # The unique dedup_key settles two replicas storing one delivery at once: no writer lock.
-    if db.dialect.name == "postgresql":
+    if not params:  # payloads whose parser found no event (ignored): nothing to commit
+        stored = []
+    elif db.dialect.name == "postgresql":
         stored = _insert_rows(db, now, params)
     else:
         with db.write(exclusive=False) as conn:
@@ -281,6 +283,7 @@ _INSERT_ROWS = """
 """
 """PostgreSQL's :data:`_INSERT` of a batch, in psycopg's marks: the time, then a column each
 (``ORDER BY n``: stored, hence claimed, in the order given)."""
+
 
 def existing_keys(db: Database, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` are dedup keys of stored events (look-ups on the unique index)."""

@@ -72,6 +72,13 @@ def test_a_batch_inside_a_transaction_commits_with_it(db: Database) -> None:
     assert inbox.get(db, receipt.event_id).raw == {"n": 1}
 
 
+def test_a_batch_of_payloads_without_events_stores_nothing(db: Database) -> None:
+    """Payloads whose parser found no event (answered ``ignored``) may make a group commit of
+    their own: it succeeds with nothing to store."""
+    assert inbox.insert_batch(db, [([], {"n": 1}, "x"), ([], {"n": 2}, "y")]) == [[], []]
+    assert db.query("SELECT count(*) AS n FROM events")[0]["n"] == 0
+
+
 def test_a_nul_character_is_kept_as_a_replacement_and_fails_no_other_payload(
         db: Database) -> None:
     """PostgreSQL's text holds no NUL: without the replacement the whole group commit failed
