@@ -112,19 +112,6 @@ class _Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.raw.execute(sql_for_psycopg(sql), tuple(params))
 
-    def execute_many(self, sql: str, params: Sequence[Sequence[Any]], *,
-                     notify: str = "") -> list[Any]:
-        """The row ``sql`` returns for each parameter set, in order, all in one round trip
-        (psycopg's pipeline mode); first a NOTIFY on ``notify`` if given (sent at commit)."""
-        cursor = self.raw.cursor()
-        with self.raw.pipeline():
-            if notify:
-                self.raw.execute("SELECT pg_notify(%s, '')", (notify,))
-            if params:
-                cursor.executemany(sql_for_psycopg(sql), [tuple(p) for p in params],
-                                   returning=True)
-        return [result.fetchone() for result in cursor.results()] if params else []
-
 
 class PostgresDatabase(Database):
     """A PostgreSQL database shared by every replica (see the module's docstring)."""
@@ -251,6 +238,35 @@ class PostgresDatabase(Database):
         finally:
             self._local.conn = None
             self._lock.release()
+
+    def insert_now(self, sql: str, params: Sequence[Any], *, notify: str) -> list[Any]:
+        """The rows of one statement (psycopg's marks: ``%s``, ``%b``) that settles its own
+        conflicts (no writer lock), committed with a NOTIFY on ``notify`` before this returns,
+        in ONE round trip: psycopg's pipeline of two statements (the lock timeout and the
+        NOTIFY, then ``sql``) and a sync, which PostgreSQL runs as one implicit transaction,
+        committed at the sync, rolled back whole if either fails. The intake's group commit.
+        Inside this thread's transaction (:meth:`batch`): run there, in a savepoint."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.write(exclusive=False) as held:
+                held.raw.execute("SELECT pg_notify(%s, '')", (notify,))
+                return held.raw.execute(sql, params).fetchall()
+        try:
+            raw = self._pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+        try:
+            cursor = raw.cursor()
+            with raw.pipeline():
+                raw.execute("SELECT set_config('lock_timeout', %s, true), pg_notify(%s, '')",
+                            (f"{LOCK_TIMEOUT_S}s", notify))
+                cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        except psycopg.Error as exc:
+            raise StorageError(f"write failed: {_reason(exc)}") from exc
+        finally:
+            self._pool.putconn(raw)
+        self.commits += 1
+        return rows
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -1,13 +1,19 @@
-"""One group commit of the inbox on both backends (on PostgreSQL the batch's inserts and its
-NOTIFY travel in one round trip, psycopg's pipeline): receipts in order, a key repeated in the
-batch or stored before answers the first event's id and counts as a duplicate."""
+"""One group commit of the inbox on both backends (on PostgreSQL the batch is one statement,
+committed with its NOTIFY in one round trip): receipts in order, a key repeated in the batch or
+stored before answers the first event's id and counts as a duplicate, the events are stored in
+the order given, and the commit waits for no other writer of the process."""
 
 from __future__ import annotations
 
-import msgspec
+import threading
 
+import msgspec
+import psycopg
+import pytest
+
+from engine.errors import StorageError
 from engine.events import ErrorEvent
-from engine.store import inbox
+from engine.store import inbox, postgres
 from engine.store.db import Database
 from receivers import intake
 from tests.fixtures.common import load_sample
@@ -35,3 +41,124 @@ def test_a_batch_answers_each_payload_in_order_with_its_duplicates(db: Database)
     assert [(r["dedup_key"], r["duplicates"], r["endpoint"]) for r in rows] == [
         ("k-a", 0, "x"), ("k-b", 1, "x"), ("k-c", 0, "y"), ("k-old", 1, "x")]
     assert inbox.get(db, c.event_id).raw == {"n": 4}
+
+
+def test_a_key_stored_before_and_repeated_in_a_batch_counts_every_repeat(db: Database) -> None:
+    [[stored]] = inbox.insert_batch(db, [([_event("k-old")], {}, "x")])
+    [[old, old_again], [new, new_again]] = inbox.insert_batch(db, [
+        ([_event("k-old"), _event("k-old")], {}, "x"),
+        ([_event("k-new"), _event("k-new")], {}, "x"),
+    ])
+    assert [(r.event_id == stored.event_id, r.duplicate) for r in (old, old_again)] == [
+        (True, True), (True, True)]
+    assert (new.duplicate, new_again.duplicate, new_again.event_id) == (False, True,
+                                                                        new.event_id)
+    rows = db.query("SELECT dedup_key, duplicates FROM events ORDER BY dedup_key")
+    assert [(r["dedup_key"], r["duplicates"]) for r in rows] == [("k-new", 1), ("k-old", 2)]
+
+
+def test_a_batch_is_stored_in_the_order_given(db: Database) -> None:
+    """The claims take events in their insertion order (the dialect's rowid)."""
+    keys = [f"k-{n}" for n in (5, 3, 9, 1, 7)]
+    inbox.insert_batch(db, [([_event(key)], {}, "x") for key in keys])
+    rows = db.query(f"SELECT dedup_key FROM events ORDER BY {db.dialect.rowid}")
+    assert [r["dedup_key"] for r in rows] == keys
+
+
+def test_a_batch_inside_a_transaction_commits_with_it(db: Database) -> None:
+    with db.batch():
+        [[receipt]] = inbox.insert_batch(db, [([_event("k-in")], {"n": 1}, "x")])
+        assert inbox.get(db, receipt.event_id) is not None  # seen by its own transaction
+    assert inbox.get(db, receipt.event_id).raw == {"n": 1}
+
+
+def test_a_batch_of_payloads_without_events_stores_nothing(db: Database) -> None:
+    """Payloads whose parser found no event (answered ``ignored``) may make a group commit of
+    their own: it succeeds with nothing to store."""
+    assert inbox.insert_batch(db, [([], {"n": 1}, "x"), ([], {"n": 2}, "y")]) == [[], []]
+    assert db.query("SELECT count(*) AS n FROM events")[0]["n"] == 0
+
+
+def test_a_nul_character_is_kept_as_a_replacement_and_fails_no_other_payload(
+        db: Database) -> None:
+    """PostgreSQL's text holds no NUL: without the replacement the whole group commit failed
+    (503 to every payload in it, again at each retry)."""
+    bad = msgspec.structs.replace(_event("k-\x00nul"), resource="job\x00x", message="a\x00b")
+    [[stored], [other], [again]] = inbox.insert_batch(db, [
+        ([bad], {"m": "a\x00b"}, "x"), ([_event("k-fine")], {}, "x"), ([bad], {}, "x")])
+    assert (stored.duplicate, other.duplicate, again.duplicate) == (False, False, True)
+    assert again.event_id == stored.event_id
+    kept = inbox.get(db, stored.event_id)
+    assert (kept.event.dedup_key, kept.event.resource, kept.event.message) == (
+        "k-\ufffdnul", "job\ufffdx", "a\ufffdb")
+    assert kept.raw == {"m": "a\x00b"}
+    assert inbox.get(db, other.event_id).event.dedup_key == "k-fine"
+
+
+def test_postgres_intake_commits_while_another_thread_of_the_process_writes(
+        pg_url: str) -> None:
+    """The intake's insert needs no writer lock (its unique key settles conflicts), so it does
+    not queue behind a write transaction another thread of the process (the worker) holds."""
+    db = Database(pg_url)
+    holding, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with db.write():
+            holding.set()
+            release.wait(60)
+
+    stored: list[list[inbox.Receipt]] = []
+    writer = threading.Thread(target=worker)
+    intake_thread = threading.Thread(target=lambda: stored.extend(
+        inbox.insert_batch(db, [([_event("k-beside")], {}, "x")])))
+    writer.start()
+    try:
+        assert holding.wait(30)
+        intake_thread.start()
+        intake_thread.join(30)  # a bound, not a measure: without the change it waits for ever
+        committed_while_held = not intake_thread.is_alive()
+    finally:
+        release.set()
+        writer.join(30)
+        intake_thread.join(30)
+        db.close()
+    assert committed_while_held
+    assert [[r.duplicate for r in receipts] for receipts in stored] == [[False]]
+
+
+def test_postgres_a_batch_that_fails_stores_nothing_and_wakes_no_one(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's NOTIFY and insert are one transaction (one round trip, no BEGIN/COMMIT):
+    an insert that fails (here: the table locked past the lock timeout) takes its NOTIFY with
+    it, and the next batch commits on the same pool."""
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT_S", 1)
+    db, other = Database(pg_url), Database(pg_url)
+    heard: list[str] = []
+    connected, marked, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def on_notify(payload: str) -> None:
+        heard.append(payload)
+        (marked if payload == "marker" else connected).set()
+
+    listener = threading.Thread(target=other.listen, args=(inbox.WAKE_CHANNEL, on_notify, stop))
+    listener.start()
+    try:
+        assert connected.wait(30)
+        with psycopg.connect(pg_url) as holder:
+            holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StorageError) as failed:
+                inbox.insert_batch(db, [([_event("k-locked")], {}, "x")])
+        assert str(failed.value) == "write failed: canceling statement due to lock timeout"
+        db.query("SELECT pg_notify(?, 'marker')", (inbox.WAKE_CHANNEL,))
+        assert marked.wait(30)
+        [[receipt]] = inbox.insert_batch(db, [([_event("k-later")], {}, "x")])
+    finally:
+        stop.set()
+        listener.join(timeout=30)
+        other.close()
+    try:
+        assert heard[:2] == ["", "marker"]  # notifications arrive in commit order
+        assert [r["dedup_key"] for r in db.query("SELECT dedup_key FROM events")] == ["k-later"]
+        assert not receipt.duplicate
+    finally:
+        db.close()
