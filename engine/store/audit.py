@@ -148,7 +148,7 @@ def append(
     fields = (ts_text, ts_ms, incident_id, event_id, kind, actor, resource, stored.decode())
     if db.dialect.name == "postgresql":
         # Unlinked: no head to read, so writers run side by side; the leader links it.
-        with db.write(exclusive=False) as conn:
+        with db.write() as conn:
             seq = conn.execute(
                 "INSERT INTO audit (ts, ts_ms, incident_id, event_id, kind, actor, resource, "
                 "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq", fields).fetchone()["seq"]
@@ -189,7 +189,7 @@ def link(db: Database, *, fence: tuple[str, int] | None = None,
     Raises StorageError if the database fails, or if a record changed under it."""
     if not db.query("SELECT 1 FROM audit WHERE hash IS NULL LIMIT 1"):
         return 0  # nothing waits: no transaction, no lock (an idle leader writes nothing)
-    with db.write(exclusive=False) as conn:
+    with db.write() as conn:
         if fence is not None and conn.execute(fence_sql(db), (LEADER, *fence)).fetchone() is None:
             return None
         # The head row exists before it is locked (a missing row locks nothing).

@@ -100,11 +100,8 @@ class Database(abc.ABC):
         return super().__new__(cls)
 
     @abc.abstractmethod
-    def write(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[Any]:
-        """One write transaction, committed on exit, rolled back on error. ``exclusive=False``
-        says it needs no other writer kept out (its statements are safe side by side, e.g.
-        an insert that resolves its own conflicts); no backend needs it now (PostgreSQL's
-        writes all run side by side): it stays for its callers."""
+    def write(self) -> contextlib.AbstractContextManager[Any]:
+        """One write transaction, committed on exit, rolled back on error."""
 
     @abc.abstractmethod
     def batch(self) -> contextlib.AbstractContextManager[None]:
@@ -180,7 +177,7 @@ class SqliteDatabase(Database):
                 module.create_schema(self)
 
     @contextmanager
-    def write(self, *, exclusive: bool = True) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error.
 
         Inside :meth:`batch` it is a savepoint of the batch's transaction instead: rolled back

@@ -189,13 +189,13 @@ def insert_batch(
         for events, raw_json, endpoint in rows for given, event_id in events
         for event, event_json in (_storable(given, event_id),)
     ]
-    # The unique dedup_key settles two replicas storing one delivery at once: no writer lock.
+    # The unique dedup_key settles two replicas storing one delivery at once.
     if not params:  # payloads whose parser found no event (ignored): nothing to commit
         stored = []
     elif db.dialect.name == "postgresql":
         stored = _insert_rows(db, now, params)
     else:
-        with db.write(exclusive=False) as conn:
+        with db.write() as conn:
             stored = [(row["id"], row["duplicates"] > 0, row["status"])
                       for row in (conn.execute(_INSERT, p).fetchone() for p in params)]
     found = iter(stored)

@@ -160,11 +160,9 @@ class PostgresDatabase(Database):
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
 
     @contextmanager
-    def write(self, *, exclusive: bool = True) -> Iterator[_Connection]:
-        """One write transaction (``exclusive`` is kept for its callers: no write holds a lock
-        of every replica any more); inside :meth:`batch` a savepoint of the batch's
-        transaction (rolled back alone on error; a conflict then rolls the batch back)."""
-        del exclusive
+    def write(self) -> Iterator[_Connection]:
+        """One write transaction; inside :meth:`batch` a savepoint of the batch's transaction
+        (rolled back alone on error; a conflict then rolls the batch back)."""
         held: _Connection | None = getattr(self._local, "conn", None)
         if held is not None:
             try:
@@ -241,13 +239,13 @@ class PostgresDatabase(Database):
 
     def insert_now(self, sql: str, params: Sequence[Any], *, notify: str) -> list[Any]:
         """The rows of one statement (psycopg's marks: ``%s``, ``%b``) that settles its own
-        conflicts (no writer lock), committed with a NOTIFY on ``notify`` before this returns,
+        conflicts, committed with a NOTIFY on ``notify`` before this returns,
         in ONE round trip: psycopg's pipeline of two statements (the lock timeout and the
         NOTIFY, then ``sql``) and a sync, which PostgreSQL runs as one implicit transaction,
         committed at the sync, rolled back whole if either fails. The intake's group commit.
         Inside this thread's transaction (:meth:`batch`): run there, in a savepoint."""
         if getattr(self._local, "conn", None) is not None:
-            with self.write(exclusive=False) as held:
+            with self.write() as held:
                 held.raw.execute("SELECT pg_notify(%s, '')", (notify,))
                 return held.raw.execute(sql, params).fetchall()
         try:

@@ -369,7 +369,7 @@ def test_the_metrics_count_a_record_committed_late_once(pg: Database, pg_url: st
 
     other = Database(pg_url)
     try:
-        with other.write(exclusive=False):  # a writer's transaction still open
+        with other.write():  # a writer's transaction still open
             audit_store.append(other, "rca", ts=T0, data={"analysis": {}})  # the lower seq
             audit_store.append(pg, "rca", ts=T0, data={"analysis": {}})
             assert rca_calls() == 0  # folded once linked
