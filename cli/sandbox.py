@@ -196,11 +196,10 @@ def run_sandbox(config_out: str | None) -> int:
                     click.echo(f"settings for the sandbox written to {config_out}")
                 click.echo(text, nl=False)
                 click.echo("serving the emulators; Ctrl-C stops them", err=True)
-                try:
-                    while True:
-                        time.sleep(3600)
-                except KeyboardInterrupt:
-                    pass
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:  # also one that comes while starting or writing the settings
+            pass
         except click.ClickException as exc:
             click.echo(f"remediator sandbox: {exc.message}", err=True)
             return 1
