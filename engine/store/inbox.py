@@ -183,11 +183,12 @@ def insert_batch(
         for events, raw, endpoint in payloads
     ]
     params = [
-        (event.id, event.dedup_key, now, endpoint, event.source, event.kind, event.status,
-         event.resource, event.run_id, event.fingerprint, event_json, raw_json,
-         target_of(event))
-        for events, raw_json, endpoint in rows for given, event_id in events
-        for event, event_json in (_storable(given, event_id),)
+        _columns((event_id, event.dedup_key, now, endpoint, event.source, event.kind,
+                  event.status, event.resource, event.run_id, event.fingerprint, event_json,
+                  raw_json, target_of(event)), event_json)
+        for events, raw_json, endpoint in rows for event, event_id in events
+        for event_json in (_encoder.encode(msgspec.structs.replace(event, id=event_id))
+                           .decode(),)
     ]
     # The unique dedup_key settles two replicas storing one delivery at once.
     if not params:  # payloads whose parser found no event (ignored): nothing to commit
@@ -202,28 +203,14 @@ def insert_batch(
     return [[Receipt(*next(found)) for _ in events] for events, _, _ in rows]
 
 
-def _storable(event: ErrorEvent, event_id: str) -> tuple[ErrorEvent, str]:
-    """The event as stored (with its id) and its JSON, each NUL character of its text as
-    U+FFFD: PostgreSQL's text holds none (the insert, and with it every payload of the group
-    commit, would fail), and both backends keep the same event. The raw payload keeps its NULs
-    (JSON escapes them)."""
-    event = msgspec.structs.replace(event, id=event_id)
-    encoded = _encoder.encode(event)
-    if b"\\u0000" in encoded:  # rare: the walk only then
-        encoded = _encoder.encode(_without_nul(msgspec.json.decode(encoded)))
-        event = msgspec.json.decode(encoded, type=ErrorEvent)
-    return event, encoded.decode()
-
-
-def _without_nul(value: Any) -> Any:
-    """Decoded JSON with each NUL character of its strings (keys too) as U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    return value
+def _columns(values: tuple[Any, ...], event_json: str) -> tuple[Any, ...]:
+    """An event's row, each NUL character of its text columns as U+FFFD: PostgreSQL's text
+    holds none (the insert, and with it every payload of the group commit, would fail). The
+    event's JSON (and the raw payload's) keeps them, escaped, so the engine sees the event as
+    sent (a name with a NUL is still refused as one)."""
+    if "\\u0000" not in event_json:  # rare: the replacement only then
+        return values
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values)
 
 
 _INSERT = """
