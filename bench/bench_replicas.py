@@ -10,6 +10,7 @@ each setting the inbox is counted: every acknowledged webhook must be a stored e
 
     .venv/bin/python bench/bench_replicas.py                        # ~2 min
     .venv/bin/python bench/bench_replicas.py --requests 4000 --replicas 1 2 4
+    .venv/bin/python bench/bench_replicas.py --pin --replicas 1      # a core per replica
 
 ``--part e2e``: end to end with the engines running, ``serve`` replicas (real processes, forked
 from one that did the imports) against the sandbox's emulators, dry-run and live: a burst of
@@ -91,12 +92,31 @@ def _stored(db_target: str) -> int:
         db.close()
 
 
+def _pin_tree(root_pid: int, cpu: int) -> None:
+    """Pin ``root_pid`` and its children (PostgreSQL's backends; those it forks later inherit
+    it) to core ``cpu``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(stat.parent.name)
+            if root_pid in (pid, ppid):
+                os.sched_setaffinity(pid, {cpu})
+        except (OSError, ValueError):
+            continue
+
+
 def run(targets: list[str], requests: int, concurrency: int, tmp: Path,
-        pg_pid: int | None) -> dict[str, Any]:
-    """One setting: a replica per target (the same database), a client per replica."""
+        pg_pid: int | None, *, pin: bool = False) -> dict[str, Any]:
+    """One setting: a replica per target (the same database), a client per replica (on core
+    1). ``pin``: each replica on core 0, PostgreSQL on core 1 beside the client, so that a
+    replica has one core to itself whichever backend it writes to (as it would with the
+    database on a machine of its own)."""
     specs = webhook_specs()
+    if pin and pg_pid:
+        _pin_tree(pg_pid, 1)
     servers = [Server(Path(t) if not t.startswith("postgresql") else tmp / f"r{i}.db",
-                      cpu=None, log=tmp / f"r{i}.log") for i, t in enumerate(targets)]
+                      cpu=0 if pin else None, log=tmp / f"r{i}.log")
+               for i, t in enumerate(targets)]
     for server, target in zip(servers, targets, strict=True):
         server.args[server.args.index("--db") + 1] = target
     results: list[dict[str, Any]] = [{} for _ in servers]
@@ -352,12 +372,12 @@ def intake(args: argparse.Namespace, server: PgServer | None, tmp: Path) -> None
     print(f"{'backend':<10} {'replicas':>8} {'webhooks/s':>11} {'per replica':>12} "
           f"{'replica cpu ms':>15} {'db cpu ms':>10} {'acked':>7} {'stored':>7}")
     rows = [("sqlite", run([str(tmp / "sqlite.db")], args.requests, args.concurrency,
-                           tmp, None))]
+                           tmp, None, pin=args.pin))]
     for n in args.replicas:
         url = server.fresh() if server is not None else args.db
         pg_pid = server.process.pid if server is not None and server.process else None
         rows.append(("postgresql", run([url] * n, args.requests, args.concurrency, tmp,
-                                       pg_pid)))
+                                       pg_pid, pin=args.pin)))
     for backend, r in rows:
         print(f"{backend:<10} {r['replicas']:>8} {r['rps']:>11,.0f} {r['rps_each']:>12,.0f} "
               f"{r['replica_cpu_ms']:>15.3f} {r['db_cpu_ms']:>10.3f} {r['acked']:>7} "
@@ -411,6 +431,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--pin", action="store_true", help="intake: each replica on core 0, "
+                        "PostgreSQL and the client on core 1 (a core per replica)")
     parser.add_argument("--events", type=int, default=400, help="e2e: webhooks per setting")
     parser.add_argument("--rounds", type=int, default=3, help="failover: kills of each kind")
     args = parser.parse_args()
