@@ -39,6 +39,11 @@ serialization failure."""
 LOCK_TIMEOUT_S = 10
 """How long a write waits for another replica's transaction before it fails (503)."""
 
+INSERT_CONFLICT_TRIES = 3
+"""Tries of one group commit the server rolls back to break a deadlock: two replicas' batches
+that hold the same new keys in opposite orders wait for each other's; the one run again
+finds the other's rows stored (its events answer duplicate) instead of answering 503."""
+
 POOL_MAX = 24
 """Connections per process: the worker's threads, the scheduler, the intake, the readers."""
 
@@ -243,11 +248,27 @@ class PostgresDatabase(Database):
         in ONE round trip: psycopg's pipeline of two statements (the lock timeout and the
         NOTIFY, then ``sql``) and a sync, which PostgreSQL runs as one implicit transaction,
         committed at the sync, rolled back whole if either fails. The intake's group commit.
+        Rolled back to break a deadlock with another replica's, it is run again
+        (:data:`INSERT_CONFLICT_TRIES`).
         Inside this thread's transaction (:meth:`batch`): run there, in a savepoint."""
         if getattr(self._local, "conn", None) is not None:
             with self.write() as held:
                 held.raw.execute("SELECT pg_notify(%s, '')", (notify,))
                 return held.raw.execute(sql, params).fetchall()
+        tries = 1
+        while True:
+            try:
+                rows = self._insert_once(sql, params, notify)
+            except TransactionConflict:  # a deadlock's loser: nothing of it was committed
+                if tries == INSERT_CONFLICT_TRIES:
+                    raise
+                tries += 1
+                continue
+            self.commits += 1
+            return rows
+
+    def _insert_once(self, sql: str, params: Sequence[Any], notify: str) -> list[Any]:
+        """One try of :meth:`insert_now`: its rows, or StorageError (nothing committed)."""
         try:
             raw = self._pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
@@ -258,13 +279,11 @@ class PostgresDatabase(Database):
                 raw.execute("SELECT set_config('lock_timeout', %s, true), pg_notify(%s, '')",
                             (f"{LOCK_TIMEOUT_S}s", notify))
                 cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            return cursor.fetchall()
         except psycopg.Error as exc:
-            raise StorageError(f"write failed: {_reason(exc)}") from exc
+            raise _write_failed(exc) from exc
         finally:
             self._pool.putconn(raw)
-        self.commits += 1
-        return rows
 
     @contextmanager
     def batch(self) -> Iterator[None]:
