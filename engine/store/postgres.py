@@ -39,6 +39,14 @@ serialization failure."""
 LOCK_TIMEOUT_S = 10
 """How long a write waits for another replica's transaction before it fails (503)."""
 
+IDLE_TX_TIMEOUT_S = 10
+"""How long a write transaction may sit idle (its process not sending the next statement)
+before the server ends its session, freeing its locks: a replica frozen mid-transaction
+(SIGSTOP, a paused VM) would otherwise hold them, the inbox's claims lock or the leader
+lease's row, and stop every other replica for as long as it is frozen. The heartbeat's TTL:
+a replica idle that long is taken for dead anyway. Calls out are made outside transactions
+(``outside``), so a live replica's stay far shorter."""
+
 INSERT_CONFLICT_TRIES = 3
 """Tries of one group commit the server rolls back to break a deadlock: two replicas' batches
 that hold the same new keys in opposite orders wait for each other's; the one run again
@@ -211,7 +219,9 @@ class PostgresDatabase(Database):
         conn = _Connection(raw)
         try:
             # One round trip (no parameters: the simple protocol takes several statements).
-            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
+            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'; "
+                        f"SET LOCAL idle_in_transaction_session_timeout = "
+                        f"'{IDLE_TX_TIMEOUT_S}s'")
         except psycopg.Error as exc:
             self._release(raw, broken=True)
             raise StorageError(f"database unavailable: {_reason(exc)}") from exc
