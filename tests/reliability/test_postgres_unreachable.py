@@ -50,3 +50,30 @@ def test_an_unreachable_database_answers_503_and_loses_nothing(
         assert stored == {first.json()["event_id"], again.json()["event_id"]}
     finally:
         db.close()
+
+
+def test_connections_ended_by_the_server_cost_no_webhook_a_503(
+        pg_server: PgServer, pg_url: str) -> None:
+    """The server ends every session of the service (a restart, a failover, an operator's
+    pg_terminate_backend, a proxy's idle cut) while it is idle: the pool still holds them,
+    and each used next failed its request (503 for a whole group commit). A connection found
+    ended before anything was sent on it is replaced, and the request goes through."""
+    name = pg_url.rsplit("/", 1)[1]
+    db = Database(pg_url)
+    settings = Settings(db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
+                        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+    try:
+        with TestClient(create_app(settings, db)) as client:
+            answers = [client.post("/azure-monitor", json=_payload(0), headers=HEADERS)]
+            for n in range(1, 4):
+                pg_server.admin("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                                f"WHERE datname = '{name}'")
+                answers.append(client.post("/azure-monitor", json=_payload(n),
+                                           headers=HEADERS))
+                assert (answers[-1].status_code, client.get("/ready").status_code) == (
+                    202, 200)
+            assert answers[0].status_code == 202
+        stored = {row["id"] for row in db.query("SELECT id FROM events")}
+        assert stored == {a.json()["event_id"] for a in answers}
+    finally:
+        db.close()
