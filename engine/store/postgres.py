@@ -39,8 +39,27 @@ serialization failure."""
 LOCK_TIMEOUT_S = 10
 """How long a write waits for another replica's transaction before it fails (503)."""
 
+IDLE_TX_TIMEOUT_S = 10
+"""How long a write transaction may sit idle (its process not sending the next statement)
+before the server ends its session, freeing its locks: a replica frozen mid-transaction
+(SIGSTOP, a paused VM) would otherwise hold them, the inbox's claims lock or the leader
+lease's row, and stop every other replica for as long as it is frozen. The heartbeat's TTL:
+a replica idle that long is taken for dead anyway. Calls out are made outside transactions
+(``outside``), so a live replica's stay far shorter."""
+
+INSERT_CONFLICT_TRIES = 3
+"""Tries of one group commit the server rolls back to break a deadlock: two replicas' batches
+that hold the same new keys in opposite orders wait for each other's; the one run again
+finds the other's rows stored (its events answer duplicate) instead of answering 503."""
+
 POOL_MAX = 24
 """Connections per process: the worker's threads, the scheduler, the intake, the readers."""
+
+LOST_TRIES = POOL_MAX + 1
+"""Connections tried for one read, one BEGIN or one group commit whose pooled connection the
+server had ended while it was idle (a restart, a failover, pg_terminate_backend, a proxy's
+idle cut): the pool keeps such a connection until it is used, and each would otherwise fail
+one request (503 for a whole group commit). One more than the pool holds."""
 
 
 class Row(tuple[Any, ...]):
@@ -198,20 +217,27 @@ class PostgresDatabase(Database):
         """Take this process's writer lock and a connection, begin; StorageError (nothing
         held) if any of it fails."""
         self._lock.acquire()
-        try:
-            raw = self._pool.getconn()
-        except psycopg_pool.PoolTimeout as exc:
-            self._lock.release()
-            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
-        conn = _Connection(raw)
-        try:
-            # One round trip (no parameters: the simple protocol takes several statements).
-            raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
-        except psycopg.Error as exc:
-            self._release(raw, broken=True)
-            raise StorageError(f"database unavailable: {_reason(exc)}") from exc
-        self._local.conn = conn
-        return conn
+        for tries in range(1, LOST_TRIES + 1):
+            try:
+                raw = self._pool.getconn()
+            except psycopg_pool.PoolTimeout as exc:
+                self._lock.release()
+                raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+            try:
+                # One round trip (no parameters: the simple protocol takes several statements).
+                raw.execute(f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'; "
+                            f"SET LOCAL idle_in_transaction_session_timeout = "
+                            f"'{IDLE_TX_TIMEOUT_S}s'")
+            except psycopg.Error as exc:
+                if raw.broken and tries < LOST_TRIES:  # ended while idle: nothing began
+                    self._pool.putconn(raw)  # the pool drops it
+                    continue
+                self._release(raw, broken=True)
+                raise StorageError(f"database unavailable: {_reason(exc)}") from exc
+            conn = _Connection(raw)
+            self._local.conn = conn
+            return conn
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _end(self, conn: _Connection, *, commit: bool) -> None:
         """Commit (or roll back) and give everything back; a failed commit raises
@@ -243,11 +269,32 @@ class PostgresDatabase(Database):
         in ONE round trip: psycopg's pipeline of two statements (the lock timeout and the
         NOTIFY, then ``sql``) and a sync, which PostgreSQL runs as one implicit transaction,
         committed at the sync, rolled back whole if either fails. The intake's group commit.
+        Rolled back to break a deadlock with another replica's, it is run again
+        (:data:`INSERT_CONFLICT_TRIES`).
         Inside this thread's transaction (:meth:`batch`): run there, in a savepoint."""
         if getattr(self._local, "conn", None) is not None:
             with self.write() as held:
                 held.raw.execute("SELECT pg_notify(%s, '')", (notify,))
                 return held.raw.execute(sql, params).fetchall()
+        conflicts = lost = 0
+        while True:
+            try:
+                rows = self._insert_once(sql, params, notify)
+            except TransactionConflict:  # a deadlock's loser: nothing of it was committed
+                conflicts += 1
+                if conflicts == INSERT_CONFLICT_TRIES:
+                    raise
+                continue
+            except _Lost:  # run again: a commit that did happen makes its rows duplicates
+                lost += 1
+                if lost == LOST_TRIES:
+                    raise
+                continue
+            self.commits += 1
+            return rows
+
+    def _insert_once(self, sql: str, params: Sequence[Any], notify: str) -> list[Any]:
+        """One try of :meth:`insert_now`: its rows, or StorageError (nothing committed)."""
         try:
             raw = self._pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
@@ -258,13 +305,13 @@ class PostgresDatabase(Database):
                 raw.execute("SELECT set_config('lock_timeout', %s, true), pg_notify(%s, '')",
                             (f"{LOCK_TIMEOUT_S}s", notify))
                 cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            return cursor.fetchall()
         except psycopg.Error as exc:
-            raise StorageError(f"write failed: {_reason(exc)}") from exc
+            if raw.broken:
+                raise _Lost(f"write failed: {_reason(exc)}") from exc
+            raise _write_failed(exc) from exc
         finally:
             self._pool.putconn(raw)
-        self.commits += 1
-        return rows
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -307,15 +354,22 @@ class PostgresDatabase(Database):
         """Rows of a read-only statement: on this thread's transaction if it has one (it
         sees what it wrote), else on any pooled connection."""
         held: _Connection | None = getattr(self._local, "conn", None)
-        try:
-            if held is not None:
-                return held.execute(sql, params).fetchall()
-            with self._pool.connection() as raw:
-                return _Connection(raw).execute(sql, params).fetchall()
-        except psycopg_pool.PoolTimeout as exc:
-            raise StorageError(f"read failed: {_reason(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StorageError(f"read failed: {_reason(exc)}") from exc
+        for tries in range(1, LOST_TRIES + 1):
+            try:
+                if held is not None:
+                    return held.execute(sql, params).fetchall()
+                with self._pool.connection() as raw:
+                    try:
+                        return _Connection(raw).execute(sql, params).fetchall()
+                    except psycopg.Error:
+                        if raw.broken and tries < LOST_TRIES:  # a read: run it again
+                            continue
+                        raise
+            except psycopg_pool.PoolTimeout as exc:
+                raise StorageError(f"read failed: {_reason(exc)}") from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"read failed: {_reason(exc)}") from exc
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: threading.Event,
                *, poll_s: float = 1.0) -> None:
@@ -337,6 +391,11 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         """Close the pool; the data stays on the server."""
         self._pool.close()
+
+
+class _Lost(StorageError):
+    """A group commit's connection was found ended: whether it committed is not known, and
+    running it again is safe (its rows are then duplicates of themselves)."""
 
 
 def _write_failed(exc: psycopg.Error) -> StorageError:

@@ -17,6 +17,7 @@ from engine.store import inbox, postgres
 from engine.store.db import Database
 from receivers import intake
 from tests.fixtures.common import load_sample
+from tests.reliability.conftest import poll
 
 
 def _event(key: str) -> ErrorEvent:
@@ -165,3 +166,52 @@ def test_postgres_a_batch_that_fails_stores_nothing_and_wakes_no_one(
         assert not receipt.duplicate
     finally:
         db.close()
+
+
+def _waiting_on_a_lock(pg_url: str, count: int) -> bool:
+    with psycopg.connect(pg_url, autocommit=True) as watcher:
+        [(n,)] = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()").fetchall()
+    return n >= count
+
+
+def test_postgres_two_replicas_group_commits_of_crossed_keys_both_commit(pg_url: str) -> None:
+    """Two replicas' group commits hold the same two deliveries in opposite orders (a sender's
+    retry of each landed on the other replica): each insert waits on the other's new key, and
+    the server breaks the deadlock by rolling one back. That batch is run again (the winner's
+    rows are now stored: its events answer duplicate) instead of failing every payload in it
+    with 503. A third session holding a key of the first batch makes the crossing certain."""
+    first, second = Database(pg_url), Database(pg_url)
+    answers: dict[str, list[list[inbox.Receipt]]] = {}
+    failures: dict[str, StorageError] = {}
+
+    def commit(name: str, db: Database, keys: list[str]) -> None:
+        try:
+            answers[name] = inbox.insert_batch(db, [([_event(key)], {}, "x") for key in keys])
+        except StorageError as exc:  # reported below, with its message
+            failures[name] = exc
+
+    a = threading.Thread(target=commit, args=("a", first, ["k-x", "k-hold", "k-y"]))
+    b = threading.Thread(target=commit, args=("b", second, ["k-y", "k-x"]))
+    try:
+        with psycopg.connect(pg_url) as holder:  # holds k-hold, uncommitted
+            holder.execute("INSERT INTO events (id, dedup_key, received_ms, endpoint, source,"
+                           " kind, status, resource, run_id, fingerprint, event, raw, lane)"
+                           " VALUES ('evt-hold', 'k-hold', 0, 'x', 's', 'k', 'new', 'r',"
+                           " '', 'f', '{}', '{}', 'l')")
+            a.start()  # stores k-x, then waits for k-hold
+            assert poll(lambda: _waiting_on_a_lock(pg_url, 1))
+            b.start()  # stores k-y, then waits for k-x
+            assert poll(lambda: _waiting_on_a_lock(pg_url, 2))
+            holder.rollback()  # a goes on to k-y: a waits for b, b for a
+        a.join(60)
+        b.join(60)
+    finally:
+        first.close()
+        second.close()
+    assert failures == {}
+    assert sorted(r["dedup_key"] for r in Database(pg_url).query(
+        "SELECT dedup_key FROM events")) == ["k-hold", "k-x", "k-y"]
+    duplicates = [r.duplicate for receipts in answers["a"] + answers["b"] for r in receipts]
+    assert sorted(duplicates) == [False, False, False, True, True]
