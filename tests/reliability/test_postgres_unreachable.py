@@ -26,12 +26,17 @@ def _cut(server: PgServer, name: str, *, off: bool) -> None:
                      f"WHERE datname = '{name}'")
 
 
+def _service(pg_url: str) -> tuple[Database, Settings]:
+    """The database and the settings of a service on ``pg_url`` (no /ready probe cache)."""
+    return Database(pg_url), Settings(
+        db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
+        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+
+
 def test_an_unreachable_database_answers_503_and_loses_nothing(
         pg_server: PgServer, pg_url: str) -> None:
     name = pg_url.rsplit("/", 1)[1]
-    db = Database(pg_url)
-    settings = Settings(db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
-                        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+    db, settings = _service(pg_url)
     try:
         with TestClient(create_app(settings, db)) as client:
             first = client.post("/azure-monitor", json=_payload(0), headers=HEADERS)
@@ -61,9 +66,7 @@ def test_connections_ended_by_the_server_cost_no_webhook_a_503(
     and each used next failed its request (503 for a whole group commit). A connection found
     ended before anything was sent on it is replaced, and the request goes through."""
     name = pg_url.rsplit("/", 1)[1]
-    db = Database(pg_url)
-    settings = Settings(db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
-                        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+    db, settings = _service(pg_url)
     try:
         with TestClient(create_app(settings, db)) as client:
             answers = [client.post("/azure-monitor", json=_payload(0), headers=HEADERS)]
@@ -85,9 +88,7 @@ def test_hostile_webhooks_on_postgres_are_answered_each_and_fail_no_other(pg_url
     """NULs in every text field, a field near the body limit, JSON nested past the bound and
     a body past it, mixed with ordinary alerts, against PostgreSQL: each is answered on its
     own (202, or 422/413 saying why), none answers 500, and every accepted one is stored."""
-    db = Database(pg_url)
-    settings = Settings(db=pg_url, api_keys=(Secret(RECEIVER_KEY),),
-                        intake=IntakeSettings(ready_probe_s=0, commit_timeout_s=8))
+    db, settings = _service(pg_url)
     nul = _payload(1)
     nul["data"]["essentials"]["alertRule"] = "rule\x00nul"
     nul["data"]["essentials"]["description"] = "a\x00b" * 1000
