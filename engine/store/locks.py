@@ -15,7 +15,8 @@ store write that reads before it writes makes itself safe in one of four ways:
   is a count of rows that do not exist yet (a budget, a cooldown, the silences' cap) or an
   order (the inbox's claims: one claim at a time, so
   that a lane's events are claimed in the order they came, never a later one past an
-  earlier one that another claim looked at and left).
+  earlier one that another claim looked at and left), or a cursor (the metrics' folding: one
+  replica's scrape at a time folds what came since the last).
 
 :func:`hold` holds one until the transaction ends: inside :meth:`Database.batch`, until the
 batch commits (or its next ``outside``), so that the rows the check allowed are written
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SCOPES", "Scope", "hold"]
 
-Scope = Literal["budget", "cooldown", "silences", "claims"]
+Scope = Literal["budget", "cooldown", "silences", "claims", "metrics"]
 
-SCOPES: dict[Scope, int] = {"budget": 2, "cooldown": 3, "silences": 4, "claims": 5}
+SCOPES: dict[Scope, int] = {"budget": 2, "cooldown": 3, "silences": 4, "claims": 5,
+                         "metrics": 6}
 """Each scope's class (the first key of PostgreSQL's two-key advisory locks, a space apart
 from the one-key locks of migrations and leases); the second key is a hash of the key."""
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from engine.store import locks
+
 if TYPE_CHECKING:
     from engine.store.db import Database
 
@@ -122,6 +124,7 @@ def refresh(db: Database, *, batch: int = 50_000) -> None:
     totals = _Totals()
     plain, rowid = db.dialect.unindexed, db.dialect.rowid
     with db.write() as conn:
+        locks.hold(db, "metrics", conn=conn)  # replicas scraping at once fold each row once
         audit_last = _cursor(conn, "audit")
         # By chain position, not seq: positions are given in order and never later to a
         # lower one (engine/store/audit.py), so a cursor on them misses no record.

@@ -27,6 +27,7 @@ from engine.remediation import settle
 from engine.runtime import deadletter, pipeline
 from engine.store import actions, inbox, incidents, rca, transitions
 from engine.store import audit as audit_store
+from engine.store import metrics as metrics_store
 from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN
@@ -367,3 +368,15 @@ def test_two_replicas_claiming_at_once_keep_a_lanes_order(
     first, second = _race(a.db, lambda: claim(a.db), lambda: claim(b.db))
     # the second takes lane L's first event, never its second one past it
     assert (first, second) == ([ids[0]], [ids[1]])
+
+
+def test_two_replicas_scraping_at_once_fold_each_record_once(
+    pair: tuple[EngineRig, EngineRig],
+) -> None:
+    a, b = pair
+    audit_store.append(a.db, "matched", ts=a.clock.now(), data={"rules": ["r1"]})
+    assert audit_store.link(a.db) == 1
+    # Both read the folding cursor before either commits: each would add the record.
+    _race(a.db, lambda: metrics_store.refresh(a.db), lambda: metrics_store.refresh(b.db))
+    assert [(c.labels, c.value) for c in metrics_store.counts(a.db, "matches")] == [
+        ({"rule": "r1"}, 1)]
