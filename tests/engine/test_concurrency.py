@@ -24,10 +24,11 @@ from engine.cloud.clients import Clients
 from engine.events import ErrorEvent
 from engine.remediation import plan as planner
 from engine.remediation import settle
-from engine.runtime import deadletter, pipeline
+from engine.runtime import deadletter, operators, pipeline
 from engine.store import actions, inbox, incidents, rca, transitions
 from engine.store import audit as audit_store
 from engine.store import metrics as metrics_store
+from engine.store import state as state_store
 from engine.store.db import Database
 from tests.engine.actions.conftest import adf_event, cloud_settings
 from tests.engine.test_worker import RERUN
@@ -380,3 +381,60 @@ def test_two_replicas_scraping_at_once_fold_each_record_once(
     _race(a.db, lambda: metrics_store.refresh(a.db), lambda: metrics_store.refresh(b.db))
     assert [(c.labels, c.value) for c in metrics_store.counts(a.db, "matches")] == [
         ({"rule": "r1"}, 1)]
+
+
+def _plan_without_acting(deps: Any, event: ErrorEvent) -> pipeline.Job:
+    """An event's stages up to its plan (the act stage would call out: commit and go on)."""
+    job = pipeline.Job(event=event)
+    for stage in pipeline.STAGES[:-1]:
+        stage(deps, job)
+        if job.done:
+            break
+    return job
+
+
+def test_a_resolve_by_hand_against_planning_on_its_incident_waits_and_wins(
+    pair: tuple[EngineRig, EngineRig],
+) -> None:
+    # Planning holds the incident's row (its rule set) and then takes the target's lock; a
+    # resolve by hand on another replica takes the row, then deletes the lock: one order, so
+    # the resolve waits for the plan and then cancels what it planned (no deadlock).
+    a, b = pair
+    deps = a.worker(RERUN, live=True).deps
+    event = _event(id="evt_1")
+    held, _ = _open(a.db, event, to_ms(a.clock.now()))  # an open incident the event joins
+    deadlocks = _deadlocks(a.db)
+    job, closed = _race(a.db, lambda: _plan_without_acting(deps, event),
+                        lambda: operators.resolve(b.db, held.id, "fixed it", "alice"))
+    assert job.incident is not None and job.incident.state == "remediating"
+    assert (closed.id, closed.state) == (held.id, "resolved")
+    assert [r.state for r in actions.for_incident(a.db, held.id)] == ["cancelled"]
+    assert state_store.get_lock(a.db, held.target, to_ms(a.clock.now())) is None
+    assert _deadlocks(a.db) == deadlocks
+    assert audit_store.verify_chain(a.db).ok
+
+
+def test_an_event_of_an_incident_resolved_by_hand_meanwhile_opens_the_next_one(
+    pair: tuple[EngineRig, EngineRig],
+) -> None:
+    # The resolve holds the incident's row and the target's lock row; the next event of the
+    # failure, on another replica, waits on the row (open-or-join's ON CONFLICT), then opens
+    # a new incident (the held one is no longer active) and plans it under a fresh lock.
+    a, b = pair
+    deps_a, deps_b = (rig.worker(RERUN, live=True).deps for rig in (a, b))
+    first = _plan_without_acting(deps_a, _event(id="evt_1"))
+    assert first.incident is not None and first.incident.state == "remediating"
+    incident_id = first.incident.id
+    deadlocks = _deadlocks(a.db)
+    closed, job = _race(a.db, lambda: operators.resolve(a.db, incident_id, "fixed", "alice"),
+                        lambda: _plan_without_acting(deps_b, _event(id="evt_2",
+                                                                    dedup_key="again")))
+    assert closed.state == "resolved"
+    assert job.incident is not None and job.incident.id != incident_id
+    assert job.incident.state == "remediating"
+    assert [r.state for r in actions.for_incident(a.db, incident_id)] == ["cancelled"]
+    assert [r.state for r in actions.for_incident(a.db, job.incident.id)] == ["scheduled"]
+    lock = state_store.get_lock(a.db, job.incident.target, to_ms(a.clock.now()))
+    assert lock is not None and lock.holder == job.incident.id
+    assert _deadlocks(a.db) == deadlocks
+    assert audit_store.verify_chain(a.db).ok
