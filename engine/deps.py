@@ -51,7 +51,8 @@ class Deps:
     """The dependencies of one worker: ``db``; ``playbooks``; ``actions`` (the registry's
     table); ``ctx`` (the cloud clients, for the actions); ``live`` (dry-run otherwise);
     ``clock``; the ``rca`` and ``enrich`` hooks (none: no analysis, no look-ups); ``options``
-    (``[engine]``); ``owner`` names this process in the intents it commits.
+    (``[engine]``); ``owner`` names this process in the intents it commits; ``may_call``
+    says whether it may still make a call out.
     """
 
     db: Database
@@ -64,6 +65,9 @@ class Deps:
     enrich: Enrich | None = None
     options: EngineSettings = field(default_factory=EngineSettings)
     owner: str = field(default_factory=lambda: new_id("proc"))
+    may_call: Callable[[], bool] = field(default=lambda: True)
+    """Asked right before each call out: False stops it (this replica's heartbeat may have
+    expired, its row taken over; engine/runtime/liveness.py ``may_call``)."""
 
     def now(self) -> datetime:
         """The current time from the clock."""

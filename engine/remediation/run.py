@@ -92,6 +92,10 @@ def _call(deps: Deps, row: actions_store.ActionRow, incident: incidents_store.In
             with deps.db.outside():
                 checked.read(spec, params, event, deps.ctx)
                 if not checked.skips:
+                    if not deps.may_call():  # paused past its heartbeat: the row is not ours
+                        raise actions_store.NotOwner(
+                            f"{row.reference}: not called: {deps.owner}'s heartbeat may have "
+                            "expired (another replica takes the row over)")
                     result = spec.run(params, event, ctx)
         finally:
             checked.audit(deps, row, ids)

@@ -18,6 +18,7 @@ leader would lose. A leader whose lock session breaks steps down at once.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -55,13 +56,16 @@ class Liveness:
         at once: engine/runtime/scheduler.py ``lead_now``)."""
         self.lock = LeaseLock(db, owner) if isinstance(db, PostgresDatabase) else None
         self._leading = threading.RLock()  # one step of the bid at a time (two threads bid)
+        self._renewed = float("-inf")  # time.monotonic() when the last renewal was sent
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Register (StorageError if the database refuses: the service must not start) and
         begin beating."""
+        sent = time.monotonic()
         replicas.register(self.db, self.owner, ttl_s=self.ttl_s)
+        self._renewed = sent
         self._lead(renew=True)
         self._stop.clear()
         self._threads = [threading.Thread(target=self._run, name="remediator-heartbeat",
@@ -75,6 +79,7 @@ class Liveness:
     def beat(self) -> bool:
         """Renew once (and bid for the lease); False once fenced (or while the database
         cannot be reached)."""
+        sent = time.monotonic()
         try:
             alive = replicas.beat(self.db, self.owner, ttl_s=self.ttl_s)
         except StorageError as exc:
@@ -87,10 +92,24 @@ class Liveness:
                       detail="other replicas take this one's work over; it starts no call "
                              "and must be restarted")
         if alive:
+            self._renewed = max(self._renewed, sent)
             self._lead(renew=True)
         else:
             self._step_down("heartbeat_expired")
         return alive
+
+    def may_call(self) -> bool:
+        """Whether this replica may make a call out now: not fenced, and its heartbeat renewed
+        (by this process's own monotonic clock, which runs on while it is paused) less than a
+        life minus a beat ago, or renewed now. A replica paused past its heartbeat (SIGSTOP, a
+        frozen VM) between the decision to call and the call would otherwise call after
+        another replica took the row over and made the call itself; a renewal that succeeds
+        proves the heartbeat never expired, so no other replica took anything over."""
+        if self.fenced:
+            return False
+        if time.monotonic() - self._renewed < self.ttl_s - self.beat_s:
+            return True
+        return self.beat()
 
     def _lead(self, *, renew: bool) -> None:
         """One step of the bid: take the leader lease, or renew it (``renew``: each beat) or

@@ -32,6 +32,7 @@ from engine.store import audit as audit_store
 from engine.store import inbox
 from engine.store import state as state_store
 from engine.store.db import Database
+from engine.store.ids import new_id
 from engine.text import secret_values
 
 __all__ = ["Service", "Status"]
@@ -87,6 +88,8 @@ class Service:
         self.ctx = ActionContext(clients=self.clients)
         self.parse_cluster_page = parse_cluster_page
         clients = self.clients
+        owner = new_id("proc")
+        self.liveness = Liveness(db, owner)
         self.worker = Worker(
             db, self.playbooks, self.actions, self.ctx, settings, self.clock,
             rca if rca is not None else make_rca(settings, db, self.actions, clock=self.clock),
@@ -94,9 +97,9 @@ class Service:
                 event, clients, now=self.clock.now(),
                 max_age_s=(options or settings.engine).max_alert_age_s),
             options=options, poll_s=poll_s, fallback_poll_s=fallback_poll_s,
+            owner=owner, may_call=self.liveness.may_call,
         )
         deps = self.worker.deps
-        self.liveness = Liveness(db, deps.owner)
         if parse_cluster_page is not None:
             # Epoch 0 is never a lease's: a replica that does not lead writes no checkpoint.
             pollers.register(self.scheduler, deps, clients, settings, parse_cluster_page,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -56,10 +56,13 @@ class Worker:
                  ctx: ActionContext, settings: Settings, clock: Clock | None = None,
                  rca: Rca | None = None, *, enrich: Enrich | None = None,
                  options: EngineSettings | None = None, poll_s: float = 1.0,
-                 fallback_poll_s: float | None = None) -> None:
+                 fallback_poll_s: float | None = None, owner: str | None = None,
+                 may_call: Callable[[], bool] | None = None) -> None:
         self.deps = Deps(db=db, playbooks=playbooks, actions=actions, ctx=ctx,
                          live=settings.live, clock=clock or SystemClock(), rca=rca,
-                         enrich=enrich, options=options or settings.engine)
+                         enrich=enrich, options=options or settings.engine,
+                         **({"owner": owner} if owner else {}),
+                         **({"may_call": may_call} if may_call else {}))
         # Several replicas (PostgreSQL): a dead one's calls in flight are looked for often,
         # so that they are reconciled soon after its heartbeat expires.
         self.scheduler = Scheduler(

@@ -8,11 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from engine.actions.context import ActionContext
 from engine.cloud.clients import Clients
+from engine.runtime.liveness import Liveness
 from engine.runtime.worker import Worker
 from engine.store import actions as actions_store
 from engine.store import audit as audit_store
@@ -44,9 +46,9 @@ def patient(engine_rig: EngineRig) -> Iterator[EngineRig]:
     clients.close()
 
 
-def _planned(rig: EngineRig) -> tuple[Worker, str, str, str]:
+def _planned(rig: EngineRig, **more: Any) -> tuple[Worker, str, str, str]:
     """A live worker that planned the two rows: it, the incident's id, the rows' ids."""
-    worker = rig.worker(DELAYED, live=True)
+    worker = rig.worker(DELAYED, live=True, **more)
     rig.deliver(adf_event())
     worker.drain()
     incident = only_incident(rig)
@@ -123,3 +125,24 @@ def test_a_row_taken_over_during_its_call_ends_the_run_not_the_event(
                                                       limit=1000)]
     assert kinds.count("action_started") == 1
     assert "action_succeeded" not in kinds and "action_failed" not in kinds
+
+
+def test_a_replica_paused_between_its_pre_check_and_its_call_does_not_call(
+    patient: EngineRig,
+) -> None:
+    """The pre-check read the run (held back: the replica as good as paused) while its
+    heartbeat expired and a third replica took the row over, which reconciles and reruns it:
+    this replica asks its heartbeat before calling, finds it expired, and calls nothing."""
+    rig = patient
+    liveness = Liveness(rig.db, "proc_paused")
+    worker, incident_id, rerun, _ = _planned(rig, owner=liveness.owner,
+                                             may_call=liveness.may_call)
+    took = _fenced_during_the_read(rig, worker, rerun)
+    rig.clock.advance(minutes=10)
+
+    worker.scheduler.run_due()
+
+    assert took == [True]
+    assert [c for c in rig.sandbox.calls("adf") if c["path"].endswith("/createRun")] == []
+    assert liveness.fenced
+    assert _states(rig, incident_id)[rerun] == ("started", "proc_third")
