@@ -107,6 +107,8 @@ class Liveness:
         proves the heartbeat never expired, so no other replica took anything over."""
         if self.fenced:
             return False
+        if not self._threads:  # not started (a service driven by hand): no heartbeat to lose
+            return True
         if time.monotonic() - self._renewed < self.ttl_s - self.beat_s:
             return True
         return self.beat()

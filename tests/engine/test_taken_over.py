@@ -56,11 +56,14 @@ def _planned(rig: EngineRig, **more: Any) -> tuple[Worker, str, str, str]:
     return worker, incident.id, rerun.id, note.id
 
 
-def _fenced_during_the_read(rig: EngineRig, worker: Worker, rerun_id: str) -> list[bool]:
+def _fenced_during_the_read(rig: EngineRig, worker: Worker, rerun_id: str, *,
+                            registered: bool = False) -> list[bool]:
     """Once the sandbox holds the next run read back, the worker's heartbeat expires and a
-    third replica takes the rerun over; the list gets whether it did."""
+    third replica takes the rerun over; the list gets whether it did. ``registered``: the
+    worker's heartbeat is already in the table."""
     me = worker.deps.owner
-    replicas.register(rig.db, me)
+    if not registered:
+        replicas.register(rig.db, me)
     replicas.register(rig.db, "proc_third")
     rig.sandbox.script("adf", "adf.getPipelineRun", hang=HANG_S)
     took: list[bool] = []
@@ -134,13 +137,18 @@ def test_a_replica_paused_between_its_pre_check_and_its_call_does_not_call(
     heartbeat expired and a third replica took the row over, which reconciles and reruns it:
     this replica asks its heartbeat before calling, finds it expired, and calls nothing."""
     rig = patient
-    liveness = Liveness(rig.db, "proc_paused")
+    # Beats rarer than the heartbeat's life: this process never counts it fresh by its own
+    # clock, so only a renewal at the call can say whether it still lives (here: resigned).
+    liveness = Liveness(rig.db, "proc_paused", ttl_s=30, beat_s=60)
     worker, incident_id, rerun, _ = _planned(rig, owner=liveness.owner,
                                              may_call=liveness.may_call)
-    took = _fenced_during_the_read(rig, worker, rerun)
-    rig.clock.advance(minutes=10)
-
-    worker.scheduler.run_due()
+    liveness.start()
+    try:
+        took = _fenced_during_the_read(rig, worker, rerun, registered=True)
+        rig.clock.advance(minutes=10)
+        worker.scheduler.run_due()
+    finally:
+        liveness.stop()
 
     assert took == [True]
     assert [c for c in rig.sandbox.calls("adf") if c["path"].endswith("/createRun")] == []
