@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from engine.store.db import Database
 
-__all__ = ["SCOPES", "Scope", "hold"]
+__all__ = ["SCOPES", "Scope", "hold", "try_hold"]
 
 Scope = Literal["budget", "cooldown", "silences", "claims", "metrics"]
 
@@ -54,3 +54,13 @@ def hold(db: Database, scope: Scope, key: str = "", *, conn: Any = None) -> None
         return
     with db.write() as held:
         held.execute(sql, (key,))
+
+
+def try_hold(db: Database, scope: Scope, *, conn: Any) -> bool:
+    """:func:`hold` on ``conn``'s transaction without waiting: False if another transaction
+    holds it (for work that another replica doing it now makes needless). SQLite: True."""
+    if db.dialect.name != "postgresql":
+        return True
+    row = conn.execute(f"SELECT pg_try_advisory_xact_lock({SCOPES[scope]}, hashtext('')) AS got"
+                       ).fetchone()
+    return bool(row["got"])

@@ -124,7 +124,10 @@ def refresh(db: Database, *, batch: int = 50_000) -> None:
     totals = _Totals()
     plain, rowid = db.dialect.unindexed, db.dialect.rowid
     with db.write() as conn:
-        locks.hold(db, "metrics", conn=conn)  # replicas scraping at once fold each row once
+        # Replicas scraping at once fold each row once: one folds, the others do not wait for
+        # it (a scrape answers with the totals as they stand).
+        if not locks.try_hold(db, "metrics", conn=conn):
+            return
         audit_last = _cursor(conn, "audit")
         # By chain position, not seq: positions are given in order and never later to a
         # lower one (engine/store/audit.py), so a cursor on them misses no record.
